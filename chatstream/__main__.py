@@ -1,0 +1,7 @@
+"""``python -m chatstream``: the command-line tool."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,583 @@
+"""The reduction rules: Chat Completions chunks in, ordered events and finished items out.
+
+Theory of operation
+-------------------
+The :class:`Accumulator` is fed one parsed chunk at a time (``feed``), then told how the
+input ended (``finish``). Each call returns the events it produced, in order. It does no
+I/O and keeps no clock: the same chunks always give the same events.
+
+Per choice it keeps at most one open reasoning item, one open assistant message and the
+tool calls being assembled. Within a delta, reasoning is read before text and text
+before tool calls, so when one chunk carries all three the items open in that order.
+
+A ``finish_reason`` finishes the choice's items, in the specification's order:
+
+* ``tool_calls`` (and the legacy ``function_call``): the reasoning item, then every named
+  call in order of first appearance. The message stays open until the stream ends.
+* ``length``: the stream will end in :class:`~chatstream.ContextWindowExceeded`;
+  ``content_filter`` in :class:`~chatstream.ContentFilterError`. Nothing more is finished.
+* ``stop`` or any other reason: the reasoning item, the message, then the named calls
+  whose arguments are empty or parse as JSON. A call whose arguments do not parse was
+  cut off; it is reported as incomplete, never handed over as whole.
+
+:class:`~chatstream.Completed` carries the usage and the response id, and usage often
+arrives after the finish chunk, so it is sent when the input ends (``[DONE]``, or end of
+input after a finish reason), after every item still open has been finished. Input that
+ends with neither is cut off: :class:`~chatstream.IncompleteStreamError`.
+
+Where the rules go beyond the specification, they follow
+``shared/conformance/README.md``, whose corpus of recorded provider streams proves them;
+each extension is marked below with the quirk it handles.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from .errors import (
+    ChatStreamError,
+    ContentFilterError,
+    ContextWindowExceeded,
+    IncompleteStreamError,
+    ProviderError,
+)
+from .events import (
+    Completed,
+    FunctionCall,
+    Message,
+    OutputItemAdded,
+    OutputItemDone,
+    OutputText,
+    OutputTextDelta,
+    Reasoning,
+    ReasoningContentDelta,
+    ReasoningText,
+    Refusal,
+    RefusalDelta,
+    ResponseEvent,
+    ResponseItem,
+    TokenUsage,
+)
+from .response import ChoiceResult, Response
+
+__all__ = ["Accumulator"]
+
+log = logging.getLogger("chatstream")
+
+Events = list[ResponseEvent]
+
+
+class _Call:
+    """A tool call being assembled from fragments."""
+
+    __slots__ = ("arguments", "id", "name", "slot")
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+    def item(self) -> FunctionCall:
+        return FunctionCall(
+            name=self.name or "",
+            arguments="".join(self.arguments),
+            call_id=self.id or f"tool-call-{self.slot}",
+        )
+
+    def looks_whole(self) -> bool:
+        """Empty arguments, or arguments that parse as JSON: the call was not cut off."""
+        text = "".join(self.arguments)
+        if not text.strip():
+            return True
+        try:
+            json.loads(text)
+        except ValueError:
+            return False
+        return True
+
+
+class _Choice:
+    """The state of one choice."""
+
+    __slots__ = (
+        "calls",
+        "calls_by_id",
+        "calls_by_slot",
+        "done_calls",
+        "finish_reason",
+        "incomplete_calls",
+        "index",
+        "items",
+        "last_call",
+        "message_open",
+        "message_parts",
+        "next_slot",
+        "reasoning",
+        "reasoning_open",
+        "reasoning_parts",
+        "refusal",
+        "text",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        # Everything received, for the result.
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] | None = None
+        # The open message: its parts as [kind, pieces], consecutive pieces of one kind
+        # joined into one part (the specification's later versions do the same).
+        self.message_parts: list[tuple[type[OutputText | Refusal], list[str]]] = []
+        self.message_open = False
+        self.reasoning_parts: list[str] = []
+        self.reasoning_open = False
+        # Tool calls being assembled, in order of first appearance.
+        self.calls: list[_Call] = []
+        self.calls_by_slot: dict[int, _Call] = {}
+        self.calls_by_id: dict[str, _Call] = {}
+        self.last_call: _Call | None = None
+        self.next_slot = 0
+        self.done_calls: list[FunctionCall] = []
+        self.incomplete_calls: list[FunctionCall] = []
+        self.items: list[ResponseItem] = []
+        self.finish_reason: str | None = None
+
+    # --- appending ---------------------------------------------------------------------
+
+    def add_text(self, text: str, events: Events) -> None:
+        self.text.append(text)
+        self._message_piece(OutputText, text, events)
+        events.append(OutputTextDelta(text, self.index))
+
+    def add_refusal(self, text: str, events: Events) -> None:
+        if self.refusal is None:
+            self.refusal = []
+        self.refusal.append(text)
+        self._message_piece(Refusal, text, events)
+        events.append(RefusalDelta(text, self.index))
+
+    def _message_piece(self, kind: type[OutputText | Refusal], text: str, events: Events) -> None:
+        if not self.message_open:
+            self.message_open = True
+            events.append(OutputItemAdded(Message(), self.index))
+        parts = self.message_parts
+        if parts and parts[-1][0] is kind:
+            parts[-1][1].append(text)
+        else:
+            parts.append((kind, [text]))
+
+    def add_reasoning(self, text: str, events: Events) -> None:
+        self.reasoning.append(text)
+        if not self.reasoning_open:
+            self.reasoning_open = True
+            events.append(OutputItemAdded(Reasoning(), self.index))
+        self.reasoning_parts.append(text)
+        events.append(ReasoningContentDelta(text, 0, self.index))
+
+    def add_call_fragment(self, fragment: dict[str, Any]) -> None:
+        index = fragment.get("index")
+        slot = index if type(index) is int and index >= 0 else None
+        call_id = fragment.get("id")
+        if type(call_id) is not str or not call_id:
+            call_id = None  # an empty id counts as absent (alibaba-tool-call)
+        call = self.calls_by_id.get(call_id) if call_id is not None else None
+        if call is None and slot is not None:
+            call = self.calls_by_slot.get(slot)
+            if call is not None and call_id is not None and call.id not in (None, call_id):
+                # A new id on an occupied index is a new call: Ollama and Bedrock proxies
+                # number every parallel call 0 (vercel/ai#14277, langchain#35281).
+                call = None
+        if call is None and call_id is None and slot is None:
+            call = self.last_call  # neither id nor index: it continues the last call
+        if call is None:
+            if slot is None:
+                while self.next_slot in self.calls_by_slot:
+                    self.next_slot += 1
+                slot = self.next_slot
+                self.next_slot += 1
+            call = _Call(slot)
+            self.calls.append(call)
+            self.calls_by_slot[slot] = call
+        if call_id is not None and call.id is None:
+            call.id = call_id
+            self.calls_by_id[call_id] = call
+        function = fragment.get("function")
+        if type(function) is dict:
+            name = function.get("name")
+            if call.name is None and type(name) is str and name:
+                call.name = name  # the first non-empty name; repeats never double it
+            arguments = function.get("arguments")
+            if type(arguments) is str and arguments:
+                call.arguments.append(arguments)
+        self.last_call = call
+
+    # --- finishing ---------------------------------------------------------------------
+
+    def finish_reasoning(self, events: Events) -> None:
+        if self.reasoning_open:
+            self.reasoning_open = False
+            text = "".join(self.reasoning_parts)
+            self.reasoning_parts = []
+            self._done(Reasoning(content=[ReasoningText(text)]), events)
+
+    def finish_message(self, events: Events) -> None:
+        if self.message_open:
+            self.message_open = False
+            content = [kind("".join(pieces)) for kind, pieces in self.message_parts]
+            self.message_parts = []
+            self._done(Message(content=content), events)
+
+    def finish_calls(self, events: Events, *, complete: bool, check_json: bool) -> None:
+        """Hand over the open calls: all named ones when ``complete``, else none; with
+        ``check_json`` only those whose arguments are whole. Unnamed calls are dropped."""
+        for call in self.calls:
+            if call.name is None:
+                log.debug("dropping tool call %s: it never got a name", call.slot)
+            elif complete and (not check_json or call.looks_whole()):
+                item = call.item()
+                self.done_calls.append(item)
+                self._done(item, events)
+            else:
+                self.incomplete_calls.append(call.item())
+        self.calls = []
+        self.calls_by_slot = {}
+        self.calls_by_id = {}
+        self.last_call = None
+        self.next_slot = 0
+
+    def _done(self, item: ResponseItem, events: Events) -> None:
+        self.items.append(item)
+        events.append(OutputItemDone(item, self.index))
+
+    def result(self) -> ChoiceResult:
+        pending = [c.item() for c in self.calls if c.name is not None]
+        return ChoiceResult(
+            index=self.index,
+            content="".join(self.text),
+            reasoning="".join(self.reasoning),
+            refusal=None if self.refusal is None else "".join(self.refusal),
+            tool_calls=list(self.done_calls),
+            incomplete_tool_calls=self.incomplete_calls + pending,
+            finish_reason=self.finish_reason,
+            items=list(self.items),
+        )
+
+
+def _reasoning_text(delta: dict[str, Any]) -> str | None:
+    """The reasoning of a delta, from exactly one of the fields providers use for it.
+
+    Some providers send the same text under two names, so the first present field wins
+    and the others are ignored: ``reasoning`` (a string, or an object with ``text`` or
+    ``content``; the specification's field, vLLM, Ollama, OpenRouter), then
+    ``reasoning_content`` (DeepSeek, Qwen, xAI, older vLLM), then the ``text`` or
+    ``summary`` of ``reasoning_details`` entries (OpenRouter).
+    """
+    reasoning = delta.get("reasoning")
+    if type(reasoning) is str:
+        if reasoning:
+            return reasoning
+    elif type(reasoning) is dict:
+        for key in ("text", "content"):
+            value = reasoning.get(key)
+            if type(value) is str:
+                return value
+    content = delta.get("reasoning_content")
+    if type(content) is str and content:
+        return content
+    details = delta.get("reasoning_details")
+    if type(details) is list:
+        texts = []
+        for entry in details:
+            if type(entry) is dict:
+                value = entry.get("text")
+                if type(value) is not str:
+                    value = entry.get("summary")
+                if type(value) is str:
+                    texts.append(value)
+        return "".join(texts)
+    return None
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int and value > 0 else 0
+
+
+def _usage(raw: dict[str, Any]) -> TokenUsage:
+    """Normalise a provider's usage object (``null`` counts as 0)."""
+    prompt = raw.get("prompt_tokens_details")
+    cached = prompt.get("cached_tokens") if type(prompt) is dict else None
+    if type(cached) is not int:
+        cached = raw.get("cached_tokens")  # Moonshot
+    if type(cached) is not int:
+        cached = raw.get("prompt_cache_hit_tokens")  # DeepSeek
+    completion = raw.get("completion_tokens_details")
+    reasoning = completion.get("reasoning_tokens") if type(completion) is dict else None
+    input_tokens = _int(raw.get("prompt_tokens"))
+    output_tokens = _int(raw.get("completion_tokens"))
+    total = raw.get("total_tokens")
+    return TokenUsage(
+        input_tokens=input_tokens,
+        cached_input_tokens=_int(cached),
+        output_tokens=output_tokens,
+        reasoning_output_tokens=_int(reasoning),
+        total_tokens=total if type(total) is int and total >= 0 else input_tokens + output_tokens,
+    )
+
+
+def _provider_error(payload: Any) -> ProviderError:
+    """A :class:`ProviderError` from an in-band error object, in any of its shapes:
+    ``{"error": {...}}``, ``{"error": "text"}``, ``{"type": "error", "message": ...}``,
+    ``{"type": "error", "error": {...}}``, or the data of an ``event: error`` frame."""
+    detail: Any = payload
+    if type(payload) is dict:
+        inner = payload.get("error")
+        if inner is not None:
+            detail = inner
+    if type(detail) is dict:
+        message = detail.get("message")
+        kind = detail.get("type")
+        code = detail.get("code")
+        param = detail.get("param")
+        return ProviderError(
+            f"The provider reported an error: {message}"
+            if isinstance(message, str) and message
+            else "The provider reported an error.",
+            type=kind if type(kind) is str else None,
+            code=code if type(code) in (str, int) else None,
+            param=param if type(param) is str else None,
+            payload=payload,
+        )
+    text = detail if type(detail) is str else json.dumps(detail)
+    return ProviderError(f"The provider reported an error: {text}", payload=payload)
+
+
+class Accumulator:
+    """Reduces Chat Completions chunks to events and a :class:`~chatstream.Response`.
+
+    Feed it every chunk (a parsed ``data:`` payload) in order, then call :meth:`finish`
+    once the input ends. It never raises for what a provider sends: a stream that ends
+    in an error sets :attr:`error` instead, after which it ignores further input.
+
+    Args:
+        drop_tool_calls_on_stop: Restore the specification's rule that ``finish_reason:
+            "stop"`` drops every tool call. By default a finished call is kept, because
+            Ollama, Gemini and sometimes OpenAI end tool calls with ``stop``.
+    """
+
+    def __init__(self, *, drop_tool_calls_on_stop: bool = False) -> None:
+        self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
+        #: The error that ended the stream, or ``None``.
+        self.error: ChatStreamError | None = None
+        #: True once the stream has ended, normally or not.
+        self.ended = False
+        #: Events whose data was not a JSON object (skipped).
+        self.skipped_events = 0
+        self._choices: dict[int, _Choice] = {}
+        self._response_id = ""
+        self._model: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._seen_finish = False
+        # An error a finish reason announced; it ends the stream once the input ends,
+        # so that a usage chunk after the finish still counts.
+        self._pending_error: ChatStreamError | None = None
+        self._cache: Response | None = None
+
+    @property
+    def all_choices_finished(self) -> bool:
+        """True when every choice seen so far has a finish reason: only trailing usage
+        or ``[DONE]`` can follow."""
+        return self._seen_finish and all(
+            c.finish_reason is not None for c in self._choices.values()
+        )
+
+    def feed(self, chunk: Any, *, event: str = "message") -> Events:
+        """Add one chunk (the parsed data of one SSE event) and return its events.
+
+        Args:
+            chunk: The decoded JSON. Anything but an object is skipped and counted.
+            event: The SSE event type; data of an ``error`` event is a provider error.
+        """
+        if self.ended:
+            return []
+        self._cache = None
+        if event == "error":
+            self._fail(_provider_error(chunk))
+            return []
+        if type(chunk) is not dict:
+            self.skipped_events += 1
+            return []
+        if not self._response_id:
+            value = chunk.get("id")
+            if type(value) is str:
+                self._response_id = value
+        if self._model is None:
+            value = chunk.get("model")
+            if type(value) is str and value:
+                self._model = value
+        usage = chunk.get("usage")
+        if type(usage) is not dict:
+            groq = chunk.get("x_groq")
+            usage = groq.get("usage") if type(groq) is dict else None
+        if type(usage) is dict:
+            self._usage = usage  # the last one wins (xAI sends it before the last chunk)
+        error = chunk.get("error")
+        failed = error is not None or chunk.get("type") == "error"
+        events: Events = []
+        choices = chunk.get("choices")
+        if type(choices) is list:
+            for position, choice in enumerate(choices):
+                if type(choice) is dict:
+                    self._feed_choice(choice, position, events, finish=not failed)
+        if failed:
+            # The chunk's deltas are kept, but its finish reason is not applied: a stream
+            # that ends in an error completes nothing.
+            self._fail(_provider_error(chunk))
+        return events
+
+    def _feed_choice(
+        self, choice: dict[str, Any], position: int, events: Events, *, finish: bool
+    ) -> None:
+        index = choice.get("index")
+        if type(index) is not int or index < 0:
+            index = position
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _Choice(index)
+        delta = choice.get("delta")
+        if type(delta) is dict:
+            reasoning = _reasoning_text(delta)
+            if reasoning:
+                state.add_reasoning(reasoning, events)
+            content = delta.get("content")
+            if type(content) is str:
+                if content:
+                    state.add_text(content, events)
+            elif type(content) is list:
+                self._content_parts(state, content, events)
+            refusal = delta.get("refusal")
+            if type(refusal) is str and refusal:
+                state.add_refusal(refusal, events)
+            calls = delta.get("tool_calls")
+            if type(calls) is list and calls:
+                for fragment in calls:
+                    if type(fragment) is dict:
+                        state.add_call_fragment(fragment)
+            else:
+                legacy = delta.get("function_call")
+                if type(legacy) is dict:
+                    # The legacy single-call form; ignored when tool_calls is present,
+                    # since some servers send both (llamacpp-forced-tool-call).
+                    state.add_call_fragment({"function": legacy})
+        message = choice.get("message")
+        if type(message) is dict:
+            reasoning = _reasoning_text({"reasoning": message.get("reasoning")})
+            if reasoning:
+                state.add_reasoning(reasoning, events)
+        reason = choice.get("finish_reason")
+        # Old Ollama sends "" on every chunk: that is no finish reason.
+        if finish and type(reason) is str and reason:
+            self._finish_choice(state, reason, events)
+
+    @staticmethod
+    def _content_parts(state: _Choice, parts: list[Any], events: Events) -> None:
+        # Content as an array of parts (Mistral): "thinking" parts nest reasoning.
+        for part in parts:
+            if type(part) is not dict:
+                continue
+            if part.get("type") == "thinking":
+                thinking = part.get("thinking")
+                if type(thinking) is str:
+                    thinking = [{"text": thinking}]
+                if type(thinking) is list:
+                    for entry in thinking:
+                        text = entry.get("text") if type(entry) is dict else None
+                        if type(text) is str and text:
+                            state.add_reasoning(text, events)
+            else:
+                text = part.get("text")
+                if type(text) is str and text:
+                    state.add_text(text, events)
+
+    def _finish_choice(self, state: _Choice, reason: str, events: Events) -> None:
+        state.finish_reason = reason
+        self._seen_finish = True
+        if reason in ("tool_calls", "function_call"):
+            state.finish_reasoning(events)
+            state.finish_calls(events, complete=True, check_json=False)
+        elif reason == "length":
+            self._pending_error = self._pending_error or ContextWindowExceeded(
+                'The model stopped at its token limit (finish_reason "length").'
+            )
+        elif reason == "content_filter":
+            self._pending_error = self._pending_error or ContentFilterError(
+                "The provider's content filter stopped the answer "
+                '(finish_reason "content_filter").'
+            )
+        else:
+            state.finish_reasoning(events)
+            state.finish_message(events)
+            keep = not (reason == "stop" and self.drop_tool_calls_on_stop)
+            state.finish_calls(events, complete=keep, check_json=True)
+
+    def finish(self, *, done: bool = False) -> Events:
+        """The input ended; return the last events.
+
+        Args:
+            done: The ``[DONE]`` sentinel was seen (a normal end even without a finish
+                reason). Otherwise the input simply ran out, which is a normal end only
+                after a finish reason.
+        """
+        if self.ended:
+            return []
+        self._cache = None
+        if self._pending_error is not None:
+            self._fail(self._pending_error)
+            return []
+        if not done and not self._seen_finish:
+            self._fail(IncompleteStreamError("The stream ended without [DONE] or a finish_reason."))
+            return []
+        events: Events = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            state.finish_reasoning(events)
+            state.finish_message(events)
+            state.finish_calls(events, complete=True, check_json=True)
+        self.ended = True
+        events.append(Completed(self._response_id, self.usage))
+        return events
+
+    def fail(self, error: ChatStreamError) -> ChatStreamError:
+        """End the stream with ``error`` (the transport failed, say); return it with its
+        ``partial`` response set. Does nothing if the stream had already ended."""
+        if self.ended:
+            return self.error or error
+        self._cache = None
+        self._fail(error)
+        return error
+
+    def _fail(self, error: ChatStreamError) -> None:
+        self.ended = True
+        self.error = error
+        error.partial = self.response
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        """The usage reported so far, normalised, or ``None``."""
+        return None if self._usage is None else _usage(self._usage)
+
+    @property
+    def response(self) -> Response:
+        """The response as far as it got (complete once the stream has ended normally)."""
+        if self._cache is None:
+            self._cache = Response(
+                response_id=self._response_id,
+                model=self._model,
+                choices=[self._choices[i].result() for i in sorted(self._choices)],
+                usage=self.usage,
+                error=self.error,
+                skipped_events=self.skipped_events,
+            )
+        return self._cache

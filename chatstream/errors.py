@@ -1,0 +1,329 @@
+"""Every error chatstream raises, rooted in :class:`ChatStreamError`.
+
+::
+
+    ChatStreamError
+    ├── StreamError                    the stream started, then ended badly
+    │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
+    │   ├── ContextWindowExceeded      finish_reason "length"
+    │   ├── ContentFilterError         finish_reason "content_filter"
+    │   ├── ProviderError              an error object or an ``event: error`` frame in the stream
+    │   ├── EventTooLargeError         one SSE event over the size limit
+    │   ├── IdleTimeoutError           nothing arrived for too long (also a TimeoutError)
+    │   ├── StreamConnectionError      the connection broke (also a ConnectionError)
+    │   │   └── ConnectError           ... before any response arrived
+    │   │       └── ConnectTimeoutError    (also a TimeoutError)
+    │   ├── StreamClosedError          closed by the caller
+    │   └── CallbackError              an ``on_event`` callback raised
+    ├── APIStatusError                 the server answered with an HTTP error status
+    │   ├── BadRequestError            400, 422
+    │   ├── AuthenticationError        401
+    │   ├── PermissionDeniedError      403
+    │   ├── NotFoundError              404
+    │   ├── RateLimitError             429 (with ``retry_after``)
+    │   └── ServerError                5xx
+    ├── RedirectError                  a 3xx, which chatstream never follows
+    ├── UnexpectedResponseError        a 200 that is not an event stream
+    └── ConfigurationError             bad arguments (also a ValueError)
+
+Every error that ends a stream carries ``partial``: the :class:`~chatstream.Response` as far
+as it got, so nothing already received is lost. ``kind`` is a short stable name for the
+error, the one ``chatstream replay --result`` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .response import Response
+
+__all__ = [
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CallbackError",
+    "ChatStreamError",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "ContentFilterError",
+    "ContextWindowExceeded",
+    "EventTooLargeError",
+    "IdleTimeoutError",
+    "IncompleteStreamError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitError",
+    "RedirectError",
+    "ServerError",
+    "StreamClosedError",
+    "StreamConnectionError",
+    "StreamError",
+    "UnexpectedResponseError",
+]
+
+
+class ChatStreamError(Exception):
+    """Base of every chatstream error.
+
+    Attributes:
+        message: What happened, in one sentence.
+        partial: The response as far as it got when the error ended the stream (text,
+            reasoning, tool calls, usage received so far), or ``None`` when no stream
+            was started.
+    """
+
+    #: A short stable name for this kind of error.
+    kind: str = "error"
+
+    def __init__(self, message: str, *, partial: Response | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.partial = partial
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class StreamError(ChatStreamError):
+    """The stream started, then ended in an error."""
+
+
+class IncompleteStreamError(StreamError):
+    """The stream ended with neither ``[DONE]`` nor a ``finish_reason``: it was cut off."""
+
+    kind = "incomplete_stream"
+
+
+class ContextWindowExceeded(StreamError):
+    """The model stopped at its token limit (``finish_reason: "length"``).
+
+    The text produced so far is in ``partial``.
+    """
+
+    kind = "context_window_exceeded"
+
+
+class ContentFilterError(StreamError):
+    """The provider's content filter stopped the answer (``finish_reason: "content_filter"``)."""
+
+    kind = "content_filter"
+
+
+class ProviderError(StreamError):
+    """The provider reported an error inside the stream.
+
+    Attributes:
+        type: The provider's error type (e.g. ``"server_error"``), if it gave one.
+        code: The provider's error code, if it gave one.
+        param: The request parameter the error is about, if named.
+        payload: The error object as the provider sent it.
+    """
+
+    kind = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,
+        code: str | int | None = None,
+        param: str | None = None,
+        payload: Any = None,
+        partial: Response | None = None,
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.type = type
+        self.code = code
+        self.param = param
+        self.payload = payload
+
+
+class EventTooLargeError(StreamError):
+    """One SSE event grew past ``limit`` bytes; reading stopped there."""
+
+    kind = "event_too_large"
+
+    def __init__(self, message: str, *, limit: int, partial: Response | None = None) -> None:
+        super().__init__(message, partial=partial)
+        self.limit = limit
+
+
+class IdleTimeoutError(StreamError, TimeoutError):
+    """Nothing arrived within a time limit.
+
+    Attributes:
+        timeout: The limit that was reached, in seconds.
+        limit: Which limit: ``"idle"`` (no bytes), ``"event"`` (no data event) or
+            ``"total"`` (the whole stream).
+    """
+
+    kind = "idle_timeout"
+
+    def __init__(
+        self, message: str, *, timeout: float, limit: str = "idle", partial: Response | None = None
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.timeout = timeout
+        self.limit = limit
+
+
+class StreamConnectionError(StreamError, ConnectionError):
+    """The connection failed or broke while the response was being read."""
+
+    kind = "connection"
+
+
+class ConnectError(StreamConnectionError):
+    """No connection could be made, or it failed before any response arrived."""
+
+    kind = "connect"
+
+
+class ConnectTimeoutError(ConnectError, TimeoutError):
+    """Connecting took longer than the connect timeout."""
+
+    kind = "connect_timeout"
+
+
+class StreamClosedError(StreamError):
+    """The stream was closed by the caller before it ended."""
+
+    kind = "closed"
+
+
+class CallbackError(StreamError):
+    """An ``on_event`` callback raised; the original exception is ``__cause__``."""
+
+    kind = "callback_error"
+
+
+class APIStatusError(ChatStreamError):
+    """The server answered with an HTTP error status.
+
+    Attributes:
+        status: The HTTP status code.
+        type: The provider's error type from a JSON error body, if any.
+        code: The provider's error code from a JSON error body, if any.
+        param: The request parameter the error is about, if named.
+        body: The start of the response body, with credentials removed.
+        headers: The response headers.
+        request_id: The provider's request id header, if any.
+    """
+
+    kind = "http_status"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        type: str | None = None,
+        code: str | int | None = None,
+        param: str | None = None,
+        body: str = "",
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        partial: Response | None = None,
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.body = body
+        self.headers = dict(headers or {})
+        self.request_id = request_id
+
+
+class BadRequestError(APIStatusError):
+    """400 or 422: the server rejected the request."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or endpoint."""
+
+
+class NotFoundError(APIStatusError):
+    """404: wrong base URL, or an unknown model."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests.
+
+    Attributes:
+        retry_after: Seconds the server asked to wait (``Retry-After`` or
+            ``retry-after-ms``), or ``None``.
+    """
+
+    kind = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed."""
+
+
+class RedirectError(ChatStreamError):
+    """The server answered with a redirect. chatstream never follows one, because it would
+    carry the request and its credentials elsewhere.
+
+    Attributes:
+        status: The HTTP status code.
+        location: Where it pointed, without its query string.
+    """
+
+    kind = "redirect"
+
+    def __init__(
+        self, message: str, *, status: int, location: str, partial: Response | None = None
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.status = status
+        self.location = location
+
+
+class UnexpectedResponseError(ChatStreamError):
+    """The server answered 200, but not with an event stream (an HTML page from a proxy,
+    say).
+
+    Attributes:
+        status: The HTTP status code.
+        content_type: The ``Content-Type`` it sent.
+        body: The start of the body, with credentials removed.
+    """
+
+    kind = "unexpected_response"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        content_type: str,
+        body: str = "",
+        partial: Response | None = None,
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.status = status
+        self.content_type = content_type
+        self.body = body
+
+
+class ConfigurationError(ChatStreamError, ValueError):
+    """An argument is invalid (the message never repeats a secret)."""
+
+    kind = "configuration"

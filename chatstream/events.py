@@ -1,0 +1,335 @@
+"""The data model: finished items, their content parts, and the events of a stream.
+
+Names follow the Chat Completions reducer that chatstream ports (``ResponseItem`` and
+``ResponseEvent``), so code written against it reads the same here.
+
+Every class serialises to and from JSON through dataclasses-json. The JSON object of an
+item, a content part or an event carries a ``"type"`` tag naming its kind, so a stream of
+events written with :meth:`~Serializable.to_json` can be read back with
+:func:`event_from_json` without knowing the kinds in advance::
+
+    >>> from chatstream import OutputTextDelta, event_from_json
+    >>> OutputTextDelta("Hi").to_json()
+    '{"type": "output_text_delta", "delta": "Hi", "choice_index": 0}'
+    >>> event_from_json(_)
+    OutputTextDelta(delta='Hi', choice_index=0)
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from dataclasses_json import DataClassJsonMixin, config
+
+__all__ = [
+    "Completed",
+    "ContentPart",
+    "FunctionCall",
+    "Message",
+    "OutputItemAdded",
+    "OutputItemDone",
+    "OutputText",
+    "OutputTextDelta",
+    "RateLimits",
+    "Reasoning",
+    "ReasoningContentDelta",
+    "ReasoningText",
+    "Refusal",
+    "RefusalDelta",
+    "ResponseEvent",
+    "ResponseItem",
+    "Serializable",
+    "SummaryText",
+    "TokenUsage",
+    "event_from_dict",
+    "event_from_json",
+    "item_from_dict",
+]
+
+_S = TypeVar("_S", bound="Serializable")
+
+# type tag -> class, filled by ``_tagged``; one table for every kind so that a tag
+# names exactly one class.
+_KINDS: dict[str, type[Serializable]] = {}
+
+
+class Serializable(DataClassJsonMixin):
+    """Base of every item, part and event: JSON with a ``"type"`` tag.
+
+    ``to_dict()`` / ``to_json()`` write the tag first; ``from_dict()`` / ``from_json()``
+    on a concrete class read its own kind, and on :class:`Serializable` itself (or through
+    :func:`event_from_json` and :func:`item_from_dict`) pick the class the tag names.
+    """
+
+    #: The tag naming this kind in JSON.
+    type: ClassVar[str]
+
+    def to_dict(self, encode_json: bool = False) -> dict[str, Any]:
+        """This object as a JSON-ready dict, ``"type"`` first."""
+        return {"type": self.type, **super().to_dict(encode_json=encode_json)}
+
+    @classmethod
+    def from_dict(cls: builtins.type[_S], kvs: Any, *, infer_missing: bool = False) -> _S:
+        """Rebuild an object from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: ``kvs`` is not an object, or its tag names another kind.
+        """
+        if not isinstance(kvs, Mapping):
+            raise ValueError(f"expected a JSON object, got {type(kvs).__name__}")
+        tag = kvs.get("type")
+        target = _KINDS.get(tag) if isinstance(tag, str) else None
+        if target is None or not issubclass(target, cls):
+            want = cls.type if "type" in cls.__dict__ else cls.__name__
+            raise ValueError(f"cannot read a {tag!r} object as {want}")
+        if target is not cls:
+            return target.from_dict(kvs, infer_missing=infer_missing)
+        fields = {k: v for k, v in kvs.items() if k != "type"}
+        # dataclasses-json builds the object (from_dict of the mixin, unbound here
+        # because a classmethod's super() cannot be typed against a TypeVar).
+        obj: _S = DataClassJsonMixin.from_dict.__func__(cls, fields, infer_missing=infer_missing)  # type: ignore[attr-defined]
+        return obj
+
+
+def _tagged(tag: str) -> Callable[[type[_S]], type[_S]]:
+    def register(cls: type[_S]) -> type[_S]:
+        cls.type = tag
+        _KINDS[tag] = cls
+        return cls
+
+    return register
+
+
+def _polymorphic(base: type[Serializable]) -> dict[str, Any]:
+    """Field metadata that writes and reads one tagged object of ``base``'s kinds."""
+    return config(encoder=lambda obj: obj.to_dict(), decoder=base.from_dict)
+
+
+def _polymorphic_list(base: type[Serializable]) -> dict[str, Any]:
+    """Field metadata that writes and reads a list of tagged objects."""
+    return config(
+        encoder=lambda objs: [obj.to_dict() for obj in objs],
+        decoder=lambda raw: [base.from_dict(obj) for obj in raw],
+    )
+
+
+# --- content parts ---------------------------------------------------------------------
+
+
+class _Part(Serializable):
+    """A piece of content inside an item."""
+
+
+@_tagged("output_text")
+@dataclass(frozen=True)
+class OutputText(_Part):
+    """Assistant text inside a :class:`Message`."""
+
+    text: str
+
+
+@_tagged("refusal")
+@dataclass(frozen=True)
+class Refusal(_Part):
+    """The model's refusal to answer, inside a :class:`Message`."""
+
+    text: str
+
+
+@_tagged("reasoning_text")
+@dataclass(frozen=True)
+class ReasoningText(_Part):
+    """Reasoning ("thinking") text inside a :class:`Reasoning` item."""
+
+    text: str
+
+
+@_tagged("summary_text")
+@dataclass(frozen=True)
+class SummaryText(_Part):
+    """A reasoning summary inside a :class:`Reasoning` item."""
+
+    text: str
+
+
+#: A part of a :class:`Message`.
+ContentPart = OutputText | Refusal
+
+
+# --- items -----------------------------------------------------------------------------
+
+
+class _Item(Serializable):
+    """An output item: what a stream produces, in order."""
+
+
+@_tagged("message")
+@dataclass(frozen=True)
+class Message(_Item):
+    """The assistant's answer: text and refusal parts, in the order they arrived.
+
+    Consecutive fragments of the same kind are joined into one part.
+    """
+
+    role: str = "assistant"
+    content: list[ContentPart] = field(default_factory=list, metadata=_polymorphic_list(_Part))
+    id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """All output text of the message, joined."""
+        return "".join(p.text for p in self.content if isinstance(p, OutputText))
+
+
+@_tagged("reasoning")
+@dataclass(frozen=True)
+class Reasoning(_Item):
+    """The model's reasoning, when the provider streams it."""
+
+    id: str = ""
+    summary: list[SummaryText] = field(default_factory=list, metadata=_polymorphic_list(_Part))
+    content: list[ReasoningText] = field(default_factory=list, metadata=_polymorphic_list(_Part))
+    encrypted_content: str | None = None
+
+    @property
+    def text(self) -> str:
+        """All reasoning text, joined."""
+        return "".join(p.text for p in self.content)
+
+
+@_tagged("function_call")
+@dataclass(frozen=True)
+class FunctionCall(_Item):
+    """A tool call the model asks for.
+
+    ``arguments`` is the JSON text exactly as streamed (it is not parsed, so a call whose
+    arguments are not valid JSON still reaches you unchanged). ``call_id`` is the
+    provider's id, or ``tool-call-{index}`` when the provider sent none.
+    """
+
+    name: str
+    arguments: str
+    call_id: str
+    id: str | None = None
+
+
+#: Any output item.
+ResponseItem = Message | Reasoning | FunctionCall
+
+
+def item_from_dict(kvs: Mapping[str, Any]) -> ResponseItem:
+    """Rebuild any item from its ``to_dict()`` form, picked by its ``"type"`` tag."""
+    return _Item.from_dict(kvs)  # type: ignore[return-value]
+
+
+# --- usage -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenUsage(DataClassJsonMixin):
+    """Token counts of a response, normalised across providers."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    total_tokens: int = 0
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+class _Event(Serializable):
+    """Something that happened in a stream."""
+
+
+@_tagged("rate_limits")
+@dataclass(frozen=True)
+class RateLimits(_Event):
+    """The provider's ``x-ratelimit-*`` response headers, sent before anything else.
+
+    ``headers`` maps each header name (lower case, without the ``x-ratelimit-`` prefix)
+    to its value, e.g. ``{"remaining-requests": "99", "reset-tokens": "6m0s"}``.
+    """
+
+    headers: dict[str, str]
+
+
+@_tagged("output_item_added")
+@dataclass(frozen=True)
+class OutputItemAdded(_Event):
+    """An item starts; deltas for it follow. ``item`` is its (empty) initial state."""
+
+    item: ResponseItem = field(metadata=_polymorphic(_Item))
+    choice_index: int = 0
+
+
+@_tagged("output_text_delta")
+@dataclass(frozen=True)
+class OutputTextDelta(_Event):
+    """More assistant text."""
+
+    delta: str
+    choice_index: int = 0
+
+
+@_tagged("refusal_delta")
+@dataclass(frozen=True)
+class RefusalDelta(_Event):
+    """More refusal text."""
+
+    delta: str
+    choice_index: int = 0
+
+
+@_tagged("reasoning_content_delta")
+@dataclass(frozen=True)
+class ReasoningContentDelta(_Event):
+    """More reasoning text; ``content_index`` is the part of the reasoning item it extends."""
+
+    delta: str
+    content_index: int = 0
+    choice_index: int = 0
+
+
+@_tagged("output_item_done")
+@dataclass(frozen=True)
+class OutputItemDone(_Event):
+    """An item is finished; ``item`` is complete."""
+
+    item: ResponseItem = field(metadata=_polymorphic(_Item))
+    choice_index: int = 0
+
+
+@_tagged("completed")
+@dataclass(frozen=True)
+class Completed(_Event):
+    """The stream ended normally. Always the last event of a successful stream."""
+
+    response_id: str = ""
+    token_usage: TokenUsage | None = None
+
+
+#: Any event of a stream.
+ResponseEvent = (
+    RateLimits
+    | OutputItemAdded
+    | OutputTextDelta
+    | RefusalDelta
+    | ReasoningContentDelta
+    | OutputItemDone
+    | Completed
+)
+
+
+def event_from_dict(kvs: Mapping[str, Any]) -> ResponseEvent:
+    """Rebuild any event from its ``to_dict()`` form, picked by its ``"type"`` tag."""
+    return _Event.from_dict(kvs)  # type: ignore[return-value]
+
+
+def event_from_json(text: str | bytes) -> ResponseEvent:
+    """Rebuild any event from one line of :meth:`~Serializable.to_json` output."""
+    return _Event.from_json(text)  # type: ignore[return-value]

@@ -1,0 +1,169 @@
+"""Server-Sent Events: bytes in, SSE messages out. No I/O of its own.
+
+Field parsing (``data:``, ``event:``, comments, the one optional space after the colon,
+multi-line data) is sseclient-py's. What goes into it is prepared here, because
+sseclient-py fed raw network pieces has failures measured on real streams
+(``shared/research/reliability.md`` §1):
+
+* its event buffer grows by copying, so one large event fed in small pieces costs
+  quadratic time (8 MiB in 128-byte pieces took 113 s);
+* a UTF-8 byte order mark hides the first event;
+* a ``\\n`` line followed by a ``\\r\\n`` blank line (or ``\\r`` then ``\\r\\n``) is not
+  seen as the end of an event, so two events merge;
+* one invalid UTF-8 byte raises inside its generator and ends the stream.
+
+:class:`SSEDecoder` therefore frames events itself (linear in the input, any mix of
+CR, LF and CRLF, split anywhere, a size limit), strips the BOM and repairs invalid UTF-8
+(U+FFFD, as the WHATWG decoder does) before sseclient-py parses each whole event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sseclient import SSEClient
+
+from .errors import EventTooLargeError
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEMessage"]
+
+#: Default limit on the size of one SSE event (16 MiB): far above any real chunk, low
+#: enough that a hostile or broken server cannot exhaust memory.
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class SSEMessage:
+    """One dispatched SSE event: its ``event:`` type (``"message"`` by default) and data."""
+
+    event: str
+    data: str
+
+
+class _FieldParser(SSEClient):
+    """sseclient-py's field parser, fed whole event blocks instead of network pieces."""
+
+    def __init__(self) -> None:
+        super().__init__(iter(()))
+        self._blocks: list[bytes] = []
+
+    def _read(self) -> Iterator[bytes]:
+        # Replaces sseclient-py's own framing (see the module docstring).
+        return iter(self._blocks)
+
+    def parse(self, blocks: list[bytes]) -> Iterator[SSEMessage]:
+        self._blocks = blocks
+        for event in self.events():
+            yield SSEMessage(event.event, event.data)
+
+
+class SSEDecoder:
+    """Turns a byte stream into :class:`SSEMessage` objects, fed piece by piece.
+
+    Gives the same messages however the bytes are split (inside a multi-byte character,
+    between ``\\r`` and ``\\n``, one byte at a time). Comment lines (keep-alives such as
+    ``: ping``) produce nothing.
+
+    Args:
+        max_event_bytes: Largest allowed event, in bytes; a larger one raises
+            :class:`~chatstream.EventTooLargeError` as soon as it is seen.
+    """
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._parser = _FieldParser()
+        # The unfinished event: its pieces, joined once it is complete, so that a large
+        # event arriving in many pieces costs linear time.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._pending_ends_lf = False
+        # The last byte fed was CR: an LF first in the next piece completes that CRLF.
+        self._after_cr = False
+        # Bytes held until we know whether the stream starts with a BOM.
+        self._head: bytes | None = b""
+
+    def feed(self, data: bytes) -> list[SSEMessage]:
+        """Add bytes; return the messages they complete.
+
+        Raises:
+            EventTooLargeError: An event is larger than ``max_event_bytes``.
+        """
+        if self._head is not None:
+            data = self._head + data
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._head = data
+                return []
+            self._head = None
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        if self._after_cr:
+            self._after_cr = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        if not data:
+            return []
+        if b"\r" in data:
+            # SSE lines end in CR, LF or CRLF, in any mix: make them all LF so that a
+            # blank line is always b"\n\n".
+            self._after_cr = data[-1:] == b"\r"
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        blocks = self._frame(data)
+        return list(self._parser.parse(blocks)) if blocks else []
+
+    def close(self) -> list[SSEMessage]:
+        """End of input: return the last event if it lacked its closing blank line."""
+        tail: list[bytes] = []
+        if self._head:
+            tail.append(self._head)
+        self._head = None
+        tail.extend(self._pending)
+        self._pending = []
+        self._pending_size = 0
+        block = b"".join(tail)
+        if not block.strip():
+            return []
+        return list(self._parser.parse([self._repair(block)]))
+
+    def _frame(self, data: bytes) -> list[bytes]:
+        blocks: list[bytes] = []
+        pending = self._pending
+        if self._pending_ends_lf and data[:1] == b"\n":
+            # The blank line straddles two pieces.
+            blocks.append(b"".join(pending))
+            pending.clear()
+            self._pending_size = 0
+            data = data[1:]
+        pieces = data.split(b"\n\n")
+        last = pieces.pop()
+        for piece in pieces:
+            if pending:
+                pending.append(piece)
+                piece = b"".join(pending)
+                pending.clear()
+                self._pending_size = 0
+            blocks.append(piece)
+        if last:
+            pending.append(last)
+            self._pending_size += len(last)
+        self._pending_ends_lf = bool(pending) and last[-1:] == b"\n"
+        limit = self.max_event_bytes
+        if self._pending_size > limit or any(len(b) > limit for b in blocks):
+            raise EventTooLargeError(
+                f"An SSE event is larger than the limit of {limit} bytes.", limit=limit
+            )
+        return [self._repair(b) for b in blocks if b.strip()]
+
+    @staticmethod
+    def _repair(block: bytes) -> bytes:
+        """The block with invalid UTF-8 replaced by U+FFFD, so one bad byte costs one
+        character instead of the rest of the stream."""
+        if block.isascii():
+            return block
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return block.decode("utf-8", "replace").encode("utf-8")
+        return block

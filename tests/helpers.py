@@ -1,0 +1,91 @@
+"""Shared helpers for the tests: building bodies, running the core, splitting bytes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import chatstream
+from chatstream import ChatStreamError, ResponseEvent, StreamParser
+
+DATA = Path(__file__).parent / "data"
+CORPUS = DATA / "conformance"
+
+
+def build_body(
+    chunks: Sequence[Any], *, event: str | None = "message", done: bool = False
+) -> bytes:
+    """An SSE body with one event per chunk (as the specification's tests build them)."""
+    head = f"event: {event}\n" if event else ""
+    body = "".join(f"{head}data: {json.dumps(c)}\n\n" for c in chunks)
+    if done:
+        body += "data: [DONE]\n\n"
+    return body.encode()
+
+
+def run(
+    pieces: Iterable[bytes], **options: Any
+) -> tuple[list[ResponseEvent], ChatStreamError | None]:
+    """Every event the core gives for ``pieces``, and the error it ended in (or None)."""
+    events: list[ResponseEvent] = []
+    try:
+        for event in chatstream.iter_events(pieces, **options):
+            events.append(event)
+    except ChatStreamError as exc:
+        return events, exc
+    return events, None
+
+
+def collect_events(body: bytes, **options: Any) -> list[ResponseEvent]:
+    """The events of a body that must end normally."""
+    events, error = run([body], **options)
+    assert error is None, f"stream failed: {error!r}"
+    return events
+
+
+def result_of(pieces: Iterable[bytes], **options: Any) -> dict[str, Any]:
+    """The conformance result object of a body."""
+    parser = StreamParser(**options)
+    try:
+        for _ in parser.iter_events(pieces):
+            pass
+    except ChatStreamError:
+        pass
+    return parser.response.to_result_dict()
+
+
+def random_splits(data: bytes, rng: random.Random, max_piece: int = 9) -> list[bytes]:
+    """``data`` cut into random pieces of 1..max_piece bytes."""
+    pieces = []
+    i = 0
+    while i < len(data):
+        n = rng.randint(1, max_piece)
+        pieces.append(data[i : i + n])
+        i += n
+    return pieces
+
+
+def corpus() -> list[dict[str, str]]:
+    """The manifest rows of the conformance corpus."""
+    with open(CORPUS / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def corpus_names() -> list[str]:
+    return [row["file"][: -len(".sse")] for row in corpus()]
+
+
+def expectation(name: str) -> dict[str, Any]:
+    return json.loads((CORPUS / f"{name}.expect.json").read_text(encoding="utf-8"))
+
+
+def comparable(result: dict[str, Any]) -> dict[str, Any]:
+    """A result without what the conformance check ignores (model, error message)."""
+    out = {k: v for k, v in result.items() if k != "model"}
+    if out.get("error") is not None:
+        out["error"] = {"kind": out["error"]["kind"]}
+    return out
