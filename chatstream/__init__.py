@@ -8,6 +8,8 @@ thread over a real connection.
 
 from ._version import __version__
 from .accumulator import Accumulator
+from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
+from .config import Retry, Timeouts
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -60,8 +62,16 @@ from .events import (
 from .parser import StreamParser, iter_events
 from .response import ChoiceResult, Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
+from .stream import ChatStream
 
 __all__ = [
+    "Turn",
+    "Timeouts",
+    "Telemetry",
+    "TURN_STATE_HEADER",
+    "Retry",
+    "Client",
+    "ChatStream",
     "APIStatusError",
     "Accumulator",
     "AuthenticationError",

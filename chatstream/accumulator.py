@@ -94,7 +94,7 @@ class _Call:
             return True
         try:
             json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deeply to read: not whole
             return False
         return True
 
@@ -551,9 +551,14 @@ class Accumulator:
 
     def fail(self, error: ChatStreamError) -> ChatStreamError:
         """End the stream with ``error`` (the transport failed, say); return it with its
-        ``partial`` response set. Does nothing if the stream had already ended."""
+        ``partial`` response set. A stream that had already failed keeps its own error,
+        which is returned instead."""
         if self.ended:
-            return self.error or error
+            if self.error is not None:
+                return self.error
+            if error.partial is None:
+                error.partial = self.response  # it had ended normally: all of it
+            return error
         self._cache = None
         self._fail(error)
         return error

@@ -57,6 +57,9 @@ class StreamParser:
         self._sse = SSEDecoder(max_event_bytes)
         #: The reduction state; its events are the ones this parser returns.
         self.accumulator = Accumulator(drop_tool_calls_on_stop=drop_tool_calls_on_stop)
+        #: How many SSE messages with data have been read (keep-alive comments are not
+        #: messages).
+        self.messages = 0
 
     @property
     def ended(self) -> bool:
@@ -132,26 +135,27 @@ class StreamParser:
     def _reduce(self, messages: list[SSEMessage]) -> list[ResponseEvent]:
         accumulator = self.accumulator
         events: list[ResponseEvent] = []
+        self.messages += len(messages)
         for message in messages:
-            data = message.data
-            if len(data) < 16:
-                data = data.strip()
-                if not data:
-                    continue
-                if data in _SENTINELS:
-                    events += accumulator.finish(done=True)
-                    break
+            # As the specification does: trimmed, then compared with the sentinels.
+            # (strip() costs nothing on data with no surrounding whitespace.)
+            data = message.data.strip()
+            if not data:
+                continue
+            if data in _SENTINELS:
+                events += accumulator.finish(done=True)
+                break
+            chunk: object
             try:
                 chunk = json.loads(data)
-            except ValueError:
-                if message.event == "error":
-                    chunk = data
-                else:
-                    # Not JSON (a ping, a proxy's note): skipped, as the specification
-                    # does, and counted.
-                    accumulator.skipped_events += 1
+            except (ValueError, RecursionError):
+                # Not JSON (a ping, a proxy's note), or nested too deeply to read: the
+                # text goes to the accumulator, which skips and counts it as the
+                # specification skips it (or, from an ``event: error`` frame, reports
+                # it as the error's message).
+                if message.event != "error":
                     log.debug("skipping an SSE event whose data is not JSON (%d chars)", len(data))
-                    continue
+                chunk = data
             events += accumulator.feed(chunk, event=message.event)
             if accumulator.ended:
                 break

@@ -89,3 +89,11 @@ def comparable(result: dict[str, Any]) -> dict[str, Any]:
     if out.get("error") is not None:
         out["error"] = {"kind": out["error"]["kind"]}
     return out
+
+
+def examples(n: int) -> int:
+    """A property's hypothesis budget: ``n`` examples under the default (bounded) profile,
+    scaled up under a bigger one (``HYPOTHESIS_PROFILE=thorough``, see conftest.py)."""
+    from hypothesis import settings
+
+    return n * max(1, (settings.default.max_examples or 50) // 50)

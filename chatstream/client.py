@@ -1,0 +1,394 @@
+"""The client: holds the connection settings and starts streams.
+
+::
+
+    client = chatstream.Client(base_url="https://api.openai.com/v1", api_key=key)
+    with client.stream({"model": "gpt-4o", "messages": [...]}) as stream:
+        for event in stream:
+            ...
+        response = stream.result()
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+
+from . import _http
+from ._version import __version__
+from ._watchdog import Watchdog, default_watchdog
+from .config import Retry, Timeouts
+from .errors import (
+    APIStatusError,
+    ChatStreamError,
+    ConfigurationError,
+    RateLimitError,
+)
+from .events import ResponseEvent
+from .sse import DEFAULT_MAX_EVENT_BYTES
+from .stream import ChatStream, Dispatch, EndCallback, EventCallback, _Worker
+
+__all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
+
+log = logging.getLogger("chatstream")
+
+#: The response header that pins a turn to one backend (the specification's
+#: sticky turn routing).
+TURN_STATE_HEADER = "x-codex-turn-state"
+
+_UNSET: Any = object()
+
+
+class Telemetry:
+    """Hooks called as streams run; subclass it and override what you need.
+
+    Both hooks run on the stream's worker thread and must be quick and must not raise.
+    """
+
+    def on_request(
+        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+    ) -> None:
+        """One HTTP attempt ended: its number (1 for the first), the status (``None`` if
+        no response arrived), the error if it failed, and how long it took in seconds."""
+
+    def on_sse_event(
+        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+    ) -> None:
+        """An event was produced (``error`` is ``None``), or the stream failed (``event``
+        is ``None``); ``elapsed`` is the time since the previous event, in seconds."""
+
+
+class Turn:
+    """One user turn: its requests share the backend the first response pinned.
+
+    The first response of the turn that carries the turn-state header (see
+    :data:`TURN_STATE_HEADER`) fixes its value for the turn; every later request of the
+    turn sends it back, so retries and tool follow-ups reach the same backend. Set once,
+    safe to share between threads. Made by :meth:`Client.turn`.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._state: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str | None:
+        """The pinned value, or ``None`` until a response carried one."""
+        return self._state
+
+    def capture(self, value: str | None) -> None:
+        """Keep ``value`` if the turn has none yet (later values are ignored)."""
+        if value:
+            with self._lock:
+                if self._state is None:
+                    self._state = value
+
+    def stream(self, body: Mapping[str, Any], **options: Any) -> ChatStream:
+        """:meth:`Client.stream`, as part of this turn."""
+        return self.client._start(body, turn=self, **options)
+
+
+class Client:
+    """Streams Chat Completions from an OpenAI-compatible server.
+
+    Safe to share between threads; each :meth:`stream` runs on its own worker thread.
+
+    Args:
+        base_url: The API root, e.g. ``https://api.openai.com/v1``; requests go to
+            ``{base_url}/chat/completions``.
+        api_key: Sent as ``Authorization: Bearer …``; ``None`` sends no credentials (local
+            servers).
+        idle_timeout: Seconds without bytes before a stream fails (keep-alives count).
+        connect_timeout: Seconds to open a connection.
+        max_retries: Retries while nothing has been received (see :class:`Retry`).
+        headers: Extra request headers.
+        session: A ``requests.Session`` to send with (proxies, certificates, adapters);
+            by default the client makes its own.
+        telemetry: Hooks for each HTTP attempt and each event.
+        timeouts: All time limits at once (overrides ``idle_timeout`` and
+            ``connect_timeout``).
+        retry: The whole retry policy (overrides ``max_retries``).
+        include_usage: Ask for usage (``stream_options.include_usage``). A server that
+            rejects the field gets the request once more without it.
+        max_event_bytes: Largest allowed SSE event.
+        drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
+            drops tool calls (off by default).
+        turn_state_header: The header used for sticky turn routing.
+        watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        idle_timeout: float | None = 300.0,
+        connect_timeout: float | None = 10.0,
+        max_retries: int = 2,
+        headers: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+        telemetry: Telemetry | None = None,
+        timeouts: Timeouts | None = None,
+        retry: Retry | None = None,
+        include_usage: bool = True,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        drop_tool_calls_on_stop: bool = False,
+        turn_state_header: str = TURN_STATE_HEADER,
+        watchdog: Watchdog | None = None,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError("base_url must be an http:// or https:// URL")
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self._auth = _http.BearerAuth(api_key) if api_key is not None else None
+        # Values that must never appear in a message, a log record or a body snippet.
+        self._secrets = tuple(s for s in (api_key,) if s)
+        self.timeouts = timeouts or Timeouts(idle=idle_timeout, connect=connect_timeout)
+        self.retry = retry or Retry(max_retries=max_retries)
+        self.headers = dict(headers or {})
+        for name, value in self.headers.items():
+            if any(c in f"{name}{value}" for c in "\r\n\0"):
+                raise ConfigurationError(f"header {name!r} contains a line break")
+        self.telemetry = telemetry
+        self.include_usage = include_usage
+        self.max_event_bytes = max_event_bytes
+        self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
+        self.turn_state_header = turn_state_header
+        self._watchdog = watchdog
+        self._own_session = session is None
+        self.session = session or _new_session()
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        key = ", api_key=[REDACTED]" if self._auth else ""
+        return f"Client(base_url={_http.redact_url(self.base_url)!r}{key})"
+
+    def close(self) -> None:
+        """Release the connection pool (only the client's own session). Streams already
+        running carry on."""
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def turn(self) -> Iterator[Turn]:
+        """A user turn whose requests stick to one backend (see :class:`Turn`)::
+
+        with client.turn() as turn:
+            first = turn.stream(body)
+            ...
+            follow_up = turn.stream(body_with_tool_results)
+        """
+        yield Turn(self)
+
+    def stream(
+        self,
+        body: Mapping[str, Any],
+        *,
+        on_event: EventCallback | None = None,
+        on_end: EndCallback | None = None,
+        dispatch: Dispatch | None = None,
+        queue_size: int = 1600,
+        iterate: bool | None = None,
+    ) -> ChatStream:
+        """Send a streaming request and return the live stream at once.
+
+        Args:
+            body: The request body (``model``, ``messages``, ``tools``, ...);
+                ``"stream": true`` is set for you.
+            on_event: Called with each event, in order, once each, on the worker thread
+                (or through ``dispatch``). If it raises, the stream ends in
+                :class:`~chatstream.CallbackError`.
+            on_end: Called once with the final (or partial) response when the stream ends,
+                however it ends.
+            dispatch: Hands each callback call to another thread instead, e.g.
+                ``lambda fn: root.after(0, fn)`` for Tkinter.
+            queue_size: How many events may wait for the iterator before reading pauses.
+            iterate: Whether events are also kept for iteration. By default they are,
+                unless ``on_event`` is given: a callback-only program then never stalls
+                on a full queue.
+
+        Raises:
+            ConfigurationError: An argument is invalid. Everything else is raised by the
+                stream (iterating it, or :meth:`~chatstream.ChatStream.result`).
+        """
+        return self._start(
+            body,
+            turn=None,
+            on_event=on_event,
+            on_end=on_end,
+            dispatch=dispatch,
+            queue_size=queue_size,
+            iterate=iterate,
+        )
+
+    def _start(
+        self,
+        body: Mapping[str, Any],
+        *,
+        turn: Turn | None,
+        on_event: EventCallback | None = None,
+        on_end: EndCallback | None = None,
+        dispatch: Dispatch | None = None,
+        queue_size: int = 1600,
+        iterate: bool | None = None,
+    ) -> ChatStream:
+        if queue_size < 1:
+            raise ConfigurationError("queue_size must be at least 1")
+        request = _http.build_body(body, include_usage=self.include_usage)
+        worker = _Worker(
+            self,
+            request,
+            on_event=on_event,
+            on_end=on_end,
+            dispatch=dispatch,
+            queue_size=queue_size,
+            iterate=on_event is None if iterate is None else iterate,
+            turn=turn,
+            watchdog=self._watchdog or default_watchdog(),
+        )
+        return ChatStream(worker)
+
+    # --- the HTTP exchange (runs on the worker thread) ------------------------------------
+
+    def _headers(self, turn: Turn | None) -> dict[str, str]:
+        headers = {
+            "Accept": "text/event-stream",
+            # Compressed SSE streams only if the server flushes per event, and it opens
+            # the door to decompression bombs: ask for none (gzip is still read).
+            "Accept-Encoding": "identity",
+            "Content-Type": "application/json",
+            "User-Agent": f"chatstream/{__version__} {requests.utils.default_user_agent()}",
+        }
+        headers.update(self.headers)
+        if turn is not None and turn.state is not None:
+            headers[self.turn_state_header] = turn.state
+        return headers
+
+    def _send(
+        self,
+        body: dict[str, Any],
+        *,
+        turn: Turn | None,
+        stopped: threading.Event,
+    ) -> requests.Response | None:
+        """POST the request, retrying while nothing has been received. Returns the
+        response of a 2xx, or ``None`` if the stream was stopped meanwhile."""
+        retry = self.retry
+        t = self.timeouts
+        # The read timeout also bounds the wait for the headers; a little above the idle
+        # limit, so the watchdog (not the socket) normally reports a stalled body.
+        read_timeout = None if t.idle is None else t.idle + 1.0
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            log.debug("POST %s (attempt %d)", _http.redact_url(self.url), attempt)
+            try:
+                response = self.session.post(
+                    self.url,
+                    data=data,
+                    headers=self._headers(turn),
+                    auth=self._auth,
+                    stream=True,
+                    timeout=(t.connect, read_timeout),
+                    allow_redirects=False,
+                )
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                error = _http.transport_error(
+                    exc, before_response=True, secrets=self._secrets, idle=t.idle
+                )
+                self._telemetry_request(attempt, None, error, started)
+                retryable = error.kind in ("connect", "connect_timeout")
+                if retryable and self._wait_to_retry(attempt, None, stopped):
+                    continue
+                raise error from error.__cause__
+            status = response.status_code
+            if turn is not None:
+                turn.capture(response.headers.get(self.turn_state_header))
+            log.debug("HTTP %d from %s", status, _http.redact_url(self.url))
+            if 200 <= status < 300:
+                self._telemetry_request(attempt, status, None, started)
+                if stopped.is_set():
+                    response.close()
+                    return None
+                return response
+            try:
+                failure = _http.error_for_status(response, self._secrets)
+            finally:
+                response.close()
+            self._telemetry_request(attempt, status, failure, started)
+            if (
+                isinstance(failure, APIStatusError)
+                and "stream_options" in body
+                and self.include_usage
+                and _http.names_stream_options(failure)
+            ):
+                log.info("the server rejects stream_options; sending the request without it")
+                body = {k: v for k, v in body.items() if k != "stream_options"}
+                attempt -= 1  # not a retry of the same request
+                continue
+            if isinstance(failure, APIStatusError) and retry.retries_status(status):
+                hint = failure.retry_after if isinstance(failure, RateLimitError) else None
+                if hint is None:
+                    hint = _http.retry_after(response.headers)
+                if self._wait_to_retry(attempt, hint, stopped):
+                    continue
+            raise failure
+
+    def _wait_to_retry(
+        self, attempt: int, retry_after: float | None, stopped: threading.Event
+    ) -> bool:
+        """Wait before the next attempt; False when no retry is left (or stopped)."""
+        if attempt > self.retry.max_retries or stopped.is_set():
+            return False
+        delay = self.retry.delay(attempt, retry_after, self._rng)
+        if delay is None:
+            return False
+        log.info(
+            "retrying in %.2f s (attempt %d of %d)", delay, attempt + 1, self.retry.max_retries + 1
+        )
+        return not stopped.wait(delay)
+
+    def _telemetry_request(
+        self, attempt: int, status: int | None, error: ChatStreamError | None, started: float
+    ) -> None:
+        if self.telemetry is not None:
+            self.telemetry.on_request(attempt, status, error, time.monotonic() - started)
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Cookies are refused: streams share the session, and a load balancer's affinity
+    cookie from one must not steer another (sticky routing is the turn's job)."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    session.cookies.set_policy(_NoCookies())
+    # Many streams at once share the pool; without room for them urllib3 discards
+    # connections with a warning per stream (measured: 190 of 200).
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=256)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

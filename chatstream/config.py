@@ -1,0 +1,114 @@
+"""Configuration values: small, immutable, passed around and copied with changes.
+
+::
+
+    >>> from chatstream import Retry, Timeouts
+    >>> Timeouts(idle=60).replace(total=600)
+    Timeouts(connect=10.0, idle=60, event=None, total=600, finish_grace=2.0)
+    >>> Retry(max_retries=0).enabled
+    False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Retry", "Timeouts"]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a stream may wait, in seconds. ``None`` turns a limit off.
+
+    Attributes:
+        connect: To open the connection.
+        idle: With no bytes arriving, before the stream ends in
+            :class:`~chatstream.IdleTimeoutError`. Keep-alive comments (``: ping``) are
+            bytes, so they keep a slow stream alive; time spent in your callbacks or
+            waiting for you to take events does not count. Also bounds the wait for the
+            response headers. The specification's default: 300.
+        event: With no data event arriving (keep-alives do not count). Off by default:
+            catches a relay that pings while its upstream is stuck.
+        total: For the whole stream, from the request to the end. Off by default.
+        finish_grace: After every choice has finished, how long to wait for a trailing
+            usage chunk or ``[DONE]`` before completing anyway, for servers that keep the
+            connection open without sending ``[DONE]``.
+    """
+
+    connect: float | None = 10.0
+    idle: float | None = 300.0
+    event: float | None = None
+    total: float | None = None
+    finish_grace: float = 2.0
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Timeouts.{field.name} must be positive or None, got {value!r}")
+
+    def replace(self, **changes: Any) -> Timeouts:
+        """A copy with some values changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """When and how to send a request again.
+
+    A request is retried only while nothing of the response has been received: when the
+    connection fails (including a kept-alive connection the server had just closed),
+    and on the statuses in ``statuses``. Never after the first byte of a successful
+    response, so output is never duplicated.
+
+    The wait before attempt *n* (1-based) is ``backoff * 2 ** (n - 1)``, at most
+    ``max_backoff``, with up to ``jitter`` of it added at random; a ``Retry-After`` (or
+    ``retry-after-ms``) from the server replaces it when it asks for longer. A server
+    that asks for more than ``max_retry_after`` seconds is not retried.
+
+    Attributes:
+        max_retries: How many times to send again; 0 turns retrying off.
+        backoff: The first wait, in seconds.
+        max_backoff: The longest computed wait.
+        jitter: The random share added to each wait (0.25: up to 25 % more).
+        max_retry_after: The longest server-requested wait that is honoured.
+        statuses: The HTTP statuses that are retried.
+    """
+
+    max_retries: int = 2
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    jitter: float = 0.25
+    max_retry_after: float = 60.0
+    statuses: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("Retry.max_retries must be 0 or more")
+
+    @property
+    def enabled(self) -> bool:
+        """True when at least one retry is allowed."""
+        return self.max_retries > 0
+
+    def retries_status(self, status: int) -> bool:
+        """True when a response with this status may be retried."""
+        return status in self.statuses
+
+    def delay(
+        self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float | None:
+        """Seconds to wait before retry number ``attempt`` (1-based), or ``None`` when the
+        server asked for a wait longer than ``max_retry_after``."""
+        if retry_after is not None and retry_after > self.max_retry_after:
+            return None
+        base = min(self.backoff * 2.0 ** (attempt - 1), self.max_backoff)
+        base += base * self.jitter * (rng or random).random()
+        return max(base, retry_after or 0.0)
+
+    def replace(self, **changes: Any) -> Retry:
+        """A copy with some values changed."""
+        return dataclasses.replace(self, **changes)
