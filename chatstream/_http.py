@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
@@ -45,6 +45,9 @@ __all__ = [
     "rate_limit_headers",
     "redact_url",
     "redacted_cause",
+    "scrub_error",
+    "secret_header_values",
+    "strip_query",
     "transport_error",
 ]
 
@@ -89,12 +92,47 @@ def check_api_key(api_key: str) -> None:
         )
 
 
+def secret_header_values(headers: Mapping[str, str]) -> list[str]:
+    """The credentials among request headers (``api-key``, ``x-api-key``, ...), and the
+    token of an ``Authorization`` header, so they can be redacted like the API key."""
+    values = []
+    for name, value in headers.items():
+        if name.lower() in _SECRET_HEADERS and value:
+            values.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                values.append(token)
+    return values
+
+
 def redact(text: str, secrets: tuple[str, ...]) -> str:
     """``text`` with every secret (and every bearer token) replaced."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, _REDACTED)
     return re.sub(r"(?i)(bearer\s+)[^\s\"',;]+", r"\1" + _REDACTED, text)
+
+
+def scrub_error(error: ChatStreamError, secrets: tuple[str, ...]) -> None:
+    """Remove the secrets from an error, in place: its message and every other text it
+    carries (a provider error in the stream, say, may quote the key back). The partial
+    response is left alone."""
+    if not secrets:
+        return
+    for name, value in list(vars(error).items()):
+        if name != "partial" and isinstance(value, (str, list, dict)):
+            setattr(error, name, _redact_value(value, secrets))
+    error.args = tuple(_redact_value(arg, secrets) for arg in error.args)
+
+
+def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v, secrets) for v in value]
+    return value
 
 
 def redact_url(url: str) -> str:
@@ -104,8 +142,21 @@ def redact_url(url: str) -> str:
     except ValueError:
         return _REDACTED
     netloc = parts.netloc.rpartition("@")[2]
-    query = urlencode([(k, _REDACTED) for k, _ in parse_qsl(parts.query, keep_blank_values=True)])
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    # Built by hand: urlencode() would turn the marker into "%5BREDACTED%5D".
+    query = "&".join(f"{quote(k, safe='')}={_REDACTED}" for k, _ in pairs)
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def strip_query(url: str) -> str:
+    """The URL without user info, query string or fragment (where a redirect points,
+    say: its query may carry a signature or a key)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _REDACTED
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def redacted_cause(exc: BaseException, secrets: tuple[str, ...]) -> Exception:
@@ -231,9 +282,9 @@ _HINTS = {
 def error_for_status(response: requests.Response, secrets: tuple[str, ...]) -> ChatStreamError:
     """The error for a non-2xx response (reads at most :data:`MAX_ERROR_BODY` of it)."""
     status = response.status_code
-    headers = _safe_headers(response.headers)
+    headers = _safe_headers(response.headers, secrets)
     if 300 <= status < 400:
-        location = redact_url(response.headers.get("location", ""))
+        location = strip_query(response.headers.get("location", ""))
         return RedirectError(
             f"The server redirected the request (HTTP {status}) to {location or 'nowhere'}; "
             "chatstream does not follow redirects, which would carry the request and its "
@@ -265,9 +316,15 @@ def error_for_status(response: requests.Response, secrets: tuple[str, ...]) -> C
     return cls(summary, **fields)
 
 
-def _safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def _safe_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
+    """Response headers with credentials removed: the values of credential headers, and
+    any secret (or bearer token) a server echoes in another header."""
     return {
-        k.lower(): (_REDACTED if k.lower() in _SECRET_HEADERS or k.lower() == "set-cookie" else v)
+        k.lower(): (
+            _REDACTED
+            if k.lower() in _SECRET_HEADERS or k.lower() == "set-cookie"
+            else redact(v, secrets)
+        )
         for k, v in headers.items()
     }
 
@@ -330,7 +387,10 @@ def transport_error(
         error = ConnectTimeoutError("Connecting to the server timed out.")
     elif isinstance(exc, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
         error = IdleTimeoutError(
-            f"No data arrived for {idle} s (idle timeout).", timeout=idle or 0.0, limit="idle"
+            f"No data arrived for {idle} s (idle timeout); a proxy that buffers the whole "
+            "response looks like this too.",
+            timeout=idle or 0.0,
+            limit="idle",
         )
     elif before_response:
         error = ConnectError(

@@ -350,7 +350,13 @@ def _provider_error(payload: Any) -> ProviderError:
             param=param if type(param) is str else None,
             payload=payload,
         )
-    text = detail if type(detail) is str else json.dumps(detail)
+    if type(detail) is str:
+        text = detail
+    else:
+        try:
+            text = json.dumps(detail)
+        except RecursionError:  # it parsed, but one level deeper here is too deep
+            text = f"(a {type(detail).__name__} nested too deeply to show)"
     return ProviderError(f"The provider reported an error: {text}", payload=payload)
 
 

@@ -1,24 +1,23 @@
-"""The ``chatstream`` command.
+"""The ``chatstream`` command: ``demo``, ``chat`` and ``replay``.
 
 Exit status: 0 when the stream ended normally, 1 when it ended in an error, 2 for bad
-usage or an input that cannot be read.
+usage or an input that cannot be read, 130 when interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO, TextIO, cast
 
+from ._commands import UsageError, run_chat, run_demo
+from ._present import Presenter
 from ._version import __version__
-from .errors import ChatStreamError
 from .events import ResponseEvent
 from .parser import StreamParser
-from .render import Renderer
 from .response import Response
 
 __all__ = ["main"]
@@ -28,8 +27,8 @@ EXIT_STREAM_ERROR = 1
 EXIT_USAGE = 2
 
 
-class _UsageError(Exception):
-    """Bad usage or unreadable input: one line to stderr, exit status 2."""
+#: Bad usage or unreadable input: one line to stderr, exit status 2.
+_UsageError = UsageError
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -40,6 +39,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chatstream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    _add_demo(commands)
+    _add_chat(commands)
 
     replay = commands.add_parser(
         "replay",
@@ -53,7 +54,87 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="watch a whole conversation from a built-in local model (no key, no network)",
+        description="Start a local server that streams a bundled conversation (reasoning, "
+        "text, a tool call and its result, a final answer) and show it the way `chat` does.",
+    )
+    _add_output_options(demo)
+    demo.add_argument("--no-reasoning", action="store_true", help="do not show reasoning text")
+    # Stream without pauses (tests); CHATSTREAM_DEMO_FAST=1 does the same.
+    demo.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)
+    demo.set_defaults(run=run_demo)
+
+
+def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    chat = commands.add_parser(
+        "chat",
+        help="chat with an OpenAI-compatible server: one prompt, or a conversation",
+        description="Send PROMPT and stream the answer; without PROMPT, read the "
+        "conversation line by line from standard input (end it with Ctrl-D).",
+    )
+    chat.add_argument("prompt", nargs="?", help="the message to send (omit for a conversation)")
+    server = chat.add_argument_group("server")
+    server.add_argument(
+        "--base-url", metavar="URL", help="the API root (default: $OPENAI_BASE_URL)"
+    )
+    server.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        default="OPENAI_API_KEY",
+        help="the environment variable holding the API key (default: OPENAI_API_KEY; "
+        "none is sent when it is unset)",
+    )
+    server.add_argument(
+        "--header",
+        metavar="NAME:VALUE",
+        action="append",
+        help="an extra request header (repeatable)",
+    )
+    server.add_argument(
+        "--idle-timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=300.0,
+        help="fail when no data arrives for this long (default: 300)",
+    )
+    request = chat.add_argument_group("request")
+    request.add_argument("--model", help="the model (default: $CHATSTREAM_MODEL)")
+    request.add_argument("--system", metavar="TEXT", help="a system message")
+    request.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    request.add_argument(
+        "--max-tokens", type=int, metavar="N", help="the most tokens to generate (max_tokens)"
+    )
+    request.add_argument(
+        "--tools",
+        metavar="FILE",
+        help="a JSON file of tool definitions; you type each call's result",
+    )
+    output = chat.add_argument_group("output")
+    _add_output_options(output)
+    output.add_argument("--no-reasoning", action="store_true", help="do not show reasoning text")
+    output.add_argument(
+        "--record",
+        metavar="FILE",
+        help="save each response body exactly as received, for `chatstream replay FILE` "
+        "(later responses go to FILE-2, FILE-3, ... with FILE's extension)",
+    )
+    chat.set_defaults(run=run_chat)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _add_output_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--json", action="store_true", help="print one JSON object per event")
     group.add_argument(
@@ -83,8 +164,16 @@ def _chunks(handle: BinaryIO, path: str) -> Iterable[bytes]:
 
 def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     parser = StreamParser()
-    events = parser.iter_events(_read_input(args.file))
-    return present(events, lambda: parser.response, args, out, err)
+    chunks = _read_input(args.file)
+    try:
+        events = parser.iter_events(chunks)
+        return present(events, lambda: parser.response, args, out, err)
+    finally:
+        # The stream may end before the input does ([DONE], an error): close the file
+        # now, not whenever the garbage collector breaks the error's reference cycle.
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def present(
@@ -96,31 +185,13 @@ def present(
 ) -> int:
     """Consume ``events`` and show them the way ``--json`` / ``--result`` / neither asks;
     return the exit status."""
-    renderer = None
-    if not args.json and not args.result:
-        renderer = Renderer(out, show_reasoning=not getattr(args, "no_reasoning", False))
-    error: ChatStreamError | None = None
-    try:
-        for event in events:
-            if args.json:
-                out.write(event.to_json() + "\n")
-            elif renderer is not None:
-                renderer.event(event)
-            out.flush()
-    except ChatStreamError as exc:
-        error = exc
-    result = response()
-    if args.result:
-        out.write(json.dumps(result.to_result_dict(), ensure_ascii=False) + "\n")
-    elif args.json and error is not None:
-        out.write(
-            json.dumps({"type": "error", "kind": error.kind, "message": error.message}) + "\n"
-        )
-    elif renderer is not None:
-        renderer.summary(result.usage)
-        if error is not None:
-            renderer.error(error, err)
-    out.flush()
+    presenter = Presenter(
+        out,
+        err,
+        mode="json" if args.json else "result" if args.result else "text",
+        show_reasoning=not getattr(args, "no_reasoning", False),
+    )
+    error = presenter.show(events, response)
     return EXIT_OK if error is None else EXIT_STREAM_ERROR
 
 

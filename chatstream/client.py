@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
-from . import _http
+from . import _http, _transport
 from ._version import __version__
 from ._watchdog import Watchdog, default_watchdog
 from .config import Retry, Timeouts
@@ -37,7 +37,7 @@ from .errors import (
 )
 from .events import ResponseEvent
 from .sse import DEFAULT_MAX_EVENT_BYTES
-from .stream import ChatStream, Dispatch, EndCallback, EventCallback, _Worker
+from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
@@ -151,16 +151,23 @@ class Client:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
-        self.url = self.base_url + "/chat/completions"
+        # The query string (a gateway's ``?key=...``) stays at the end of the URL.
+        self.url = _transport.endpoint_url(self.base_url)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
-        # Values that must never appear in a message, a log record or a body snippet.
-        self._secrets = tuple(s for s in (api_key,) if s)
         self.timeouts = timeouts or Timeouts(idle=idle_timeout, connect=connect_timeout)
         self.retry = retry or Retry(max_retries=max_retries)
         self.headers = dict(headers or {})
         for name, value in self.headers.items():
             if any(c in f"{name}{value}" for c in "\r\n\0"):
                 raise ConfigurationError(f"header {name!r} contains a line break")
+        # Values that must never appear in a message, a log record or a body snippet:
+        # the key, and credentials passed as headers (Azure's ``api-key``, say).
+        self._secrets = tuple(s for s in (api_key, *_http.secret_header_values(self.headers)) if s)
+        if "?" in self.url:
+            # The query may carry a key: its values are secrets too, even in urllib3's
+            # DEBUG log lines.
+            self._secrets += tuple(_transport.query_values(self.url))
+            _transport.redact_query_in_logs(self.url)
         self.telemetry = telemetry
         self.include_usage = include_usage
         self.max_event_bytes = max_event_bytes
@@ -189,12 +196,14 @@ class Client:
 
     @contextmanager
     def turn(self) -> Iterator[Turn]:
-        """A user turn whose requests stick to one backend (see :class:`Turn`)::
+        """A user turn whose requests stick to one backend (see :class:`Turn`).
 
-        with client.turn() as turn:
-            first = turn.stream(body)
-            ...
-            follow_up = turn.stream(body_with_tool_results)
+        Every stream started from the turn is part of it::
+
+            with client.turn() as turn:
+                first = turn.stream(body)
+                ...
+                follow_up = turn.stream(body_with_tool_results)
         """
         yield Turn(self)
 
@@ -207,6 +216,7 @@ class Client:
         dispatch: Dispatch | None = None,
         queue_size: int = 1600,
         iterate: bool | None = None,
+        on_bytes: BytesCallback | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -224,6 +234,11 @@ class Client:
             iterate: Whether events are also kept for iteration. By default they are,
                 unless ``on_event`` is given: a callback-only program then never stalls
                 on a full queue.
+            on_bytes: Called with each piece of the response body as it is read
+                (decoded from any content encoding), before it is parsed, on the worker
+                thread (never through ``dispatch``): e.g. a file's ``write``, to record the
+                body for ``chatstream replay``. If it raises, the stream ends in
+                :class:`~chatstream.CallbackError`.
 
         Raises:
             ConfigurationError: An argument is invalid. Everything else is raised by the
@@ -237,6 +252,7 @@ class Client:
             dispatch=dispatch,
             queue_size=queue_size,
             iterate=iterate,
+            on_bytes=on_bytes,
         )
 
     def _start(
@@ -249,6 +265,7 @@ class Client:
         dispatch: Dispatch | None = None,
         queue_size: int = 1600,
         iterate: bool | None = None,
+        on_bytes: BytesCallback | None = None,
     ) -> ChatStream:
         if queue_size < 1:
             raise ConfigurationError("queue_size must be at least 1")
@@ -263,6 +280,7 @@ class Client:
             iterate=on_event is None if iterate is None else iterate,
             turn=turn,
             watchdog=self._watchdog or default_watchdog(),
+            on_bytes=on_bytes,
         )
         return ChatStream(worker)
 
@@ -288,45 +306,66 @@ class Client:
         *,
         turn: Turn | None,
         stopped: threading.Event,
+        attach: Callable[[requests.Response], None] | None = None,
+        slot: _transport.ConnectionSlot | None = None,
     ) -> requests.Response | None:
         """POST the request, retrying while nothing has been received. Returns the
-        response of a 2xx, or ``None`` if the stream was stopped meanwhile."""
+        response of a 2xx, or ``None`` if the stream was stopped meanwhile.
+
+        ``attach`` is given each response as soon as its headers arrive, before any of
+        its body is read (the stream uses it to be able to interrupt the reading).
+        ``slot`` records the connection while the request waits for its headers, so that
+        the stream can interrupt that wait too (see :mod:`chatstream._transport`).
+        """
         retry = self.retry
         t = self.timeouts
         # The read timeout also bounds the wait for the headers; a little above the idle
         # limit, so the watchdog (not the socket) normally reports a stalled body.
         read_timeout = None if t.idle is None else t.idle + 1.0
-        attempt = 0
+        attempt = 0  # the retry count's attempt: 1, then 2 for the first retry, ...
+        sent = 0  # every request sent, for telemetry (the stream_options fallback too)
         while True:
             attempt += 1
+            sent += 1
             started = time.monotonic()
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
             log.debug("POST %s (attempt %d)", _http.redact_url(self.url), attempt)
+            error: ChatStreamError | None = None
             try:
-                response = self.session.post(
-                    self.url,
-                    data=data,
-                    headers=self._headers(turn),
-                    auth=self._auth,
-                    stream=True,
-                    timeout=(t.connect, read_timeout),
-                    allow_redirects=False,
-                )
+                with _transport.tracking(slot):
+                    response = self.session.post(
+                        self.url,
+                        data=data,
+                        headers=self._headers(turn),
+                        auth=self._auth,
+                        stream=True,
+                        timeout=(t.connect, read_timeout),
+                        allow_redirects=False,
+                    )
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 error = _http.transport_error(
                     exc, before_response=True, secrets=self._secrets, idle=t.idle
                 )
-                self._telemetry_request(attempt, None, error, started)
+            finally:
+                if slot is not None:
+                    slot.clear()  # the response (or the pool) owns the connection now
+            if error is not None:
+                # Raised here, not in the except block: the original exception (whose
+                # message and request quote the URL and the key) must not become the
+                # error's __context__.
+                self._telemetry_request(sent, None, error, started)
                 retryable = error.kind in ("connect", "connect_timeout")
                 if retryable and self._wait_to_retry(attempt, None, stopped):
                     continue
-                raise error from error.__cause__
+                raise error
+            if attach is not None:
+                attach(response)
             status = response.status_code
             if turn is not None:
                 turn.capture(response.headers.get(self.turn_state_header))
             log.debug("HTTP %d from %s", status, _http.redact_url(self.url))
             if 200 <= status < 300:
-                self._telemetry_request(attempt, status, None, started)
+                self._telemetry_request(sent, status, None, started)
                 if stopped.is_set():
                     response.close()
                     return None
@@ -335,7 +374,7 @@ class Client:
                 failure = _http.error_for_status(response, self._secrets)
             finally:
                 response.close()
-            self._telemetry_request(attempt, status, failure, started)
+            self._telemetry_request(sent, status, failure, started)
             if (
                 isinstance(failure, APIStatusError)
                 and "stream_options" in body
@@ -372,7 +411,10 @@ class Client:
         self, attempt: int, status: int | None, error: ChatStreamError | None, started: float
     ) -> None:
         if self.telemetry is not None:
-            self.telemetry.on_request(attempt, status, error, time.monotonic() - started)
+            try:
+                self.telemetry.on_request(attempt, status, error, time.monotonic() - started)
+            except Exception:  # a hook must not break the stream
+                log.exception("a telemetry hook raised")
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -388,7 +430,8 @@ def _new_session() -> requests.Session:
     session.cookies.set_policy(_NoCookies())
     # Many streams at once share the pool; without room for them urllib3 discards
     # connections with a warning per stream (measured: 190 of 200).
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=256)
+    # Its requests can be cancelled while they wait for the headers.
+    adapter = _transport.CancellableAdapter(pool_connections=4, pool_maxsize=256)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -16,6 +16,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ConfigurationError
+
 __all__ = ["Retry", "Timeouts"]
 
 
@@ -47,8 +49,11 @@ class Timeouts:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is not None and not value > 0:
-                raise ValueError(f"Timeouts.{field.name} must be positive or None, got {value!r}")
+            if value is None and field.name != "finish_grace":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                what = "a positive number" + ("" if field.name == "finish_grace" else " or None")
+                raise ConfigurationError(f"Timeouts.{field.name} must be {what}, got {value!r}")
 
     def replace(self, **changes: Any) -> Timeouts:
         """A copy with some values changed."""
@@ -86,8 +91,14 @@ class Retry:
     statuses: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504})
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise ConfigurationError("Retry.max_retries must be a whole number")
         if self.max_retries < 0:
-            raise ValueError("Retry.max_retries must be 0 or more")
+            raise ConfigurationError("Retry.max_retries must be 0 or more")
+        for name in ("backoff", "max_backoff", "jitter", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigurationError(f"Retry.{name} must be 0 or a positive number")
 
     @property
     def enabled(self) -> bool:

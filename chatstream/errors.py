@@ -7,20 +7,20 @@
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
     │   ├── ContextWindowExceeded      finish_reason "length"
     │   ├── ContentFilterError         finish_reason "content_filter"
-    │   ├── ProviderError              an error object or an ``event: error`` frame in the stream
+    │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   ├── EventTooLargeError         one SSE event over the size limit
     │   ├── IdleTimeoutError           nothing arrived for too long (also a TimeoutError)
     │   ├── StreamConnectionError      the connection broke (also a ConnectionError)
     │   │   └── ConnectError           ... before any response arrived
     │   │       └── ConnectTimeoutError    (also a TimeoutError)
     │   ├── StreamClosedError          closed by the caller
-    │   └── CallbackError              an ``on_event`` callback raised
+    │   └── CallbackError              an on_event callback raised
     ├── APIStatusError                 the server answered with an HTTP error status
     │   ├── BadRequestError            400, 422
     │   ├── AuthenticationError        401
     │   ├── PermissionDeniedError      403
     │   ├── NotFoundError              404
-    │   ├── RateLimitError             429 (with ``retry_after``)
+    │   ├── RateLimitError             429 (with retry_after)
     │   └── ServerError                5xx
     ├── RedirectError                  a 3xx, which chatstream never follows
     ├── UnexpectedResponseError        a 200 that is not an event stream

@@ -28,7 +28,10 @@ _BOLD = "\x1b[1m"
 _CYAN = "\x1b[36m"
 _RED = "\x1b[31m"
 _YELLOW = "\x1b[33m"
+_GREEN = "\x1b[32m"
 _RESET = "\x1b[0m"
+# The longest tool result shown, in characters.
+_RESULT_WIDTH = 100
 
 
 def use_color(stream: TextIO) -> bool:
@@ -56,6 +59,8 @@ class Renderer:
         self.show_reasoning = show_reasoning
         self._at_line_start = True
         self._choice = 0
+        # What the last output was: "reasoning" (a block still open), "text" or None.
+        self._block: str | None = None
 
     def _style(self, text: str, *codes: str) -> str:
         return "".join(codes) + text + _RESET if self.color and codes else text
@@ -72,38 +77,59 @@ class Renderer:
     def _switch_choice(self, index: int) -> None:
         if index != self._choice:
             self._choice = index
+            self._end_reasoning()
             self._newline()
             self._write(self._style(f"── choice {index} ──", _BOLD) + "\n")
+
+    def _start_reasoning(self) -> None:
+        if self._block != "reasoning":
+            self._block = "reasoning"
+            self._newline()
+            label = "thinking…" if self.show_reasoning else "thinking… (hidden)"
+            self._write(self._style(label, _DIM) + "\n")
+
+    def _end_reasoning(self) -> None:
+        """Close an open reasoning block with a blank line (the item itself may finish
+        later: providers finish reasoning only with the whole choice)."""
+        if self._block == "reasoning":
+            self._newline()
+            self._write("\n")
+        self._block = None
+
+    def _answer(self, text: str, *codes: str) -> None:
+        self._end_reasoning()
+        self._block = "text"
+        self._write(self._style(text, *codes))
 
     def event(self, event: ResponseEvent) -> None:
         """Show one event."""
         if isinstance(event, OutputTextDelta):
             self._switch_choice(event.choice_index)
-            self._write(event.delta)
+            self._answer(event.delta)
         elif isinstance(event, ReasoningContentDelta):
             self._switch_choice(event.choice_index)
+            self._start_reasoning()
             if self.show_reasoning:
                 self._write(self._style(event.delta, _DIM))
         elif isinstance(event, RefusalDelta):
             self._switch_choice(event.choice_index)
-            self._write(self._style(event.delta, _YELLOW))
+            self._answer(event.delta, _YELLOW)
         elif isinstance(event, OutputItemAdded):
             self._switch_choice(event.choice_index)
             if isinstance(event.item, Reasoning):
-                self._newline()
-                label = "thinking…" if self.show_reasoning else "thinking… (hidden)"
-                self._write(self._style(label, _DIM) + "\n")
+                self._start_reasoning()
         elif isinstance(event, OutputItemDone):
             self._switch_choice(event.choice_index)
             item = event.item
             if isinstance(item, Reasoning):
-                self._newline()
-                self._write("\n")
+                self._end_reasoning()
             elif isinstance(item, FunctionCall):
+                self._end_reasoning()
                 self._tool_call(item)
             else:
                 self._newline()
         elif isinstance(event, Completed):
+            self._end_reasoning()
             self._newline()
 
     def _tool_call(self, call: FunctionCall) -> None:
@@ -113,6 +139,32 @@ class Renderer:
         )
         self._write(head + "\n")
         self._write(_indent(pretty_arguments(call.arguments)) + "\n")
+
+    def user(self, text: str) -> None:
+        """The user's message, the way a chat transcript shows it."""
+        self._end_reasoning()
+        self._newline()
+        self._write(self._style("you> ", _BOLD, _GREEN) + text + "\n\n")
+
+    def tool_result(self, call: FunctionCall, result: str) -> None:
+        """The result sent back for a tool call, on one line (cut if long)."""
+        self._newline()
+        head = self._style(f"← {call.name}", _BOLD, _CYAN) + self._style(
+            f"  ({call.call_id})", _DIM
+        )
+        text = " ".join(result.split())
+        if len(text) > _RESULT_WIDTH:
+            text = text[: _RESULT_WIDTH - 1] + "…"
+        self._write(head + "\n" + self._style(_indent(text), _DIM) + "\n\n")
+
+    def note(self, text: str) -> None:
+        """A line of commentary, dimmed, set apart from the answer."""
+        self._newline()
+        self._write(self._style(text, _DIM) + "\n")
+
+    def prompt(self, text: str) -> str:
+        """``text`` styled as a prompt for the user's input (it is not written)."""
+        return self._style(text, _BOLD, _GREEN)
 
     def summary(
         self,
@@ -147,10 +199,13 @@ class Renderer:
             self._newline()
             self._write(self._style("· " + " · ".join(parts), _DIM) + "\n")
 
-    def error(self, error: ChatStreamError, err: TextIO) -> None:
-        """The error that ended the stream, as one line on ``err``."""
+    def error(self, error: ChatStreamError, err: TextIO, *, hint: str | None = None) -> None:
+        """The error that ended the stream, as one line on ``err``, with ``hint`` (what
+        to try) after it."""
         self._newline()
-        err.write(self._style("error: ", _RED, _BOLD) + error.message + "\n")
+        self.out.flush()  # the answer so far before the error, when both are a terminal
+        message = error.message + (f" {hint}" if hint else "")
+        err.write(self._style("error: ", _RED, _BOLD) + message + "\n")
 
 
 def pretty_arguments(arguments: str) -> str:

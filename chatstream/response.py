@@ -54,9 +54,6 @@ def _call_dict(call: FunctionCall) -> dict[str, str]:
     return {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
 
 
-_NO_CHOICE = ChoiceResult(index=0)
-
-
 @dataclass(frozen=True)
 class Response:
     """A stream's result: complete when it ended normally, partial when it failed.
@@ -86,7 +83,8 @@ class Response:
         for choice in self.choices:
             if choice.index == 0:
                 return choice
-        return _NO_CHOICE
+        # A new one each time: a shared instance would share its lists between responses.
+        return ChoiceResult(index=0)
 
     @property
     def content(self) -> str:

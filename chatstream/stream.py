@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 import urllib3.exceptions
 
-from . import _http
+from . import _http, _transport
 from ._watchdog import Watchdog
 from .errors import (
     CallbackError,
@@ -58,6 +58,7 @@ READ_SIZE = 65536
 
 EventCallback = Callable[[ResponseEvent], object]
 EndCallback = Callable[[Response], object]
+BytesCallback = Callable[[bytes], object]
 Dispatch = Callable[[Callable[[], None]], object]
 
 
@@ -106,6 +107,11 @@ class _EventQueue(queue.Queue):  # type: ignore[type-arg]
     def put_batch(self, batch: list[ResponseEvent]) -> None:
         """Put a batch, waiting while the queue is full.
 
+        When the iterator has not taken the last batch yet, that batch takes these events
+        too, and needs no second wake-up: an iterator that runs behind the worker (as it
+        does whenever the worker holds the interpreter lock) takes everything queued with
+        one ``get``.
+
         Raises:
             _Interrupted: :meth:`interrupt` was called while waiting.
         """
@@ -114,9 +120,14 @@ class _EventQueue(queue.Queue):  # type: ignore[type-arg]
                 if self._interrupted:
                     raise _Interrupted
                 self.not_full.wait()
-            self._put(batch)
-            self.unfinished_tasks += 1
-            self.not_empty.notify()
+            last = self.queue[-1] if self.queue else None
+            if type(last) is list:
+                last += batch
+                self._events += len(batch)
+            else:
+                self._put(batch)
+                self.unfinished_tasks += 1
+                self.not_empty.notify()
 
     def put_final(self, item: _Terminal) -> None:
         """Put an item even when the queue is full (the end of the stream, a wake-up)."""
@@ -160,8 +171,10 @@ class _Worker:
         iterate: bool,
         turn: Turn | None,
         watchdog: Watchdog,
+        on_bytes: BytesCallback | None = None,
     ) -> None:
         self.client = client
+        self.on_bytes = on_bytes
         self.body = body
         self.on_event = on_event
         self.on_end = on_end
@@ -183,13 +196,23 @@ class _Worker:
         # "event", "total", "grace" or "callback". The first reason wins.
         self.stop_reason: str | None = None
         self._stop_lock = threading.Lock()
+        # Set (under the lock) once the outcome is being decided: stop() is then too late.
+        self._ending = False
         self._stopped = threading.Event()
         self._response: requests.Response | None = None
+        self._decode = True  # decode the body's Content-Encoding (see _attach)
+        # The connection of the request while it waits for the headers (before there
+        # is a response to shut down): stop() aborts it.
+        self._slot = _transport.ConnectionSlot(self.clock)
         self._callback_error: BaseException | None = None
         # Timestamps (the watchdog's clock) for the limits.
         self._started = self.clock()
         self._reading_since: float | None = None
         self._event_since = self._started
+        # Seconds spent blocked reading since the last data event (reads that brought
+        # only keep-alives or part of an event): the event limit's clock, which, like
+        # the idle one, does not run while callbacks or a full queue hold the worker.
+        self._event_waited = 0.0
         self._grace = False
         self._last_event_at = self._started
         self.thread = threading.Thread(target=self._run, name="chatstream-worker", daemon=True)
@@ -202,14 +225,25 @@ class _Worker:
     # --- stopping from outside ---------------------------------------------------------
 
     def stop(self, reason: str) -> None:
-        """Ask the worker to stop (from any thread); returns at once."""
+        """Ask the worker to stop (from any thread); returns at once.
+
+        The first reason wins, except that the finish grace (``"grace"``, which only
+        ends the reading of a stream that has finished) gives way to any later one: a
+        ``close()`` must still free a worker that waits for queue space.
+        """
         with self._stop_lock:
-            if self.stop_reason is not None or self.finished.is_set():
+            if self._ending or (self.stop_reason not in (None, "grace")):
+                return
+            if self.stop_reason == "grace" and reason == "grace":
                 return
             self.stop_reason = reason
-        self._stopped.set()
-        self.queue.interrupt()
         response = self._response
+        if reason != "grace":
+            self._stopped.set()
+            # The grace must not interrupt the queue: the stream's last events (its
+            # Completed) are still to be delivered.
+            self.queue.interrupt()
+            self._slot.abort()
         if response is not None:
             _shutdown(response)
 
@@ -222,6 +256,12 @@ class _Worker:
         deadlines: list[tuple[float, str]] = []
         if t.total is not None:
             deadlines.append((self._started + t.total, "total"))
+        waited = self._event_waited  # read before the start of the read (see _read_some)
+        headers_since = self._slot.waiting_since
+        if headers_since is not None and t.idle is not None:
+            # The whole wait for the headers, which a server trickling them stretches
+            # past any socket read timeout; the same bound as that timeout.
+            deadlines.append((headers_since + t.idle + 1.0, "idle"))
         since = self._reading_since
         if since is not None:
             if self._grace:
@@ -229,7 +269,7 @@ class _Worker:
             if t.idle is not None:
                 deadlines.append((since + t.idle, "idle"))
             if t.event is not None:
-                deadlines.append((max(self._event_since, since) + t.event, "event"))
+                deadlines.append((since + t.event - waited, "event"))
         if not deadlines:
             return None
         when, reason = min(deadlines)
@@ -247,7 +287,11 @@ class _Worker:
             if response is not None:
                 self._read(response)
         except ChatStreamError as exc:
-            error = exc
+            # Once stopped from outside (closed, a time limit, a callback), what the
+            # stopping caused (a failed read, a retry given up) is not the outcome: the
+            # reason is (see _end). An error the stream itself reported is kept there.
+            if self.stop_reason in (None, "grace"):
+                error = exc
         except _Interrupted:
             pass
         except Exception as exc:  # a bug: still end the stream, never leave a consumer hanging
@@ -264,13 +308,22 @@ class _Worker:
     def _open(self) -> requests.Response | None:
         """Send the request (retrying while nothing was received); return the response,
         or None when closed meanwhile."""
-        response = self.client._send(self.body, turn=self.turn, stopped=self._stopped)
-        if response is None:
-            return None
+        response = self.client._send(
+            self.body, turn=self.turn, stopped=self._stopped, attach=self._attach, slot=self._slot
+        )
+        if response is not None:
+            self._attach(response)
+        return response
+
+    def _attach(self, response: requests.Response) -> None:
+        """Make ``response`` the one :meth:`stop` wakes (as soon as its headers arrived,
+        so that reading an error body is interruptible too)."""
         self._response = response
+        # A body without a Content-Encoding is read past urllib3's decoding step: the
+        # same bytes, 0.7 us less per read.
+        self._decode = bool(response.headers.get("content-encoding"))
         if self.stop_reason is not None:
             _shutdown(response)
-        return response
 
     def _read(self, response: requests.Response) -> None:
         parser = self.parser
@@ -282,42 +335,74 @@ class _Worker:
             if mime == "application/json" or mime.endswith("+json"):
                 self._read_completion(response)
                 return
-            raise _http.unexpected_response(response, mime, self.client._secrets)
-        raw = response.raw
-        clock = self.clock
+            self._reading_since = self.clock()  # the snippet read is watched too
+            try:
+                error = _http.unexpected_response(response, mime, self.client._secrets)
+            finally:
+                self._reading_since = None
+            raise error
         seen = 0
         while True:
-            self._reading_since = clock()
-            try:
-                data = raw.read1(READ_SIZE, decode_content=True)
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                self._reading_since = None
-                if self.stop_reason is None:
-                    raise _http.transport_error(
-                        exc,
-                        before_response=False,
-                        secrets=self.client._secrets,
-                        idle=self.timeouts.idle,
-                    ) from None
-                data = b""
-            self._reading_since = None
+            # read1() on every kind of body: urllib3's read_chunked() would be a little
+            # faster per chunk, but it waits for a whole HTTP chunk (up to the read
+            # size), holding back the events of a chunk whose start has arrived.
+            data = self._read_some(response, READ_SIZE)
             if not data or self.stop_reason is not None:
                 break
+            if self.on_bytes is not None:
+                self._record(data)
             events = parser.feed(data)
             if events:
                 self._deliver(events)
             if parser.messages != seen:
                 seen = parser.messages
-                self._event_since = clock()
+                self._event_since = self.clock()
+                self._event_waited = 0.0
             if parser.ended:
                 break
             self._grace = parser.accumulator.all_choices_finished
         self._conclude()
 
+    def _read_some(self, response: requests.Response, size: int) -> bytes:
+        """One blocking read of what has arrived (up to ``size`` bytes, decoded), watched
+        by the watchdog; ``b""`` at the end of the body or once stopped."""
+        self._reading_since = started = self.clock()
+        try:
+            return response.raw.read1(size, decode_content=self._decode)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if self.stop_reason is not None:
+                return b""  # the read failed because the stream was stopped
+            error = _http.transport_error(
+                exc,
+                before_response=False,
+                secrets=self.client._secrets,
+                idle=self.timeouts.idle,
+            )
+        finally:
+            # In this order: the watchdog reads the waited time first, so it may count
+            # a read late, never twice.
+            self._reading_since = None
+            self._event_waited += self.clock() - started
+        # Raised outside the except block, with its redacted cause: the original may
+        # quote the URL, and must not be chained as the error's context.
+        raise error
+
     def _read_completion(self, response: requests.Response) -> None:
         """A server that ignored ``"stream": true`` sent one JSON completion."""
         limit = self.client.max_event_bytes
-        raw = _http.read_limited(response, limit + 1)
+        pieces: list[bytes] = []
+        size = 0
+        while size <= limit:
+            data = self._read_some(response, min(READ_SIZE, limit + 1 - size))
+            if not data or self.stop_reason is not None:
+                break
+            if self.on_bytes is not None:
+                self._record(data)
+            pieces.append(data)
+            size += len(data)
+        if self.stop_reason is not None:
+            raise _Interrupted  # closed or timed out while reading: _end() reports it
+        raw = b"".join(pieces)
         accumulator = self.parser.accumulator
         if len(raw) > limit:
             raise accumulator.fail(
@@ -373,12 +458,16 @@ class _Worker:
         if telemetry is not None:
             now = self.clock()
             for event in events:
-                telemetry.on_sse_event(event, None, now - self._last_event_at)
+                _call_hook(telemetry.on_sse_event, event, None, now - self._last_event_at)
                 self._last_event_at = now
         callback = self.on_event
         if callback is not None:
             if self.dispatch is None:
                 for event in events:
+                    if self.stop_reason not in (None, "grace"):
+                        # Closed (or timed out) meanwhile: no more callbacks, so a slow
+                        # one holds the worker for the call it is in, not the batch.
+                        raise _Interrupted
                     try:
                         callback(event)
                     except Exception as exc:
@@ -389,6 +478,15 @@ class _Worker:
                     self.dispatch(self._dispatched(callback, event))
         if self.iterate:
             self.queue.put_batch(events)
+
+    def _record(self, data: bytes) -> None:
+        """Hand body bytes to ``on_bytes``, on this thread."""
+        assert self.on_bytes is not None
+        try:
+            self.on_bytes(data)
+        except Exception as exc:
+            self._callback_failed(exc)
+            raise _Interrupted from None
 
     def _dispatched(self, callback: EventCallback, event: ResponseEvent) -> Callable[[], None]:
         def call() -> None:
@@ -408,16 +506,20 @@ class _Worker:
 
     def _end(self, error: ChatStreamError | None) -> None:
         parser = self.parser
-        reason = self.stop_reason
+        with self._stop_lock:
+            self._ending = True
+            reason = self.stop_reason
         if error is None and reason is not None and reason != "grace":
             error = self._stop_error(reason)
         if error is not None:
             error = parser.fail(error)
+            # Errors quote what the server sent, which may echo the key back.
+            _http.scrub_error(error, self.client._secrets)
         self.error = error
         self.outcome = parser.response
         telemetry = self.client.telemetry
         if telemetry is not None and error is not None:
-            telemetry.on_sse_event(None, error, self.clock() - self._last_event_at)
+            _call_hook(telemetry.on_sse_event, None, error, self.clock() - self._last_event_at)
         if error is None:
             log.debug("stream completed (%d events read)", parser.messages)
         else:
@@ -438,6 +540,22 @@ def _call_quietly(callback: EndCallback, response: Response) -> None:
         callback(response)
     except Exception:
         log.exception("an on_end callback raised")
+
+
+def _call_hook(hook: Callable[..., object], *args: object) -> None:
+    """Call a telemetry hook; one that raises is logged, never allowed to break (or,
+    worse, leave unfinished) the stream."""
+    try:
+        hook(*args)
+    except Exception:
+        log.exception("a telemetry hook raised")
+
+
+def _stop_worker(ref: weakref.ref[_Worker]) -> None:
+    """Close a dropped stream's worker, if it still exists."""
+    worker = ref()
+    if worker is not None:
+        worker.stop("closed")
 
 
 def _shutdown(response: requests.Response) -> None:
@@ -465,7 +583,11 @@ class ChatStream:
         self._iterable = worker.iterate
         self._exhausted = False
         self._closed = False
-        self._finalizer = weakref.finalize(self, worker.stop, "closed")
+        # The finalizer holds the worker weakly: the error it keeps has a traceback
+        # whose frames refer to this stream, and a strong reference from the
+        # finalizer registry would keep both alive forever (a leak per failed stream).
+        # A running worker is held by its thread, so the reference lives while needed.
+        self._finalizer = weakref.finalize(self, _stop_worker, weakref.ref(worker))
         worker.start()
 
     def __repr__(self) -> str:

@@ -32,3 +32,30 @@ nitpicky = False
 html_theme = "alabaster"
 html_title = f"chatstream {release}"
 exclude_patterns = ["_build"]
+
+
+def _data_docs(app, what, name, obj, options, lines):
+    """Document a value chatstream re-exports (``chatstream.TURN_STATE_HEADER``, a type
+    alias) with the ``#:`` comment where it is defined, never with the docstring of its
+    type (``str``, ``int``, a union), which autodoc would show otherwise."""
+    if what != "data" or not name.startswith("chatstream."):
+        return
+    from sphinx.pycode import ModuleAnalyzer, PycodeError
+
+    named_module, _, attribute = name.rpartition(".")
+    # The module the directive names first (chatstream.wsgi.SSE_HEADERS), then the
+    # others, for a name that chatstream/__init__.py re-exports.
+    others = sorted(m for m in sys.modules if m.startswith("chatstream.") and m != named_module)
+    for module in [named_module, *others]:
+        try:
+            comments = ModuleAnalyzer.for_module(module).find_attr_docs()
+        except PycodeError:
+            continue
+        if ("", attribute) in comments:
+            lines[:] = list(comments[("", attribute)])
+            return
+    lines[:] = []
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _data_docs)

@@ -80,7 +80,8 @@ def corpus_names() -> list[str]:
 
 
 def expectation(name: str) -> dict[str, Any]:
-    return json.loads((CORPUS / f"{name}.expect.json").read_text(encoding="utf-8"))
+    result: dict[str, Any] = json.loads((CORPUS / f"{name}.expect.json").read_text("utf-8"))
+    return result
 
 
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
@@ -96,4 +97,5 @@ def examples(n: int) -> int:
     scaled up under a bigger one (``HYPOTHESIS_PROFILE=thorough``, see conftest.py)."""
     from hypothesis import settings
 
-    return n * max(1, (settings.default.max_examples or 50) // 50)
+    profile = settings.default
+    return n * max(1, (50 if profile is None else profile.max_examples) // 50)

@@ -1,0 +1,274 @@
+"""The client's own transport pieces: a requests adapter whose blocked requests can be
+cancelled from another thread, and the redaction of query strings in urllib3's log lines.
+
+Cancelling the wait for the headers
+-----------------------------------
+Once a response has arrived, a stream is cancelled through urllib3's
+``HTTPResponse.shutdown()``, which wakes a blocked body read at once. Before that -- the
+request is sent and the server has not answered yet -- ``session.post`` is blocked inside
+urllib3 with no response to shut down, and would stay blocked until the read timeout.
+:class:`CancellableAdapter` closes that gap: its connections record themselves in the
+:class:`ConnectionSlot` of the request being sent on the current thread (see
+:func:`tracking`), so that :meth:`ConnectionSlot.abort` can shut the socket down from
+another thread and the blocked ``getresponse()`` fails at once.
+
+The client mounts it on the session it makes. A session you pass to the client keeps
+its own adapters, so a close during the wait for the headers then ends the worker only
+at the read timeout (the idle timeout + 1 s), as before; mount a
+:class:`CancellableAdapter` on your session to get prompt cancellation there too. The
+TCP connect itself cannot be interrupted this way: it is bounded by the connect timeout.
+
+Query strings in urllib3's logs
+-------------------------------
+Some gateways take the key in the base URL's query string (``?key=...``). chatstream's
+own messages redact query values, but urllib3 logs each request line at DEBUG, query
+included. :func:`redact_query_in_logs` installs (once) a filter on the two urllib3
+loggers that print request URLs, which masks the query values of requests to the given
+endpoint paths and leaves every other log line alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.connectionpool
+import urllib3.response
+
+__all__ = [
+    "CancellableAdapter",
+    "ConnectionSlot",
+    "endpoint_url",
+    "query_values",
+    "redact_query_in_logs",
+    "tracking",
+]
+
+_REDACTED = "[REDACTED]"
+
+
+# --- cancelling a request that waits for its headers -------------------------------------
+
+
+class ConnectionSlot:
+    """The connection one request is using, so that another thread can abort it.
+
+    Thread-safe. Once :meth:`abort` has been called, every connection recorded later is
+    aborted as soon as it has a socket, so a request can never outlive the abort by more
+    than its TCP connect.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._connection: urllib3.connection.HTTPConnection | None = None
+        self._aborted = False
+        #: When the request started waiting for the response headers (``clock`` time),
+        #: or ``None``: lets a watchdog bound the whole header wait, which a socket read
+        #: timeout cannot do when the server trickles the headers.
+        self.waiting_since: float | None = None
+
+    @property
+    def aborted(self) -> bool:
+        """True once :meth:`abort` was called."""
+        return self._aborted
+
+    def record(self, connection: urllib3.connection.HTTPConnection) -> None:
+        """The request is being sent on ``connection``."""
+        with self._lock:
+            self._connection = connection
+            if self._aborted:
+                _shut(connection)
+
+    def waiting(self) -> None:
+        """The request was sent; its headers are awaited from now on."""
+        self.waiting_since = self._clock()
+
+    def clear(self) -> None:
+        """The request is over: its connection may go back to the pool, and must no
+        longer be touched from here."""
+        with self._lock:
+            self._connection = None
+            self.waiting_since = None
+
+    def abort(self) -> None:
+        """Shut down the recorded connection's socket (from any thread; returns at once),
+        and any connection recorded later."""
+        with self._lock:
+            self._aborted = True
+            if self._connection is not None:
+                _shut(self._connection)
+
+
+def _shut(connection: urllib3.connection.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: nothing blocks on it
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def tracking(slot: ConnectionSlot | None) -> Iterator[None]:
+    """Record in ``slot`` the connection of every request this thread sends meanwhile
+    through a :class:`CancellableAdapter`."""
+    previous = getattr(_current, "slot", None)
+    _current.slot = slot
+    try:
+        yield
+    finally:
+        _current.slot = previous
+
+
+def _record(connection: urllib3.connection.HTTPConnection) -> None:
+    """A request is being sent on ``connection``: record it in the thread's slot."""
+    slot: ConnectionSlot | None = getattr(_current, "slot", None)
+    if slot is not None:
+        slot.record(connection)
+
+
+def _before_response(connection: urllib3.connection.HTTPConnection) -> None:
+    """About to wait for the headers: if the slot was aborted while the connection was
+    being opened (it had no socket to shut down yet), shut it down now."""
+    slot: ConnectionSlot | None = getattr(_current, "slot", None)
+    if slot is not None:
+        slot.waiting()
+        if slot.aborted:
+            _shut(connection)
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _record(self)
+        super().request(*args, **kwargs)
+
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]
+        _before_response(self)
+        return super().getresponse()
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _record(self)
+        super().request(*args, **kwargs)
+
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]
+        _before_response(self)
+        return super().getresponse()
+
+
+class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS: dict[str, type[urllib3.connectionpool.HTTPConnectionPool]] = {
+    "http": _HTTPConnectionPool,
+    "https": _HTTPSConnectionPool,
+}
+
+
+class CancellableAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` whose requests can be aborted from another thread while they
+    wait for the response (see the module documentation). Otherwise the same as
+    requests' own, proxies included (SOCKS proxies excepted: their requests are not
+    tracked)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def close(self) -> None:
+        """Close every pooled connection now. urllib3 2.x leaves that to the garbage
+        collector, which cannot run it while any response (a finished stream's, say)
+        still refers to its pool: the sockets would stay open after ``Client.close()``."""
+        for manager in (self.poolmanager, *self.proxy_manager.values()):
+            for key in manager.pools.keys():  # noqa: SIM118 (it cannot be iterated)
+                pool = manager.pools.get(key)
+                if pool is not None:
+                    pool.close()
+        super().close()
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
+        manager: urllib3.PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) is urllib3.ProxyManager:
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+# --- URLs with a query string ------------------------------------------------------------
+
+
+def endpoint_url(base_url: str, path: str = "/chat/completions") -> str:
+    """``base_url`` with ``path`` appended to its path; its query string is kept
+    (``https://gw/v1?key=k`` gives ``https://gw/v1/chat/completions?key=k``)."""
+    parts = urlsplit(base_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
+
+
+def query_values(url: str) -> list[str]:
+    """The values in ``url``'s query string (raw and decoded): they may be keys."""
+    query = urlsplit(url).query
+    values = {v for _, v in parse_qsl(query, keep_blank_values=True) if v}
+    values |= {piece.partition("=")[2] for piece in query.split("&")} - {""}
+    return sorted(values, key=len, reverse=True)
+
+
+class _QueryFilter(logging.Filter):
+    """Masks the query values of request URLs to the registered paths in urllib3's log
+    records (they carry the URL as an argument of the message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and self.paths:
+            record.args = tuple(
+                self._redact(arg) if isinstance(arg, str) and "?" in arg else arg for arg in args
+            )
+        return True
+
+    def _redact(self, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return value
+        if parts.path not in self.paths:
+            return value
+        query = "&".join(
+            f"{quote(k, safe='')}={_REDACTED}"
+            for k, _ in parse_qsl(parts.query, keep_blank_values=True)
+        )
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query or _REDACTED, ""))
+
+
+_query_filter = _QueryFilter()
+_filter_lock = threading.Lock()
+#: The urllib3 loggers whose records quote request URLs.
+_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
+
+
+def redact_query_in_logs(url: str) -> None:
+    """Mask the query values of requests to ``url``'s path in urllib3's log lines."""
+    path = urlsplit(url).path
+    with _filter_lock:
+        if not _query_filter.paths:
+            for name in _URL_LOGGERS:
+                logging.getLogger(name).addFilter(_query_filter)
+        _query_filter.paths.add(path)

@@ -1,0 +1,170 @@
+"""Showing a stream in a notebook: one output that updates in place as the stream runs.
+
+::
+
+    from chatstream.notebook import show
+    response = show(client.stream({"model": "gpt-4o-mini", "messages": messages}))
+
+In Jupyter (and anything else running an IPython kernel) the cell's output is one block
+that grows as the answer arrives, reasoning dimmed above the text, tool calls listed
+below it. Elsewhere (a script, a terminal IPython) it prints the stream the way the
+``chatstream`` command does. IPython is optional: ``pip install 'chatstream[notebook]'``.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import sys
+import time
+from typing import Any, Protocol, TextIO
+
+from .errors import ChatStreamError
+from .events import (
+    FunctionCall,
+    OutputItemDone,
+    OutputTextDelta,
+    ReasoningContentDelta,
+    RefusalDelta,
+    ResponseEvent,
+)
+from .render import Renderer, pretty_arguments
+from .response import Response
+from .stream import ChatStream
+
+__all__ = ["DisplayHandle", "show"]
+
+
+class DisplayHandle(Protocol):
+    """Where :func:`show` displays: anything with ``update(bundle)``."""
+
+    def update(self, bundle: dict[str, str]) -> None:
+        """Replace what is displayed with ``bundle``, a MIME bundle (``text/html`` and
+        ``text/plain``)."""
+
+
+class _KernelHandle:
+    """An output of the IPython kernel, updated in place."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def update(self, bundle: dict[str, str]) -> None:
+        self._handle.update(bundle, raw=True)
+
+
+def show(
+    stream: ChatStream,
+    *,
+    handle: DisplayHandle | None = None,
+    out: TextIO | None = None,
+    interval: float = 0.1,
+) -> Response:
+    """Show ``stream`` as it runs; return its response once it has ended.
+
+    Args:
+        stream: The stream to show (it is consumed and closed).
+        handle: Where to display: by default a new output of the running IPython kernel,
+            or, outside one, the plain printing to ``out``.
+        out: Where plain printing goes (default: standard output).
+        interval: The shortest time between two display updates, in seconds (the last
+            update always happens): a notebook front end redraws the whole output on
+            each.
+
+    Raises:
+        ChatStreamError: The stream failed (shown first; ``partial`` holds what came).
+    """
+    with stream:
+        if handle is None:
+            handle = _kernel_display()
+        if handle is None:
+            return _print(stream, out or sys.stdout)
+        return _display(stream, handle, interval)
+
+
+def _kernel_display() -> DisplayHandle | None:
+    """A new output of the running IPython kernel, or ``None`` outside one."""
+    try:  # an optional dependency, imported by name: typed as Any whether present or not
+        ipython: Any = importlib.import_module("IPython")
+        display: Any = importlib.import_module("IPython.display").display
+    except ImportError:
+        return None
+    shell = ipython.get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return None  # a script, or IPython in a terminal: HTML would show as text
+    return _KernelHandle(display(_Live().html(), display_id=True, raw=True))
+
+
+def _print(stream: ChatStream, out: TextIO) -> Response:
+    renderer = Renderer(out)
+    try:
+        for event in stream:
+            renderer.event(event)
+            out.flush()
+    except ChatStreamError as exc:
+        renderer.error(exc, out)
+        raise
+    response = stream.result()
+    renderer.summary(response.usage)
+    return response
+
+
+def _display(stream: ChatStream, handle: DisplayHandle, interval: float) -> Response:
+    live = _Live()
+    shown = 0.0
+    try:
+        for event in stream:
+            live.event(event)
+            now = time.monotonic()
+            if now - shown >= interval:
+                handle.update(live.html())
+                shown = now
+    except ChatStreamError as exc:
+        live.error = exc.message
+        handle.update(live.html())
+        raise
+    response = stream.result()
+    live.usage = response.usage
+    handle.update(live.html())
+    return response
+
+
+class _Live:
+    """What the display shows so far, as an HTML bundle."""
+
+    def __init__(self) -> None:
+        self.reasoning: list[str] = []
+        self.text: list[str] = []
+        self.calls: list[FunctionCall] = []
+        self.error: str | None = None
+        self.usage: Any = None
+
+    def event(self, event: ResponseEvent) -> None:
+        if isinstance(event, (OutputTextDelta, RefusalDelta)):
+            self.text.append(event.delta)
+        elif isinstance(event, ReasoningContentDelta):
+            self.reasoning.append(event.delta)
+        elif isinstance(event, OutputItemDone) and isinstance(event.item, FunctionCall):
+            self.calls.append(event.item)
+
+    def html(self) -> dict[str, str]:
+        """A MIME bundle: HTML for the notebook, plain text for anything else."""
+        parts = []
+        reasoning, text = "".join(self.reasoning), "".join(self.text)
+        if reasoning:
+            parts.append(_block(reasoning, "opacity:.6;font-style:italic;margin-bottom:.5em"))
+        parts.append(_block(text, ""))
+        for call in self.calls:
+            args = pretty_arguments(call.arguments)
+            parts.append(_block(f"→ {call.name}\n{args}", "font-family:monospace"))
+        if self.error:
+            parts.append(_block(f"error: {self.error}", "color:#c00"))
+        if self.usage is not None:
+            usage = f"{self.usage.input_tokens} in, {self.usage.output_tokens} out"
+            parts.append(_block(usage, "opacity:.6;font-size:smaller"))
+        plain = "\n\n".join(p for p in (reasoning, text) if p)
+        return {"text/html": "".join(parts), "text/plain": plain}
+
+
+def _block(text: str, style: str) -> str:
+    return f'<div style="white-space:pre-wrap;{style}">{html.escape(text)}</div>'

@@ -1,0 +1,258 @@
+"""``chatstream replay FILE [--json|--result]``: what it prints and its exit status."""
+
+from __future__ import annotations
+
+import builtins
+import gc
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatstream import Completed, OutputItemAdded, ResponseEvent, cli, event_from_json
+from chatstream.cli import main
+
+from .helpers import CORPUS, build_body, comparable, expectation, result_of, run
+
+REASONING = "Let me think about it."
+TEXT = "Checking the weather in Paris."
+CHUNKS: list[dict[str, Any]] = [
+    {"id": "c1", "choices": [{"index": 0, "delta": {"reasoning_content": REASONING}}]},
+    {"id": "c1", "choices": [{"index": 0, "delta": {"content": TEXT}}]},
+    {
+        "id": "c1",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_w",
+                            "function": {"name": "get_weather", "arguments": '{"city":'},
+                        }
+                    ]
+                },
+            }
+        ],
+    },
+    {
+        "id": "c1",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+            }
+        ],
+    },
+    {
+        "id": "c1",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    },
+]
+GOOD = build_body(CHUNKS, event=None, done=True)
+# Cut off: no [DONE] and no finish_reason.
+CUT = build_body(CHUNKS[:2], event=None)
+
+
+@pytest.fixture
+def good_file(tmp_path: Path) -> Path:
+    path = tmp_path / "good.sse"
+    path.write_bytes(GOOD)
+    return path
+
+
+@pytest.fixture
+def cut_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cut.sse"
+    path.write_bytes(CUT)
+    return path
+
+
+def events_of(body: bytes) -> tuple[list[ResponseEvent], Any]:
+    return run([body])
+
+
+# --- human output ----------------------------------------------------------------------
+
+
+def test_human_output_shows_reasoning_text_and_tool_calls(
+    good_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(good_file)]) == 0
+    out, err = capsys.readouterr()
+    assert REASONING in out
+    assert TEXT in out
+    assert "get_weather" in out and "call_w" in out
+    assert '"city": "Paris"' in out  # the arguments, pretty-printed
+    assert "5 in, 7 out" in out  # the usage line
+    assert "\x1b[" not in out  # no colours when not on a terminal
+    assert err == ""
+
+
+def test_human_output_can_hide_the_reasoning(
+    good_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(good_file), "--no-reasoning"]) == 0
+    out = capsys.readouterr().out
+    assert REASONING not in out
+    assert TEXT in out
+
+
+def test_human_output_of_a_failed_stream_shows_what_arrived_and_one_error_line(
+    cut_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(cut_file)]) == 1
+    out, err = capsys.readouterr()
+    assert TEXT in out
+    assert len(err.strip().splitlines()) == 1
+    assert "error" in err and "[DONE]" in err
+
+
+# --- --json ----------------------------------------------------------------------------
+
+
+def test_json_prints_one_event_per_line_that_event_from_json_reads_back(
+    good_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(good_file), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected, error = events_of(GOOD)
+    assert error is None
+    assert [event_from_json(line) for line in lines] == expected
+    assert isinstance(event_from_json(lines[0]), OutputItemAdded)
+    assert isinstance(event_from_json(lines[-1]), Completed)
+
+
+def test_json_of_a_failed_stream_ends_with_one_error_object(
+    cut_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(cut_file), "--json"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    expected, error = events_of(CUT)
+    assert error is not None
+    assert [event_from_json(line) for line in lines[:-1]] == expected
+    last = json.loads(lines[-1])
+    assert last == {"type": "error", "kind": "incomplete_stream", "message": error.message}
+
+
+# --- --result --------------------------------------------------------------------------
+
+
+def test_result_prints_exactly_the_result_object(
+    good_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(good_file), "--result"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    result = json.loads(out)
+    assert result == result_of([GOOD])
+    assert result["tool_calls"] == [
+        {"call_id": "call_w", "name": "get_weather", "arguments": '{"city":"Paris"}'}
+    ]
+    assert result["error"] is None
+
+
+def test_result_of_a_failed_stream_carries_the_error_and_exits_1(
+    cut_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(cut_file), "--result"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["error"]["kind"] == "incomplete_stream"
+    assert (result["content"], result["reasoning"]) == (TEXT, REASONING)
+
+
+@pytest.mark.parametrize("name", ["openai-parallel-tool-calls", "openai-length"])
+def test_result_of_a_corpus_stream_is_its_expectation(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["replay", str(CORPUS / f"{name}.sse"), "--result"])
+    expected = expectation(name)
+    assert status == (0 if expected["error"] is None else 1)
+    assert comparable(json.loads(capsys.readouterr().out)) == comparable(expected)
+
+
+# --- exit status 2 ---------------------------------------------------------------------
+
+
+def test_a_missing_file_exits_2_with_one_line_and_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.sse"
+    assert main(["replay", str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("chatstream: ") and str(missing) in err
+    assert "Traceback" not in err
+
+
+def test_a_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("chatstream: ")
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["replay"])
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["replay", "x.sse", "--json", "--result"])
+    assert exited.value.code == 2
+
+
+def test_the_input_file_is_closed_when_the_stream_ends_before_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: a stream that failed before the end of its file left the file open
+    # until the garbage collector broke the reference cycle of the error's traceback.
+    path = tmp_path / "error-then-more.sse"
+    path.write_bytes(CUT + b'event: error\ndata: {"error": "boom"}\n\n' + GOOD)
+    opened: list[Any] = []
+
+    def tracking_open(*args: Any, **kwargs: Any) -> Any:
+        handle = builtins.open(*args, **kwargs)  # noqa: SIM115 - closed by the CLI
+        opened.append(handle)
+        return handle
+
+    monkeypatch.setattr(cli, "open", tracking_open, raising=False)
+    gc.disable()
+    try:
+        assert main(["replay", str(path), "--result"]) == 1
+        assert [handle.closed for handle in opened] == [True]
+    finally:
+        gc.enable()
+    assert json.loads(capsys.readouterr().out)["error"]["kind"] == "provider_error"
+
+
+# --- standard input and the module entry point -----------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--result", "--json"])
+def test_a_dash_reads_standard_input(
+    flag: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(GOOD)))
+    assert main(["replay", "-", flag]) == 0
+    out = capsys.readouterr().out
+    if flag == "--result":
+        assert json.loads(out) == result_of([GOOD])
+    else:
+        assert [event_from_json(line) for line in out.splitlines()] == events_of(GOOD)[0]
+
+
+def test_python_dash_m_chatstream_replay_prints_the_result(good_file: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chatstream", "replay", str(good_file), "--result"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == result_of([GOOD])
+    assert done.stderr == b""

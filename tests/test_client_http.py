@@ -1,0 +1,464 @@
+"""The client's HTTP exchange, without sockets: request building and error mapping.
+
+The ``responses`` library stands in for the server, so these tests are fast and need no
+network. Everything whose behaviour depends on real sockets (reading, cancelling,
+timeouts, connection failures) is in ``test_client_stream.py``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+import chatstream
+from chatstream import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ChatStreamError,
+    Client,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RedirectError,
+    Retry,
+    ServerError,
+)
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+BASE = "http://api.test/v1"
+URL = BASE + "/chat/completions"
+KEY = "sk-CANARY-http-0123456789"
+BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+SSE = (
+    b'data: {"id":"r1","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}'
+    b"\n\ndata: [DONE]\n\n"
+)
+
+
+@pytest.fixture
+def rs() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def client(**options: Any) -> Client:
+    options.setdefault("max_retries", 0)
+    return Client(BASE, KEY, **options)
+
+
+def ok(rs: responses.RequestsMock) -> None:
+    rs.post(URL, body=SSE, content_type="text/event-stream")
+
+
+def sent(rs: responses.RequestsMock, number: int = 0) -> requests.PreparedRequest:
+    request = rs.calls[number].request
+    assert isinstance(request, requests.PreparedRequest)
+    return request
+
+
+def sent_json(rs: responses.RequestsMock, number: int = 0) -> Any:
+    body = sent(rs, number).body
+    assert isinstance(body, bytes)
+    return json.loads(body)
+
+
+def fail(c: Client, body: dict[str, Any] | None = None) -> ChatStreamError:
+    with c.stream(body or BODY) as stream, pytest.raises(ChatStreamError) as info:
+        stream.result(timeout=5)
+    return info.value
+
+
+# --- request building ------------------------------------------------------------------
+
+
+def test_posts_to_chat_completions_under_the_base_url(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    with Client(BASE + "/", KEY).stream(BODY) as stream:
+        assert stream.result(timeout=5).content == "Hi"
+    assert sent(rs).method == "POST"
+    assert sent(rs).url == URL
+
+
+def test_stream_true_is_set_even_when_the_body_says_false(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client().stream({**BODY, "stream": False}).result(timeout=5)
+    assert sent_json(rs)["stream"] is True
+
+
+def test_the_rest_of_the_body_is_sent_as_given(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    client().stream({**BODY, "tools": tools, "temperature": 0.5}).result(timeout=5)
+    body = sent_json(rs)
+    assert body["messages"] == BODY["messages"]
+    assert (body["model"], body["tools"], body["temperature"]) == ("m", tools, 0.5)
+    assert sent(rs).headers["Content-Type"] == "application/json"
+
+
+def test_the_callers_body_is_not_modified(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    body = {**BODY, "stream_options": {"x": 1}}
+    client().stream(body).result(timeout=5)
+    assert body == {**BODY, "stream_options": {"x": 1}}
+
+
+def test_usage_is_asked_for_by_default(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client().stream(BODY).result(timeout=5)
+    assert sent_json(rs)["stream_options"] == {"include_usage": True}
+
+
+def test_usage_is_not_asked_for_when_include_usage_is_false(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client(include_usage=False).stream(BODY).result(timeout=5)
+    assert "stream_options" not in sent_json(rs)
+
+
+def test_stream_options_given_by_the_caller_are_kept(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client().stream({**BODY, "stream_options": {"include_usage": False, "x": 1}}).result(timeout=5)
+    assert sent_json(rs)["stream_options"] == {"include_usage": False, "x": 1}
+
+
+def test_accept_is_text_event_stream(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client().stream(BODY).result(timeout=5)
+    assert sent(rs).headers["Accept"] == "text/event-stream"
+
+
+def test_the_key_is_sent_as_a_bearer_token_by_an_auth_object(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    c = client()
+    c.stream(BODY).result(timeout=5)
+    assert sent(rs).headers["Authorization"] == f"Bearer {KEY}"
+    # An auth object, not a plain header: requests would let ~/.netrc replace a header.
+    assert isinstance(c._auth, requests.auth.AuthBase)
+    assert "Authorization" not in c._headers(None)
+
+
+def test_no_authorization_is_sent_without_a_key(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    Client(BASE, None).stream(BODY).result(timeout=5)
+    assert "Authorization" not in sent(rs).headers
+
+
+def test_custom_headers_are_sent(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client(headers={"OpenAI-Organization": "org-1", "X-Trace": "t"}).stream(BODY).result(timeout=5)
+    assert sent(rs).headers["OpenAI-Organization"] == "org-1"
+    assert sent(rs).headers["X-Trace"] == "t"
+
+
+def test_the_user_agent_names_chatstream_and_its_version(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client().stream(BODY).result(timeout=5)
+    assert sent(rs).headers["User-Agent"].startswith(f"chatstream/{chatstream.__version__} ")
+
+
+def test_compressed_responses_are_not_asked_for(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    client().stream(BODY).result(timeout=5)
+    assert sent(rs).headers["Accept-Encoding"] == "identity"
+
+
+def test_a_header_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        client(headers={"X-A": "a\r\nInjected: 1"})
+
+
+def test_a_body_that_is_not_a_mapping_is_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        client().stream(["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+def test_queue_size_below_one_is_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        client().stream(BODY, queue_size=0)
+
+
+@pytest.mark.parametrize("url", ["api.test/v1", "ftp://api.test", ""])
+def test_a_base_url_that_is_not_http_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Client(url, KEY)
+
+
+# --- defaults and configuration ---------------------------------------------------------
+
+
+def test_the_defaults_are_the_specifications() -> None:
+    c = Client(BASE, KEY)
+    assert c.timeouts.idle == 300.0 and c.timeouts.connect == 10.0
+    assert c.retry.max_retries == 2
+    assert c.include_usage is True
+    assert c.turn_state_header == "x-codex-turn-state" == chatstream.TURN_STATE_HEADER
+
+
+def test_the_default_queue_holds_1600_events(rs: responses.RequestsMock) -> None:
+    ok(rs)
+    with client().stream(BODY) as stream:
+        assert stream._worker.queue.maxsize == 1600
+        stream.result(timeout=5)
+
+
+def test_idle_and_connect_timeouts_and_max_retries_are_taken() -> None:
+    c = Client(BASE, KEY, idle_timeout=7.0, connect_timeout=3.0, max_retries=5)
+    assert (c.timeouts.idle, c.timeouts.connect, c.retry.max_retries) == (7.0, 3.0, 5)
+
+
+@pytest.mark.parametrize("field", ["connect", "idle", "event", "total", "finish_grace"])
+def test_a_time_limit_must_be_positive(field: str) -> None:
+    with pytest.raises(ValueError):
+        chatstream.Timeouts(**{field: 0})
+
+
+def test_the_retry_wait_doubles_up_to_the_cap() -> None:
+    retry = Retry(backoff=0.5, max_backoff=1.5, jitter=0.0)
+    assert [retry.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 1.5, 1.5]
+
+
+def test_the_retry_wait_has_at_most_the_jitter_added() -> None:
+    retry = Retry(backoff=1.0, jitter=0.25)
+    rng = random.Random(5)
+    delays = [retry.delay(1, rng=rng) for _ in range(200)]
+    assert all(d is not None and 1.0 <= d <= 1.25 for d in delays)
+    assert len(set(delays)) > 100  # random, not constant
+
+
+def test_a_longer_retry_after_replaces_the_backoff() -> None:
+    retry = Retry(backoff=0.5, jitter=0.0, max_retry_after=60)
+    assert retry.delay(1, retry_after=10.0) == 10.0
+    assert retry.delay(1, retry_after=0.0) == 0.5
+    assert retry.delay(1, retry_after=61.0) is None
+
+
+def test_a_negative_max_retries_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Retry(max_retries=-1)
+
+
+# --- error mapping ----------------------------------------------------------------------
+
+ERRORS = [
+    (400, BadRequestError),
+    (401, AuthenticationError),
+    (403, PermissionDeniedError),
+    (404, NotFoundError),
+    (422, BadRequestError),
+    (429, RateLimitError),
+    (500, ServerError),
+    (503, ServerError),
+]
+
+
+@pytest.mark.parametrize(("status", "cls"), ERRORS)
+def test_an_error_status_is_its_typed_error(
+    rs: responses.RequestsMock, status: int, cls: type[APIStatusError]
+) -> None:
+    payload = {"error": {"message": "went wrong", "type": "some_type", "code": "some_code"}}
+    rs.post(URL, json=payload, status=status, headers={"x-request-id": "req-9"})
+    error = fail(client())
+    assert type(error) is cls
+    assert isinstance(error, APIStatusError)
+    assert error.status == status
+    assert (error.type, error.code) == ("some_type", "some_code")
+    assert "went wrong" in error.message and str(status) in error.message
+    assert error.request_id == "req-9"
+    assert error.partial is not None and error.partial.content == ""
+    assert len(rs.calls) == 1  # max_retries=0
+
+
+def test_an_integer_error_code_is_kept(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {"message": "m", "code": 1234}}, status=400)
+    assert fail(client()).code == 1234  # type: ignore[attr-defined]
+
+
+def test_an_error_body_that_is_not_json_still_gives_the_status(
+    rs: responses.RequestsMock,
+) -> None:
+    rs.post(URL, body="<html><h1>502 Bad Gateway</h1></html>", status=502)
+    error = fail(client())
+    assert isinstance(error, ServerError) and error.status == 502
+    assert error.type is None and error.code is None
+    assert "502 Bad Gateway" in error.body
+
+
+def test_the_body_snippet_is_at_most_512_characters(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {"message": "x" * 5000}}, status=400)
+    error = fail(client())
+    assert isinstance(error, APIStatusError)
+    assert 0 < len(error.body) <= 512
+
+
+def test_retry_after_in_seconds(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {"message": "slow"}}, status=429, headers={"Retry-After": "7"})
+    error = fail(client())
+    assert isinstance(error, RateLimitError) and error.retry_after == 7.0
+
+
+def test_retry_after_as_an_http_date(rs: responses.RequestsMock) -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    rs.post(URL, json={"error": {"message": "slow"}}, status=429, headers={"Retry-After": when})
+    error = fail(client())
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after is not None and 25 <= error.retry_after <= 31
+
+
+def test_retry_after_ms(rs: responses.RequestsMock) -> None:
+    headers = {"retry-after-ms": "1500", "Retry-After": "9"}
+    rs.post(URL, json={"error": {"message": "slow"}}, status=429, headers=headers)
+    error = fail(client())
+    assert isinstance(error, RateLimitError) and error.retry_after == 1.5
+
+
+def test_no_retry_after_header_gives_none(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {"message": "slow"}}, status=429)
+    error = fail(client())
+    assert isinstance(error, RateLimitError) and error.retry_after is None
+
+
+def test_a_client_error_is_not_retried(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {"message": "no"}}, status=400)
+    fail(client(retry=Retry(max_retries=3, backoff=0.001)))
+    assert len(rs.calls) == 1
+
+
+def test_a_server_error_is_retried_up_to_max_retries(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {"message": "down"}}, status=503)
+    error = fail(client(retry=Retry(max_retries=2, backoff=0.001)))
+    assert isinstance(error, ServerError)
+    assert len(rs.calls) == 3
+
+
+def test_a_retry_after_above_the_cap_is_not_retried(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {}}, status=429, headers={"Retry-After": "3600"})
+    error = fail(client(retry=Retry(max_retries=2, backoff=0.001, max_retry_after=60)))
+    assert isinstance(error, RateLimitError) and error.retry_after == 3600
+    assert len(rs.calls) == 1
+
+
+# --- the stream_options fallback ----------------------------------------------------------
+
+
+def _rejects_stream_options(status: int, message: str) -> Any:
+    def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        assert isinstance(request.body, bytes)
+        if "stream_options" in json.loads(request.body):
+            error = {"error": {"message": message, "type": "invalid_request_error"}}
+            return status, {"Content-Type": "application/json"}, json.dumps(error).encode()
+        return 200, {"Content-Type": "text/event-stream"}, SSE
+
+    return callback
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_server_rejecting_stream_options_gets_the_request_again_without_it(
+    rs: responses.RequestsMock, status: int
+) -> None:
+    message = "Extra inputs are not permitted: stream_options"
+    rs.add_callback("POST", URL, callback=_rejects_stream_options(status, message))
+    assert client().stream(BODY).result(timeout=5).content == "Hi"
+    assert len(rs.calls) == 2
+    assert "stream_options" in sent_json(rs, 0)
+    assert "stream_options" not in sent_json(rs, 1)
+    assert sent_json(rs, 1)["messages"] == BODY["messages"]
+
+
+def test_a_400_that_does_not_name_stream_options_is_not_sent_again(
+    rs: responses.RequestsMock,
+) -> None:
+    rs.add_callback("POST", URL, callback=_rejects_stream_options(400, "model not found"))
+    assert isinstance(fail(client()), BadRequestError)
+    assert len(rs.calls) == 1
+
+
+def test_the_fallback_happens_only_once(rs: responses.RequestsMock) -> None:
+    error = {"error": {"message": "unknown field stream_options"}}
+    rs.post(URL, json=error, status=400)
+    assert isinstance(fail(client()), BadRequestError)
+    assert len(rs.calls) == 2  # once with, once without; then the error
+
+
+# --- redirects -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_a_redirect_error_naming_the_location_without_its_query(
+    rs: responses.RequestsMock, status: int
+) -> None:
+    target = f"https://elsewhere.test/v1/chat/completions?key={KEY}&sig=s3cret"
+    rs.post(URL, status=status, headers={"Location": target})
+    error = fail(client())
+    assert isinstance(error, RedirectError)
+    assert error.status == status
+    assert error.location == "https://elsewhere.test/v1/chat/completions"
+    assert error.location in error.message
+    assert KEY not in str(error) and "s3cret" not in str(error) and "?" not in error.location
+    assert len(rs.calls) == 1  # not followed
+
+
+# --- the key ------------------------------------------------------------------------------
+
+BAD_KEYS = [
+    "sk-abc\r\nX-Injected: 1",
+    "sk-abc\n",
+    "sk-ключ-secret",
+    "sk-\u2028secret",
+    "sk-\x00nul",
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_an_invalid_api_key_is_refused_without_echoing_it(key: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Client(BASE, key)
+    error = info.value
+    assert "invalid API key" in str(error)
+    for text in (str(error), repr(error), str(error.args)):
+        assert key not in text and "secret" not in text and "abc" not in text
+
+
+def test_an_empty_api_key_is_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        Client(BASE, "")
+
+
+def test_repr_of_the_client_never_shows_the_key() -> None:
+    c = Client(BASE + "?api-key=" + KEY, KEY)
+    assert KEY not in repr(c) and KEY not in str(c)
+    assert "REDACTED" in repr(c)
+    assert KEY not in repr(c._auth)
+    assert KEY not in repr(vars(c).get("_auth"))
+
+
+def test_a_credential_passed_as_a_header_is_redacted_like_the_key(
+    rs: responses.RequestsMock,
+) -> None:
+    secret = "azure-CANARY-42"
+    echo = {"error": {"message": f"key {secret} is not valid"}}
+    rs.post(URL, json=echo, status=401)
+    error = fail(Client(BASE, None, max_retries=0, headers={"api-key": secret}))
+    assert sent(rs).headers["api-key"] == secret
+    assert secret not in error.message and secret not in error.body  # type: ignore[attr-defined]
+
+
+def test_a_server_echoing_the_key_in_an_error_body_is_redacted(
+    rs: responses.RequestsMock,
+) -> None:
+    echo = {"error": {"message": f"Incorrect API key provided: {KEY}", "type": "auth"}}
+    rs.post(URL, json=echo, status=401, headers={"X-Echo": f"Bearer {KEY}"})
+    error = fail(client())
+    assert isinstance(error, AuthenticationError)
+    assert KEY not in error.message and KEY not in error.body and KEY not in repr(error)
+    assert "Incorrect API key provided" in error.body
+    assert KEY not in json.dumps(error.headers)

@@ -1,0 +1,201 @@
+"""Every item, content part and event round-trips through JSON with its ``"type"`` tag."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chatstream import (
+    Completed,
+    FunctionCall,
+    Message,
+    OutputItemAdded,
+    OutputItemDone,
+    OutputText,
+    OutputTextDelta,
+    RateLimits,
+    Reasoning,
+    ReasoningContentDelta,
+    ReasoningText,
+    Refusal,
+    RefusalDelta,
+    Serializable,
+    SummaryText,
+    TokenUsage,
+    event_from_dict,
+    event_from_json,
+    item_from_dict,
+)
+from chatstream.events import _KINDS
+
+PARTS: list[Serializable] = [
+    OutputText("hi 你好 😀"),
+    Refusal("no"),
+    ReasoningText("because"),
+    SummaryText("in short"),
+]
+
+ITEMS: list[Message | Reasoning | FunctionCall] = [
+    Message(),
+    Message(content=[OutputText("a"), Refusal("b"), OutputText("c")], id="msg_1"),
+    Reasoning(),
+    Reasoning(
+        id="rs_1",
+        summary=[SummaryText("s")],
+        content=[ReasoningText("t1"), ReasoningText("t2")],
+        encrypted_content="opaque",
+    ),
+    FunctionCall(name="get_weather", arguments='{"city": "Paris"}', call_id="call_1"),
+    FunctionCall(name="f", arguments="{not json", call_id="tool-call-0", id="fc_1"),
+]
+
+EVENTS: list[Any] = [
+    RateLimits({"remaining-requests": "99", "reset-tokens": "6m0s"}),
+    *[OutputItemAdded(item, choice_index=i % 2) for i, item in enumerate(ITEMS)],
+    OutputTextDelta("Hello"),
+    OutputTextDelta('\r\n"quoted" \\ 😀', choice_index=2),
+    RefusalDelta("I can't", choice_index=1),
+    ReasoningContentDelta("hmm", content_index=3, choice_index=1),
+    *[OutputItemDone(item, choice_index=i % 3) for i, item in enumerate(ITEMS)],
+    Completed(),
+    Completed("chatcmpl-1", TokenUsage(10, 4, 20, 7, 30)),
+]
+
+
+def _id(obj: object) -> str:
+    return type(obj).__name__
+
+
+def test_every_kind_has_a_round_trip_case_here() -> None:
+    covered = {type(o).type for o in [*PARTS, *ITEMS, *EVENTS]}
+    assert covered == set(_KINDS)
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=_id)
+def test_an_event_round_trips_through_to_json_and_event_from_json(event: Any) -> None:
+    text = event.to_json()
+    assert json.loads(text)["type"] == type(event).type
+    assert event_from_json(text) == event
+    assert event_from_json(text.encode()) == event
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=_id)
+def test_an_event_round_trips_through_its_own_classs_from_json(event: Any) -> None:
+    assert type(event).from_json(event.to_json()) == event
+    assert Serializable.from_json(event.to_json()) == event
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=_id)
+def test_an_event_round_trips_through_to_dict_and_event_from_dict(event: Any) -> None:
+    data = event.to_dict()
+    assert next(iter(data)) == "type"  # the tag comes first
+    assert event_from_dict(data) == event
+    assert event_from_dict(json.loads(json.dumps(data))) == event
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=_id)
+def test_an_item_round_trips_through_item_from_dict(item: Any) -> None:
+    data = item.to_dict()
+    assert data["type"] == type(item).type
+    assert item_from_dict(data) == item
+    assert item_from_dict(json.loads(item.to_json())) == item
+    assert type(item).from_json(item.to_json()) == item
+
+
+@pytest.mark.parametrize("part", PARTS, ids=_id)
+def test_a_content_part_round_trips_with_its_tag(part: Any) -> None:
+    assert json.loads(part.to_json()) == {"type": type(part).type, "text": part.text}
+    assert type(part).from_json(part.to_json()) == part
+    assert Serializable.from_dict(part.to_dict()) == part
+
+
+def test_items_inside_events_and_parts_inside_items_carry_their_tags() -> None:
+    event = OutputItemDone(Message(content=[OutputText("a"), Refusal("b")]))
+    data = json.loads(event.to_json())
+    assert data["item"]["type"] == "message"
+    assert [p["type"] for p in data["item"]["content"]] == ["output_text", "refusal"]
+
+
+def test_text_is_written_as_utf8_json_that_reads_back_unchanged() -> None:
+    delta = OutputTextDelta("\u2028\x00é😀")
+    assert event_from_json(delta.to_json()) == delta
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "no_such_kind", "delta": "x"},
+        {"delta": "x"},
+        {"type": None},
+        {"type": "message", "role": "assistant", "content": []},  # an item, not an event
+        {"type": "output_text", "text": "x"},  # a part, not an event
+    ],
+    ids=["unknown", "missing", "null", "item", "part"],
+)
+def test_event_from_dict_rejects_a_tag_that_names_no_event(data: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        event_from_dict(data)
+    with pytest.raises(ValueError):
+        event_from_json(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        OutputTextDelta("x").to_dict(),
+        OutputText("x").to_dict(),
+        {"type": "nope"},
+        {"name": "f", "arguments": "{}", "call_id": "c"},
+    ],
+    ids=["event", "part", "unknown", "missing"],
+)
+def test_item_from_dict_rejects_a_tag_that_names_no_item(data: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        item_from_dict(data)
+
+
+def test_a_class_rejects_the_json_of_another_kind() -> None:
+    with pytest.raises(ValueError):
+        OutputText.from_json(Refusal("x").to_json())
+    with pytest.raises(ValueError):
+        OutputTextDelta.from_dict(RefusalDelta("x").to_dict())
+
+
+@pytest.mark.parametrize("text", ["[]", '"x"', "1", "null"])
+def test_json_that_is_not_an_object_is_rejected(text: str) -> None:
+    with pytest.raises(ValueError):
+        event_from_json(text)
+
+
+def test_a_tag_naming_an_item_inside_an_event_must_be_an_item() -> None:
+    data = OutputItemDone(FunctionCall("f", "{}", "c")).to_dict()
+    data["item"] = OutputTextDelta("x").to_dict()
+    with pytest.raises(ValueError):
+        event_from_dict(data)
+
+
+def test_token_usage_round_trips() -> None:
+    usage = TokenUsage(
+        input_tokens=1,
+        cached_input_tokens=2,
+        output_tokens=3,
+        reasoning_output_tokens=4,
+        total_tokens=5,
+    )
+    assert TokenUsage.from_json(usage.to_json()) == usage
+    assert TokenUsage.from_dict(usage.to_dict()) == usage
+    assert usage.to_dict() == {
+        "input_tokens": 1,
+        "cached_input_tokens": 2,
+        "output_tokens": 3,
+        "reasoning_output_tokens": 4,
+        "total_tokens": 5,
+    }
+
+
+def test_the_text_shortcuts_of_items_join_their_parts() -> None:
+    message = Message(content=[OutputText("a"), Refusal("r"), OutputText("b")])
+    assert message.text == "ab"
+    assert Reasoning(content=[ReasoningText("x"), ReasoningText("y")]).text == "xy"

@@ -1,0 +1,301 @@
+"""The recipes of docs/recipes.rst: Flask (and any WSGI server) relaying a stream as SSE,
+callbacks marshalled onto a GUI thread, and the notebook display."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import itertools
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import flask
+import pytest
+
+import chatstream
+from chatstream.demo import DemoServer
+from chatstream.notebook import show
+from chatstream.wsgi import SSE_HEADERS, sse_events
+from tests.helpers import build_body
+from tests.loopback import LoopbackServer, json_error, sse_body
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+PATH = "/v1/chat/completions"
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def _text_body(words: list[str]) -> bytes:
+    chunks: list[dict[str, Any]] = [
+        {"id": "c1", "choices": [{"index": 0, "delta": {"content": w}}]} for w in words
+    ]
+    chunks.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return build_body(chunks, event=None, done=True)
+
+
+@pytest.fixture
+def client(server: LoopbackServer) -> Iterator[chatstream.Client]:
+    with chatstream.Client(server.url + "/v1", max_retries=0) as client:
+        yield client
+
+
+# --- Flask / WSGI -----------------------------------------------------------------------
+
+
+def relay_app(client: chatstream.Client) -> tuple[flask.Flask, list[chatstream.ChatStream]]:
+    """The recipe: a route that relays a stream to the browser."""
+    app = flask.Flask(__name__)
+    streams: list[chatstream.ChatStream] = []
+
+    @app.get("/chat")
+    def chat() -> flask.Response:
+        question = flask.request.args["q"]
+        stream = client.stream({"model": "m", "messages": [{"role": "user", "content": question}]})
+        streams.append(stream)
+        return flask.Response(sse_events(stream), headers=SSE_HEADERS)
+
+    return app, streams
+
+
+def frames(body: bytes) -> list[tuple[str, Any]]:
+    """(event name, decoded data) of each SSE frame."""
+    out = []
+    for frame in body.decode().split("\n\n"):
+        if frame:
+            name, data = frame.split("\n")
+            out.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return out
+
+
+def test_flask_relays_every_event_then_the_result(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(_text_body(["Hel", "lo"])))
+    app, streams = relay_app(client)
+    response = app.test_client().get("/chat?q=hi")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    relayed = frames(response.data)
+    names = [name for name, _ in relayed]
+    assert names == [
+        "output_item_added",
+        "output_text_delta",
+        "output_text_delta",
+        "output_item_done",
+        "completed",
+        "done",
+    ]
+    events = [chatstream.event_from_dict(data) for _, data in relayed[:-1]]
+    assert [e.delta for e in events if isinstance(e, chatstream.OutputTextDelta)] == ["Hel", "lo"]
+    assert relayed[-1][1]["content"] == "Hello"
+    assert streams[0].done
+
+
+def test_flask_relays_an_error_as_an_error_event(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, json_error(429, {"error": {"message": "Slow down"}}))
+    app, _ = relay_app(client)
+    relayed = frames(app.test_client().get("/chat?q=hi").data)
+    assert relayed == [
+        ("error", {"kind": "rate_limited", "message": "HTTP 429: Slow down (wait and try again)"})
+    ]
+
+
+def test_a_browser_going_away_closes_the_upstream_stream(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    # A long answer, slowly: the browser leaves after the first event.
+    server.route(PATH, sse_body(_text_body([f"w{i} " for i in range(500)]), delay=0.02))
+    app, streams = relay_app(client)
+    response = app.test_client().get("/chat?q=hi", buffered=False)
+    first = next(iter(response.response))
+    assert first.startswith(b"event: output_item_added\n")
+    response.close()  # what the WSGI server does when the client disconnects
+    with pytest.raises(chatstream.StreamClosedError) as caught:
+        streams[0].result(timeout=5)
+    assert caught.value.partial is not None
+    # The upstream connection is gone: the server's next write failed.
+    deadline = time.monotonic() + 5
+    while not server.disconnects and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.disconnects
+
+
+def test_closing_a_body_never_iterated_closes_the_stream(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(_text_body(["x"] * 100), delay=0.02))
+    stream = client.stream({"model": "m", "messages": []})
+    body = sse_events(stream)
+    body.close()  # e.g. Django closing a StreamingHttpResponse that was never sent
+    with pytest.raises(chatstream.StreamClosedError):
+        stream.result(timeout=5)
+    assert list(body) == []
+
+
+# --- GUI: callbacks on the GUI thread -----------------------------------------------------
+
+
+def _load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeTk:
+    """Stands in for Tk's event loop: ``after`` queues a call, one thread runs them."""
+
+    def __init__(self) -> None:
+        self.calls: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="fake-tk")
+        self.thread.start()
+
+    def after(self, ms: int, fn: Callable[[], None]) -> str:
+        assert ms == 0
+        self.calls.put(fn)
+        return "after#1"
+
+    def _loop(self) -> None:
+        while (fn := self.calls.get()) is not None:
+            fn()
+
+    def stop(self) -> None:
+        self.calls.put(None)
+        self.thread.join()
+
+
+class RecordingView:
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, str, str]] = []  # (thread name, style, text)
+        self.idle = threading.Event()
+
+    def show(self, text: str, style: str) -> None:
+        self.shown.append((threading.current_thread().name, style, text))
+
+    def set_busy(self, busy: bool) -> None:
+        self.shown.append((threading.current_thread().name, "busy", str(busy)))
+        if not busy:
+            self.idle.set()
+
+
+def test_tk_callbacks_run_in_order_on_the_gui_thread() -> None:
+    tk_chat = _load_example("tk_chat")
+    tk = FakeTk()
+    view = RecordingView()
+    try:
+        with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+            controller = tk_chat.ChatController(client, "demo", view, tk.after)
+            tk.after(0, lambda: controller.send(server.script.prompt))
+            assert view.idle.wait(10)
+    finally:
+        tk.stop()
+    assert {thread for thread, _, _ in view.shown} == {"fake-tk"}
+    styles = [style for _, style, _ in view.shown]
+    assert styles[:3] == ["user", "busy", "reasoning"]
+    assert styles[-2:] == ["answer", "busy"]
+    turn = server.script.turns[0]
+    reasoning = "".join(text for _, style, text in view.shown if style == "reasoning")
+    answer = "".join(text for _, style, text in view.shown if style == "answer")
+    assert reasoning == turn["reasoning"]
+    assert answer.strip() == turn["content"]
+    assert next(t for _, s, t in view.shown if s == "tool").startswith("\n→ get_weather(")
+    assert controller.messages[-1] == {"role": "assistant", "content": turn["content"]}
+
+
+# --- notebook -----------------------------------------------------------------------------
+
+
+class FakeHandle:
+    def __init__(self) -> None:
+        self.bundles: list[dict[str, str]] = []
+
+    def update(self, bundle: dict[str, str], **options: Any) -> None:
+        self.bundles.append(bundle)
+        self.options = options
+
+
+def _demo_stream(client: chatstream.Client, server: DemoServer) -> chatstream.ChatStream:
+    messages = [{"role": "user", "content": server.script.prompt}]
+    return client.stream({"model": "demo", "messages": messages})
+
+
+def test_notebook_display_updates_in_place() -> None:
+    handle = FakeHandle()
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        response = show(_demo_stream(client, server), handle=handle, interval=0)
+    assert response.tool_calls[0].name == "get_weather"
+    html = [b["text/html"] for b in handle.bundles]
+    assert len(html) > 20  # one per event (interval 0), then the final one
+    assert all(len(a) <= len(b) for a, b in itertools.pairwise(html))
+    last = handle.bundles[-1]
+    assert "The rider wants to know" in last["text/html"]
+    assert "opacity:.6;font-style:italic" in last["text/html"]  # reasoning set apart
+    assert "Let me check tomorrow morning&#x27;s forecast" in last["text/html"]
+    assert (
+        "→ get_weather" in last["text/html"]
+        and "&quot;city&quot;: &quot;Annecy&quot;" in last["text/html"]
+    )
+    assert "out</div>" in last["text/html"]  # the usage line
+    assert last["text/plain"].endswith("Let me check tomorrow morning's forecast for Annecy.")
+
+
+def test_notebook_updates_are_throttled() -> None:
+    handle = FakeHandle()
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        show(_demo_stream(client, server), handle=handle, interval=60)
+    assert len(handle.bundles) == 2  # the first event, and the end
+
+
+def test_notebook_shows_an_error_then_raises(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, json_error(401, {"error": {"message": "bad key"}}))
+    handle = FakeHandle()
+    with pytest.raises(chatstream.AuthenticationError):
+        show(client.stream({"model": "m", "messages": []}), handle=handle)
+    assert "error: HTTP 401: bad key" in handle.bundles[-1]["text/html"]
+
+
+def test_notebook_falls_back_to_printing_outside_a_kernel() -> None:
+    out = io.StringIO()
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        response = show(_demo_stream(client, server), out=out)
+    text = out.getvalue()
+    assert text.startswith("thinking…\nThe rider wants to know")
+    assert "Let me check tomorrow morning's forecast for Annecy.\n→ get_weather" in text
+    assert text.splitlines()[-1].startswith("· ") and "out" in text.splitlines()[-1]
+    assert response.finish_reason == "tool_calls"
+
+
+def test_notebook_uses_the_kernel_display_when_ipython_runs_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ipython = pytest.importorskip("IPython")
+    display_module = pytest.importorskip("IPython.display")
+    handle = FakeHandle()
+    shown: list[Any] = []
+
+    def display(obj: Any, **options: Any) -> FakeHandle:
+        shown.append((obj, options))
+        return handle
+
+    class KernelShell:
+        kernel = object()
+
+    monkeypatch.setattr(ipython, "get_ipython", KernelShell)
+    monkeypatch.setattr(display_module, "display", display)
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        show(_demo_stream(client, server), interval=0)
+    assert shown[0][1] == {"display_id": True, "raw": True}
+    assert handle.options == {"raw": True}
+    assert "forecast for Annecy" in handle.bundles[-1]["text/plain"]
