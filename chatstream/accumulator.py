@@ -115,19 +115,14 @@ class _Choice:
         "message_open",
         "message_parts",
         "next_slot",
-        "reasoning",
         "reasoning_open",
         "reasoning_parts",
-        "refusal",
-        "text",
     )
 
     def __init__(self, index: int) -> None:
         self.index = index
-        # Everything received, for the result.
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
-        self.refusal: list[str] | None = None
+        # What the choice received is kept once: in its finished items, and in the parts
+        # of the open ones (see _received).
         # The open message: its parts as [kind, pieces], consecutive pieces of one kind
         # joined into one part (the specification's later versions do the same).
         self.message_parts: list[tuple[type[OutputText | Refusal], list[str]]] = []
@@ -148,14 +143,10 @@ class _Choice:
     # --- appending ---------------------------------------------------------------------
 
     def add_text(self, text: str, events: Events) -> None:
-        self.text.append(text)
         self._message_piece(OutputText, text, events)
         events.append(OutputTextDelta(text, self.index))
 
     def add_refusal(self, text: str, events: Events) -> None:
-        if self.refusal is None:
-            self.refusal = []
-        self.refusal.append(text)
         self._message_piece(Refusal, text, events)
         events.append(RefusalDelta(text, self.index))
 
@@ -170,7 +161,6 @@ class _Choice:
             parts.append((kind, [text]))
 
     def add_reasoning(self, text: str, events: Events) -> None:
-        self.reasoning.append(text)
         if not self.reasoning_open:
             self.reasoning_open = True
             events.append(OutputItemAdded(Reasoning(), self.index))
@@ -252,13 +242,32 @@ class _Choice:
         self.items.append(item)
         events.append(OutputItemDone(item, self.index))
 
+    def _received(self) -> tuple[list[str], list[str], list[str]]:
+        """The text, refusal and reasoning received, in order: the parts of the finished
+        items, then the pieces of the open ones. A finished item's text is already
+        joined, so the result shares that string instead of holding a second copy."""
+        text: list[str] = []
+        refusal: list[str] = []
+        reasoning: list[str] = []
+        for item in self.items:
+            if type(item) is Message:
+                for part in item.content:
+                    (text if type(part) is OutputText else refusal).append(part.text)
+            elif type(item) is Reasoning:
+                reasoning += [part.text for part in item.content]
+        for kind, pieces in self.message_parts:
+            (text if kind is OutputText else refusal).extend(pieces)
+        reasoning += self.reasoning_parts
+        return text, refusal, reasoning
+
     def result(self) -> ChoiceResult:
         pending = [c.item() for c in self.calls if c.name is not None]
+        text, refusal, reasoning = self._received()
         return ChoiceResult(
             index=self.index,
-            content="".join(self.text),
-            reasoning="".join(self.reasoning),
-            refusal=None if self.refusal is None else "".join(self.refusal),
+            content="".join(text),
+            reasoning="".join(reasoning),
+            refusal="".join(refusal) if refusal else None,
             tool_calls=list(self.done_calls),
             incomplete_tool_calls=self.incomplete_calls + pending,
             finish_reason=self.finish_reason,

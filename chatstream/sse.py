@@ -172,7 +172,12 @@ class SSEDecoder:
             # blank line is always b"\n\n".
             self._after_cr = data[-1:] == b"\r"
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        blocks = self._frame(data)
+        if not self._pending and data.endswith(b"\n\n") and data.count(b"\n") == 2:
+            # The usual piece (servers write each event at once, in its own HTTP chunk):
+            # one whole event of one line, with nothing pending before or after it.
+            blocks = self._checked([data[:-2]], len(data))
+        else:
+            blocks = self._frame(data)
         return self._messages(blocks) if blocks else []
 
     def close(self) -> list[SSEMessage]:
@@ -205,7 +210,7 @@ class SSEDecoder:
 
     def _frame(self, data: bytes) -> list[bytes]:
         """Split off the whole event blocks (blank ones dropped); keep the rest."""
-        # No block can be longer than what was pending plus this piece.
+        # No block is longer than what was pending plus this piece.
         longest = self._pending_size + len(data)
         blocks: list[bytes] = []
         pending = self._pending
@@ -228,6 +233,11 @@ class SSEDecoder:
             pending.append(last)
             self._pending_size += len(last)
         self._pending_ends_lf = bool(pending) and last[-1:] == b"\n"
+        return self._checked(blocks, longest)
+
+    def _checked(self, blocks: list[bytes], longest: int) -> list[bytes]:
+        """``blocks`` less the blank ones, once neither they nor the pending bytes exceed
+        the size limit (``longest`` bounds them all, so most pieces need no count)."""
         limit = self.max_event_bytes
         if longest > limit and (self._pending_size > limit or any(len(b) > limit for b in blocks)):
             raise EventTooLargeError(

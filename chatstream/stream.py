@@ -115,7 +115,7 @@ class _EventQueue(queue.Queue):  # type: ignore[type-arg]
         Raises:
             _Interrupted: :meth:`interrupt` was called while waiting.
         """
-        with self.not_full:
+        with self.mutex:  # (not_full's lock, without the Condition's wrappers)
             while self.maxsize > 0 and self._events >= self.maxsize:
                 if self._interrupted:
                     raise _Interrupted
