@@ -149,6 +149,8 @@ def _before_response(connection: urllib3.connection.HTTPConnection) -> None:
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):
+    """A connection that records itself in the current thread's slot."""
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _record(self)
         super().request(*args, **kwargs)
@@ -158,14 +160,8 @@ class _HTTPConnection(urllib3.connection.HTTPConnection):
         return super().getresponse()
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _record(self)
-        super().request(*args, **kwargs)
-
-    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]
-        _before_response(self)
-        return super().getresponse()
+class _HTTPSConnection(_HTTPConnection, urllib3.connection.HTTPSConnection):
+    """The same over TLS (the recording methods come first in the MRO)."""
 
 
 class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):

@@ -208,7 +208,6 @@ class _Worker:
         # Timestamps (the watchdog's clock) for the limits.
         self._started = self.clock()
         self._reading_since: float | None = None
-        self._event_since = self._started
         # Seconds spent blocked reading since the last data event (reads that brought
         # only keep-alives or part of an event): the event limit's clock, which, like
         # the idle one, does not run while callbacks or a full queue hold the worker.
@@ -356,7 +355,6 @@ class _Worker:
                 self._deliver(events)
             if parser.messages != seen:
                 seen = parser.messages
-                self._event_since = self.clock()
                 self._event_waited = 0.0
             if parser.ended:
                 break
@@ -438,7 +436,9 @@ class _Worker:
         if reason == "closed":
             return StreamClosedError("The stream was closed before it ended.")
         if reason == "callback":
-            error = CallbackError("An on_event callback raised; the stream was stopped.")
+            error = CallbackError(
+                "A callback (on_event or on_bytes) raised; the stream was stopped."
+            )
             error.__cause__ = self._callback_error
             return error
         t = self.timeouts
@@ -500,7 +500,11 @@ class _Worker:
         return call
 
     def _callback_failed(self, exc: BaseException) -> None:
-        if self._callback_error is None:
+        if self.finished.is_set():
+            # A dispatched callback that ran after the end: too late to change the
+            # outcome, but never silent.
+            log.error("an on_event callback raised after the stream ended", exc_info=exc)
+        elif self._callback_error is None:
             self._callback_error = exc
             self.stop("callback")
 
