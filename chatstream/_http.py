@@ -385,7 +385,7 @@ def transport_error(
     error: ChatStreamError
     if isinstance(exc, requests.ConnectTimeout):
         error = ConnectTimeoutError("Connecting to the server timed out.")
-    elif isinstance(exc, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
+    elif isinstance(exc, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)):
         error = IdleTimeoutError(
             f"No data arrived for {idle} s (idle timeout); a proxy that buffers the whole "
             "response looks like this too.",

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import json
 import logging
 import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 import urllib3.exceptions
@@ -200,7 +201,8 @@ class _Worker:
         self._ending = False
         self._stopped = threading.Event()
         self._response: requests.Response | None = None
-        self._decode = True  # decode the body's Content-Encoding (see _attach)
+        # The body's read function, chosen by _attach().
+        self._read1: Callable[[int], bytes] = _no_body
         # The connection of the request while it waits for the headers (before there
         # is a response to shut down): stop() aborts it.
         self._slot = _transport.ConnectionSlot(self.clock)
@@ -318,9 +320,7 @@ class _Worker:
         """Make ``response`` the one :meth:`stop` wakes (as soon as its headers arrived,
         so that reading an error body is interruptible too)."""
         self._response = response
-        # A body without a Content-Encoding is read past urllib3's decoding step: the
-        # same bytes, 0.7 us less per read.
-        self._decode = bool(response.headers.get("content-encoding"))
+        self._read1 = _body_reader(response)
         if self.stop_reason is not None:
             _shutdown(response)
 
@@ -345,8 +345,11 @@ class _Worker:
             # read1() on every kind of body: urllib3's read_chunked() would be a little
             # faster per chunk, but it waits for a whole HTTP chunk (up to the read
             # size), holding back the events of a chunk whose start has arrived.
-            data = self._read_some(response, READ_SIZE)
-            if not data or self.stop_reason is not None:
+            data = self._read_some(READ_SIZE)
+            if self.stop_reason is not None:
+                break
+            if not data:
+                _release_at_end(response)
                 break
             if self.on_bytes is not None:
                 self._record(data)
@@ -361,13 +364,18 @@ class _Worker:
             self._grace = parser.accumulator.all_choices_finished
         self._conclude()
 
-    def _read_some(self, response: requests.Response, size: int) -> bytes:
+    def _read_some(self, size: int) -> bytes:
         """One blocking read of what has arrived (up to ``size`` bytes, decoded), watched
         by the watchdog; ``b""`` at the end of the body or once stopped."""
         self._reading_since = started = self.clock()
         try:
-            return response.raw.read1(size, decode_content=self._decode)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            return self._read1(size)
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+        ) as exc:
             if self.stop_reason is not None:
                 return b""  # the read failed because the stream was stopped
             error = _http.transport_error(
@@ -391,7 +399,7 @@ class _Worker:
         pieces: list[bytes] = []
         size = 0
         while size <= limit:
-            data = self._read_some(response, min(READ_SIZE, limit + 1 - size))
+            data = self._read_some(min(READ_SIZE, limit + 1 - size))
             if not data or self.stop_reason is not None:
                 break
             if self.on_bytes is not None:
@@ -560,6 +568,39 @@ def _stop_worker(ref: weakref.ref[_Worker]) -> None:
     worker = ref()
     if worker is not None:
         worker.stop("closed")
+
+
+def _no_body(size: int) -> bytes:
+    return b""
+
+
+def _body_reader(response: requests.Response) -> Callable[[int], bytes]:
+    """The function that reads what has arrived of the body, up to a size, decoded.
+
+    ``read1`` returns whatever is buffered or arrives next, so no event waits for later
+    bytes, whether the body is chunked or ends at connection close. Such a body, with no
+    Content-Encoding, is read straight from the ``http.client`` response under urllib3's:
+    urllib3's own ``read1`` calls the same method after bookkeeping (2.5 µs against 1.0 µs
+    per HTTP chunk, measured). Any other body goes through urllib3, which decodes it and
+    notices a body shorter than its Content-Length.
+    """
+    raw = response.raw
+    headers = response.headers
+    if not headers.get("content-encoding") and not headers.get("content-length"):
+        read1 = getattr(getattr(raw, "_fp", None), "read1", None)
+        if callable(read1):
+            return cast("Callable[[int], bytes]", read1)
+    return lambda size: raw.read1(size, decode_content=True)
+
+
+def _release_at_end(response: requests.Response) -> None:
+    """The body was read to its end: give the connection back to the pool for the next
+    request, as urllib3 does when it reads the end itself (see :func:`_body_reader`)."""
+    raw = response.raw
+    fp = getattr(raw, "_fp", None)
+    if fp is not None and fp.isclosed():
+        with contextlib.suppress(Exception):
+            raw.release_conn()
 
 
 def _shutdown(response: requests.Response) -> None:
