@@ -99,3 +99,13 @@ def examples(n: int) -> int:
 
     profile = settings.default
     return n * max(1, (50 if profile is None else profile.max_examples) // 50)
+
+
+def kinds(events: Iterable[object]) -> list[str]:
+    """Event class names, with the item's kind for item events: ``OutputItemDone(Message)``."""
+    names = []
+    for event in events:
+        name = type(event).__name__
+        item = getattr(event, "item", None)
+        names.append(f"{name}({type(item).__name__})" if item is not None else name)
+    return names

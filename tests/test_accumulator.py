@@ -37,7 +37,7 @@ from chatstream import (
     TokenUsage,
 )
 
-from .helpers import build_body
+from .helpers import build_body, kinds
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -107,15 +107,6 @@ class Outcome:
             for e in self.events
             if isinstance(e, OutputItemDone) and isinstance(e.item, FunctionCall)
         ]
-
-
-def kinds(events: list[ResponseEvent]) -> list[str]:
-    names = []
-    for event in events:
-        name = type(event).__name__
-        item = getattr(event, "item", None)
-        names.append(f"{name}({type(item).__name__})" if item is not None else name)
-    return names
 
 
 def parse_body(body: bytes) -> Outcome:

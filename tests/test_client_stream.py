@@ -1542,33 +1542,30 @@ def test_a_401_echoing_the_authorization_header_is_redacted(
     assert KEY not in json.dumps(error.headers)
 
 
-def test_a_netrc_entry_does_not_replace_the_bearer_header(
-    server: LoopbackServer,
-    make_client: Callable[..., Client],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def netrc_for_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ~/.netrc (through NETRC) with an entry for 127.0.0.1."""
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
+
+
+@pytest.mark.usefixtures("netrc_for_loopback")
+def test_a_netrc_entry_does_not_replace_the_bearer_header(
+    server: LoopbackServer, make_client: Callable[..., Client]
+) -> None:
     server.set_default(sse_body(HELLO))
     with make_client().stream(BODY) as stream:
         stream.result(timeout=WAIT)
     assert server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
 
 
+@pytest.mark.usefixtures("netrc_for_loopback")
 def test_the_netrc_is_read_where_no_key_is_given(
-    server: LoopbackServer,
-    make_client: Callable[..., Client],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
     # The control for the test above: this NETRC file is in effect.
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
     server.set_default(sse_body(HELLO))
     with make_client(api_key=None).stream(BODY) as stream:
         stream.result(timeout=WAIT)

@@ -15,16 +15,7 @@ from chatstream import (
     StreamParser,
 )
 
-from .helpers import build_body, collect_events
-
-
-def kinds(events: list[object]) -> list[str]:
-    names = []
-    for event in events:
-        name = type(event).__name__
-        item = getattr(event, "item", None)
-        names.append(f"{name}({type(item).__name__})" if item is not None else name)
-    return names
+from .helpers import build_body, collect_events, kinds
 
 
 def test_completes_on_done_sentinel_without_json() -> None:
