@@ -76,7 +76,8 @@ class Serializable(DataClassJsonMixin):
         """Rebuild an object from :meth:`to_dict` output.
 
         Raises:
-            ValueError: ``kvs`` is not an object, or its tag names another kind.
+            ValueError: ``kvs`` is not an object, its tag names another kind, or a field
+                is missing or malformed.
         """
         if not isinstance(kvs, Mapping):
             raise ValueError(f"expected a JSON object, got {type(kvs).__name__}")
@@ -88,9 +89,14 @@ class Serializable(DataClassJsonMixin):
         if target is not cls:
             return target.from_dict(kvs, infer_missing=infer_missing)
         fields = {k: v for k, v in kvs.items() if k != "type"}
-        # dataclasses-json builds the object (from_dict of the mixin, unbound here
-        # because a classmethod's super() cannot be typed against a TypeVar).
-        obj: _S = DataClassJsonMixin.from_dict.__func__(cls, fields, infer_missing=infer_missing)  # type: ignore[attr-defined]
+        try:
+            # dataclasses-json builds the object (from_dict of the mixin, unbound here
+            # because a classmethod's super() cannot be typed against a TypeVar).
+            obj: _S = DataClassJsonMixin.from_dict.__func__(  # type: ignore[attr-defined]
+                cls, fields, infer_missing=infer_missing
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"cannot read {tag!r}: missing or malformed field ({exc})") from exc
         return obj
 
 

@@ -199,3 +199,17 @@ def test_the_text_shortcuts_of_items_join_their_parts() -> None:
     message = Message(content=[OutputText("a"), Refusal("r"), OutputText("b")])
     assert message.text == "ab"
     assert Reasoning(content=[ReasoningText("x"), ReasoningText("y")]).text == "xy"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "output_text_delta"},
+        {"type": "output_item_done", "item": {"type": "function_call", "name": "f"}},
+        {"type": "output_item_added", "item": "not an object"},
+    ],
+    ids=["missing-delta", "item-missing-fields", "item-not-an-object"],
+)
+def test_event_from_dict_rejects_missing_or_malformed_fields(data: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        event_from_dict(data)
