@@ -97,7 +97,7 @@ class Turn:
 
     def stream(self, body: Mapping[str, Any], **options: Any) -> ChatStream:
         """:meth:`Client.stream`, as part of this turn."""
-        return self.client._start(body, turn=self, **options)
+        return self.client.stream(body, turn=self, **options)
 
 
 class Client:
@@ -217,6 +217,7 @@ class Client:
         queue_size: int = 1600,
         iterate: bool | None = None,
         on_bytes: BytesCallback | None = None,
+        turn: Turn | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -239,34 +240,13 @@ class Client:
                 thread (never through ``dispatch``): e.g. a file's ``write``, to record the
                 body for ``chatstream replay``. If it raises, the stream ends in
                 :class:`~chatstream.CallbackError`.
+            turn: Send it as part of this turn (see :meth:`turn`); ``turn.stream(body)``
+                does the same.
 
         Raises:
             ConfigurationError: An argument is invalid. Everything else is raised by the
                 stream (iterating it, or :meth:`~chatstream.ChatStream.result`).
         """
-        return self._start(
-            body,
-            turn=None,
-            on_event=on_event,
-            on_end=on_end,
-            dispatch=dispatch,
-            queue_size=queue_size,
-            iterate=iterate,
-            on_bytes=on_bytes,
-        )
-
-    def _start(
-        self,
-        body: Mapping[str, Any],
-        *,
-        turn: Turn | None,
-        on_event: EventCallback | None = None,
-        on_end: EndCallback | None = None,
-        dispatch: Dispatch | None = None,
-        queue_size: int = 1600,
-        iterate: bool | None = None,
-        on_bytes: BytesCallback | None = None,
-    ) -> ChatStream:
         if queue_size < 1:
             raise ConfigurationError("queue_size must be at least 1")
         request = _http.build_body(body, include_usage=self.include_usage)
