@@ -60,7 +60,7 @@ from .events import (
     item_from_dict,
 )
 from .parser import StreamParser, iter_events
-from .response import ChoiceResult, Response
+from .response import ChoiceResult, ErrorInfo, Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .stream import ChatStream
 
@@ -82,6 +82,7 @@ __all__ = [
     "ContentPart",
     "ContextWindowExceeded",
     "DEFAULT_MAX_EVENT_BYTES",
+    "ErrorInfo",
     "EventTooLargeError",
     "FunctionCall",
     "IdleTimeoutError",

@@ -60,7 +60,7 @@ from .events import (
     ResponseItem,
     TokenUsage,
 )
-from .response import ChoiceResult, Response
+from .response import ChoiceResult, ErrorInfo, Response
 
 __all__ = ["Accumulator"]
 
@@ -597,7 +597,9 @@ class Accumulator:
                 model=self._model,
                 choices=[self._choices[i].result() for i in sorted(self._choices)],
                 usage=self.usage,
-                error=self.error,
+                error=None
+                if self.error is None
+                else ErrorInfo(self.error.kind, self.error.message),
                 skipped_events=self.skipped_events,
             )
         return self._cache

@@ -12,32 +12,23 @@
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import logging
 import random
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import requests
-import requests.adapters
-import urllib3.exceptions
 
 from . import _http, _transport
-from ._version import __version__
+from ._exchange import Settings
+from ._telemetry import Telemetry
 from ._watchdog import Watchdog, default_watchdog
+from ._worker import make_worker
 from .config import Retry, Timeouts
-from .errors import (
-    APIStatusError,
-    ChatStreamError,
-    ConfigurationError,
-    RateLimitError,
-)
-from .events import ResponseEvent
+from .errors import ConfigurationError
 from .sse import DEFAULT_MAX_EVENT_BYTES
-from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
+from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
@@ -48,25 +39,6 @@ log = logging.getLogger("chatstream")
 TURN_STATE_HEADER = "x-codex-turn-state"
 
 _UNSET: Any = object()
-
-
-class Telemetry:
-    """Hooks called as streams run; subclass it and override what you need.
-
-    Both hooks run on the stream's worker thread and must be quick and must not raise.
-    """
-
-    def on_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
-    ) -> None:
-        """One HTTP attempt ended: its number (1 for the first), the status (``None`` if
-        no response arrived), the error if it failed, and how long it took in seconds."""
-
-    def on_sse_event(
-        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
-    ) -> None:
-        """An event was produced (``error`` is ``None``), or the stream failed (``event``
-        is ``None``); ``elapsed`` is the time since the previous event, in seconds."""
 
 
 class Turn:
@@ -99,6 +71,12 @@ class Turn:
         """:meth:`Client.stream`, as part of this turn."""
         return self.client.stream(body, turn=self, **options)
 
+    def __enter__(self) -> Turn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Nothing to release: the ``with`` block only marks the turn's extent."""
+
 
 class Client:
     """Streams Chat Completions from an OpenAI-compatible server.
@@ -110,16 +88,14 @@ class Client:
             ``{base_url}/chat/completions``.
         api_key: Sent as ``Authorization: Bearer …``; ``None`` sends no credentials (local
             servers).
-        idle_timeout: Seconds without bytes before a stream fails (keep-alives count).
-        connect_timeout: Seconds to open a connection.
-        max_retries: Retries while nothing has been received (see :class:`Retry`).
+        timeouts: The time limits: a :class:`Timeouts`, or a number of seconds for the
+            idle limit alone (the others keep their defaults).
+        retry: The retry policy: a :class:`Retry`, or a number of retries (the rest of
+            the policy keeps its defaults).
         headers: Extra request headers.
         session: A ``requests.Session`` to send with (proxies, certificates, adapters);
             by default the client makes its own.
         telemetry: Hooks for each HTTP attempt and each event.
-        timeouts: All time limits at once (overrides ``idle_timeout`` and
-            ``connect_timeout``).
-        retry: The whole retry policy (overrides ``max_retries``).
         include_usage: Ask for usage (``stream_options.include_usage``). A server that
             rejects the field gets the request once more without it.
         max_event_bytes: Largest allowed SSE event.
@@ -127,6 +103,13 @@ class Client:
             drops tool calls (off by default).
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
+        idle_timeout: Older spelling of ``timeouts=Timeouts(idle=...)``.
+        connect_timeout: Older spelling of ``timeouts=Timeouts(connect=...)``.
+        max_retries: Older spelling of ``retry=...``.
+
+    Raises:
+        ConfigurationError: An argument is invalid, or a setting is given in both its
+            spellings.
     """
 
     def __init__(
@@ -134,19 +117,19 @@ class Client:
         base_url: str,
         api_key: str | None = None,
         *,
-        idle_timeout: float | None = 300.0,
-        connect_timeout: float | None = 10.0,
-        max_retries: int = 2,
+        timeouts: float | Timeouts | None = None,
+        retry: int | Retry | None = None,
         headers: Mapping[str, str] | None = None,
         session: requests.Session | None = None,
         telemetry: Telemetry | None = None,
-        timeouts: Timeouts | None = None,
-        retry: Retry | None = None,
         include_usage: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
+        idle_timeout: float | None = _UNSET,
+        connect_timeout: float | None = _UNSET,
+        max_retries: int = _UNSET,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
@@ -154,8 +137,8 @@ class Client:
         # The query string (a gateway's ``?key=...``) stays at the end of the URL.
         self.url = _transport.endpoint_url(self.base_url)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
-        self.timeouts = timeouts or Timeouts(idle=idle_timeout, connect=connect_timeout)
-        self.retry = retry or Retry(max_retries=max_retries)
+        self.timeouts = _timeouts(timeouts, idle_timeout, connect_timeout)
+        self.retry = _retry(retry, max_retries)
         self.headers = dict(headers or {})
         for name, value in self.headers.items():
             if any(c in f"{name}{value}" for c in "\r\n\0"):
@@ -194,18 +177,36 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def turn(self) -> Iterator[Turn]:
-        """A user turn whose requests stick to one backend (see :class:`Turn`).
+    def turn(self) -> Turn:
+        """A new user turn whose requests stick to one backend (see :class:`Turn`).
 
-        Every stream started from the turn is part of it::
+        Every stream started from the turn is part of it (the ``with`` block is
+        optional: a turn holds nothing to release)::
 
             with client.turn() as turn:
                 first = turn.stream(body)
                 ...
                 follow_up = turn.stream(body_with_tool_results)
         """
-        yield Turn(self)
+        return Turn(self)
+
+    def settings(self) -> Settings:
+        """This client's settings now, as one frozen value for a stream."""
+        return Settings(
+            url=self.url,
+            session=self.session,
+            auth=self._auth,
+            headers=tuple(self.headers.items()),
+            timeouts=self.timeouts,
+            retry=self.retry,
+            secrets=self._secrets,
+            telemetry=self.telemetry,
+            include_usage=self.include_usage,
+            max_event_bytes=self.max_event_bytes,
+            drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
+            turn_state_header=self.turn_state_header,
+            rng=self._rng,
+        )
 
     def stream(
         self,
@@ -214,6 +215,8 @@ class Client:
         on_event: EventCallback | None = None,
         on_end: EndCallback | None = None,
         dispatch: Dispatch | None = None,
+        # The specification's channel size: room for a burst of a whole fast answer
+        # while the consumer is busy, at about 0.24 MiB (docs/performance.rst).
         queue_size: int = 1600,
         iterate: bool | None = None,
         on_bytes: BytesCallback | None = None,
@@ -250,151 +253,50 @@ class Client:
         if queue_size < 1:
             raise ConfigurationError("queue_size must be at least 1")
         request = _http.build_body(body, include_usage=self.include_usage)
-        worker = _Worker(
-            self,
+        worker = make_worker(
+            self.settings(),
             request,
+            watchdog=self._watchdog or default_watchdog(),
+            queue_size=queue_size,
             on_event=on_event,
             on_end=on_end,
-            dispatch=dispatch,
-            queue_size=queue_size,
-            iterate=on_event is None if iterate is None else iterate,
-            turn=turn,
-            watchdog=self._watchdog or default_watchdog(),
             on_bytes=on_bytes,
+            dispatch=dispatch,
+            iterate=iterate,
+            turn=turn,
         )
         return ChatStream(worker)
 
-    # --- the HTTP exchange (runs on the worker thread) ------------------------------------
 
-    def _headers(self, turn: Turn | None) -> dict[str, str]:
-        headers = {
-            "Accept": "text/event-stream",
-            # Compressed SSE streams only if the server flushes per event, and it opens
-            # the door to decompression bombs: ask for none (gzip is still read).
-            "Accept-Encoding": "identity",
-            "Content-Type": "application/json",
-            "User-Agent": f"chatstream/{__version__} {requests.utils.default_user_agent()}",
-        }
-        headers.update(self.headers)
-        if turn is not None and turn.state is not None:
-            headers[self.turn_state_header] = turn.state
-        return headers
+def _timeouts(
+    timeouts: float | Timeouts | None, idle: float | None, connect: float | None
+) -> Timeouts:
+    older = Timeouts()
+    if idle is not _UNSET:
+        older = older.replace(idle=idle)
+    if connect is not _UNSET:
+        older = older.replace(connect=connect)
+    if timeouts is None:
+        return older
+    if idle is not _UNSET or connect is not _UNSET:
+        raise ConfigurationError("pass timeouts= or idle_timeout=/connect_timeout=, not both")
+    if isinstance(timeouts, Timeouts):
+        return timeouts
+    if isinstance(timeouts, bool) or not isinstance(timeouts, (int, float)):
+        raise ConfigurationError("timeouts must be a Timeouts or a number of seconds")
+    return Timeouts(idle=timeouts)
 
-    def _send(
-        self,
-        body: dict[str, Any],
-        *,
-        turn: Turn | None,
-        stopped: threading.Event,
-        attach: Callable[[requests.Response], None] | None = None,
-        slot: _transport.ConnectionSlot | None = None,
-    ) -> requests.Response | None:
-        """POST the request, retrying while nothing has been received. Returns the
-        response of a 2xx, or ``None`` if the stream was stopped meanwhile.
 
-        ``attach`` is given each response as soon as its headers arrive, before any of
-        its body is read (the stream uses it to be able to interrupt the reading).
-        ``slot`` records the connection while the request waits for its headers, so that
-        the stream can interrupt that wait too (see :mod:`chatstream._transport`).
-        """
-        retry = self.retry
-        t = self.timeouts
-        # The read timeout also bounds the wait for the headers; a little above the idle
-        # limit, so the watchdog (not the socket) normally reports a stalled body.
-        read_timeout = None if t.idle is None else t.idle + 1.0
-        attempt = 0  # the retry count's attempt: 1, then 2 for the first retry, ...
-        sent = 0  # every request sent, for telemetry (the stream_options fallback too)
-        while True:
-            attempt += 1
-            sent += 1
-            started = time.monotonic()
-            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            log.debug("POST %s (attempt %d)", _http.redact_url(self.url), attempt)
-            error: ChatStreamError | None = None
-            try:
-                with _transport.tracking(slot):
-                    response = self.session.post(
-                        self.url,
-                        data=data,
-                        headers=self._headers(turn),
-                        auth=self._auth,
-                        stream=True,
-                        timeout=(t.connect, read_timeout),
-                        allow_redirects=False,
-                    )
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                error = _http.transport_error(
-                    exc, before_response=True, secrets=self._secrets, idle=t.idle
-                )
-            finally:
-                if slot is not None:
-                    slot.clear()  # the response (or the pool) owns the connection now
-            if error is not None:
-                # Raised here, not in the except block: the original exception (whose
-                # message and request quote the URL and the key) must not become the
-                # error's __context__.
-                self._telemetry_request(sent, None, error, started)
-                retryable = error.kind in ("connect", "connect_timeout")
-                if retryable and self._wait_to_retry(attempt, None, stopped):
-                    continue
-                raise error
-            if attach is not None:
-                attach(response)
-            status = response.status_code
-            if turn is not None:
-                turn.capture(response.headers.get(self.turn_state_header))
-            log.debug("HTTP %d from %s", status, _http.redact_url(self.url))
-            if 200 <= status < 300:
-                self._telemetry_request(sent, status, None, started)
-                if stopped.is_set():
-                    response.close()
-                    return None
-                return response
-            try:
-                failure = _http.error_for_status(response, self._secrets)
-            finally:
-                response.close()
-            self._telemetry_request(sent, status, failure, started)
-            if (
-                isinstance(failure, APIStatusError)
-                and "stream_options" in body
-                and self.include_usage
-                and _http.names_stream_options(failure)
-            ):
-                log.info("the server rejects stream_options; sending the request without it")
-                body = {k: v for k, v in body.items() if k != "stream_options"}
-                attempt -= 1  # not a retry of the same request
-                continue
-            if isinstance(failure, APIStatusError) and retry.retries_status(status):
-                hint = failure.retry_after if isinstance(failure, RateLimitError) else None
-                if hint is None:
-                    hint = _http.retry_after(response.headers)
-                if self._wait_to_retry(attempt, hint, stopped):
-                    continue
-            raise failure
-
-    def _wait_to_retry(
-        self, attempt: int, retry_after: float | None, stopped: threading.Event
-    ) -> bool:
-        """Wait before the next attempt; False when no retry is left (or stopped)."""
-        if attempt > self.retry.max_retries or stopped.is_set():
-            return False
-        delay = self.retry.delay(attempt, retry_after, self._rng)
-        if delay is None:
-            return False
-        log.info(
-            "retrying in %.2f s (attempt %d of %d)", delay, attempt + 1, self.retry.max_retries + 1
-        )
-        return not stopped.wait(delay)
-
-    def _telemetry_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, started: float
-    ) -> None:
-        if self.telemetry is not None:
-            try:
-                self.telemetry.on_request(attempt, status, error, time.monotonic() - started)
-            except Exception:  # a hook must not break the stream
-                log.exception("a telemetry hook raised")
+def _retry(retry: int | Retry | None, max_retries: int) -> Retry:
+    if retry is None:
+        return Retry() if max_retries is _UNSET else Retry(max_retries=max_retries)
+    if max_retries is not _UNSET:
+        raise ConfigurationError("pass retry= or max_retries=, not both")
+    if isinstance(retry, Retry):
+        return retry
+    if isinstance(retry, bool) or not isinstance(retry, int):
+        raise ConfigurationError("retry must be a Retry or a number of retries")
+    return Retry(max_retries=retry)
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):

@@ -5,10 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ChatStreamError
 from .events import FunctionCall, ResponseItem, TokenUsage
 
-__all__ = ["ChoiceResult", "Response"]
+__all__ = ["ChoiceResult", "ErrorInfo", "Response"]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What ended a stream, as :attr:`Response.error` records it.
+
+    The exception itself is what is raised (its ``partial`` is the response); the
+    response keeps only its ``kind`` and ``message``, so that neither refers to the other
+    in a cycle that keeps a traceback, and the socket its frames hold, alive.
+
+    Attributes:
+        kind: The error's :attr:`~chatstream.ChatStreamError.kind` (``"closed"``,
+            ``"idle_timeout"``, ...).
+        message: Its message.
+    """
+
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -67,7 +87,8 @@ class Response:
         model: The chunks' ``model`` (the first non-empty one), or ``None``.
         choices: One result per choice seen, sorted by index.
         usage: Token usage (the last one the stream reported), or ``None``.
-        error: The error that ended the stream, or ``None`` if it ended normally.
+        error: The kind and message of the error that ended the stream, or ``None`` if
+            it ended normally.
         skipped_events: Events whose data was not a JSON object, skipped.
     """
 
@@ -75,7 +96,7 @@ class Response:
     model: str | None = None
     choices: list[ChoiceResult] = field(default_factory=list)
     usage: TokenUsage | None = None
-    error: ChatStreamError | None = None
+    error: ErrorInfo | None = None
     skipped_events: int = 0
 
     @property

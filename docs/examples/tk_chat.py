@@ -83,7 +83,7 @@ class ChatController:
         """The stream ended (however it ended), on Tk's thread."""
         if response.error is None:
             self.messages.append({"role": "assistant", "content": response.content})
-        elif not isinstance(response.error, chatstream.StreamClosedError):
+        elif response.error.kind != chatstream.StreamClosedError.kind:
             self.messages.pop()  # the question goes unanswered: drop it
             self.view.show(f"\n{response.error.message}", "error")
         self.view.show("\n\n", "answer")
