@@ -59,6 +59,7 @@ class Settings:
     include_usage: bool
     max_event_bytes: int
     drop_tool_calls_on_stop: bool
+    length_is_error: bool
     turn_state_header: str
     rng: random.Random = field(default_factory=random.Random, compare=False)
 

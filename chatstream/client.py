@@ -24,11 +24,10 @@ from . import _http, _transport
 from ._exchange import Settings
 from ._telemetry import Telemetry
 from ._watchdog import Watchdog, default_watchdog
-from ._worker import make_worker
 from .config import Retry, Timeouts
 from .errors import ConfigurationError
 from .sse import DEFAULT_MAX_EVENT_BYTES
-from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback
+from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, make_worker
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
@@ -101,6 +100,9 @@ class Client:
         max_event_bytes: Largest allowed SSE event.
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops tool calls (off by default).
+        length_is_error: The specification's rule that ``finish_reason: "length"`` ends
+            the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
+            stream ends normally and :attr:`~chatstream.Response.truncated` is true).
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
         idle_timeout: Older spelling of ``timeouts=Timeouts(idle=...)``.
@@ -125,6 +127,7 @@ class Client:
         include_usage: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
+        length_is_error: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
         idle_timeout: float | None = _UNSET,
@@ -155,6 +158,7 @@ class Client:
         self.include_usage = include_usage
         self.max_event_bytes = max_event_bytes
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
+        self.length_is_error = length_is_error
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
         self._own_session = session is None
@@ -204,6 +208,7 @@ class Client:
             include_usage=self.include_usage,
             max_event_bytes=self.max_event_bytes,
             drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
+            length_is_error=self.length_is_error,
             turn_state_header=self.turn_state_header,
             rng=self._rng,
         )

@@ -23,14 +23,59 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
-from ._delivery import BytesCallback, Dispatch, EndCallback, EventCallback, Terminal
-from ._worker import StopReason, Worker
+from ._delivery import BytesCallback, Delivery, Dispatch, EndCallback, EventCallback, Terminal
+from ._exchange import Settings, TurnState
+from ._outcome import StopReason
+from ._watchdog import Watchdog
+from ._worker import Opener, Worker
 from .errors import ConfigurationError, StreamClosedError
 from .events import ResponseEvent
 from .response import Response
 
-__all__ = ["BytesCallback", "ChatStream", "Dispatch", "EndCallback", "EventCallback"]
+__all__ = [
+    "BytesCallback",
+    "ChatStream",
+    "Dispatch",
+    "EndCallback",
+    "EventCallback",
+    "make_worker",
+]
+
+
+def make_worker(
+    settings: Settings,
+    request: dict[str, Any],
+    *,
+    watchdog: Watchdog,
+    queue_size: int,
+    on_event: EventCallback | None = None,
+    on_end: EndCallback | None = None,
+    on_bytes: BytesCallback | None = None,
+    dispatch: Dispatch | None = None,
+    iterate: bool | None = None,
+    turn: TurnState | None = None,
+    opener: Opener | None = None,
+) -> Worker:
+    """A worker and its delivery, as :meth:`Client.stream <chatstream.Client.stream>`
+    describes the arguments (``opener`` replaces the HTTP exchange, for tests)."""
+    worker: Worker
+    delivery = Delivery(
+        on_event=on_event,
+        on_end=on_end,
+        on_bytes=on_bytes,
+        dispatch=dispatch,
+        iterate=on_event is None if iterate is None else iterate,
+        queue_size=queue_size,
+        telemetry=settings.telemetry,
+        clock=watchdog.clock,
+        fail=lambda exc: worker.callback_failed(exc),
+    )
+    worker = Worker(
+        settings, request, delivery=delivery, watchdog=watchdog, turn=turn, opener=opener
+    )
+    return worker
 
 
 def _stop_worker(ref: weakref.ref[Worker]) -> None:

@@ -18,7 +18,8 @@ import requests
 from chatstream import ChatStream, Retry, Telemetry, Timeouts
 from chatstream._exchange import Settings
 from chatstream._watchdog import Watchdog
-from chatstream._worker import Body, make_worker
+from chatstream._worker import Body
+from chatstream.stream import make_worker
 
 #: A read that blocks until the body is shut down (then fails, as a socket read does).
 STALL = object()
@@ -97,6 +98,7 @@ def settings(*, timeouts: Timeouts | None = None, telemetry: Telemetry | None = 
         include_usage=True,
         max_event_bytes=1 << 20,
         drop_tool_calls_on_stop=False,
+        length_is_error=False,
         turn_state_header="x-turn",
     )
 

@@ -29,6 +29,7 @@ import random
 import re
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -666,13 +667,16 @@ class LoopbackServer:
         *,
         io_timeout: float = 30.0,
         join_timeout: float = 2.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """Bind, start serving in a background thread and return.
 
         ``io_timeout`` bounds every socket read or write of a handler thread (a safety
         net; :meth:`close` does not rely on it). ``join_timeout`` bounds how long
-        :meth:`close` waits for handler threads.
+        :meth:`close` waits for handler threads. With ``tls`` (a server-side context)
+        every connection is served over TLS, and :attr:`url` is ``https://``.
         """
+        self.tls = tls
         self.default_handler = default
         self.io_timeout = io_timeout
         self.join_timeout = join_timeout
@@ -697,8 +701,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        """Base URL, ``http://127.0.0.1:PORT`` (``https://`` with TLS; no trailing slash)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def route(self, path: str, handler: Handler) -> Handler:
         """Serve requests for ``path`` with ``handler`` (replacing any earlier one)."""
@@ -725,8 +729,14 @@ class LoopbackServer:
 
     def _serve_connection(self, sock: socket.socket) -> None:
         """Serve one connection: read requests and run handlers until it should close."""
-        reader = _SocketReader(sock)
         conn_id = self._conn_ids.get(sock, -1)
+        if self.tls is not None:
+            try:
+                sock = self._handshake(sock)
+            except OSError as exc:
+                self.disconnects.append(exc)
+                return
+        reader = _SocketReader(sock)
         conn: Conn | None = None
         try:
             for index in itertools.count():
@@ -777,6 +787,17 @@ class LoopbackServer:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_WR)
                 sock.close()
+
+    def _handshake(self, raw: socket.socket) -> socket.socket:
+        """Wrap an accepted connection in TLS; :meth:`close` shuts the wrapped socket
+        down from now on (wrapping detaches the raw one)."""
+        assert self.tls is not None
+        with self._tcp.lock:
+            wrapped = self.tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+            self._tcp.sockets.discard(raw)
+            self._tcp.sockets.add(wrapped)
+        wrapped.do_handshake()
+        return wrapped
 
     def close(self) -> None:
         """Stop the server and end every handler thread.

@@ -644,7 +644,7 @@ def test_the_finish_grace_still_delivers_completed_to_a_full_queue(
     expected = core_events(chunk("Hi") + chunk(finish="stop"))
     # Room for every event but Completed: the reader is not held up before the grace.
     with client.stream(BODY, queue_size=len(expected) - 1) as stream:
-        advance_until(lambda: stream._worker._cut, clock, watchdog, 2.0)
+        advance_until(lambda: stream._worker.reader.cut, clock, watchdog, 2.0)
         events, error = drain(stream)
         assert stream.result(timeout=WAIT).content == "Hi"
     assert error is None

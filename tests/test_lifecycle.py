@@ -340,6 +340,36 @@ def test_close_from_a_signal_handler_in_the_iterating_thread_never_deadlocks(
     assert out.strip() == "ended ['closed']"
 
 
+HELD_LOCK_SCRIPT = """
+import os, signal, sys
+import chatstream
+
+client = chatstream.Client(sys.argv[1] + "/v1", retry=0)
+stream = client.stream({"model": "m", "messages": []})
+events = iter(stream)
+next(events)
+signal.signal(signal.SIGUSR1, lambda signum, frame: stream.close())
+# The signal lands while this thread holds the queue's lock, as it does when a handler
+# interrupts the iterating thread inside the queue: close() must not wait for that lock.
+with stream._worker.queue._lock:
+    os.kill(os.getpid(), signal.SIGUSR1)
+    for _ in range(3):  # the handler runs at the next function call
+        pass
+rest = list(events)
+stream._worker.thread.join(10)
+print("closed", rest == [], not stream._worker.thread.is_alive())
+client.close()
+"""
+
+
+def test_close_from_a_signal_handler_that_interrupted_the_queue_returns(
+    server: LoopbackServer,
+) -> None:
+    server.set_default(_endless)
+    out = _run_script(HELD_LOCK_SCRIPT, server.url, timeout=60.0)
+    assert out.strip() == "closed True True"
+
+
 FORK_SCRIPT = """
 import gc, os, sys, urllib.request
 import chatstream
