@@ -336,7 +336,7 @@ def test_close_from_a_signal_handler_in_the_iterating_thread_never_deadlocks(
     server: LoopbackServer,
 ) -> None:
     server.set_default(_endless)
-    out = _run_script(SIGNAL_SCRIPT, server.url, "200")
+    out = _run_script(SIGNAL_SCRIPT, server.url, "100")
     assert out.strip() == "ended ['closed']"
 
 

@@ -450,3 +450,205 @@ def test_a_body_that_does_not_end_after_done_is_cut_without_changing_the_outcome
     watchdog.check()
     assert stream.result(timeout=WAIT).content == "Hello"
     assert body.shut.is_set() and not body.released
+
+
+# --- result(), close() and callbacks (moved here from the loopback tests) ---------------------
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_result_returns_the_response() -> None:
+    stream = fake_stream(
+        FakeBody([HI[: -len(DONE)], event(chunk(usage=USAGE, choices=False)), DONE])
+    )
+    response = stream.result(timeout=WAIT)
+    assert (response.content, response.finish_reason) == ("Hello", "stop")
+    assert response.usage is not None and response.usage.total_tokens == 5
+    assert response.ok and stream.done
+
+
+def test_result_raises_the_error_with_the_partial_response() -> None:
+    stream = fake_stream(FakeBody([event(chunk("cut "))]))  # no finish, no [DONE]
+    with pytest.raises(IncompleteStreamError) as caught:
+        stream.result(timeout=WAIT)
+    assert caught.value.partial is not None and caught.value.partial.content == "cut "
+
+
+def test_result_after_iterating_gives_the_same_response() -> None:
+    stream = fake_stream(FakeBody([HI]))
+    events, error = drain(stream)
+    assert error is None and events == HI_EVENTS
+    assert stream.result(timeout=WAIT).content == "Hello"
+
+
+def test_result_with_a_timeout_raises_timeout_error_while_the_stream_runs() -> None:
+    body = FakeBody([event(chunk("a")), STALL])
+    with fake_stream(body) as stream:
+        assert body.stalled.wait(WAIT)
+        with pytest.raises(TimeoutError):
+            stream.result(timeout=0.05)
+        assert not stream.done
+
+
+def test_result_does_not_need_the_events_to_be_taken() -> None:
+    # 500 events with room for 2 in the queue: result() alone must not stall on it.
+    stream = fake_stream(FakeBody([answer(*["x"] * 500)]), queue_size=2)
+    assert stream.result(timeout=WAIT).content == "x" * 500
+
+
+def test_close_is_idempotent() -> None:
+    stream = fake_stream(FakeBody([event(chunk("a")), STALL]))
+    stream.close()
+    stream.close()
+    with pytest.raises(StreamClosedError):
+        stream.result(timeout=WAIT)
+    stream.close()
+
+
+def test_close_after_the_end_keeps_the_outcome() -> None:
+    stream = fake_stream(FakeBody([HI]))
+    assert stream.result(timeout=WAIT).content == "Hello"
+    stream.close()
+    assert stream.result(timeout=WAIT).content == "Hello"
+
+
+def test_close_from_eight_threads_at_once_is_safe() -> None:
+    body = FakeBody([event(chunk("a")), STALL])
+    stream = fake_stream(body)
+    assert body.stalled.wait(WAIT)
+    barrier = threading.Barrier(8)
+
+    def close() -> None:
+        barrier.wait(WAIT)
+        stream.close()
+
+    threads = [threading.Thread(target=close) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    with pytest.raises(StreamClosedError):
+        stream.result(timeout=WAIT)
+
+
+def test_a_callback_only_stream_never_stalls_on_the_queue() -> None:
+    body = answer(*["z"] * 3000)
+    seen: list[ResponseEvent] = []
+    stream = fake_stream(FakeBody([body]), on_event=seen.append, queue_size=1)
+    assert stream.result(timeout=WAIT).content == "z" * 3000
+    assert stream._worker.queue.qsize() == 0  # nothing kept: memory stays flat
+    assert seen == list(chatstream.iter_events([body]))
+
+
+def test_iterating_a_callback_only_stream_is_a_configuration_error() -> None:
+    stream = fake_stream(FakeBody([HI]), on_event=lambda e: None)
+    with pytest.raises(chatstream.ConfigurationError):
+        iter(stream)
+    stream.result(timeout=WAIT)
+
+
+def test_on_event_runs_on_the_worker_thread_in_order_once_each() -> None:
+    body = answer(*[f"{i} " for i in range(40)])
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
+    calls: list[tuple[threading.Thread, ResponseEvent]] = []
+    stream = fake_stream(
+        FakeBody(pieces),
+        on_event=lambda e: calls.append((threading.current_thread(), e)),
+        iterate=True,
+    )
+    events, error = drain(stream)
+    assert error is None
+    assert [e for _, e in calls] == events == list(chatstream.iter_events([body]))
+    assert {t for t, _ in calls} == {stream._worker.thread}
+
+
+def test_a_raising_callback_stops_the_stream_at_that_event() -> None:
+    body = FakeBody([event(chunk("a")), event(chunk("b")), event(chunk("c")), STALL])
+    boom = ValueError("boom")
+    calls: list[ResponseEvent] = []
+
+    def callback(item: ResponseEvent) -> None:
+        calls.append(item)
+        if len(calls) == 3:
+            raise boom
+
+    stream = fake_stream(body, on_event=callback)
+    with pytest.raises(CallbackError) as caught:
+        stream.result(timeout=WAIT)
+    assert caught.value.__cause__ is boom and caught.value.partial is not None
+    assert len(calls) == 3  # no event after the one that raised
+    assert body.shut.is_set() or not body.pieces  # the body was given up
+
+
+def test_dispatch_hands_every_callback_to_the_dispatcher_in_order() -> None:
+    jobs: list[Any] = []
+    seen = Observers()
+    stream = fake_stream(
+        FakeBody([HI]), on_event=seen.on_event, on_end=seen.on_end, dispatch=jobs.append
+    )
+    response = stream.result(timeout=WAIT)
+    stream._worker.thread.join(WAIT)
+    assert seen.events == [] and seen.ends == []  # nothing ran on the worker
+    for job in jobs:
+        job()
+    assert seen.events == HI_EVENTS
+    assert seen.ends == [response]
+
+
+def test_on_end_is_called_once_with_the_final_response() -> None:
+    seen = Observers()
+    stream = fake_stream(FakeBody([HI]), on_end=seen.on_end)
+    response = stream.result(timeout=WAIT)
+    assert seen.ended.wait(WAIT) and seen.ends == [response]
+
+
+def test_on_end_is_called_once_with_the_partial_response_of_a_failure() -> None:
+    seen = Observers()
+    stream = fake_stream(FakeBody([event(chunk("par"))]), on_end=seen.on_end)
+    with pytest.raises(IncompleteStreamError) as caught:
+        stream.result(timeout=WAIT)
+    assert seen.ended.wait(WAIT) and seen.ends == [caught.value.partial]
+    assert seen.ends[0].content == "par"
+
+
+# --- the finish grace ----------------------------------------------------------------------
+
+
+def test_a_finished_stream_without_done_completes_after_the_finish_grace() -> None:
+    # The connection stays open after the finish and the usage, without [DONE].
+    clock = FakeClock()
+    finished = [
+        event(chunk("Hi")),
+        event(chunk(finish="stop")),
+        event(chunk(usage=USAGE, choices=False)),
+    ]
+    stream, body, watchdog = _watched(
+        [*finished, clock.tick(0.5), STALL], clock, idle=5.0, finish_grace=0.3
+    )
+    assert body.stalled.wait(WAIT)
+    watchdog.check()
+    response = stream.result(timeout=WAIT)
+    assert (response.content, response.finish_reason) == ("Hi", "stop")
+    assert response.usage is not None and response.usage.total_tokens == 5
+
+
+def test_the_finish_grace_still_delivers_completed_to_a_full_queue() -> None:
+    # The queue is full when the grace runs out: the last events (Completed) must wait
+    # for room, not be dropped.
+    clock = FakeClock()
+    finished = event(chunk("Hi")) + event(chunk(finish="stop"))
+    expected = list(chatstream.iter_events([finished, DONE]))
+    watchdog = Watchdog(clock=clock, thread=False)
+    body = FakeBody([finished, clock.tick(2.0), STALL])
+    stream = fake_stream(
+        body,
+        watchdog=watchdog,
+        timeouts=Timeouts(idle=5.0, finish_grace=1.0),
+        queue_size=len(expected) - 1,
+    )
+    assert body.stalled.wait(WAIT)
+    watchdog.check()
+    events, error = drain(stream)
+    assert error is None and events == expected
+    assert stream.result(timeout=WAIT).content == "Hi"
