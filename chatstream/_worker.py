@@ -57,9 +57,9 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class Worker:
-    """Everything the worker thread uses. It holds the :class:`ChatStream` only while a
-    callback needs it (``keep``), so an iterator-only stream dropped without ``close()``
-    can be collected, and its finalizer then stops the worker."""
+    """Everything the worker thread uses. It holds no reference to the
+    :class:`ChatStream`, so a stream nobody refers to can be collected; its finalizer
+    then closes an iterator-only stream and lets one with callbacks run to its end."""
 
     def __init__(
         self,
@@ -88,8 +88,6 @@ class Worker:
         self.finished = threading.Event()
         self.outcome: Response | None = None
         self.error: ChatStreamError | None = None
-        #: Whatever must live as long as the worker runs (the stream, when it has callbacks).
-        self.keep: object = None
         self._pid = os.getpid()
         # The stop state. The lock is re-entrant: stop() may run in a signal handler
         # that interrupted this same thread's stop().
@@ -261,4 +259,3 @@ class Worker:
         self.outcome = response
         self.finished.set()
         self.delivery.end(response, error)
-        self.keep = None

@@ -78,10 +78,16 @@ def make_worker(
     return worker
 
 
-def _stop_worker(ref: weakref.ref[Worker]) -> None:
-    """Close a dropped stream's worker, if it still exists."""
+def _dropped(ref: weakref.ref[Worker]) -> None:
+    """Nobody refers to the stream any more. Its callbacks still want the rest, so a
+    stream with callbacks runs on (only its events are no longer kept for an iterator
+    that can no longer exist); an iterator-only stream is closed."""
     worker = ref()
-    if worker is not None:
+    if worker is None:
+        return
+    if worker.delivery.has_callbacks:
+        worker.delivery.stop_keeping()
+    else:
         worker.stop(StopReason.CLOSED)
 
 
@@ -104,11 +110,9 @@ class ChatStream:
         self._exhausted = False  # an iterator saw the end
         self._discarded = False  # result() was called: events are no longer kept
         self._closed = False
-        if worker.delivery.has_callbacks:
-            worker.keep = self  # until the end: a fire-and-forget stream must not die
         # The finalizer holds the worker weakly, so that it never keeps it (and the error
         # it keeps) alive; a running worker is held by its thread.
-        self._finalizer = weakref.finalize(self, _stop_worker, weakref.ref(worker))
+        self._finalizer = weakref.finalize(self, _dropped, weakref.ref(worker))
         worker.start()
 
     def __repr__(self) -> str:

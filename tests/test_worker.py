@@ -652,3 +652,16 @@ def test_the_finish_grace_still_delivers_completed_to_a_full_queue() -> None:
     events, error = drain(stream)
     assert error is None and events == expected
     assert stream.result(timeout=WAIT).content == "Hi"
+
+
+def test_a_dropped_stream_with_callbacks_and_iteration_stops_keeping_events() -> None:
+    # Nobody can iterate a dropped stream: its queue must not fill up and hold the
+    # worker forever, while its callbacks still get everything.
+    seen = Observers()
+    body = answer(*["z"] * 100)
+    fake_stream(
+        FakeBody([body]), on_event=seen.on_event, on_end=seen.on_end, iterate=True, queue_size=1
+    )
+    gc.collect()
+    assert seen.ended.wait(WAIT)
+    assert seen.ends[0].ok and seen.events == list(chatstream.iter_events([body]))
