@@ -131,6 +131,9 @@ class Client:
         max_total_bytes: Most bytes a response body may have (``None``: no limit).
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops tool calls (off by default).
+        length_is_error: The specification's rule that ``finish_reason: "length"`` ends
+            the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
+            stream ends normally and :attr:`~chatstream.Response.truncated` is true).
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
     """
@@ -151,6 +154,7 @@ class Client:
         include_usage: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
+        length_is_error: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
         max_choices: int = DEFAULT_MAX_CHOICES,
@@ -178,6 +182,7 @@ class Client:
         self.include_usage = include_usage
         self.max_event_bytes = max_event_bytes
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
+        self.length_is_error = length_is_error
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
         self._own_session = session is None
@@ -279,7 +284,11 @@ class Client:
             turn=turn,
             watchdog=self._watchdog or default_watchdog(),
             on_bytes=on_bytes,
-            parser=StreamParser(drop_tool_calls_on_stop=self.drop_tool_calls_on_stop, **limits),
+            parser=StreamParser(
+                drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
+                length_is_error=self.length_is_error,
+                **limits,
+            ),
         )
         return ChatStream(worker)
 

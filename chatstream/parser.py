@@ -75,6 +75,9 @@ class StreamParser:
             (default 16 MiB).
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops every tool call (off by default; see :class:`Accumulator`).
+        length_is_error: The specification's rule that ``finish_reason: "length"`` ends
+            the stream in :class:`~chatstream.ContextWindowExceeded` (off by default:
+            the stream ends normally and :attr:`Response.truncated` is true).
         max_choices: Most choices a response may have (default 128).
         max_tool_calls: Most tool calls one choice may make (default 1 024).
         max_total_bytes: Most bytes the whole body may have; ``None`` (the default):
@@ -86,6 +89,7 @@ class StreamParser:
         *,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
+        length_is_error: bool = False,
         max_choices: int = DEFAULT_MAX_CHOICES,
         max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         max_total_bytes: int | None = None,
@@ -95,6 +99,7 @@ class StreamParser:
         #: The reduction state; its events are the ones this parser returns.
         self.accumulator = Accumulator(
             drop_tool_calls_on_stop=drop_tool_calls_on_stop,
+            length_is_error=length_is_error,
             max_choices=max_choices,
             max_tool_calls=max_tool_calls,
         )
@@ -390,6 +395,7 @@ def iter_events(
     *,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     drop_tool_calls_on_stop: bool = False,
+    length_is_error: bool = False,
 ) -> Iterator[ResponseEvent]:
     """Yield the events of a streamed body given as pieces of bytes (a list, a file
     opened in binary mode, a socket reader).
@@ -399,6 +405,8 @@ def iter_events(
             its ``partial`` holds the response so far.
     """
     parser = StreamParser(
-        max_event_bytes=max_event_bytes, drop_tool_calls_on_stop=drop_tool_calls_on_stop
+        max_event_bytes=max_event_bytes,
+        drop_tool_calls_on_stop=drop_tool_calls_on_stop,
+        length_is_error=length_is_error,
     )
     return parser.iter_events(chunks)
