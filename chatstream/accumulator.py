@@ -274,6 +274,14 @@ class _Choice:
         self.last_call = None
         self.next_slot = 0
 
+    def drop_last_call(self) -> None:
+        """Forget the call opened last (one over the limit)."""
+        call = self.calls.pop()
+        self.calls_by_slot.pop(call.slot, None)
+        if call.id is not None:
+            self.calls_by_id.pop(call.id, None)
+        self.last_call = self.calls[-1] if self.calls else None
+
     def call_count(self) -> int:
         """How many tool calls the choice has made (finished, cut off or open)."""
         return len(self.done_calls) + len(self.incomplete_calls) + len(self.calls)
@@ -559,6 +567,7 @@ class Accumulator:
                     if type(fragment) is dict:
                         state.add_call_fragment(fragment)
                         if state.call_count() > self.max_tool_calls:
+                            state.drop_last_call()  # the partial keeps the calls allowed
                             self._over_limit("max_tool_calls", self.max_tool_calls, "tool calls")
                             return
             else:
