@@ -32,6 +32,7 @@ __all__ = [
     "check_api_key",
     "count",
     "headers",
+    "limits",
     "seconds",
 ]
 
@@ -128,3 +129,22 @@ def count(name: str, value: Any, *, minimum: int = 1, optional: bool = False) ->
             f"{', or None' if optional else ''}; got {value!r}"
         )
     return value
+
+
+def limits(
+    defaults: Any,
+    max_choices: int | None,
+    max_tool_calls: int | None,
+    max_total_bytes: int | None,
+) -> dict[str, Any]:
+    """The parser's limits for one stream: those given (``None``: not given), checked,
+    else the ``defaults``' attributes of the same names (the client's)."""
+    given = {
+        "max_choices": max_choices,
+        "max_tool_calls": max_tool_calls,
+        "max_total_bytes": max_total_bytes,
+    }
+    out = {"max_event_bytes": defaults.max_event_bytes}
+    for name, value in given.items():
+        out[name] = getattr(defaults, name) if value is None else count(name, value)
+    return out

@@ -174,7 +174,9 @@ class Client:
         )
         self.retry = retry or Retry(max_retries=max_retries)
         self.headers = _arguments.headers(headers)
-        self.limits = _limits(max_choices, max_tool_calls, max_total_bytes, max_event_bytes)
+        self.max_choices = _arguments.count("max_choices", max_choices)
+        self.max_tool_calls = _arguments.count("max_tool_calls", max_tool_calls)
+        self.max_total_bytes = _arguments.count("max_total_bytes", max_total_bytes, optional=True)
         if "?" in self.url:
             # The query may carry a key: masked even in urllib3's DEBUG log lines.
             _redact.redact_query_in_logs(self.url)
@@ -271,7 +273,7 @@ class Client:
                 :meth:`~chatstream.ChatStream.result`).
         """
         _arguments.count("queue_size", queue_size)
-        limits = {**self.limits, **_limits(max_choices, max_tool_calls, max_total_bytes)}
+        limits = _arguments.limits(self, max_choices, max_tool_calls, max_total_bytes)
         request = _http.build_body(body, include_usage=self.include_usage)
         worker = _Worker(
             self,
@@ -423,22 +425,6 @@ class Client:
                 self.telemetry.on_request(attempt, status, error, time.monotonic() - started)
             except Exception:  # a hook must not break the stream
                 log.exception("a telemetry hook raised")
-
-
-def _limits(
-    max_choices: int | None,
-    max_tool_calls: int | None,
-    max_total_bytes: int | None,
-    max_event_bytes: int | None = None,
-) -> dict[str, Any]:
-    """The parser's limits among those given (``None``: not given), checked."""
-    given = {
-        "max_choices": _arguments.count("max_choices", max_choices, optional=True),
-        "max_tool_calls": _arguments.count("max_tool_calls", max_tool_calls, optional=True),
-        "max_total_bytes": _arguments.count("max_total_bytes", max_total_bytes, optional=True),
-        "max_event_bytes": _arguments.count("max_event_bytes", max_event_bytes, optional=True),
-    }
-    return {k: v for k, v in given.items() if v is not None}
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):

@@ -170,8 +170,8 @@ class _Worker:
         iterate: bool,
         turn: Turn | None,
         watchdog: Watchdog,
+        parser: StreamParser,
         on_bytes: BytesCallback | None = None,
-        parser: StreamParser | None = None,
     ) -> None:
         self.client = client
         self.on_bytes = on_bytes
@@ -185,11 +185,7 @@ class _Worker:
         self.clock = watchdog.clock
         self.timeouts = client.timeouts
         self.queue = _EventQueue(queue_size)
-        self.parser = parser or StreamParser(
-            max_event_bytes=client.max_event_bytes,
-            drop_tool_calls_on_stop=client.drop_tool_calls_on_stop,
-            length_is_error=client.length_is_error,
-        )
+        self.parser = parser
         self.finished = threading.Event()
         self.outcome: Response | None = None
         self.error: ChatStreamError | None = None

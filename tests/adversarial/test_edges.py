@@ -146,11 +146,6 @@ def test_a_hostile_json_completion_is_a_typed_error_saying_what_is_wrong(
     assert says in str(out.error)
 
 
-def test_a_whole_json_completion_is_still_a_success(server: LoopbackServer, client: Client) -> None:
-    server.route(PATH, _json_200(json.dumps(COMPLETION).encode()))
-    assert check(run(client)).final.content == "whole"
-
-
 # --- 3, 4: interim responses, a repeated Content-Type --------------------------------------
 
 
