@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 from .errors import (
@@ -77,17 +76,17 @@ DEFAULT_MAX_CHOICES = 128
 #: Most tool calls one choice may make.
 DEFAULT_MAX_TOOL_CALLS = 1024
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
 
 def _join(pieces: list[str]) -> str:
     """The pieces of a text joined. An emoji some servers split between two deltas
     (``"\\ud83d"`` ending one, ``"\\ude00"`` starting the next) is joined back into its
-    character; a lone half stays as it is."""
+    character; a lone half stays as it is. Only a piece's last character can be the
+    first half of a split pair (JSON joins the pairs within one string), so only those
+    are looked at."""
     text = "".join(pieces)
-    if text.isascii() or _SURROGATE.search(text) is None:
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    if any(piece and "\ud800" <= piece[-1] <= "\udbff" for piece in pieces):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return text
 
 
 class _Call:
