@@ -360,19 +360,23 @@ def _completion_chunk(text: str) -> tuple[dict[str, Any], str | None]:
 
 
 def _tool_calls_problem(calls: Any, where: str) -> str | None:
-    """What is wrong with a completion's ``tool_calls``, or ``None``."""
+    """What is wrong with a completion's ``tool_calls``, or ``None``. A call is a
+    ``function`` (``name``, ``arguments``) or a custom tool's call (``custom``:
+    ``name``, ``input``)."""
     if not isinstance(calls, list):
         return f"{where} is a {_json_type(calls)}, not a list."
     for number, call in enumerate(calls):
         at = f"{where}[{number}]"
-        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(call, dict):
+            return f"{at} is a {_json_type(call)}, not a tool call."
+        kind, text = ("custom", "input") if "function" not in call else ("function", "arguments")
+        function = call.get(kind)
         if not isinstance(function, dict):
-            what = _json_type(call) if not isinstance(call, dict) else "call without a function"
-            return f"{at} is a {what}, not a tool call."
-        for field in ("name", "arguments"):
+            return f"{at} is a call without a function."
+        for field in ("name", text):
             value = function.get(field)
             if value is not None and not isinstance(value, str):
-                return f"{at}.function.{field} is a {_json_type(value)}, not a string."
+                return f"{at}.{kind}.{field} is a {_json_type(value)}, not a string."
         if not function.get("name"):
             return f"{at} has no function name."
     return None

@@ -40,6 +40,14 @@ def _completion(**message: Any) -> bytes:
 # --- StreamParser.feed_completion ------------------------------------------------------------
 
 
+def test_a_whole_completion_with_a_custom_tool_call_is_read() -> None:
+    calls = [{"id": "t1", "type": "custom", "custom": {"name": "patch", "input": "*** x"}}]
+    parser = StreamParser()
+    parser.feed_completion(_completion(content=None, tool_calls=calls))
+    (call,) = parser.result().tool_calls
+    assert (call.name, call.arguments, call.custom) == ("patch", "*** x", True)
+
+
 def test_a_whole_completion_gives_the_events_of_a_stream() -> None:
     calls = [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
     parser = StreamParser()
