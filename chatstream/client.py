@@ -92,7 +92,7 @@ class Turn:
     def capture(self, value: str | None) -> None:
         """Keep ``value`` if the turn has none yet (later values are ignored, and so is a
         value that cannot be sent back as a header)."""
-        if _http.usable_header_value(TURN_STATE_HEADER, value):
+        if _http.usable_header_value(self.client.turn_state_header, value):
             with self._lock:
                 if self._state is None:
                     self._state = value
@@ -245,7 +245,8 @@ class Client:
 
         Args:
             body: The request body (``model``, ``messages``, ``tools``, ...);
-                ``"stream": true`` is set for you.
+                ``"stream": true`` is set for you. A lone surrogate in its text (half of
+                an emoji a server split) is sent as U+FFFD.
             on_event: Called with each event, in order, once each, on the worker thread
                 (or through ``dispatch``). If it raises, the stream ends in
                 :class:`~chatstream.CallbackError`.
