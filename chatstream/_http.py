@@ -20,6 +20,8 @@ import requests
 import urllib3.exceptions
 
 from ._arguments import check_api_key
+
+# redact_url and scrub_error are used by the shell through this module too.
 from ._redact import (
     REDACTED,
     SECRET_HEADERS,
@@ -27,7 +29,6 @@ from ._redact import (
     redact_snippet,
     redact_url,
     scrub_error,
-    secret_header_values,
     strip_query,
 )
 from .errors import (
@@ -65,7 +66,6 @@ __all__ = [
     "redacted_cause",
     "retry_after",
     "scrub_error",
-    "secret_header_values",
     "transport_error",
     "unexpected_response",
     "usable_header_value",
