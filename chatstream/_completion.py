@@ -1,17 +1,15 @@
 """A whole JSON completion, from a server that ignored ``"stream": true``.
 
-One function with one call site (:meth:`chatstream._reading.ReadLoop.run`), so that the
-core can take this over.
+The reading is here; the meaning is the core's
+(:meth:`~chatstream.StreamParser.feed_completion`). One call site:
+:meth:`chatstream._reading.ReadLoop.run`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from . import _http
 from ._delivery import Interrupted
-from .errors import EventTooLargeError
 
 if TYPE_CHECKING:
     from ._reading import Body, ReadLoop
@@ -19,9 +17,10 @@ if TYPE_CHECKING:
 __all__ = ["read_completion"]
 
 
-def read_completion(reader: ReadLoop, body: Body) -> None:
+def read_completion(reader: ReadLoop, body: Body, mime: str) -> None:
     """A server that ignored ``"stream": true`` sent one JSON completion: read it whole
-    and run it through the core ."""
+    (up to the event size limit, and one byte more to notice a larger one) and let the
+    core take it."""
     limit = reader.settings.max_event_bytes
     delivery = reader.delivery
     pieces: list[bytes] = []
@@ -36,24 +35,9 @@ def read_completion(reader: ReadLoop, body: Body) -> None:
         size += len(data)
     if reader.stopped():
         raise Interrupted  # closed or timed out while reading: _end() reports it
-    raw = b"".join(pieces)
-    accumulator = reader.parser.accumulator
-    if len(raw) > limit:
-        raise accumulator.fail(
-            EventTooLargeError(
-                f"The response is larger than the limit of {limit} bytes.", limit=limit
-            )
-        )
-    try:
-        completion = json.loads(raw)
-    except ValueError:
-        completion = None
-    if isinstance(completion, dict) and completion.get("error") is not None:
-        events = accumulator.feed(completion)
-    else:
-        events = accumulator.feed(_http.chunk_from_completion(completion))
-        events += accumulator.finish(done=True)
+    parser = reader.parser
+    events = parser.feed_completion(b"".join(pieces), content_type=mime)
     reader.settle()
     delivery.events(events)
-    if accumulator.error is not None:
-        raise accumulator.error
+    if parser.error is not None:
+        raise parser.error

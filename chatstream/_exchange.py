@@ -8,7 +8,6 @@ client.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -108,7 +107,7 @@ def open_response(
         attempt += 1
         sent += 1
         started = time.monotonic()
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        data = _http.encode_body(body)
         log.debug("POST %s (attempt %d)", _http.redact_url(settings.url), attempt)
         error: ChatStreamError | None = None
         try:

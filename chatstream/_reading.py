@@ -112,10 +112,10 @@ class ReadLoop:
         limits = _http.rate_limit_headers(headers)
         if limits:
             delivery.events([RateLimits(limits)])
-        mime = headers.get("content-type", "").split(";")[0].strip().lower()
+        mime = _http.media_type(headers)
         if mime and mime != "text/event-stream":
             if mime == "application/json" or mime.endswith("+json"):
-                read_completion(self, body)
+                read_completion(self, body, mime)
                 return
             self._unexpected(body, mime)
         seen = 0

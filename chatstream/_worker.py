@@ -70,6 +70,7 @@ class Worker:
         watchdog: Watchdog,
         turn: TurnState | None = None,
         opener: Opener | None = None,
+        parser: StreamParser | None = None,
     ) -> None:
         self.settings = settings
         self.request = request
@@ -79,7 +80,7 @@ class Worker:
         self.timeouts = settings.timeouts
         self.delivery = delivery
         self.queue = delivery.queue
-        self.parser = StreamParser(
+        self.parser = parser or StreamParser(
             max_event_bytes=settings.max_event_bytes,
             drop_tool_calls_on_stop=settings.drop_tool_calls_on_stop,
             length_is_error=settings.length_is_error,

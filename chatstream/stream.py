@@ -32,6 +32,7 @@ from ._watchdog import Watchdog
 from ._worker import Opener, Worker
 from .errors import ConfigurationError, StreamClosedError
 from .events import ResponseEvent
+from .parser import StreamParser
 from .response import Response
 
 __all__ = [
@@ -57,9 +58,11 @@ def make_worker(
     iterate: bool | None = None,
     turn: TurnState | None = None,
     opener: Opener | None = None,
+    parser: StreamParser | None = None,
 ) -> Worker:
     """A worker and its delivery, as :meth:`Client.stream <chatstream.Client.stream>`
-    describes the arguments (``opener`` replaces the HTTP exchange, for tests)."""
+    describes the arguments (``opener`` replaces the HTTP exchange, for tests; ``parser``
+    is the core with the stream's limits, else one made from ``settings``)."""
     worker: Worker
     delivery = Delivery(
         on_event=on_event,
@@ -73,7 +76,13 @@ def make_worker(
         fail=lambda exc: worker.callback_failed(exc),
     )
     worker = Worker(
-        settings, request, delivery=delivery, watchdog=watchdog, turn=turn, opener=opener
+        settings,
+        request,
+        delivery=delivery,
+        watchdog=watchdog,
+        turn=turn,
+        opener=opener,
+        parser=parser,
     )
     return worker
 
