@@ -39,11 +39,14 @@ from .events import (
     Completed,
     ContentPart,
     FunctionCall,
+    FunctionCallArgumentsDelta,
     Message,
     OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputText,
     OutputTextDelta,
+    OutputTextParsed,
     RateLimits,
     Reasoning,
     ReasoningContentDelta,
@@ -63,6 +66,7 @@ from .parser import StreamParser, iter_events
 from .response import ChoiceResult, Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .stream import ChatStream
+from .think import ThinkTags
 
 __all__ = [
     "APIStatusError",
@@ -84,14 +88,17 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "EventTooLargeError",
     "FunctionCall",
+    "FunctionCallArgumentsDelta",
     "IdleTimeoutError",
     "IncompleteStreamError",
     "Message",
     "NotFoundError",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputItemIncomplete",
     "OutputText",
     "OutputTextDelta",
+    "OutputTextParsed",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -117,6 +124,7 @@ __all__ = [
     "SummaryText",
     "TURN_STATE_HEADER",
     "Telemetry",
+    "ThinkTags",
     "Timeouts",
     "TokenUsage",
     "Turn",

@@ -38,6 +38,7 @@ from .errors import (
 from .events import ResponseEvent
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
+from .think import ThinkTags
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
@@ -128,6 +129,11 @@ class Client:
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
             the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
             stream ends normally and :attr:`~chatstream.Response.truncated` is true).
+        partial_json: Views of JSON as it streams (tool-call arguments parsed so far, and
+            JSON content when the request asks for it); see :ref:`live-views`.
+        think_tags: Move ``<think>`` blocks of the content to reasoning: ``True`` or a
+            :class:`~chatstream.ThinkTags`.
+        text_tool_calls: Recover tool calls written into the text as real calls.
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
     """
@@ -149,6 +155,9 @@ class Client:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        partial_json: bool = False,
+        think_tags: bool | ThinkTags = False,
+        text_tool_calls: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
     ) -> None:
@@ -177,6 +186,12 @@ class Client:
         self.max_event_bytes = max_event_bytes
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        #: The live-view options every stream gets unless :meth:`stream` says otherwise.
+        self.views: dict[str, Any] = {
+            "partial_json": partial_json,
+            "think_tags": think_tags,
+            "text_tool_calls": text_tool_calls,
+        }
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
         self._own_session = session is None
@@ -223,6 +238,9 @@ class Client:
         iterate: bool | None = None,
         on_bytes: BytesCallback | None = None,
         turn: Turn | None = None,
+        partial_json: bool | None = None,
+        think_tags: bool | ThinkTags | None = None,
+        text_tool_calls: bool | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -247,6 +265,9 @@ class Client:
                 :class:`~chatstream.CallbackError`.
             turn: Send it as part of this turn (see :meth:`turn`); ``turn.stream(body)``
                 does the same.
+            partial_json: For this stream, instead of the client's setting.
+            think_tags: For this stream, instead of the client's setting.
+            text_tool_calls: For this stream, instead of the client's setting.
 
         Raises:
             ConfigurationError: An argument is invalid. Everything else is raised by the
@@ -266,6 +287,7 @@ class Client:
             turn=turn,
             watchdog=self._watchdog or default_watchdog(),
             on_bytes=on_bytes,
+            views=_views(self.views, partial_json, think_tags, text_tool_calls),
         )
         return ChatStream(worker)
 
@@ -420,3 +442,11 @@ def _new_session() -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _views(defaults: dict[str, Any], *overrides: Any) -> dict[str, Any]:
+    """The live-view options of one stream: the client's, less what it overrides."""
+    return {
+        name: default if value is None else value
+        for (name, default), value in zip(defaults.items(), overrides, strict=True)
+    }

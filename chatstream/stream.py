@@ -173,6 +173,7 @@ class _Worker:
         turn: Turn | None,
         watchdog: Watchdog,
         on_bytes: BytesCallback | None = None,
+        views: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.on_bytes = on_bytes
@@ -190,6 +191,8 @@ class _Worker:
             max_event_bytes=client.max_event_bytes,
             drop_tool_calls_on_stop=client.drop_tool_calls_on_stop,
             length_is_error=client.length_is_error,
+            request=body,
+            **(views or {}),
         )
         self.finished = threading.Event()
         self.outcome: Response | None = None
