@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -48,6 +49,10 @@ log = logging.getLogger("chatstream")
 TURN_STATE_HEADER = "x-codex-turn-state"
 
 _UNSET: Any = object()
+
+#: How many connections a client's own session keeps for reuse, unless ``pool_size``
+#: says otherwise: room for a thousand concurrent streams.
+DEFAULT_POOL_SIZE = 1024
 
 
 class Telemetry:
@@ -127,6 +132,17 @@ class Client:
             drops tool calls (off by default).
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
+        pool_size: How many connections to the server the client's own session keeps
+            open for reuse (1024 by default). It does not limit how
+            many streams run at once: a stream beyond it opens a connection of its own,
+            which is closed (quietly) when the stream ends. Only for the client's own
+            session: mount an adapter on a ``session`` you pass.
+        verify: How the server's TLS certificate is checked: ``True`` (the default CA
+            bundle), ``False`` (not at all), or the path of a CA bundle (a file or a
+            directory). By default, the ``session``'s own ``verify``.
+        cert: A client certificate: the path of a file holding the certificate and its
+            key, or a ``(certificate, key)`` pair of paths. By default, the
+            ``session``'s own ``cert``.
     """
 
     def __init__(
@@ -147,6 +163,9 @@ class Client:
         drop_tool_calls_on_stop: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
+        pool_size: int | None = None,
+        verify: bool | str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | tuple[str, str] | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
@@ -174,8 +193,18 @@ class Client:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
+        if pool_size is not None:
+            if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+                raise ConfigurationError(f"pool_size must be a whole number >= 1: {pool_size!r}")
+            if session is not None:
+                raise ConfigurationError(
+                    "pool_size sizes the client's own session; for a session you pass, "
+                    "mount an adapter with the pool size you want on it"
+                )
+        self.verify = _check_verify(verify)
+        self.cert = _check_cert(cert)
         self._own_session = session is None
-        self.session = session or _new_session()
+        self.session = session or _new_session(pool_size or DEFAULT_POOL_SIZE)
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -321,6 +350,10 @@ class Client:
                         stream=True,
                         timeout=(t.connect, read_timeout),
                         allow_redirects=False,
+                        # Passed explicitly: otherwise requests lets REQUESTS_CA_BUNDLE
+                        # or CURL_CA_BUNDLE replace the session's own verify setting.
+                        verify=self.session.verify if self.verify is None else self.verify,
+                        cert=self.session.cert if self.cert is None else self.cert,
                     )
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 error = _http.transport_error(
@@ -405,13 +438,39 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _new_session() -> requests.Session:
+def _check_verify(verify: bool | str | os.PathLike[str] | None) -> bool | str | None:
+    if verify is None or isinstance(verify, bool):
+        return verify
+    if not isinstance(verify, (str, os.PathLike)):
+        raise ConfigurationError("verify must be True, False or the path of a CA bundle")
+    path = os.fspath(verify)
+    if not os.path.exists(path):
+        raise ConfigurationError(f"verify: no CA bundle at {path!r}")
+    return path
+
+
+def _check_cert(
+    cert: str | os.PathLike[str] | tuple[str, str] | None,
+) -> str | tuple[str, str] | None:
+    if cert is None:
+        return None
+    paths = cert if isinstance(cert, tuple) else (cert,)
+    if not 1 <= len(paths) <= 2 or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise ConfigurationError("cert must be a path or a (certificate, key) pair of paths")
+    found = tuple(str(os.fspath(p)) for p in paths)
+    for path in found:
+        if not os.path.isfile(path):
+            raise ConfigurationError(f"cert: no file at {path!r}")
+    return found[0] if len(found) == 1 else (found[0], found[1])
+
+
+def _new_session(pool_size: int) -> requests.Session:
     session = requests.Session()
     session.cookies.set_policy(_NoCookies())
-    # Many streams at once share the pool; without room for them urllib3 discards
-    # connections with a warning per stream (measured: 190 of 200).
-    # Its requests can be cancelled while they wait for the headers.
-    adapter = _transport.CancellableAdapter(pool_connections=4, pool_maxsize=256)
+    # Many streams at once share the pool. Its requests can be cancelled while they wait
+    # for the headers, and a connection beyond pool_size is closed without urllib3's
+    # warning per stream (see _transport).
+    adapter = _transport.CancellableAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
