@@ -323,7 +323,9 @@ def run_row(
                 cmd, capture_output=True, text=True, timeout=timeout + 60, check=False
             )
         except subprocess.TimeoutExpired:
-            result["error"] = "killed"
+            # Not even the report came within a minute of the time limit (a saturated
+            # interpreter lock): as unfinished as a row stopped at the limit.
+            result["error"] = "unfinished, stopped"
         else:
             if done.returncode != 0 or not done.stdout.strip():
                 lines = done.stderr.strip().splitlines()
@@ -409,8 +411,6 @@ HEADER = [
 def measure(
     streams: list[int], modes: list[str], repeat: int, timeout: float, json_path: str | None
 ) -> tuple[str, list[dict[str, Any]]]:
-    from run import table
-
     results = []
     for rep in range(repeat):
         for n in streams:
@@ -421,6 +421,39 @@ def measure(
                 print(json.dumps(result), file=sys.stderr, flush=True)
                 if json_path:
                     Path(json_path).write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return render(results, repeat, timeout), results
+
+
+def targets(results: list[dict[str, Any]]) -> list[list[str]]:
+    """Issue 14's targets for chatstream, from the medians of these runs."""
+    rows = []
+    for mode in ("iterating", "callbacks"):
+
+        def median_of(n: int, key: str, mode: str = mode) -> float | None:
+            values = [
+                r[key]
+                for r in results
+                if r["n"] == n and r["mode"] == mode and "error" not in r and not r["timed_out"]
+            ]
+            return statistics.median(values) if values else None
+
+        cpu = median_of(100, "cpu_us_per_chunk")
+        if cpu is not None:
+            met = "met" if cpu <= 35 else "NOT MET"
+            rows.append([f"N = 100, {mode}: CPU per chunk <= 35 us", f"{cpu:.0f} us", met])
+        wall_500, wall_1000 = median_of(500, "wall_s"), median_of(1000, "wall_s")
+        if wall_500 and wall_1000:
+            ratio = (1000 / wall_1000) / (500 / wall_500)
+            met = "met" if ratio >= 0.8 else "NOT MET"
+            name = f"{mode}: chunk rate at N = 1000 >= 0.8x the rate at N = 500"
+            rows.append([name, f"{ratio:.2f}x", met])
+    return rows
+
+
+def render(results: list[dict[str, Any]], repeat: int, timeout: float) -> str:
+    """The table (and the targets) of these runs."""
+    from run import table
+
     title = (
         f"Paced concurrency: N streams of {STREAM} at once, one event every "
         f"{INTERVAL_US / 1000:g} ms (ideal wall 1.0 s), a fresh process per row and "
@@ -430,7 +463,11 @@ def measure(
         "the server's sends fell behind its schedule; others: CPUs used by the rest of the "
         "machine meanwhile (min-max over the runs)"
     )
-    return table(title, HEADER, rows_table(results, timeout)), results
+    text = table(title, HEADER, rows_table(results, timeout))
+    goals = targets(results)
+    if goals:
+        text += "\n\n" + table("Targets (issue 14)", ["target", "measured", ""], goals)
+    return text
 
 
 def available_modes() -> list[str]:
@@ -455,7 +492,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds per row")
     parser.add_argument("--json", help="write every run's measurements to this file")
+    parser.add_argument("--from-json", help="only print the tables of a --json file")
     args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        print(render(saved, max(r.get("rep", 0) for r in saved) + 1, args.timeout))
+        return
     streams = [int(s) for s in args.streams.split(",")]
     text, _ = measure(streams, args.modes.split(","), args.repeat, args.timeout, args.json)
     print(text)
