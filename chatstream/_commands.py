@@ -25,7 +25,6 @@ from .errors import (
     ChatStreamError,
     ConfigurationError,
     ConnectError,
-    ContextWindowExceeded,
     IdleTimeoutError,
     UnexpectedResponseError,
 )
@@ -286,8 +285,6 @@ def _hints(base_url: str) -> Callable[[ChatStreamError], str | None]:
             return "Check --base-url: it is the API root, e.g. https://api.openai.com/v1."
         if isinstance(error, IdleTimeoutError):
             return "A slow model may need a longer --idle-timeout."
-        if isinstance(error, ContextWindowExceeded):
-            return "Raise --max-tokens, or shorten the conversation."
         return None
 
     return hint

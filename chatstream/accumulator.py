@@ -14,11 +14,14 @@ A ``finish_reason`` finishes the choice's items, in the specification's order:
 
 * ``tool_calls`` (and the legacy ``function_call``): the reasoning item, then every named
   call in order of first appearance. The message stays open until the stream ends.
-* ``length``: the stream will end in :class:`~chatstream.ContextWindowExceeded`;
-  ``content_filter`` in :class:`~chatstream.ContentFilterError`. Nothing more is finished.
-* ``stop`` or any other reason: the reasoning item, the message, then the named calls
-  whose arguments are empty or parse as JSON. A call whose arguments do not parse was
-  cut off; it is reported as incomplete, never handed over as whole.
+* ``error`` (with no error object): the stream ends in :class:`~chatstream.ProviderError`.
+* ``stop``, ``length``, ``content_filter`` or any other reason: the reasoning item, the
+  message, then the named calls whose arguments are empty or parse as JSON. A call whose
+  arguments do not parse was cut off; it is reported as incomplete, never handed over as
+  whole. ``length`` and ``content_filter`` are normal ends: the answer was cut short, and
+  :attr:`~chatstream.Response.truncated` says so. (The specification instead ends a
+  ``length`` stream in :class:`~chatstream.ContextWindowExceeded`; ``length_is_error=True``
+  restores that, finishing nothing more.)
 
 :class:`~chatstream.Completed` carries the usage and the response id, and usage often
 arrives after the finish chunk, so it is sent when the input ends (``[DONE]``, or end of
@@ -38,7 +41,6 @@ from typing import Any
 
 from .errors import (
     ChatStreamError,
-    ContentFilterError,
     ContextWindowExceeded,
     IncompleteStreamError,
     ProviderError,
@@ -72,23 +74,30 @@ Events = list[ResponseEvent]
 class _Call:
     """A tool call being assembled from fragments."""
 
-    __slots__ = ("arguments", "id", "name", "slot")
+    __slots__ = ("arguments", "custom", "id", "name", "slot")
 
     def __init__(self, slot: int) -> None:
         self.slot = slot
         self.id: str | None = None
         self.name: str | None = None
         self.arguments: list[str] = []
+        # A custom (free-text) tool call: its input is text, never JSON.
+        self.custom = False
 
     def item(self) -> FunctionCall:
         return FunctionCall(
             name=self.name or "",
             arguments="".join(self.arguments),
             call_id=self.id or f"tool-call-{self.slot}",
+            custom=self.custom,
         )
 
-    def looks_whole(self) -> bool:
-        """Empty arguments, or arguments that parse as JSON: the call was not cut off."""
+    def looks_whole(self, reason: str | None) -> bool:
+        """Whether the call was not cut off: empty arguments, or arguments that parse as
+        JSON. A custom call's input is free text, so only a ``length`` finish says it
+        was cut off."""
+        if self.custom:
+            return reason != "length"
         text = "".join(self.arguments)
         if not text.strip():
             return True
@@ -195,11 +204,19 @@ class _Choice:
             call.id = call_id
             self.calls_by_id[call_id] = call
         function = fragment.get("function")
+        key = "arguments"
+        if type(function) is not dict:
+            # OpenAI's custom (free-text) tools: {"type": "custom", "custom": {"name",
+            # "input"}}; the input text is joined like arguments.
+            function = fragment.get("custom")
+            key = "input"
+            if type(function) is dict:
+                call.custom = True
         if type(function) is dict:
             name = function.get("name")
             if call.name is None and type(name) is str and name:
                 call.name = name  # the first non-empty name; repeats never double it
-            arguments = function.get("arguments")
+            arguments = function.get(key)
             if type(arguments) is str and arguments:
                 call.arguments.append(arguments)
         self.last_call = call
@@ -222,11 +239,11 @@ class _Choice:
 
     def finish_calls(self, events: Events, *, complete: bool, check_json: bool) -> None:
         """Hand over the open calls: all named ones when ``complete``, else none; with
-        ``check_json`` only those whose arguments are whole. Unnamed calls are dropped."""
+        ``check_json`` only those that were not cut off. Unnamed calls are dropped."""
         for call in self.calls:
             if call.name is None:
                 log.debug("dropping tool call %s: it never got a name", call.slot)
-            elif complete and (not check_json or call.looks_whole()):
+            elif complete and (not check_json or call.looks_whole(self.finish_reason)):
                 item = call.item()
                 self.done_calls.append(item)
                 self._done(item, events)
@@ -281,8 +298,10 @@ def _reasoning_text(delta: dict[str, Any]) -> str | None:
     Some providers send the same text under two names, so the first present field wins
     and the others are ignored: ``reasoning`` (a string, or an object with ``text`` or
     ``content``; the specification's field, vLLM, Ollama, OpenRouter), then
-    ``reasoning_content`` (DeepSeek, Qwen, xAI, older vLLM), then the ``text`` or
-    ``summary`` of ``reasoning_details`` entries (OpenRouter).
+    ``reasoning_content`` (a string, or an object with ``text``; DeepSeek, Qwen, xAI,
+    older vLLM), then the ``text`` or ``summary`` of ``reasoning_details`` entries
+    (OpenRouter), then the ``thinking`` of ``thinking_blocks`` entries (LiteLLM's
+    Anthropic-compatible shape).
     """
     reasoning = delta.get("reasoning")
     if type(reasoning) is str:
@@ -294,20 +313,30 @@ def _reasoning_text(delta: dict[str, Any]) -> str | None:
             if type(value) is str:
                 return value
     content = delta.get("reasoning_content")
+    if type(content) is dict:
+        content = content.get("text")
     if type(content) is str and content:
         return content
     details = delta.get("reasoning_details")
     if type(details) is list:
-        texts = []
-        for entry in details:
-            if type(entry) is dict:
-                value = entry.get("text")
-                if type(value) is not str:
-                    value = entry.get("summary")
+        return _joined(details, ("text", "summary"))
+    blocks = delta.get("thinking_blocks")
+    if type(blocks) is list:
+        return _joined(blocks, ("thinking",))
+    return None
+
+
+def _joined(entries: list[Any], keys: tuple[str, ...]) -> str:
+    """The text of each entry (an object) under the first of ``keys`` it has, joined."""
+    texts = []
+    for entry in entries:
+        if type(entry) is dict:
+            for key in keys:
+                value = entry.get(key)
                 if type(value) is str:
                     texts.append(value)
-        return "".join(texts)
-    return None
+                    break
+    return "".join(texts)
 
 
 def _int(value: Any) -> int:
@@ -380,10 +409,17 @@ class Accumulator:
         drop_tool_calls_on_stop: Restore the specification's rule that ``finish_reason:
             "stop"`` drops every tool call. By default a finished call is kept, because
             Ollama, Gemini and sometimes OpenAI end tool calls with ``stop``.
+        length_is_error: Restore the specification's rule that ``finish_reason:
+            "length"`` ends the stream in :class:`~chatstream.ContextWindowExceeded`. By
+            default it is a normal end whose answer was cut short (a ``max_tokens`` limit
+            is the caller's own choice, not a failure).
     """
 
-    def __init__(self, *, drop_tool_calls_on_stop: bool = False) -> None:
+    def __init__(
+        self, *, drop_tool_calls_on_stop: bool = False, length_is_error: bool = False
+    ) -> None:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
+        self.length_is_error = length_is_error
         #: The error that ended the stream, or ``None``.
         self.error: ChatStreamError | None = None
         #: True once the stream has ended, normally or not.
@@ -398,6 +434,8 @@ class Accumulator:
         # An error a finish reason announced; it ends the stream once the input ends,
         # so that a usage chunk after the finish still counts.
         self._pending_error: ChatStreamError | None = None
+        # A choice finished with "error" in the chunk being read: the stream ends in it.
+        self._error_finish: ProviderError | None = None
         self._cache: Response | None = None
 
     @property
@@ -450,6 +488,8 @@ class Accumulator:
             # The chunk's deltas are kept, but its finish reason is not applied: a stream
             # that ends in an error completes nothing.
             self._fail(_provider_error(chunk))
+        elif self._error_finish is not None:
+            self._fail(self._error_finish)
         return events
 
     def _feed_choice(
@@ -488,7 +528,14 @@ class Accumulator:
                     state.add_call_fragment({"function": legacy})
         message = choice.get("message")
         if type(message) is dict:
-            reasoning = _reasoning_text({"reasoning": message.get("reasoning")})
+            # The specification reads message.reasoning; message.reasoning_content is
+            # the same for the servers that use that name.
+            reasoning = _reasoning_text(
+                {
+                    "reasoning": message.get("reasoning"),
+                    "reasoning_content": message.get("reasoning_content"),
+                }
+            )
             if reasoning:
                 state.add_reasoning(reasoning, events)
         reason = choice.get("finish_reason")
@@ -522,14 +569,15 @@ class Accumulator:
         if reason in ("tool_calls", "function_call"):
             state.finish_reasoning(events)
             state.finish_calls(events, complete=True, check_json=False)
-        elif reason == "length":
+        elif reason == "error":
+            # An error with no error object: nothing of the choice is finished.
+            if self._error_finish is None:
+                self._error_finish = ProviderError(
+                    f'The provider ended choice {state.index} with finish_reason "error".'
+                )
+        elif reason == "length" and self.length_is_error:
             self._pending_error = self._pending_error or ContextWindowExceeded(
                 'The model stopped at its token limit (finish_reason "length").'
-            )
-        elif reason == "content_filter":
-            self._pending_error = self._pending_error or ContentFilterError(
-                "The provider's content filter stopped the answer "
-                '(finish_reason "content_filter").'
             )
         else:
             state.finish_reasoning(events)

@@ -130,6 +130,9 @@ class Client:
         max_event_bytes: Largest allowed SSE event.
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops tool calls (off by default).
+        length_is_error: The specification's rule that ``finish_reason: "length"`` ends
+            the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
+            stream ends normally and :attr:`~chatstream.Response.truncated` is true).
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
         pool_size: How many connections to the server the client's own session keeps
@@ -161,6 +164,7 @@ class Client:
         include_usage: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
+        length_is_error: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
         pool_size: int | None = None,
@@ -191,6 +195,7 @@ class Client:
         self.include_usage = include_usage
         self.max_event_bytes = max_event_bytes
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
+        self.length_is_error = length_is_error
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
         if pool_size is not None:

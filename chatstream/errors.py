@@ -5,8 +5,8 @@
     ChatStreamError
     ├── StreamError                    the stream started, then ended badly
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
-    │   ├── ContextWindowExceeded      finish_reason "length"
-    │   ├── ContentFilterError         finish_reason "content_filter"
+    │   ├── ContextWindowExceeded      finish_reason "length", with length_is_error=True
+    │   ├── ContentFilterError         (not raised for a stream since rules v2)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   ├── EventTooLargeError         one SSE event over the size limit
     │   ├── IdleTimeoutError           nothing arrived for too long (also a TimeoutError)
@@ -102,7 +102,10 @@ class IncompleteStreamError(StreamError):
 
 
 class ContextWindowExceeded(StreamError):
-    """The model stopped at its token limit (``finish_reason: "length"``).
+    """The model stopped at its token limit: ``finish_reason: "length"`` in the
+    specification's mode (``length_is_error=True``). By default that finish is a normal
+    end, and :attr:`Response.truncated <chatstream.Response.truncated>` says the answer
+    was cut short.
 
     The text produced so far is in ``partial``.
     """
@@ -111,7 +114,12 @@ class ContextWindowExceeded(StreamError):
 
 
 class ContentFilterError(StreamError):
-    """The provider's content filter stopped the answer (``finish_reason: "content_filter"``)."""
+    """The provider's content filter stopped the answer.
+
+    ``finish_reason: "content_filter"`` is a normal end whose answer was cut short
+    (:attr:`Response.truncated <chatstream.Response.truncated>`), so streams do not raise
+    this; it is kept so that code catching it still imports.
+    """
 
     kind = "content_filter"
 

@@ -214,12 +214,17 @@ class FunctionCall(_Item):
     ``arguments`` is the JSON text exactly as streamed (it is not parsed, so a call whose
     arguments are not valid JSON still reaches you unchanged). ``call_id`` is the
     provider's id, or ``tool-call-{index}`` when the provider sent none.
+
+    ``custom`` is true for a call of a custom (free-text) tool, streamed as ``{"type":
+    "custom", "custom": {"name", "input"}}``: its ``arguments`` hold the input text,
+    which is not JSON.
     """
 
     name: str
     arguments: str
     call_id: str
     id: str | None = None
+    custom: bool = False
 
 
 #: Any output item.

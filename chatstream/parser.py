@@ -62,6 +62,9 @@ class StreamParser:
         max_event_bytes: Largest allowed SSE event, in bytes (default 16 MiB).
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops every tool call (off by default; see :class:`Accumulator`).
+        length_is_error: The specification's rule that ``finish_reason: "length"`` ends
+            the stream in :class:`~chatstream.ContextWindowExceeded` (off by default:
+            the stream ends normally and :attr:`Response.truncated` is true).
     """
 
     def __init__(
@@ -69,10 +72,13 @@ class StreamParser:
         *,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
+        length_is_error: bool = False,
     ) -> None:
         self._sse = SSEDecoder(max_event_bytes)
         #: The reduction state; its events are the ones this parser returns.
-        self.accumulator = Accumulator(drop_tool_calls_on_stop=drop_tool_calls_on_stop)
+        self.accumulator = Accumulator(
+            drop_tool_calls_on_stop=drop_tool_calls_on_stop, length_is_error=length_is_error
+        )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
         self.messages = 0
@@ -183,6 +189,7 @@ def iter_events(
     *,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     drop_tool_calls_on_stop: bool = False,
+    length_is_error: bool = False,
 ) -> Iterator[ResponseEvent]:
     """Yield the events of a streamed body given as pieces of bytes (a list, a file
     opened in binary mode, a socket reader).
@@ -192,6 +199,8 @@ def iter_events(
             its ``partial`` holds the response so far.
     """
     parser = StreamParser(
-        max_event_bytes=max_event_bytes, drop_tool_calls_on_stop=drop_tool_calls_on_stop
+        max_event_bytes=max_event_bytes,
+        drop_tool_calls_on_stop=drop_tool_calls_on_stop,
+        length_is_error=length_is_error,
     )
     return parser.iter_events(chunks)

@@ -8,7 +8,10 @@ from typing import Any
 from .errors import ChatStreamError
 from .events import FunctionCall, ResponseItem, TokenUsage
 
-__all__ = ["ChoiceResult", "Response"]
+__all__ = ["ChoiceResult", "Response", "TRUNCATING_FINISH_REASONS"]
+
+#: The finish reasons that end an answer before the model was done with it.
+TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class ChoiceResult:
     incomplete_tool_calls: list[FunctionCall] = field(default_factory=list)
     finish_reason: str | None = None
     items: list[ResponseItem] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        """True when the answer was cut short: ``finish_reason`` is ``"length"`` (the
+        ``max_tokens`` limit or the context window) or ``"content_filter"``."""
+        return self.finish_reason in TRUNCATING_FINISH_REASONS
 
     def to_result_dict(self) -> dict[str, Any]:
         """This choice in the conformance result format."""
@@ -120,6 +129,12 @@ class Response:
     def items(self) -> list[ResponseItem]:
         """Choice 0's finished items, in order."""
         return self._first.items
+
+    @property
+    def truncated(self) -> bool:
+        """True when choice 0's answer was cut short (``finish_reason`` ``"length"`` or
+        ``"content_filter"``): the stream ended normally, but the model was not done."""
+        return self._first.truncated
 
     @property
     def ok(self) -> bool:

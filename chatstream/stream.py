@@ -189,6 +189,7 @@ class _Worker:
         self.parser = StreamParser(
             max_event_bytes=client.max_event_bytes,
             drop_tool_calls_on_stop=client.drop_tool_calls_on_stop,
+            length_is_error=client.length_is_error,
         )
         self.finished = threading.Event()
         self.outcome: Response | None = None

@@ -15,7 +15,6 @@ from chatstream import (
     Accumulator,
     ChatStreamError,
     Completed,
-    ContentFilterError,
     ContextWindowExceeded,
     FunctionCall,
     IncompleteStreamError,
@@ -109,15 +108,15 @@ class Outcome:
         ]
 
 
-def parse_body(body: bytes) -> Outcome:
-    parser = StreamParser()
+def parse_body(body: bytes, **options: Any) -> Outcome:
+    parser = StreamParser(**options)
     events = parser.feed(body) + parser.close()
     return Outcome(events, parser.response, parser.error)
 
 
-def parse(chunks: list[Any], *, done: bool = True) -> Outcome:
+def parse(chunks: list[Any], *, done: bool = True, **options: Any) -> Outcome:
     """The outcome of a body with one ``data:`` event per chunk (and ``[DONE]``)."""
-    return parse_body(build_body(chunks, event=None, done=done))
+    return parse_body(build_body(chunks, event=None, done=done), **options)
 
 
 def call_dicts(calls: list[FunctionCall]) -> list[tuple[str, str, str]]:
@@ -190,6 +189,8 @@ def test_thinking_parts_of_a_content_array_are_reasoning() -> None:
         {"reasoning_details": [{"type": "reasoning.summary", "summary": "think"}]},
         {"reasoning": None, "reasoning_content": "think"},
         {"reasoning": "", "reasoning_content": "think"},
+        {"reasoning_content": {"text": "think"}},
+        {"thinking_blocks": [{"type": "thinking", "thinking": "think", "signature": "s"}]},
     ],
     ids=[
         "reasoning",
@@ -200,6 +201,8 @@ def test_thinking_parts_of_a_content_array_are_reasoning() -> None:
         "details.summary",
         "null-reasoning",
         "empty-reasoning",
+        "reasoning_content.text",
+        "thinking_blocks",
     ],
 )
 def test_reasoning_is_read_from_each_providers_field(delta: dict[str, Any]) -> None:
@@ -226,6 +229,8 @@ def test_reasoning_is_read_from_each_providers_field(delta: dict[str, Any]) -> N
             "reasoning_content": "x",
             "reasoning_details": [{"text": "x"}],
         },
+        {"reasoning_content": {"text": "x"}, "thinking_blocks": [{"thinking": "x"}]},
+        {"reasoning_details": [{"text": "x"}], "thinking_blocks": [{"thinking": "x"}]},
     ],
 )
 def test_reasoning_sent_under_two_names_is_never_doubled(delta: dict[str, Any]) -> None:
@@ -233,8 +238,9 @@ def test_reasoning_sent_under_two_names_is_never_doubled(delta: dict[str, Any]) 
     assert out.response.reasoning == "xx"
 
 
-def test_reasoning_in_a_choices_message_counts() -> None:
-    out = parse([{"choices": [{"index": 0, "message": {"reasoning": "r"}}]}, finish()])
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_reasoning_in_a_choices_message_counts(field: str) -> None:
+    out = parse([{"choices": [{"index": 0, "message": {field: "r"}}]}, finish()])
     assert out.response.reasoning == "r"
 
 
@@ -510,6 +516,54 @@ def test_on_another_finish_reason_a_call_with_whole_arguments_is_completed(
     assert out.response.incomplete_tool_calls == []
 
 
+def custom(
+    index: int | None = None, id: str | None = None, name: str | None = None, text: str = ""
+) -> dict[str, Any]:
+    """One fragment of a custom (free-text) tool call."""
+    out: dict[str, Any] = {"type": "custom", "custom": {"input": text}}
+    if index is not None:
+        out["index"] = index
+    if id is not None:
+        out["id"] = id
+    if name is not None:
+        out["custom"]["name"] = name
+    return out
+
+
+def test_a_custom_tool_call_merges_its_input_like_arguments() -> None:
+    out = parse(
+        [
+            calls(custom(0, "c", "shell", "ls -")),
+            calls(custom(0, text="la /")),
+            calls(custom(0, text="tmp")),
+            finish("tool_calls"),
+        ]
+    )
+    assert out.done_calls == [FunctionCall("shell", "ls -la /tmp", "c", custom=True)]
+
+
+@pytest.mark.parametrize("reason", ["stop", "end_turn"])
+def test_a_custom_call_whose_input_is_not_json_is_completed_on_a_normal_finish(reason: str) -> None:
+    out = parse([calls(custom(0, "c", "shell", "echo {")), finish(reason)])
+    assert out.done_calls == [FunctionCall("shell", "echo {", "c", custom=True)]
+
+
+def test_a_custom_call_cut_by_length_is_incomplete() -> None:
+    out = parse([calls(custom(0, "c", "shell", '{"a": 1}')), finish("length")])
+    assert out.done_calls == []
+    assert out.response.incomplete_tool_calls == [
+        FunctionCall("shell", '{"a": 1}', "c", custom=True)
+    ]
+
+
+def test_function_and_custom_calls_in_one_delta_are_two_calls() -> None:
+    out = parse([calls(frag(0, "a", "f", "{}"), custom(1, "b", "g", "raw")), finish("tool_calls")])
+    assert out.done_calls == [
+        FunctionCall("f", "{}", "a"),
+        FunctionCall("g", "raw", "b", custom=True),
+    ]
+
+
 def test_on_stop_a_cut_off_call_is_reported_incomplete_not_completed() -> None:
     # A.19
     out = parse([calls(frag(0, "c", "f", '{"q": "tru')), calls(frag(1, "d", "g", "{}")), finish()])
@@ -541,8 +595,7 @@ def test_end_of_input_while_a_call_is_partial_is_an_incomplete_stream_keeping_th
 
 
 ENDINGS_IN_ERROR = {
-    "length": [finish("length")],
-    "content_filter": [finish("content_filter")],
+    "finish-error": [finish("error")],
     "error-chunk": [{"error": {"message": "boom"}}],
     "error-event": b'event: error\ndata: {"message": "boom"}\n\n',
     "eof": [],
@@ -704,9 +757,39 @@ def test_end_of_input_without_done_or_finish_is_an_incomplete_stream_keeping_eve
     assert out.error.partial == out.response
 
 
-def test_length_is_context_window_exceeded_keeping_the_text_and_the_trailing_usage() -> None:
+@pytest.mark.parametrize("reason", ["length", "content_filter"])
+def test_a_cut_short_finish_ends_normally_keeping_the_text_and_the_trailing_usage(
+    reason: str,
+) -> None:
     trailing = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 8}}
-    out = parse([text("cut"), finish("length"), trailing])
+    out = parse([text("cut"), finish(reason), trailing])
+    assert out.error is None
+    assert out.kinds[-3:] == ["OutputTextDelta", "OutputItemDone(Message)", "Completed"]
+    assert out.response.content == "cut"
+    assert out.response.finish_reason == reason
+    assert out.response.truncated
+    assert out.events[-1] == Completed("chatcmpl-1", TokenUsage(5, 0, 8, 0, 13))
+
+
+def test_a_stop_finish_is_not_truncated() -> None:
+    assert not parse([text("whole"), finish("stop")]).response.truncated
+
+
+def test_length_keeps_finished_calls_and_reports_cut_ones_as_incomplete() -> None:
+    out = parse(
+        [
+            calls(frag(0, "a", "f", '{"x": 1}'), frag(1, "b", "g", '{"y": ')),
+            finish("length"),
+        ]
+    )
+    assert out.error is None
+    assert call_dicts(out.response.tool_calls) == [("a", "f", '{"x": 1}')]
+    assert call_dicts(out.response.incomplete_tool_calls) == [("b", "g", '{"y": ')]
+
+
+def test_length_is_context_window_exceeded_in_the_specifications_mode() -> None:
+    trailing = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 8}}
+    out = parse([text("cut"), finish("length"), trailing], length_is_error=True)
     assert isinstance(out.error, ContextWindowExceeded)
     assert out.error.kind == "context_window_exceeded"
     assert out.response.content == "cut"
@@ -715,11 +798,19 @@ def test_length_is_context_window_exceeded_keeping_the_text_and_the_trailing_usa
     assert not any(isinstance(e, Completed) for e in out.events)
 
 
-def test_content_filter_is_a_content_filter_error() -> None:
-    out = parse([text("so"), finish("content_filter")])
-    assert isinstance(out.error, ContentFilterError)
-    assert out.error.kind == "content_filter"
-    assert out.response.content == "so"
+def test_content_filter_is_not_an_error_in_the_specifications_mode() -> None:
+    out = parse([text("so"), finish("content_filter")], length_is_error=True)
+    assert out.error is None
+    assert out.response.truncated
+
+
+def test_finish_reason_error_without_an_error_object_is_a_provider_error() -> None:
+    out = parse([text("so far"), finish("error")])
+    assert isinstance(out.error, ProviderError)
+    assert out.error.kind == "provider_error"
+    assert "finish_reason" in out.error.message
+    assert out.response.content == "so far"
+    assert not any(isinstance(e, Completed) for e in out.events)
 
 
 @pytest.mark.parametrize(
