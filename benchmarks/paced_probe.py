@@ -27,6 +27,12 @@ the client process:
       ``sys.setswitchinterval(0.02)`` (the default is 5 ms): how much of the cost is the
       interpreter lock being handed over on request.
 
+* ``--modes hub`` measures a prototype of another shape: one thread reads every
+  stream's socket through a ``selectors`` loop (plain sockets, a minimal chunked
+  decoder), feeds each stream's :class:`chatstream.StreamParser` and calls its
+  callback; no thread per stream. What a worker that shares one reading thread could
+  cost per chunk (no retries, timeouts or TLS: a lower bound).
+
 It monkeypatches private parts of ``chatstream.stream``: a tool for this worker, to be
 kept in step with it.
 """
@@ -36,12 +42,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import selectors
+import socket
 import statistics
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import paced
 
@@ -64,6 +73,8 @@ def _role(name: str) -> str:
         return "worker"
     if name == "chatstream-watchdog":
         return "watchdog"
+    if name == "hub":
+        return "worker"
     if name == "MainThread":
         return "main"
     return "consumer"
@@ -130,6 +141,98 @@ def _patch(name: str) -> None:
         sys.setswitchinterval(0.02)
     else:
         raise SystemExit(f"unknown patch {name!r}")
+
+
+class _HubStream:
+    """One stream of the hub prototype: its socket's bytes, de-chunked, into a parser."""
+
+    def __init__(self, index: int, parser: Any) -> None:
+        self.index = index
+        self.parser = parser
+        self.buf = bytearray()
+        self.head = False
+        self.data_left = 0
+        self.crlf_left = 0
+        self.eof = False
+
+    def body(self, data: bytes) -> bytes:
+        buf = self.buf
+        buf += data
+        out: list[bytes] = []
+        pos = 0
+        while pos < len(buf) and not self.eof:
+            if not self.head:
+                end = buf.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    break
+                pos, self.head = end + 4, True
+            elif self.crlf_left:
+                take = min(self.crlf_left, len(buf) - pos)
+                pos += take
+                self.crlf_left -= take
+            elif self.data_left:
+                take = min(self.data_left, len(buf) - pos)
+                out.append(bytes(buf[pos : pos + take]))
+                pos += take
+                self.data_left -= take
+                if not self.data_left:
+                    self.crlf_left = 2
+            else:
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    break
+                self.data_left = int(buf[pos:end], 16)
+                pos = end + 2
+                self.eof = self.data_left == 0
+        del buf[:pos]
+        return b"".join(out)
+
+
+def _run_hub(url: str, n: int, rec: Any, client: Any) -> None:
+    from chatstream import OutputTextDelta, StreamParser
+
+    parts = urlsplit(client.url)
+    body = json.dumps(dict(paced.REQUEST, stream=True)).encode()
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    clock = time.perf_counter_ns
+    sel = selectors.DefaultSelector()
+    for i in range(n):
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.sendall(request)
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ, _HubStream(i, StreamParser()))
+
+    def finish(sock: socket.socket, stream: _HubStream) -> None:
+        if not stream.parser.ended:
+            stream.parser.close()
+        rec.text[stream.index] = stream.parser.response.content
+        rec.end[stream.index] = clock()
+        sel.unregister(sock)
+        sock.close()
+        rec.done.release()
+
+    def loop() -> None:
+        left = n
+        while left:
+            for key, _ in sel.select(1.0):
+                sock, stream = key.fileobj, key.data
+                data = sock.recv(65536)  # type: ignore[union-attr]
+                events = stream.parser.feed(stream.body(data)) if data else []
+                for event in events:
+                    if type(event) is OutputTextDelta and rec.first[stream.index] is None:
+                        rec.first[stream.index] = clock()
+                if not data or stream.parser.ended or stream.eof:
+                    finish(sock, stream)  # type: ignore[arg-type]
+                    left -= 1
+
+    threading.Thread(target=loop, name="hub", daemon=True).start()
+
+
+paced.RUNNERS["hub"] = _run_hub
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
