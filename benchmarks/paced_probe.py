@@ -26,6 +26,12 @@ the client process:
   ``switch-20ms``
       ``sys.setswitchinterval(0.02)`` (the default is 5 ms): how much of the cost is the
       interpreter lock being handed over on request.
+  ``worker-pool``
+      worker threads are reused: a stream's worker runs on an idle thread of a pool
+      (one is started when none is idle), which waits for the next stream when its
+      stream ends. Measure it with ``--prewave``: a first, unmeasured wave of N streams
+      leaves N idle threads for the measured one. (Pooled threads do not end, so their
+      switches are counted in the total only, not as the worker's.)
 
 * ``--modes hub`` measures a prototype of another shape: one thread reads every
   stream's socket through a ``selectors`` loop (plain sockets, a minimal chunked
@@ -111,6 +117,42 @@ def _count_switches_per_thread() -> None:
     paced._Sampler._run = sampler  # type: ignore[method-assign]
 
 
+class _ThreadPool:
+    """Threads that run one job after another, started only when none is idle."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(self, job: Any) -> None:
+        with self.lock:
+            spare = self.idle > 0
+            if spare:
+                self.idle -= 1
+        self.jobs.put(job)
+        if not spare:
+            threading.Thread(target=self._serve, name="chatstream-worker", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self.jobs.get()()
+            with self.lock:
+                self.idle += 1
+
+
+def _prewave(spec: dict[str, Any]) -> None:
+    """A first wave of N streams, unmeasured, quickly paced; waits for its end."""
+    n = spec["n"]
+    rec = paced._Record(n)
+    client = paced._make_client(spec["mode"], paced._url(spec["port"], "pre", n, 100))
+    paced.RUNNERS[spec["mode"]]("", n, rec, client)
+    for _ in range(n):
+        rec.done.acquire(timeout=spec["budget_s"])
+
+
 def _patch(name: str) -> None:
     from chatstream import stream as stream_module
 
@@ -137,6 +179,15 @@ def _patch(name: str) -> None:
             _thread.start_new_thread(thread._bootstrap, ())  # type: ignore[attr-defined]
 
         worker.start = start  # type: ignore[method-assign]
+    elif name == "worker-pool":
+        pool = _ThreadPool()
+
+        def start_pooled(self: Any) -> None:
+            stream_module._LIVE.add(self)
+            self.watchdog.register(self)
+            pool.submit(self._run)
+
+        worker.start = start_pooled  # type: ignore[method-assign]
     elif name == "switch-20ms":
         sys.setswitchinterval(0.02)
     else:
@@ -239,6 +290,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     _count_switches_per_thread()
     for name in spec.get("patches", []):
         _patch(name)
+    if spec.get("prewave"):
+        _prewave(spec)
     start = _switches()
     result = paced.child(spec)
     main = _switches()
@@ -264,6 +317,7 @@ def main() -> None:
     parser.add_argument("--modes", default="iterating,callbacks")
     parser.add_argument("--patches", default="", help="comma-separated, applied together")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--prewave", action="store_true", help="a first wave of N, unmeasured")
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args()
     patches = [p for p in args.patches.split(",") if p]
@@ -271,12 +325,20 @@ def main() -> None:
     for _ in range(args.repeat):
         for mode in args.modes.split(","):
             result = paced.run_row(
-                mode, args.streams, args.timeout, Path(__file__), patches=patches
+                mode,
+                args.streams,
+                args.timeout,
+                Path(__file__),
+                patches=patches,
+                prewave=args.prewave,
             )
             print(json.dumps(result), file=sys.stderr, flush=True)
             if "error" not in result:
                 runs.setdefault(mode, []).append(result)
-    print(f"N={args.streams}, patches: {', '.join(patches) or 'none'}; medians of {args.repeat}")
+    wave = ", after a first wave" if args.prewave else ""
+    print(
+        f"N={args.streams}, patches: {', '.join(patches) or 'none'}{wave}; medians of {args.repeat}"
+    )
     for mode, results in runs.items():
 
         def med(get: Any, results: list[dict[str, Any]] = results) -> float:
