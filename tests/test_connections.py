@@ -179,6 +179,14 @@ def test_an_untrusted_certificate_fails_to_connect(tls_server: LoopbackServer) -
         _content(client)
 
 
+def test_with_the_defaults_the_ca_bundle_variable_still_chooses_the_bundle(
+    tls_server: LoopbackServer, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
+    client = Client(tls_server.url + "/v1", timeouts=TIMEOUTS)
+    assert _content(client) == "Hello, world."
+
+
 @pytest.fixture
 def mutual_tls_server(ca: trustme.CA) -> Iterator[LoopbackServer]:
     with LoopbackServer(io_timeout=WAIT, tls=_server_context(ca, client_certs=True)) as srv:
