@@ -45,6 +45,7 @@ from .errors import (
     ChatStreamError,
     ContextWindowExceeded,
     IncompleteStreamError,
+    LimitExceededError,
     ProviderError,
 )
 from .events import (
@@ -72,11 +73,28 @@ from .response import ChoiceResult, Response
 from .textcalls import TextCall, requires_tool_call
 from .think import ThinkTags
 
-__all__ = ["Accumulator"]
+__all__ = ["DEFAULT_MAX_CHOICES", "DEFAULT_MAX_TOOL_CALLS", "Accumulator"]
 
 log = logging.getLogger("chatstream")
 
 Events = list[ResponseEvent]
+
+#: Most choices a response may have (openai-node caps them too).
+DEFAULT_MAX_CHOICES = 128
+#: Most tool calls one choice may make.
+DEFAULT_MAX_TOOL_CALLS = 1024
+
+
+def _join(pieces: list[str]) -> str:
+    """The pieces of a text joined. An emoji some servers split between two deltas
+    (``"\\ud83d"`` ending one, ``"\\ude00"`` starting the next) is joined back into its
+    character; a lone half stays as it is. Only a piece's last character can be the
+    first half of a split pair (JSON joins the pairs within one string), so only those
+    are looked at."""
+    text = "".join(pieces)
+    if any(piece and "\ud800" <= piece[-1] <= "\udbff" for piece in pieces):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return text
 
 
 class _Call:
@@ -110,7 +128,7 @@ class _Call:
     def item(self) -> FunctionCall:
         return FunctionCall(
             name=self.name or "",
-            arguments="".join(self.arguments),
+            arguments=_join(self.arguments),
             call_id=self.id or f"tool-call-{self.slot}",
             custom=self.custom,
         )
@@ -341,14 +359,14 @@ class _Choice:
     def finish_reasoning(self, events: Events) -> None:
         if self.reasoning_open:
             self.reasoning_open = False
-            text = "".join(self.reasoning_parts)
+            text = _join(self.reasoning_parts)
             self.reasoning_parts = []
             self._done(Reasoning(content=[ReasoningText(text)]), events)
 
     def finish_message(self, events: Events) -> None:
         if self.message_open:
             self.message_open = False
-            content = [kind("".join(pieces)) for kind, pieces in self.message_parts]
+            content = [kind(_join(pieces)) for kind, pieces in self.message_parts]
             self.message_parts = []
             self._done(Message(content=content), events)
 
@@ -371,6 +389,18 @@ class _Choice:
         self.calls_by_id = {}
         self.last_call = None
         self.next_slot = 0
+
+    def drop_last_call(self) -> None:
+        """Forget the call opened last (one over the limit)."""
+        call = self.calls.pop()
+        self.calls_by_slot.pop(call.slot, None)
+        if call.id is not None:
+            self.calls_by_id.pop(call.id, None)
+        self.last_call = self.calls[-1] if self.calls else None
+
+    def call_count(self) -> int:
+        """How many tool calls the choice has made (finished, cut off or open)."""
+        return len(self.done_calls) + len(self.incomplete_calls) + len(self.calls)
 
     def _done(self, item: ResponseItem, events: Events) -> None:
         self.items.append(item)
@@ -399,9 +429,9 @@ class _Choice:
         text, refusal, reasoning = self._received()
         return ChoiceResult(
             index=self.index,
-            content="".join(text),
-            reasoning="".join(reasoning),
-            refusal="".join(refusal) if refusal else None,
+            content=_join(text),
+            reasoning=_join(reasoning),
+            refusal=_join(refusal) if refusal else None,
             tool_calls=list(self.done_calls),
             incomplete_tool_calls=self.incomplete_calls + pending,
             finish_reason=self.finish_reason,
@@ -530,6 +560,9 @@ class Accumulator:
             "length"`` ends the stream in :class:`~chatstream.ContextWindowExceeded`. By
             default it is a normal end whose answer was cut short (a ``max_tokens`` limit
             is the caller's own choice, not a failure).
+        max_choices: Most choices; one more ends the stream in
+            :class:`~chatstream.LimitExceededError`.
+        max_tool_calls: Most tool calls in one choice; likewise.
         partial_json: Give each :class:`~chatstream.FunctionCallArgumentsDelta` the
             arguments parsed so far (``parsed``), and, when ``request`` asked for JSON
             content, send :class:`~chatstream.OutputTextParsed` as it grows (see
@@ -547,6 +580,8 @@ class Accumulator:
         *,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        max_choices: int = DEFAULT_MAX_CHOICES,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         partial_json: bool = False,
         think_tags: ThinkTags | None = None,
         text_tool_calls: bool = False,
@@ -554,6 +589,8 @@ class Accumulator:
     ) -> None:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        self.max_choices = max_choices
+        self.max_tool_calls = max_tool_calls
         self.partial_json = partial_json
         self.think_tags = think_tags
         self.text_tool_calls = text_tool_calls
@@ -626,6 +663,8 @@ class Accumulator:
             for position, choice in enumerate(choices):
                 if type(choice) is dict:
                     self._feed_choice(choice, position, events, finish=not failed)
+                    if self.ended:  # a limit was reached
+                        return events
         if failed:
             # The chunk's deltas are kept, but its finish reason is not applied: a stream
             # that ends in an error completes nothing.
@@ -642,6 +681,9 @@ class Accumulator:
             index = position
         state = self._choices.get(index)
         if state is None:
+            if len(self._choices) >= self.max_choices:
+                self._over_limit("max_choices", self.max_choices, "choices")
+                return
             state = self._choices[index] = _Choice(index)
             self._set_up(state)
         delta = choice.get("delta")
@@ -662,7 +704,13 @@ class Accumulator:
             if type(calls) is list and calls:
                 for fragment in calls:
                     if type(fragment) is dict:
+                        mark = len(events)
                         state.add_call_fragment(fragment, events)
+                        if state.call_count() > self.max_tool_calls:
+                            state.drop_last_call()  # the partial keeps the calls allowed
+                            del events[mark:]  # and the events, the calls announced
+                            self._over_limit("max_tool_calls", self.max_tool_calls, "tool calls")
+                            return
             else:
                 legacy = delta.get("function_call")
                 if type(legacy) is dict:
@@ -766,6 +814,15 @@ class Accumulator:
         self.ended = True
         events.append(Completed(self._response_id, self.usage))
         return events
+
+    def _over_limit(self, limit: str, maximum: int, what: str) -> None:
+        self._fail(
+            LimitExceededError(
+                f"The response has more than {maximum} {what} ({limit}); reading stopped.",
+                limit=limit,
+                maximum=maximum,
+            )
+        )
 
     def fail(self, error: ChatStreamError) -> ChatStreamError:
         """End the stream with ``error`` (the transport failed, say); return it with its

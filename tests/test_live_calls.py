@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from chatstream import (
     FunctionCall,
     FunctionCallArgumentsDelta,
+    LimitExceededError,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -175,3 +176,13 @@ def test_a_custom_tool_calls_input_streams_as_argument_deltas() -> None:
 def test_without_partial_json_a_delta_has_no_view() -> None:
     events = events_of([frag(0, id="c", name="f", args='{"a": "b"}'), chunk({}, "tool_calls")])
     assert [d.parsed for d in deltas(events)] == [None]
+
+
+def test_a_call_over_the_tool_call_limit_is_never_announced() -> None:
+    chunks = [frag(0, id="a", name="f", args="{}"), frag(1, id="b", name="g", args="{}")]
+    parser = StreamParser(max_tool_calls=1)
+    events = parser.feed(build_body(chunks)) + parser.close()
+    added = [e.item.call_id for e in events if isinstance(e, OutputItemAdded)]
+    assert added == ["a"]
+    assert [d.call_id for d in deltas(events)] == ["a"]
+    assert isinstance(parser.error, LimitExceededError)
