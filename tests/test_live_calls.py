@@ -186,3 +186,16 @@ def test_a_call_over_the_tool_call_limit_is_never_announced() -> None:
     assert added == ["a"]
     assert [d.call_id for d in deltas(events)] == ["a"]
     assert isinstance(parser.error, LimitExceededError)
+
+
+def test_a_custom_call_cut_off_by_length_ends_with_an_incomplete_event() -> None:
+    fragment = {
+        "index": 0,
+        "id": "ct",
+        "type": "custom",
+        "custom": {"name": "apply_patch", "input": "*** Begin"},
+    }
+    events = events_of([chunk({"tool_calls": [fragment]}), chunk({}, "length")])
+    ended = [e for e in events if isinstance(e, OutputItemIncomplete)]
+    assert [e.item for e in ended] == [FunctionCall("apply_patch", "*** Begin", "ct", custom=True)]
+    assert "OutputItemDone(FunctionCall)" not in kinds(events)
