@@ -152,3 +152,12 @@ def test_text_like_a_tag_that_is_not_one_is_not_held_forever() -> None:
 def test_a_bad_tag_name_is_a_value_error(names: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
         ThinkTags(names=names)
+
+
+def test_text_held_back_when_a_stream_fails_is_kept_in_the_partial_result() -> None:
+    body = build_body([{"choices": [{"delta": {"content": "<think>hm</think>So <thi"}}]}])
+    parser = StreamParser(think_tags=True)
+    parser.feed(body)
+    parser.close()
+    assert parser.error is not None and parser.error.partial is not None
+    assert (parser.error.partial.reasoning, parser.error.partial.content) == ("hm", "So <thi")
