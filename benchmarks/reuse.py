@@ -105,9 +105,7 @@ def chatstream_first_events(base: str, ca: str, n: int) -> list[float]:
     import chatstream
 
     times = []
-    with chatstream.Client(base + "/v1", "sk-bench", retry=0) as client:
-        client.session.verify = ca
-        client.session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+    with chatstream.Client(base + "/v1", "sk-bench", retry=0, verify=ca) as client:
         for _ in range(n):
             started = time.perf_counter()
             with client.stream(REQUEST) as stream:

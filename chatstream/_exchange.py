@@ -60,6 +60,10 @@ class Settings:
     drop_tool_calls_on_stop: bool
     length_is_error: bool
     turn_state_header: str
+    #: requests' ``verify`` and ``cert`` for every request, given explicitly: otherwise
+    #: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replace the session's own.
+    verify: Any = True
+    cert: Any = None
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
 
@@ -120,6 +124,8 @@ def open_response(
                     stream=True,
                     timeout=(t.connect, read_timeout),
                     allow_redirects=False,
+                    verify=settings.verify,
+                    cert=settings.cert,
                 )
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             error = _http.transport_error(

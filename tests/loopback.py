@@ -598,7 +598,7 @@ class _ThreadedServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, owner: LoopbackServer) -> None:
+    def __init__(self, owner: LoopbackServer, tls: ssl.SSLContext | None = None) -> None:
         self.owner = owner
         self.lock = threading.Lock()
         self.closing = False
@@ -607,6 +607,12 @@ class _ThreadedServer(socketserver.ThreadingTCPServer):
         self._ids = itertools.count()
         # Port 0: the kernel picks a free port, so parallel tests never collide.
         super().__init__(("127.0.0.1", 0), _RequestHandler)
+        if tls is not None:
+            # The handshake happens at the connection's first read, on its own thread, so
+            # a client that rejects the certificate never holds up the accepting thread.
+            self.socket = tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     def process_request(self, request: Any, client_address: Any) -> None:
         sock = cast(socket.socket, request)
@@ -673,10 +679,9 @@ class LoopbackServer:
 
         ``io_timeout`` bounds every socket read or write of a handler thread (a safety
         net; :meth:`close` does not rely on it). ``join_timeout`` bounds how long
-        :meth:`close` waits for handler threads. With ``tls`` (a server-side context)
-        every connection is served over TLS, and :attr:`url` is ``https://``.
+        :meth:`close` waits for handler threads. With ``tls`` (a server-side context
+        holding the certificate) the server speaks HTTPS.
         """
-        self.tls = tls
         self.default_handler = default
         self.io_timeout = io_timeout
         self.join_timeout = join_timeout
@@ -688,7 +693,8 @@ class LoopbackServer:
         self._arrived = threading.Condition()
         self._conn_ids: dict[socket.socket, int] = {}
         self._closed = False
-        self._tcp = _ThreadedServer(self)
+        self._scheme = "http" if tls is None else "https"
+        self._tcp = _ThreadedServer(self, tls)
         self.host, self.port = cast(tuple[str, int], self._tcp.server_address)
         self._serve_thread = threading.Thread(
             target=self._tcp.serve_forever,
@@ -701,8 +707,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT`` (``https://`` with TLS; no trailing slash)."""
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+        """Base URL, ``http://127.0.0.1:PORT`` (``https`` with TLS; no trailing slash)."""
+        return f"{self._scheme}://{self.host}:{self.port}"
 
     def route(self, path: str, handler: Handler) -> Handler:
         """Serve requests for ``path`` with ``handler`` (replacing any earlier one)."""
@@ -729,14 +735,8 @@ class LoopbackServer:
 
     def _serve_connection(self, sock: socket.socket) -> None:
         """Serve one connection: read requests and run handlers until it should close."""
-        conn_id = self._conn_ids.get(sock, -1)
-        if self.tls is not None:
-            try:
-                sock = self._handshake(sock)
-            except OSError as exc:
-                self.disconnects.append(exc)
-                return
         reader = _SocketReader(sock)
+        conn_id = self._conn_ids.get(sock, -1)
         conn: Conn | None = None
         try:
             for index in itertools.count():
@@ -787,17 +787,6 @@ class LoopbackServer:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_WR)
                 sock.close()
-
-    def _handshake(self, raw: socket.socket) -> socket.socket:
-        """Wrap an accepted connection in TLS; :meth:`close` shuts the wrapped socket
-        down from now on (wrapping detaches the raw one)."""
-        assert self.tls is not None
-        with self._tcp.lock:
-            wrapped = self.tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-            self._tcp.sockets.discard(raw)
-            self._tcp.sockets.add(wrapped)
-        wrapped.do_handshake()
-        return wrapped
 
     def close(self) -> None:
         """Stop the server and end every handler thread.

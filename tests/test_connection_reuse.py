@@ -49,12 +49,11 @@ def served(
     if request.param == "https":
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1").configure_cert(tls)
-    with LoopbackServer(io_timeout=10.0, tls=tls) as server:
-        client = Client(server.url + "/v1", "sk-test", timeouts=Timeouts(idle=5.0), retry=0)
-        with ca.cert_pem.tempfile() as path, client:
-            client.session.verify = path
-            # REQUESTS_CA_BUNDLE (set on many machines) would override session.verify.
-            client.session.trust_env = False
+    with LoopbackServer(io_timeout=10.0, tls=tls) as server, ca.cert_pem.tempfile() as path:
+        client = Client(
+            server.url + "/v1", "sk-test", timeouts=Timeouts(idle=5.0), retry=0, verify=path
+        )
+        with client:
             yield server, client
 
 
