@@ -15,7 +15,6 @@ import http.cookiejar
 import logging
 import os
 import random
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +23,7 @@ import requests
 from . import _arguments, _http, _redact, _transport
 from ._exchange import Settings
 from ._telemetry import Telemetry
+from ._turn import TURN_STATE_HEADER, Turn
 from ._watchdog import Watchdog, default_watchdog
 from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
 from .config import Retry, Timeouts
@@ -37,53 +37,9 @@ __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
 log = logging.getLogger("chatstream")
 
-#: The response header that pins a turn to one backend (the specification's
-#: sticky turn routing).
-TURN_STATE_HEADER = "x-codex-turn-state"
-
-_UNSET: Any = object()
-
 #: How many connections a client's own session keeps for reuse, unless ``pool_size``
 #: says otherwise: room for a thousand concurrent streams.
 DEFAULT_POOL_SIZE = 1024
-
-
-class Turn:
-    """One user turn: its requests share the backend the first response pinned.
-
-    The first response of the turn that carries the turn-state header (see
-    :data:`TURN_STATE_HEADER`) fixes its value for the turn; every later request of the
-    turn sends it back, so retries and tool follow-ups reach the same backend. Set once,
-    safe to share between threads. Made by :meth:`Client.turn`.
-    """
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self._state: str | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> str | None:
-        """The pinned value, or ``None`` until a response carried one."""
-        return self._state
-
-    def capture(self, value: str | None) -> None:
-        """Keep ``value`` if the turn has none yet (later values are ignored, and so is a
-        value that cannot be sent back as a header)."""
-        if _http.usable_header_value(self.client.turn_state_header, value):
-            with self._lock:
-                if self._state is None:
-                    self._state = value
-
-    def stream(self, body: Mapping[str, Any], **options: Any) -> ChatStream:
-        """:meth:`Client.stream`, as part of this turn."""
-        return self.client.stream(body, turn=self, **options)
-
-    def __enter__(self) -> Turn:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Nothing to release: the ``with`` block only marks the turn's extent."""
 
 
 class Client:
@@ -168,9 +124,9 @@ class Client:
         pool_size: int | None = None,
         verify: bool | str | os.PathLike[str] | None = None,
         cert: str | os.PathLike[str] | tuple[str, str] | None = None,
-        idle_timeout: float | None = _UNSET,
-        connect_timeout: float | None = _UNSET,
-        max_retries: int = _UNSET,
+        idle_timeout: float | None = _arguments.UNSET,
+        connect_timeout: float | None = _arguments.UNSET,
+        max_retries: int = _arguments.UNSET,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
@@ -179,8 +135,8 @@ class Client:
         self.url = _transport.endpoint_url(self.base_url)
         api_key = _arguments.api_key(api_key)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
-        self.timeouts = _timeouts(timeouts, idle_timeout, connect_timeout)
-        self.retry = _retry(retry, max_retries)
+        self.timeouts = _arguments.timeouts(timeouts, idle_timeout, connect_timeout)
+        self.retry = _arguments.retry(retry, max_retries)
         self.headers = _arguments.headers(headers)
         self.max_choices = _arguments.count("max_choices", max_choices)
         self.max_tool_calls = _arguments.count("max_tool_calls", max_tool_calls)
@@ -347,35 +303,6 @@ class Client:
             ),
         )
         return ChatStream(worker)
-
-
-def _timeouts(
-    timeouts: float | Timeouts | None, idle: float | None, connect: float | None
-) -> Timeouts:
-    older = Timeouts()
-    if idle is not _UNSET:
-        older = older.replace(idle=_arguments.seconds("idle_timeout", idle))
-    if connect is not _UNSET:
-        older = older.replace(connect=_arguments.seconds("connect_timeout", connect))
-    if timeouts is None:
-        return older
-    if idle is not _UNSET or connect is not _UNSET:
-        raise ConfigurationError("pass timeouts= or idle_timeout=/connect_timeout=, not both")
-    if isinstance(timeouts, Timeouts):
-        return timeouts
-    return Timeouts(idle=_arguments.seconds("timeouts", timeouts, optional=False))
-
-
-def _retry(retry: int | Retry | None, max_retries: int) -> Retry:
-    if retry is None:
-        return Retry() if max_retries is _UNSET else Retry(max_retries=max_retries)
-    if max_retries is not _UNSET:
-        raise ConfigurationError("pass retry= or max_retries=, not both")
-    if isinstance(retry, Retry):
-        return retry
-    if isinstance(retry, bool) or not isinstance(retry, int):
-        raise ConfigurationError("retry must be a Retry or a number of retries")
-    return Retry(max_retries=retry)
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
