@@ -36,6 +36,8 @@ from .errors import (
     UnexpectedResponseError,
 )
 from .events import (
+    Audio,
+    AudioDelta,
     Completed,
     ContentPart,
     FunctionCall,
@@ -45,6 +47,7 @@ from .events import (
     OutputText,
     OutputTextDelta,
     RateLimits,
+    RawChunk,
     Reasoning,
     ReasoningContentDelta,
     ReasoningText,
@@ -67,6 +70,8 @@ from .stream import ChatStream
 __all__ = [
     "APIStatusError",
     "Accumulator",
+    "Audio",
+    "AudioDelta",
     "AuthenticationError",
     "BadRequestError",
     "CallbackError",
@@ -96,6 +101,7 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "RateLimits",
+    "RawChunk",
     "Reasoning",
     "ReasoningContentDelta",
     "ReasoningText",

@@ -46,6 +46,8 @@ from .errors import (
     ProviderError,
 )
 from .events import (
+    Audio,
+    AudioDelta,
     Completed,
     FunctionCall,
     Message,
@@ -53,6 +55,7 @@ from .events import (
     OutputItemDone,
     OutputText,
     OutputTextDelta,
+    RawChunk,
     Reasoning,
     ReasoningContentDelta,
     ReasoningText,
@@ -74,7 +77,7 @@ Events = list[ResponseEvent]
 class _Call:
     """A tool call being assembled from fragments."""
 
-    __slots__ = ("arguments", "custom", "id", "name", "slot")
+    __slots__ = ("arguments", "custom", "extra_content", "id", "name", "slot")
 
     def __init__(self, slot: int) -> None:
         self.slot = slot
@@ -83,6 +86,8 @@ class _Call:
         self.arguments: list[str] = []
         # A custom (free-text) tool call: its input is text, never JSON.
         self.custom = False
+        # Gemini's thought signature lives here and must go back with the call.
+        self.extra_content: dict[str, Any] | None = None
 
     def item(self) -> FunctionCall:
         return FunctionCall(
@@ -90,6 +95,7 @@ class _Call:
             arguments="".join(self.arguments),
             call_id=self.id or f"tool-call-{self.slot}",
             custom=self.custom,
+            extra_content=self.extra_content,
         )
 
     def looks_whole(self, reason: str | None) -> bool:
@@ -124,6 +130,8 @@ class _Choice:
         "message_open",
         "message_parts",
         "next_slot",
+        "provider",
+        "reasoning_field",
         "reasoning_open",
         "reasoning_parts",
     )
@@ -148,16 +156,26 @@ class _Choice:
         self.incomplete_calls: list[FunctionCall] = []
         self.items: list[ResponseItem] = []
         self.finish_reason: str | None = None
+        # What only some providers send (logprobs, annotations, audio, raw reasoning
+        # entries); made on first use, so the common streams pay nothing for it.
+        self.provider: _ProviderData | None = None
+        # The delta field the reasoning text came in, to send it back under that name.
+        self.reasoning_field: str | None = None
+
+    def extras(self) -> _ProviderData:
+        if self.provider is None:
+            self.provider = _ProviderData()
+        return self.provider
 
     # --- appending ---------------------------------------------------------------------
 
-    def add_text(self, text: str, events: Events) -> None:
+    def add_text(self, text: str, events: Events, logprobs: list[Any] | None = None) -> None:
         self._message_piece(OutputText, text, events)
-        events.append(OutputTextDelta(text, self.index))
+        events.append(OutputTextDelta(text, self.index, logprobs))
 
-    def add_refusal(self, text: str, events: Events) -> None:
+    def add_refusal(self, text: str, events: Events, logprobs: list[Any] | None = None) -> None:
         self._message_piece(Refusal, text, events)
-        events.append(RefusalDelta(text, self.index))
+        events.append(RefusalDelta(text, self.index, logprobs))
 
     def _message_piece(self, kind: type[OutputText | Refusal], text: str, events: Events) -> None:
         if not self.message_open:
@@ -170,11 +188,14 @@ class _Choice:
             parts.append((kind, [text]))
 
     def add_reasoning(self, text: str, events: Events) -> None:
+        self.open_reasoning(events)
+        self.reasoning_parts.append(text)
+        events.append(ReasoningContentDelta(text, 0, self.index))
+
+    def open_reasoning(self, events: Events) -> None:
         if not self.reasoning_open:
             self.reasoning_open = True
             events.append(OutputItemAdded(Reasoning(), self.index))
-        self.reasoning_parts.append(text)
-        events.append(ReasoningContentDelta(text, 0, self.index))
 
     def add_call_fragment(self, fragment: dict[str, Any]) -> None:
         index = fragment.get("index")
@@ -219,6 +240,11 @@ class _Choice:
             arguments = function.get(key)
             if type(arguments) is str and arguments:
                 call.arguments.append(arguments)
+        extra = fragment.get("extra_content")
+        if type(extra) is dict:
+            call.extra_content = (
+                extra if call.extra_content is None else {**call.extra_content, **extra}
+            )
         self.last_call = call
 
     # --- finishing ---------------------------------------------------------------------
@@ -228,14 +254,19 @@ class _Choice:
             self.reasoning_open = False
             text = "".join(self.reasoning_parts)
             self.reasoning_parts = []
-            self._done(Reasoning(content=[ReasoningText(text)]), events)
+            content = [ReasoningText(text)] if text else []
+            if self.provider is None or not self.provider.has_reasoning_data():
+                self._done(Reasoning(content=content), events)
+            else:
+                self._done(self.provider.reasoning_item(content), events)
 
     def finish_message(self, events: Events) -> None:
         if self.message_open:
             self.message_open = False
             content = [kind("".join(pieces)) for kind, pieces in self.message_parts]
             self.message_parts = []
-            self._done(Message(content=content), events)
+            annotations = None if self.provider is None else self.provider.take_annotations()
+            self._done(Message(content=content, annotations=annotations), events)
 
     def finish_calls(self, events: Events, *, complete: bool, check_json: bool) -> None:
         """Hand over the open calls: all named ones when ``complete``, else none; with
@@ -280,6 +311,7 @@ class _Choice:
     def result(self) -> ChoiceResult:
         pending = [c.item() for c in self.calls if c.name is not None]
         text, refusal, reasoning = self._received()
+        provider = self.provider
         return ChoiceResult(
             index=self.index,
             content="".join(text),
@@ -289,6 +321,159 @@ class _Choice:
             incomplete_tool_calls=self.incomplete_calls + pending,
             finish_reason=self.finish_reason,
             items=list(self.items),
+            logprobs=None if provider is None else provider.logprobs(),
+            annotations=None if provider is None else provider.all_annotations(),
+            audio=None if provider is None else provider.audio(),
+            reasoning_field=self.reasoning_field,
+        )
+
+
+# Entry types whose data comes whole (encrypted reasoning): never joined with another.
+_WHOLE_ENTRIES = frozenset({"reasoning.encrypted", "redacted_thinking"})
+# The text fields of reasoning entries, joined when one entry arrives in fragments.
+_ENTRY_TEXT = ("text", "summary", "thinking")
+
+
+def _merge_entries(kept: list[dict[str, Any]], entries: list[Any]) -> None:
+    """Add raw reasoning entries (``reasoning_details``, ``thinking_blocks``) to ``kept``,
+    joining the fragments of one entry: an entry continues the last one when both have
+    the same ``type`` and ``index`` and the last is not yet signed. Its text fields are
+    appended; its other fields fill in what the entry did not have yet."""
+    for entry in entries:
+        if type(entry) is not dict:
+            continue
+        last = kept[-1] if kept else None
+        if (
+            last is not None
+            and last.get("type") == entry.get("type")
+            and last.get("index") == entry.get("index")
+            and last.get("type") not in _WHOLE_ENTRIES
+            and not last.get("signature")
+        ):
+            for key, value in entry.items():
+                if key in _ENTRY_TEXT and type(value) is str and type(last.get(key)) is str:
+                    last[key] += value
+                elif value is not None and last.get(key) is None:
+                    last[key] = value
+        else:
+            kept.append(dict(entry))
+
+
+class _ProviderData:
+    """What a choice received beyond text, reasoning text and tool calls."""
+
+    __slots__ = (
+        "annotations",
+        "audio_data",
+        "audio_expires_at",
+        "audio_id",
+        "audio_transcript",
+        "content_logprobs",
+        "details",
+        "done_annotations",
+        "refusal_logprobs",
+        "thinking_blocks",
+    )
+
+    def __init__(self) -> None:
+        self.content_logprobs: list[Any] | None = None
+        self.refusal_logprobs: list[Any] | None = None
+        self.annotations: list[Any] = []  # of the open message
+        self.done_annotations: list[Any] = []  # of the finished messages
+        self.details: list[dict[str, Any]] = []
+        self.thinking_blocks: list[dict[str, Any]] = []
+        self.audio_id: str | None = None
+        self.audio_expires_at: int | None = None
+        self.audio_transcript: list[str] | None = None
+        self.audio_data: list[str] = []
+
+    def add_logprobs(self, raw: dict[str, Any]) -> tuple[list[Any] | None, list[Any] | None]:
+        """Collect a chunk's ``logprobs``; return its content and refusal entries."""
+        content = raw.get("content")
+        refusal = raw.get("refusal")
+        if type(content) is list:
+            if self.content_logprobs is None:
+                self.content_logprobs = []
+            self.content_logprobs += content
+        else:
+            content = None
+        if type(refusal) is list:
+            if self.refusal_logprobs is None:
+                self.refusal_logprobs = []
+            self.refusal_logprobs += refusal
+        else:
+            refusal = None
+        return content, refusal
+
+    def logprobs(self) -> dict[str, Any] | None:
+        if self.content_logprobs is None and self.refusal_logprobs is None:
+            return None
+        return {"content": self.content_logprobs, "refusal": self.refusal_logprobs}
+
+    def take_annotations(self) -> list[Any] | None:
+        """The open message's annotations, moved to the finished ones."""
+        if not self.annotations:
+            return None
+        taken = self.annotations
+        self.done_annotations += taken
+        self.annotations = []
+        return taken
+
+    def all_annotations(self) -> list[Any] | None:
+        every = self.done_annotations + self.annotations
+        return every or None
+
+    def add_audio(self, audio: dict[str, Any], index: int, events: Events) -> None:
+        transcript = audio.get("transcript")
+        data = audio.get("data")
+        audio_id = audio.get("id")
+        expires_at = audio.get("expires_at")
+        transcript = transcript if type(transcript) is str else ""
+        data = data if type(data) is str else ""
+        audio_id = audio_id if type(audio_id) is str and audio_id else None
+        expires_at = expires_at if type(expires_at) is int else None
+        if self.audio_transcript is None:
+            self.audio_transcript = []
+        self.audio_transcript.append(transcript)
+        self.audio_data.append(data)
+        if audio_id is not None and self.audio_id is None:
+            self.audio_id = audio_id
+        if expires_at is not None:
+            self.audio_expires_at = expires_at
+        events.append(AudioDelta(transcript, data, audio_id, expires_at, index))
+
+    def audio(self) -> Audio | None:
+        if self.audio_transcript is None:
+            return None
+        return Audio(
+            id=self.audio_id,
+            transcript="".join(self.audio_transcript),
+            data="".join(self.audio_data),
+            expires_at=self.audio_expires_at,
+        )
+
+    def has_reasoning_data(self) -> bool:
+        return bool(self.details or self.thinking_blocks)
+
+    def reasoning_item(self, content: list[ReasoningText]) -> Reasoning:
+        """The finished reasoning item, with the raw entries received since the last one."""
+        details, self.details = self.details, []
+        blocks, self.thinking_blocks = self.thinking_blocks, []
+        encrypted = None
+        item_id = ""
+        for entry in details + blocks:
+            if encrypted is None and entry.get("type") in _WHOLE_ENTRIES:
+                data = entry.get("data")
+                encrypted = data if type(data) is str else None
+            value = entry.get("id")
+            if not item_id and type(value) is str:
+                item_id = value
+        return Reasoning(
+            id=item_id,
+            content=content,
+            encrypted_content=encrypted,
+            details=details or None,
+            thinking_blocks=blocks or None,
         )
 
 
@@ -326,6 +511,40 @@ def _reasoning_text(delta: dict[str, Any]) -> str | None:
     return None
 
 
+def _reasoning_field(delta: dict[str, Any]) -> str | None:
+    """The field :func:`_reasoning_text` read the reasoning from (same order)."""
+    reasoning = delta.get("reasoning")
+    if (type(reasoning) is str and reasoning) or type(reasoning) is dict:
+        return "reasoning"
+    content = delta.get("reasoning_content")
+    if type(content) in (str, dict) and content:
+        return "reasoning_content"
+    if type(delta.get("reasoning_details")) is list:
+        return "reasoning_details"
+    if type(delta.get("thinking_blocks")) is list:
+        return "thinking_blocks"
+    return None
+
+
+def _rare_delta_fields(state: _Choice, delta: dict[str, Any], events: Events) -> None:
+    """Keep what only some providers put in a delta: the raw reasoning entries (they go
+    back on the next request), URL annotations and audio."""
+    details = delta.get("reasoning_details")
+    if type(details) is list and details:
+        state.open_reasoning(events)  # also for entries without text (encrypted ones)
+        _merge_entries(state.extras().details, details)
+    blocks = delta.get("thinking_blocks")
+    if type(blocks) is list and blocks:
+        state.open_reasoning(events)
+        _merge_entries(state.extras().thinking_blocks, blocks)
+    annotations = delta.get("annotations")
+    if type(annotations) is list and annotations:
+        state.extras().annotations += annotations
+    audio = delta.get("audio")
+    if type(audio) is dict:
+        state.extras().add_audio(audio, state.index, events)
+
+
 def _joined(entries: list[Any], keys: tuple[str, ...]) -> str:
     """The text of each entry (an object) under the first of ``keys`` it has, joined."""
     texts = []
@@ -353,6 +572,10 @@ def _usage(raw: dict[str, Any]) -> TokenUsage:
         cached = raw.get("prompt_cache_hit_tokens")  # DeepSeek
     completion = raw.get("completion_tokens_details")
     reasoning = completion.get("reasoning_tokens") if type(completion) is dict else None
+    if type(reasoning) is not int:
+        reasoning = raw.get("reasoning_tokens")  # at the top level (some gateways)
+    cost = raw.get("cost")
+    cost_details = raw.get("cost_details")
     input_tokens = _int(raw.get("prompt_tokens"))
     output_tokens = _int(raw.get("completion_tokens"))
     total = raw.get("total_tokens")
@@ -362,6 +585,10 @@ def _usage(raw: dict[str, Any]) -> TokenUsage:
         output_tokens=output_tokens,
         reasoning_output_tokens=_int(reasoning),
         total_tokens=total if type(total) is int and total >= 0 else input_tokens + output_tokens,
+        cost=cost if type(cost) in (int, float) else None,
+        cost_details=cost_details if type(cost_details) is dict else None,
+        prompt_tokens_details=prompt if type(prompt) is dict else None,
+        completion_tokens_details=completion if type(completion) is dict else None,
     )
 
 
@@ -413,13 +640,20 @@ class Accumulator:
             "length"`` ends the stream in :class:`~chatstream.ContextWindowExceeded`. By
             default it is a normal end whose answer was cut short (a ``max_tokens`` limit
             is the caller's own choice, not a failure).
+        raw_chunks: Also return each chunk as it was sent, as a
+            :class:`~chatstream.RawChunk` event before the events made from it.
     """
 
     def __init__(
-        self, *, drop_tool_calls_on_stop: bool = False, length_is_error: bool = False
+        self,
+        *,
+        drop_tool_calls_on_stop: bool = False,
+        length_is_error: bool = False,
+        raw_chunks: bool = False,
     ) -> None:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        self.raw_chunks = raw_chunks
         #: The error that ended the stream, or ``None``.
         self.error: ChatStreamError | None = None
         #: True once the stream has ended, normally or not.
@@ -437,6 +671,12 @@ class Accumulator:
         # A choice finished with "error" in the chunk being read: the stream ends in it.
         self._error_finish: ProviderError | None = None
         self._cache: Response | None = None
+        # What the chunks say about the whole response (see Completed).
+        self._fingerprint: str | None = None
+        self._service_tier: str | None = None
+        self._citations: list[Any] | None = None
+        self._search_results: list[Any] | None = None
+        self._timings: dict[str, Any] | None = None
 
     @property
     def all_choices_finished(self) -> bool:
@@ -470,6 +710,27 @@ class Accumulator:
             value = chunk.get("model")
             if type(value) is str and value:
                 self._model = value
+        events: Events = []
+        if self.raw_chunks:
+            events.append(RawChunk(chunk))
+        if self._fingerprint is None:
+            value = chunk.get("system_fingerprint")
+            if type(value) is str and value:
+                self._fingerprint = value
+        if self._service_tier is None:
+            value = chunk.get("service_tier")
+            if type(value) is str and value:
+                self._service_tier = value
+        # Perplexity repeats these on every chunk; llama.cpp sends timings on the last.
+        value = chunk.get("citations")
+        if type(value) is list:
+            self._citations = value
+        value = chunk.get("search_results")
+        if type(value) is list:
+            self._search_results = value
+        value = chunk.get("timings")
+        if type(value) is dict:
+            self._timings = value
         usage = chunk.get("usage")
         if type(usage) is not dict:
             groq = chunk.get("x_groq")
@@ -478,7 +739,6 @@ class Accumulator:
             self._usage = usage  # the last one wins (xAI sends it before the last chunk)
         error = chunk.get("error")
         failed = error is not None or chunk.get("type") == "error"
-        events: Events = []
         choices = chunk.get("choices")
         if type(choices) is list:
             for position, choice in enumerate(choices):
@@ -503,18 +763,27 @@ class Accumulator:
             state = self._choices[index] = _Choice(index)
         delta = choice.get("delta")
         if type(delta) is dict:
+            text_logprobs = refusal_logprobs = None
+            logprobs = choice.get("logprobs")
+            if type(logprobs) is dict:
+                text_logprobs, refusal_logprobs = state.extras().add_logprobs(logprobs)
             reasoning = _reasoning_text(delta)
             if reasoning:
                 state.add_reasoning(reasoning, events)
+                if state.reasoning_field is None:
+                    state.reasoning_field = _reasoning_field(delta)
+            # A lone content delta (most chunks) has none of the rarer fields.
+            if len(delta) > 1 or "content" not in delta:
+                _rare_delta_fields(state, delta, events)
             content = delta.get("content")
             if type(content) is str:
                 if content:
-                    state.add_text(content, events)
+                    state.add_text(content, events, text_logprobs)
             elif type(content) is list:
                 self._content_parts(state, content, events)
             refusal = delta.get("refusal")
             if type(refusal) is str and refusal:
-                state.add_refusal(refusal, events)
+                state.add_refusal(refusal, events, refusal_logprobs)
             calls = delta.get("tool_calls")
             if type(calls) is list and calls:
                 for fragment in calls:
@@ -538,6 +807,8 @@ class Accumulator:
             )
             if reasoning:
                 state.add_reasoning(reasoning, events)
+                if state.reasoning_field is None:
+                    state.reasoning_field = _reasoning_field(message)
         reason = choice.get("finish_reason")
         # Old Ollama sends "" on every chunk: that is no finish reason.
         if finish and type(reason) is str and reason:
@@ -609,7 +880,17 @@ class Accumulator:
             state.finish_message(events)
             state.finish_calls(events, complete=True, check_json=True)
         self.ended = True
-        events.append(Completed(self._response_id, self.usage))
+        events.append(
+            Completed(
+                self._response_id,
+                self.usage,
+                system_fingerprint=self._fingerprint,
+                service_tier=self._service_tier,
+                citations=self._citations,
+                search_results=self._search_results,
+                timings=self._timings,
+            )
+        )
         return events
 
     def fail(self, error: ChatStreamError) -> ChatStreamError:
@@ -647,5 +928,10 @@ class Accumulator:
                 usage=self.usage,
                 error=self.error,
                 skipped_events=self.skipped_events,
+                system_fingerprint=self._fingerprint,
+                service_tier=self._service_tier,
+                citations=self._citations,
+                search_results=self._search_results,
+                timings=self._timings,
             )
         return self._cache

@@ -128,6 +128,8 @@ class Client:
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
             the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
             stream ends normally and :attr:`~chatstream.Response.truncated` is true).
+        raw_chunks: Also deliver each chunk as sent, as a :class:`~chatstream.RawChunk`
+            event before the events made from it (off by default).
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
     """
@@ -149,6 +151,7 @@ class Client:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        raw_chunks: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
     ) -> None:
@@ -177,6 +180,7 @@ class Client:
         self.max_event_bytes = max_event_bytes
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        self.raw_chunks = raw_chunks
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
         self._own_session = session is None

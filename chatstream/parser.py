@@ -65,6 +65,8 @@ class StreamParser:
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
             the stream in :class:`~chatstream.ContextWindowExceeded` (off by default:
             the stream ends normally and :attr:`Response.truncated` is true).
+        raw_chunks: Also return each chunk as sent, as a :class:`~chatstream.RawChunk`
+            event before the events made from it (off by default).
     """
 
     def __init__(
@@ -73,11 +75,14 @@ class StreamParser:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        raw_chunks: bool = False,
     ) -> None:
         self._sse = SSEDecoder(max_event_bytes)
         #: The reduction state; its events are the ones this parser returns.
         self.accumulator = Accumulator(
-            drop_tool_calls_on_stop=drop_tool_calls_on_stop, length_is_error=length_is_error
+            drop_tool_calls_on_stop=drop_tool_calls_on_stop,
+            length_is_error=length_is_error,
+            raw_chunks=raw_chunks,
         )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
@@ -190,6 +195,7 @@ def iter_events(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     drop_tool_calls_on_stop: bool = False,
     length_is_error: bool = False,
+    raw_chunks: bool = False,
 ) -> Iterator[ResponseEvent]:
     """Yield the events of a streamed body given as pieces of bytes (a list, a file
     opened in binary mode, a socket reader).
@@ -202,5 +208,6 @@ def iter_events(
         max_event_bytes=max_event_bytes,
         drop_tool_calls_on_stop=drop_tool_calls_on_stop,
         length_is_error=length_is_error,
+        raw_chunks=raw_chunks,
     )
     return parser.iter_events(chunks)

@@ -190,6 +190,7 @@ class _Worker:
             max_event_bytes=client.max_event_bytes,
             drop_tool_calls_on_stop=client.drop_tool_calls_on_stop,
             length_is_error=client.length_is_error,
+            raw_chunks=client.raw_chunks,
         )
         self.finished = threading.Event()
         self.outcome: Response | None = None
