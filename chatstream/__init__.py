@@ -10,6 +10,7 @@ from ._version import __version__
 from .accumulator import Accumulator
 from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
 from .config import Retry, Timeouts
+from .conversation import Conversation
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -86,6 +87,7 @@ __all__ = [
     "ContentFilterError",
     "ContentPart",
     "ContextWindowExceeded",
+    "Conversation",
     "DEFAULT_MAX_EVENT_BYTES",
     "EventTooLargeError",
     "FunctionCall",

@@ -385,3 +385,69 @@ def test_items_compare_as_before_when_there_is_no_provider_data() -> None:
     assert done[0].item == Message(content=done[0].item.content)  # type: ignore[union-attr]
     assert added[0].item == Message()
     assert FunctionCall("f", "{}", "c") == FunctionCall("f", "{}", "c", extra_content=None)
+
+
+# --- to_message: what goes back --------------------------------------------------------
+
+
+def test_to_message_of_a_plain_answer_is_its_text() -> None:
+    _, response = parse([chunk({"content": "Hi"}, "stop")])
+    assert response.to_message() == {"role": "assistant", "content": "Hi"}
+
+
+def test_to_message_of_a_refusal_carries_it() -> None:
+    _, response = replay("openai-refusal")
+    message = response.to_message()
+    assert message["refusal"] == response.refusal
+    assert message["content"] is None
+
+
+def test_to_message_sends_a_custom_call_as_custom() -> None:
+    custom = {"index": 0, "id": "call_c", "type": "custom", "custom": {"name": "patch"}}
+    more = {"index": 0, "custom": {"input": "*** Begin"}}
+    _, response = parse(
+        [chunk({"tool_calls": [custom]}), chunk({"tool_calls": [more]}), chunk({}, "tool_calls")]
+    )
+    assert response.to_message()["tool_calls"] == [
+        {"id": "call_c", "type": "custom", "custom": {"name": "patch", "input": "*** Begin"}}
+    ]
+
+
+def test_to_message_sends_openrouters_reasoning_details_and_reasoning_back() -> None:
+    _, response = parse(OPENROUTER_DETAILS)
+    message = response.to_message()
+    assert message["reasoning_details"] == reasoning_item(response).details
+    assert message["reasoning"] == "Let me think."
+    assert "reasoning_content" not in message
+
+
+def test_to_message_sends_thinking_blocks_back() -> None:
+    block = {"type": "thinking", "thinking": "Hm", "signature": "EqQ"}
+    _, response = parse([chunk({"thinking_blocks": [block]}), chunk({"content": "ok"}, "stop")])
+    assert response.to_message()["thinking_blocks"] == [block]
+
+
+def test_to_message_never_invents_reasoning_from_content_parts() -> None:
+    parts = [{"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]}]
+    _, response = parse([chunk({"content": parts}), chunk({"content": "ok"}, "stop")])
+    assert response.reasoning == "hm"
+    assert response.to_message() == {"role": "assistant", "content": "ok"}
+
+
+def test_to_message_refers_to_the_audio_by_id() -> None:
+    _, response = parse(AUDIO_STREAM)
+    assert response.to_message() == {"role": "assistant", "content": "", "audio": {"id": "audio_1"}}
+
+
+def test_to_message_per_choice() -> None:
+    _, response = replay("openai-n3-multiple-choices")
+    assert [response.to_message(c.index)["content"] for c in response.choices] == [
+        c.content for c in response.choices
+    ]
+    with pytest.raises(IndexError):
+        response.to_message(7)
+
+
+def test_to_message_survives_a_json_round_trip() -> None:
+    _, response = parse(OPENROUTER_DETAILS)
+    assert Response.from_json(response.to_json()).to_message() == response.to_message()
