@@ -526,6 +526,10 @@ def _reasoning_field(delta: dict[str, Any]) -> str | None:
     return None
 
 
+#: The delta fields only some providers send (read by _rare_delta_fields).
+_RARE_DELTA_KEYS = frozenset({"reasoning_details", "thinking_blocks", "annotations", "audio"})
+
+
 def _rare_delta_fields(state: _Choice, delta: dict[str, Any], events: Events) -> None:
     """Keep what only some providers put in a delta: the raw reasoning entries (they go
     back on the next request), URL annotations and audio."""
@@ -673,6 +677,7 @@ class Accumulator:
         self._cache: Response | None = None
         # What the chunks say about the whole response (see Completed).
         self._fingerprint: str | None = None
+        self._head_read = False
         self._service_tier: str | None = None
         self._citations: list[Any] | None = None
         self._search_results: list[Any] | None = None
@@ -713,14 +718,15 @@ class Accumulator:
         events: Events = []
         if self.raw_chunks:
             events.append(RawChunk(chunk))
-        if self._fingerprint is None:
+        if not self._head_read:
+            # The same on every chunk: read until the first one with choices.
             value = chunk.get("system_fingerprint")
             if type(value) is str and value:
                 self._fingerprint = value
-        if self._service_tier is None:
             value = chunk.get("service_tier")
             if type(value) is str and value:
                 self._service_tier = value
+            self._head_read = bool(chunk.get("choices"))
         # Perplexity repeats these on every chunk; llama.cpp sends timings on the last.
         value = chunk.get("citations")
         if type(value) is list:
@@ -773,7 +779,9 @@ class Accumulator:
                 if state.reasoning_field is None:
                     state.reasoning_field = _reasoning_field(delta)
             # A lone content delta (most chunks) has none of the rarer fields.
-            if len(delta) > 1 or "content" not in delta:
+            if (len(delta) > 1 or "content" not in delta) and not _RARE_DELTA_KEYS.isdisjoint(
+                delta
+            ):
                 _rare_delta_fields(state, delta, events)
             content = delta.get("content")
             if type(content) is str:

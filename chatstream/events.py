@@ -54,6 +54,7 @@ __all__ = [
 
 _S = TypeVar("_S", bound="Serializable")
 _T = TypeVar("_T")
+_set = object.__setattr__
 
 # type tag -> class, filled by ``_tagged``; one table for every kind so that a tag
 # names exactly one class.
@@ -376,6 +377,16 @@ class OutputTextDelta(_Event):
     delta: str
     choice_index: int = 0
     logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+
+    def __init__(
+        self, delta: str, choice_index: int = 0, logprobs: list[Raw] | None = None
+    ) -> None:
+        # The most frequent event: a field left at its class default costs nothing here
+        # (a frozen dataclass's own __init__ would set every field, one call each).
+        _set(self, "delta", delta)
+        _set(self, "choice_index", choice_index)
+        if logprobs is not None:
+            _set(self, "logprobs", logprobs)
 
 
 @_tagged("refusal_delta")

@@ -63,7 +63,8 @@ class ChoiceResult:
     def to_message(self) -> dict[str, Any]:
         """The assistant message to send back in the next request's ``messages``.
 
-        It holds the text (``content``, ``None`` beside tool calls), the ``refusal``,
+        It holds the text (``content``; ``""`` when the model sent none, since some
+        servers, llama-cpp-python's among them, reject ``null``), the ``refusal``,
         the finished ``tool_calls`` with their ids (function calls, and custom calls as
         ``{"type": "custom", "custom": {"name", "input"}}``), and what the provider
         streamed for it to get back, only when it streamed it: the reasoning text under
@@ -72,7 +73,7 @@ class ChoiceResult:
         ``reasoning_details``, ``thinking_blocks`` with their signatures, each call's
         ``extra_content`` (Gemini's thought signatures) and the audio's ``id``.
         """
-        message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
         if self.refusal is not None:
             message["refusal"] = self.refusal
         if self.reasoning and self.reasoning_field in ("reasoning_content", "reasoning"):
@@ -89,8 +90,6 @@ class ChoiceResult:
             message["thinking_blocks"] = blocks
         if self.tool_calls:
             message["tool_calls"] = [_call_message(call) for call in self.tool_calls]
-        elif message["content"] is None and "refusal" not in message:
-            message["content"] = ""
         if self.audio is not None and self.audio.id:
             message["audio"] = {"id": self.audio.id}
         return message

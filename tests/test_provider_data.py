@@ -399,7 +399,7 @@ def test_to_message_of_a_refusal_carries_it() -> None:
     _, response = replay("openai-refusal")
     message = response.to_message()
     assert message["refusal"] == response.refusal
-    assert message["content"] is None
+    assert message["content"] == ""
 
 
 def test_to_message_sends_a_custom_call_as_custom() -> None:

@@ -205,7 +205,7 @@ def test_to_message_sends_deepseeks_reasoning_content_back(server: LoopbackServe
     assistant = server.requests[1].json()["messages"][1]
     assert assistant == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "reasoning_content": REASONING,
         "tool_calls": [
             {
