@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import logging
+import os
 import random
 import threading
 import time
@@ -25,9 +25,10 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
-from . import _http, _transport
+from . import _arguments, _http, _redact, _transport
 from ._version import __version__
 from ._watchdog import Watchdog, default_watchdog
+from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
 from .config import Retry, Timeouts
 from .errors import (
     APIStatusError,
@@ -36,6 +37,7 @@ from .errors import (
     RateLimitError,
 )
 from .events import ResponseEvent
+from .parser import StreamParser
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
 
@@ -48,6 +50,10 @@ log = logging.getLogger("chatstream")
 TURN_STATE_HEADER = "x-codex-turn-state"
 
 _UNSET: Any = object()
+
+#: How many connections a client's own session keeps for reuse, unless ``pool_size``
+#: says otherwise: room for a thousand concurrent streams.
+DEFAULT_POOL_SIZE = 1024
 
 
 class Telemetry:
@@ -89,8 +95,9 @@ class Turn:
         return self._state
 
     def capture(self, value: str | None) -> None:
-        """Keep ``value`` if the turn has none yet (later values are ignored)."""
-        if value:
+        """Keep ``value`` if the turn has none yet (later values are ignored, and so is a
+        value that cannot be sent back as a header)."""
+        if _http.usable_header_value(self.client.turn_state_header, value):
             with self._lock:
                 if self._state is None:
                     self._state = value
@@ -108,8 +115,9 @@ class Client:
     Args:
         base_url: The API root, e.g. ``https://api.openai.com/v1``; requests go to
             ``{base_url}/chat/completions``.
-        api_key: Sent as ``Authorization: Bearer …``; ``None`` sends no credentials (local
-            servers).
+        api_key: Sent as ``Authorization: Bearer …``; ``None`` or ``""`` sends no
+            credentials (local servers). Surrounding whitespace and a ``Bearer`` prefix
+            are removed.
         idle_timeout: Seconds without bytes before a stream fails (keep-alives count).
         connect_timeout: Seconds to open a connection.
         max_retries: Retries while nothing has been received (see :class:`Retry`).
@@ -123,6 +131,9 @@ class Client:
         include_usage: Ask for usage (``stream_options.include_usage``). A server that
             rejects the field gets the request once more without it.
         max_event_bytes: Largest allowed SSE event.
+        max_choices: Most choices a response may have (see :ref:`limits`).
+        max_tool_calls: Most tool calls one choice may make.
+        max_total_bytes: Most bytes a response body may have (``None``: no limit).
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops tool calls (off by default).
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
@@ -132,6 +143,17 @@ class Client:
             event before the events made from it (off by default).
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
+        pool_size: How many connections to the server the client's own session keeps
+            open for reuse (1024 by default). It does not limit how many streams run at
+            once: a stream beyond it opens a connection of its own, which is closed
+            (quietly) when the stream ends. Only for the client's own session: mount an
+            adapter on a ``session`` you pass.
+        verify: How the server's TLS certificate is checked: ``True`` (the default CA
+            bundle), ``False`` (not at all), or the path of a CA bundle (a file or a
+            directory). By default, the ``session``'s own ``verify``.
+        cert: A client certificate: the path of a file holding the certificate and its
+            key, or a ``(certificate, key)`` pair of paths. By default, the
+            ``session``'s own ``cert``.
     """
 
     def __init__(
@@ -154,27 +176,32 @@ class Client:
         raw_chunks: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
+        max_choices: int = DEFAULT_MAX_CHOICES,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
+        max_total_bytes: int | None = None,
+        pool_size: int | None = None,
+        verify: bool | str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | tuple[str, str] | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
         # The query string (a gateway's ``?key=...``) stays at the end of the URL.
         self.url = _transport.endpoint_url(self.base_url)
+        api_key = _arguments.api_key(api_key)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
-        self.timeouts = timeouts or Timeouts(idle=idle_timeout, connect=connect_timeout)
+        self.timeouts = timeouts or Timeouts(
+            idle=_arguments.seconds("idle_timeout", idle_timeout),
+            connect=_arguments.seconds("connect_timeout", connect_timeout),
+        )
         self.retry = retry or Retry(max_retries=max_retries)
-        self.headers = dict(headers or {})
-        for name, value in self.headers.items():
-            if any(c in f"{name}{value}" for c in "\r\n\0"):
-                raise ConfigurationError(f"header {name!r} contains a line break")
-        # Values that must never appear in a message, a log record or a body snippet:
-        # the key, and credentials passed as headers (Azure's ``api-key``, say).
-        self._secrets = tuple(s for s in (api_key, *_http.secret_header_values(self.headers)) if s)
+        self.headers = _arguments.headers(headers)
+        self.max_choices = _arguments.count("max_choices", max_choices)
+        self.max_tool_calls = _arguments.count("max_tool_calls", max_tool_calls)
+        self.max_total_bytes = _arguments.count("max_total_bytes", max_total_bytes, optional=True)
         if "?" in self.url:
-            # The query may carry a key: its values are secrets too, even in urllib3's
-            # DEBUG log lines.
-            self._secrets += tuple(_transport.query_values(self.url))
-            _transport.redact_query_in_logs(self.url)
+            # The query may carry a key: masked even in urllib3's DEBUG log lines.
+            _redact.redact_query_in_logs(self.url)
         self.telemetry = telemetry
         self.include_usage = include_usage
         self.max_event_bytes = max_event_bytes
@@ -183,8 +210,22 @@ class Client:
         self.raw_chunks = raw_chunks
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
+        pool_size = _arguments.count("pool_size", pool_size, optional=True)
+        if pool_size is not None and session is not None:
+            raise ConfigurationError(
+                "pool_size sizes the client's own session; for a session you pass, "
+                "mount an adapter with the pool size you want on it"
+            )
+        self.verify = _arguments.tls_verify(verify)
+        self.cert = _arguments.tls_cert(cert)
         self._own_session = session is None
-        self.session = session or _new_session()
+        self.session = session or _new_session(pool_size or DEFAULT_POOL_SIZE)
+        # Values that must never appear in a message, a log record or a body snippet:
+        # the key, credential headers, the URL's user info and query values, and the
+        # credentials of its proxies.
+        self._secrets = _redact.secrets_of(
+            api_key, self.headers, self.url, _http.proxy_urls(self.session, self.url)
+        )
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -227,12 +268,16 @@ class Client:
         iterate: bool | None = None,
         on_bytes: BytesCallback | None = None,
         turn: Turn | None = None,
+        max_choices: int | None = None,
+        max_tool_calls: int | None = None,
+        max_total_bytes: int | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
         Args:
             body: The request body (``model``, ``messages``, ``tools``, ...);
-                ``"stream": true`` is set for you.
+                ``"stream": true`` is set for you. A lone surrogate in its text (half of
+                an emoji a server split) is sent as U+FFFD.
             on_event: Called with each event, in order, once each, on the worker thread
                 (or through ``dispatch``). If it raises, the stream ends in
                 :class:`~chatstream.CallbackError`.
@@ -251,13 +296,16 @@ class Client:
                 :class:`~chatstream.CallbackError`.
             turn: Send it as part of this turn (see :meth:`turn`); ``turn.stream(body)``
                 does the same.
+            max_choices: This stream's limit, instead of the client's (likewise
+                ``max_tool_calls`` and ``max_total_bytes``; see :ref:`limits`).
 
         Raises:
-            ConfigurationError: An argument is invalid. Everything else is raised by the
-                stream (iterating it, or :meth:`~chatstream.ChatStream.result`).
+            ConfigurationError: An argument is invalid, or the body cannot be encoded as
+                JSON. Everything else is raised by the stream (iterating it, or
+                :meth:`~chatstream.ChatStream.result`).
         """
-        if queue_size < 1:
-            raise ConfigurationError("queue_size must be at least 1")
+        _arguments.count("queue_size", queue_size)
+        limits = _arguments.limits(self, max_choices, max_tool_calls, max_total_bytes)
         request = _http.build_body(body, include_usage=self.include_usage)
         worker = _Worker(
             self,
@@ -270,6 +318,12 @@ class Client:
             turn=turn,
             watchdog=self._watchdog or default_watchdog(),
             on_bytes=on_bytes,
+            parser=StreamParser(
+                drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
+                length_is_error=self.length_is_error,
+                raw_chunks=self.raw_chunks,
+                **limits,
+            ),
         )
         return ChatStream(worker)
 
@@ -317,7 +371,7 @@ class Client:
             attempt += 1
             sent += 1
             started = time.monotonic()
-            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            data = _http.encode_body(body)
             log.debug("POST %s (attempt %d)", _http.redact_url(self.url), attempt)
             error: ChatStreamError | None = None
             try:
@@ -330,6 +384,10 @@ class Client:
                         stream=True,
                         timeout=(t.connect, read_timeout),
                         allow_redirects=False,
+                        # Passed explicitly: otherwise requests lets REQUESTS_CA_BUNDLE
+                        # or CURL_CA_BUNDLE replace the session's own verify setting.
+                        verify=self.session.verify if self.verify is None else self.verify,
+                        cert=self.session.cert if self.cert is None else self.cert,
                     )
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 error = _http.transport_error(
@@ -414,13 +472,13 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _new_session() -> requests.Session:
+def _new_session(pool_size: int) -> requests.Session:
     session = requests.Session()
     session.cookies.set_policy(_NoCookies())
-    # Many streams at once share the pool; without room for them urllib3 discards
-    # connections with a warning per stream (measured: 190 of 200).
-    # Its requests can be cancelled while they wait for the headers.
-    adapter = _transport.CancellableAdapter(pool_connections=4, pool_maxsize=256)
+    # Many streams at once share the pool. Its requests can be cancelled while they wait
+    # for the headers, and a connection beyond pool_size is closed without urllib3's
+    # warning per stream (see _transport).
+    adapter = _transport.CancellableAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -451,3 +451,25 @@ def test_to_message_per_choice() -> None:
 def test_to_message_survives_a_json_round_trip() -> None:
     _, response = parse(OPENROUTER_DETAILS)
     assert Response.from_json(response.to_json()).to_message() == response.to_message()
+
+
+def test_a_whole_completion_keeps_its_provider_data() -> None:
+    logprobs = {"content": [{"token": "Hi", "logprob": -0.1}], "refusal": None}
+    completion = {
+        "id": "chatcmpl-9",
+        "system_fingerprint": "fp_9",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi", "annotations": [CITATION]},
+                "logprobs": logprobs,
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    parser = StreamParser()
+    parser.feed_completion(json.dumps(completion).encode())
+    response = parser.result()
+    assert response.logprobs == logprobs
+    assert response.annotations == [CITATION]
+    assert response.system_fingerprint == "fp_9"
