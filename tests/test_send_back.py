@@ -7,6 +7,7 @@ reject a follow-up without that data and accept it with it, through the library
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -334,3 +335,22 @@ def test_the_strict_servers_reject_what_the_cli_used_to_send(server: LoopbackSer
         follow_up.append({"role": "tool", "tool_call_id": "call_g1", "content": "{}"})
         with pytest.raises(chatstream.BadRequestError):
             client.stream({"model": "m", "messages": follow_up}).result()
+
+
+def test_the_chat_repl_keeps_a_turn_cut_by_max_tokens(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatstream import cli
+
+    cut = build_body([_chunk({"content": "Once upon"}), _chunk({}, "length")], done=True)
+    server.route(PATH, sse_body(cut))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Tell a story\ngo on\n"))
+    args = ["chat", "--base-url", server.url + "/v1", "--model", "m", "--max-tokens", "2"]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    assert server.requests[1].json()["messages"] == [
+        {"role": "user", "content": "Tell a story"},
+        {"role": "assistant", "content": "Once upon"},
+        {"role": "user", "content": "go on"},
+    ]
