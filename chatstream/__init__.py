@@ -44,11 +44,14 @@ from .events import (
     Completed,
     ContentPart,
     FunctionCall,
+    FunctionCallArgumentsDelta,
     Message,
     OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputText,
     OutputTextDelta,
+    OutputTextParsed,
     RateLimits,
     RawChunk,
     Reasoning,
@@ -69,6 +72,7 @@ from .parser import StreamParser, iter_events
 from .response import ChoiceResult, Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .stream import ChatStream
+from .think import ThinkTags
 
 __all__ = [
     "APIStatusError",
@@ -94,6 +98,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "EventTooLargeError",
     "FunctionCall",
+    "FunctionCallArgumentsDelta",
     "IdleTimeoutError",
     "IncompleteStreamError",
     "LimitExceededError",
@@ -101,8 +106,10 @@ __all__ = [
     "NotFoundError",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputItemIncomplete",
     "OutputText",
     "OutputTextDelta",
+    "OutputTextParsed",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -129,6 +136,7 @@ __all__ = [
     "SummaryText",
     "TURN_STATE_HEADER",
     "Telemetry",
+    "ThinkTags",
     "Timeouts",
     "TokenUsage",
     "Turn",

@@ -40,6 +40,7 @@ from .events import ResponseEvent
 from .parser import StreamParser
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
+from .think import ThinkTags
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
@@ -141,6 +142,11 @@ class Client:
             stream ends normally and :attr:`~chatstream.Response.truncated` is true).
         raw_chunks: Also deliver each chunk as sent, as a :class:`~chatstream.RawChunk`
             event before the events made from it (off by default).
+        partial_json: Views of JSON as it streams (tool-call arguments parsed so far, and
+            JSON content when the request asks for it); see :ref:`live-views`.
+        think_tags: Move ``<think>`` blocks of the content to reasoning: ``True`` or a
+            :class:`~chatstream.ThinkTags`.
+        text_tool_calls: Recover tool calls written into the text as real calls.
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
         pool_size: How many connections to the server the client's own session keeps
@@ -174,6 +180,9 @@ class Client:
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
         raw_chunks: bool = False,
+        partial_json: bool = False,
+        think_tags: bool | ThinkTags = False,
+        text_tool_calls: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
         max_choices: int = DEFAULT_MAX_CHOICES,
@@ -208,6 +217,12 @@ class Client:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
         self.raw_chunks = raw_chunks
+        #: The live-view options every stream gets unless :meth:`stream` says otherwise.
+        self.views: dict[str, Any] = {
+            "partial_json": partial_json,
+            "think_tags": think_tags,
+            "text_tool_calls": text_tool_calls,
+        }
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
         pool_size = _arguments.count("pool_size", pool_size, optional=True)
@@ -271,6 +286,9 @@ class Client:
         max_choices: int | None = None,
         max_tool_calls: int | None = None,
         max_total_bytes: int | None = None,
+        partial_json: bool | None = None,
+        think_tags: bool | ThinkTags | None = None,
+        text_tool_calls: bool | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -298,6 +316,9 @@ class Client:
                 does the same.
             max_choices: This stream's limit, instead of the client's (likewise
                 ``max_tool_calls`` and ``max_total_bytes``; see :ref:`limits`).
+            partial_json: For this stream, instead of the client's setting.
+            think_tags: For this stream, instead of the client's setting.
+            text_tool_calls: For this stream, instead of the client's setting.
 
         Raises:
             ConfigurationError: An argument is invalid, or the body cannot be encoded as
@@ -322,7 +343,9 @@ class Client:
                 drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
                 length_is_error=self.length_is_error,
                 raw_chunks=self.raw_chunks,
+                request=request,
                 **limits,
+                **_views(self.views, partial_json, think_tags, text_tool_calls),
             ),
         )
         return ChatStream(worker)
@@ -482,3 +505,11 @@ def _new_session(pool_size: int) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _views(defaults: dict[str, Any], *overrides: Any) -> dict[str, Any]:
+    """The live-view options of one stream: the client's, less what it overrides."""
+    return {
+        name: default if value is None else value
+        for (name, default), value in zip(defaults.items(), overrides, strict=True)
+    }

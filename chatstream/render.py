@@ -1,5 +1,6 @@
 """Showing a stream to a person on a terminal: text as it arrives, reasoning set apart,
-tool calls with pretty-printed arguments, a closing line with usage."""
+tool calls as they stream (``→ name(`` the moment the name is known, then the
+arguments), a closing line with usage."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from .errors import ChatStreamError
 from .events import (
     Completed,
     FunctionCall,
+    FunctionCallArgumentsDelta,
     OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputTextDelta,
     Reasoning,
     ReasoningContentDelta,
@@ -61,6 +64,10 @@ class Renderer:
         self._choice = 0
         # What the last output was: "reasoning" (a block still open), "text" or None.
         self._block: str | None = None
+        # The tool call whose arguments are being written as they arrive (one at a
+        # time; the others are kept and written whole when they end), by call_id.
+        self._live_call: str | None = None
+        self._held_calls: dict[str, tuple[str, list[str]]] = {}
 
     def _style(self, text: str, *codes: str) -> str:
         return "".join(codes) + text + _RESET if self.color and codes else text
@@ -77,6 +84,7 @@ class Renderer:
     def _switch_choice(self, index: int) -> None:
         if index != self._choice:
             self._choice = index
+            self._hold_live_call()
             self._end_reasoning()
             self._newline()
             self._write(self._style(f"── choice {index} ──", _BOLD) + "\n")
@@ -97,6 +105,7 @@ class Renderer:
         self._block = None
 
     def _answer(self, text: str, *codes: str) -> None:
+        self._hold_live_call()
         self._end_reasoning()
         self._block = "text"
         self._write(self._style(text, *codes))
@@ -106,7 +115,14 @@ class Renderer:
         if isinstance(event, OutputTextDelta):
             self._switch_choice(event.choice_index)
             self._answer(event.delta)
+        elif isinstance(event, FunctionCallArgumentsDelta):
+            self._switch_choice(event.choice_index)
+            if event.call_id == self._live_call:
+                self._write(event.delta)
+            elif event.call_id in self._held_calls:
+                self._held_calls[event.call_id][1].append(event.delta)
         elif isinstance(event, ReasoningContentDelta):
+            self._hold_live_call()
             self._switch_choice(event.choice_index)
             self._start_reasoning()
             if self.show_reasoning:
@@ -117,28 +133,62 @@ class Renderer:
         elif isinstance(event, OutputItemAdded):
             self._switch_choice(event.choice_index)
             if isinstance(event.item, Reasoning):
+                self._hold_live_call()
                 self._start_reasoning()
+            elif isinstance(event.item, FunctionCall):
+                self._call_added(event.item)
         elif isinstance(event, OutputItemDone):
             self._switch_choice(event.choice_index)
             item = event.item
             if isinstance(item, Reasoning):
                 self._end_reasoning()
             elif isinstance(item, FunctionCall):
-                self._end_reasoning()
-                self._tool_call(item)
+                self._call_ended(item)
             else:
                 self._newline()
+        elif isinstance(event, OutputItemIncomplete):
+            self._switch_choice(event.choice_index)
+            if isinstance(event.item, FunctionCall):
+                self._call_ended(event.item, cut_off=True)
         elif isinstance(event, Completed):
             self._end_reasoning()
             self._newline()
 
-    def _tool_call(self, call: FunctionCall) -> None:
+    def _call_added(self, call: FunctionCall) -> None:
+        """A call is announced: ``→ name(`` at once, unless another call is being
+        written, in which case this one is written whole when it ends."""
+        if self._live_call is None and self._block != "call":
+            self._end_reasoning()
+            self._newline()
+            self._write(self._style(f"→ {call.name}(", _BOLD, _CYAN))
+            self._live_call = call.call_id
+            self._block = "call"
+        else:
+            self._held_calls[call.call_id] = (call.name, [])
+
+    def _hold_live_call(self) -> None:
+        """Something else is shown: the call being written continues out of sight."""
+        if self._live_call is not None:
+            self._held_calls[self._live_call] = ("", [])  # shown again, whole, at its end
+            self._live_call = None
+            self._write("…\n")
+        if self._block == "call":
+            self._block = None
+
+    def _call_ended(self, call: FunctionCall, *, cut_off: bool = False) -> None:
+        note = f"  ({call.call_id}, cut off)" if cut_off else f"  ({call.call_id})"
+        if self._live_call is not None and call.call_id == self._live_call:
+            self._write(self._style(")", _BOLD, _CYAN) + self._style(note, _DIM) + "\n")
+            self._live_call = None
+            self._block = None
+            return
+        # Not streamed here (another call was, or the events began later): all at once.
+        self._held_calls.pop(call.call_id, None)
+        self._end_reasoning()
         self._newline()
-        head = self._style(f"→ {call.name}", _BOLD, _CYAN) + self._style(
-            f"  ({call.call_id})", _DIM
-        )
-        self._write(head + "\n")
-        self._write(_indent(pretty_arguments(call.arguments)) + "\n")
+        head = self._style(f"→ {call.name}(", _BOLD, _CYAN)
+        tail = self._style(")", _BOLD, _CYAN) + self._style(note, _DIM)
+        self._write(head + call.arguments + tail + "\n")
 
     def user(self, text: str) -> None:
         """The user's message, the way a chat transcript shows it."""

@@ -223,8 +223,8 @@ def test_a_tool_result_typed_by_the_user_goes_back_in_the_same_turn(
     type_in(monkeypatch, 'weather in Oslo?\n{"temp": 21}\nthanks\n')
     assert cli.main(chat(server, "--tools", str(tools))) == 0
     out = capsys.readouterr().out
-    # The call, its arguments pretty-printed, then the answer built from the result.
-    assert '→ get_weather  (call_1)\n  {\n    "city": "Oslo"\n  }\n' in out
+    # The call as it streamed, then the answer built from the result.
+    assert '→ get_weather({"city": "Oslo"})  (call_1)\n' in out
     assert "It is 21 degrees in Oslo." in out
     first, follow_up, next_turn = server.requests
     assert first.json()["tools"] == TOOLS

@@ -9,7 +9,10 @@ or, with no ``OPENAI_BASE_URL``, against chatstream's built-in demo model (offli
 
 The stream's callbacks run on its worker thread, but only Tk's thread may touch widgets:
 ``dispatch=lambda fn: root.after(0, fn)`` hands each callback to Tk's event loop, in order.
-The window never blocks: sending starts the stream and returns at once.
+The window never blocks: sending starts the stream and returns at once. A tool call shows
+as ``→ name(`` the moment the model names the tool, its arguments as they arrive. The
+answer is shown a word at a time (:class:`chatstream.smooth.Smoother`), optionally at a
+steady pace (``pace_ms``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import chatstream
+from chatstream.smooth import Smoother
 
 
 class View(Protocol):
@@ -40,6 +44,7 @@ class ChatController:
         model: The model to ask.
         view: The window.
         after: Tk's ``root.after``: schedules a call on Tk's thread.
+        pace_ms: Milliseconds between two words of the answer (0: as they arrive).
     """
 
     def __init__(
@@ -48,13 +53,18 @@ class ChatController:
         model: str,
         view: View,
         after: Callable[[int, Callable[[], None]], object],
+        pace_ms: int = 0,
     ) -> None:
         self.client = client
         self.model = model
         self.view = view
         self.after = after
+        self.pace_ms = pace_ms
         self.messages: list[dict[str, Any]] = []
         self.stream: chatstream.ChatStream | None = None
+        self.words = Smoother("word")
+        # With a pace, what is to be shown waits here, in order, for the next tick.
+        self.waiting: list[Callable[[], None]] = []
 
     def send(self, text: str) -> None:
         """Send the user's message; the answer arrives through the callbacks."""
@@ -70,17 +80,52 @@ class ChatController:
 
     def on_event(self, event: chatstream.ResponseEvent) -> None:
         """One event, on Tk's thread."""
+        if isinstance(event, chatstream.OutputTextDelta):
+            for word in self.words.feed(event.delta):
+                self.show(word, "answer", paced=True)
+            return
+        for rest in self.words.flush():  # the answer's last word, before anything else
+            self.show(rest, "answer", paced=True)
         if isinstance(event, chatstream.ReasoningContentDelta):
-            self.view.show(event.delta, "reasoning")
-        elif isinstance(event, chatstream.OutputTextDelta):
-            self.view.show(event.delta, "answer")
+            self.show(event.delta, "reasoning")
+        elif isinstance(event, chatstream.FunctionCallArgumentsDelta):
+            self.show(event.delta, "tool")
+        elif isinstance(event, chatstream.OutputItemAdded):
+            if isinstance(event.item, chatstream.FunctionCall):
+                self.show(f"\n→ {event.item.name}(", "tool")
+        elif isinstance(event, chatstream.OutputItemIncomplete):
+            self.show(") (cut off)", "tool")
         elif isinstance(event, chatstream.OutputItemDone) and isinstance(
             event.item, chatstream.FunctionCall
         ):
-            self.view.show(f"\n→ {event.item.name}({event.item.arguments})", "tool")
+            self.show(")", "tool")
+
+    def show(self, text: str, style: str, *, paced: bool = False) -> None:
+        """Show ``text`` now, or, with a pace, after what is already waiting."""
+        if not self.pace_ms:
+            self.view.show(text, style)
+            return
+        self.waiting.append(lambda: self.view.show(text, style))
+        if len(self.waiting) == 1:
+            self.after(self.pace_ms if paced else 0, self.tick)
+
+    def tick(self) -> None:
+        """Show the next thing waiting (with a pace only)."""
+        self.waiting.pop(0)()
+        if self.waiting:
+            self.after(self.pace_ms, self.tick)
 
     def on_end(self, response: chatstream.Response) -> None:
         """The stream ended (however it ended), on Tk's thread."""
+        for rest in self.words.flush():
+            self.show(rest, "answer")
+        if self.waiting:  # with a pace: end after the last word is shown
+            self.waiting.append(lambda: self.finish(response))
+            return
+        self.finish(response)
+
+    def finish(self, response: chatstream.Response) -> None:
+        """Close the turn: keep the answer, or show the error; accept input again."""
         if response.error is None:
             self.messages.append({"role": "assistant", "content": response.content})
         elif not isinstance(response.error, chatstream.StreamClosedError):
