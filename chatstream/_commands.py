@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from ._conversation import Conversation
 from ._present import Mode, Presenter
 from .client import Client, Turn
+from .conversation import Conversation
 from .demo import DemoServer
 from .errors import (
     ChatStreamError,
@@ -75,7 +75,7 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     presenter = _presenter(args, out, err, hint=_hints(base_url))
     reader = _LineReader(presenter)
     with client, _Recorder(args.record) as recorder:
-        chat = _Chat(Conversation(client, request, system=args.system), presenter, recorder)
+        chat = _Chat(client, request, args.system, presenter, recorder)
 
         def run_tool(call: FunctionCall) -> str:
             line = reader.read(f"{call.name} result> ")
@@ -98,7 +98,7 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with DemoServer(fast=fast) as server, Client(server.base_url) as client:
         script = server.script
         request = {"model": script.model, "tools": script.tools}
-        chat = _Chat(Conversation(client, request, system=script.system), presenter)
+        chat = _Chat(client, request, script.system, presenter)
         if renderer is not None:
             renderer.note(
                 f"chatstream demo · a local model at {server.base_url} · no key, no network"
@@ -135,25 +135,30 @@ class _Chat:
 
     def __init__(
         self,
-        conversation: Conversation,
+        client: Client,
+        request: dict[str, Any],
+        system: str | None,
         presenter: Presenter,
         recorder: _Recorder | None = None,
     ) -> None:
-        self.conversation = conversation
+        self.conversation = Conversation(client, request, system=system, send=self._send)
         self.presenter = presenter
         self.recorder = recorder
 
     def ask(self, text: str, run_tool: Callable[[FunctionCall], str]) -> int:
-        """One user turn; its exit status."""
-        error = self.conversation.ask(text, self._send, run_tool)
-        return EXIT_OK if error is None else EXIT_STREAM_ERROR
+        """One user turn; its exit status (the presenter has shown any error)."""
+        try:
+            self.conversation.ask(text, run_tool)
+        except ChatStreamError:
+            return EXIT_STREAM_ERROR
+        return EXIT_OK
 
-    def _send(self, turn: Turn, body: dict[str, Any]) -> tuple[Response, ChatStreamError | None]:
+    def _send(self, turn: Turn, body: dict[str, Any]) -> Response:
         record = self.recorder.next() if self.recorder is not None else None
         started = time.monotonic()
         with turn.stream(body, on_bytes=record) as stream:
-            error = self.presenter.show(stream, lambda: _outcome(stream), started=started)
-        return _outcome(stream), error
+            self.presenter.show(stream, lambda: _outcome(stream), started=started)
+        return stream.result()
 
 
 def _outcome(stream: ChatStream) -> Response:

@@ -249,9 +249,7 @@ class Worker:
             error = parser.fail(error)
             # Errors quote what the server sent, which may echo the key back.
             _http.scrub_error(error, self.settings.secrets)
-            response = dataclasses.replace(
-                error.partial or response, error=ErrorInfo(error.kind, error.message)
-            )
+            response = dataclasses.replace(error.partial or response, error=ErrorInfo.of(error))
             error.partial = response
             log.debug("stream ended: %s: %s", error.kind, error.message)
         else:

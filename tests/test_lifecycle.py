@@ -108,7 +108,7 @@ def test_on_event_raising_on_completed_is_one_failure_for_every_observer(
     with pytest.raises(CallbackError) as caught:
         stream.result(timeout=WAIT)
     error = caught.value
-    assert ends.told() == ErrorInfo(error.kind, error.message)
+    assert ends.told() == ErrorInfo.of(error)
     assert error.partial is not None and error.partial.error == ends.told()
     assert error.partial.content == "Hello"
     _ended(stream)
@@ -155,7 +155,7 @@ def test_a_base_exception_in_on_event_wakes_the_consumer_with_a_callback_error(
     with pytest.raises(CallbackError) as caught:
         list(stream)
     assert isinstance(caught.value.__cause__, exc)
-    assert ends.told() == ErrorInfo("callback_error", caught.value.message)
+    assert ends.told() == ErrorInfo.of(caught.value)
     _ended(stream)
 
 

@@ -80,7 +80,7 @@ def assert_one_outcome(
     assert seen.ended.wait(WAIT), "on_end was never called"
     assert len(seen.ends) == 1, "on_end was called more than once"
     told = seen.ends[0].error
-    assert told == (None if error is None else ErrorInfo(error.kind, error.message))
+    assert told == (None if error is None else ErrorInfo.of(error))
     if error is not None:
         assert error.partial is not None and error.partial.error == told
         assert seen.errors == [error], "telemetry was told another outcome"

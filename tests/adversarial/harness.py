@@ -362,9 +362,9 @@ def check(
         )
         assert completed == [], "a failed stream delivered Completed"
         assert outcome.error.partial is not None, "the error carries no partial response"
-        assert outcome.error.partial.error == chatstream.ErrorInfo(
-            outcome.error.kind, outcome.error.message
-        ), "the partial response tells another outcome"
+        assert outcome.error.partial.error == chatstream.ErrorInfo.of(outcome.error), (
+            "the partial response tells another outcome"
+        )
         if outcome.iter_error is None and not prefix and outcome.stream._worker.delivery.iterate:
             # Only a close ends iteration silently.
             assert isinstance(outcome.error, chatstream.StreamClosedError), (

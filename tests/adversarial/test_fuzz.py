@@ -70,7 +70,7 @@ def run_core(pieces: list[bytes], **options: Any) -> None:
     else:
         assert completed == []
         assert error.partial is not None
-        assert error.partial.error == chatstream.ErrorInfo(error.kind, error.message)
+        assert error.partial.error == chatstream.ErrorInfo.of(error)
         response = error.partial
     assert parser.ended
     assert parser.feed(b"data: more\n\n") == [] and parser.close() == []
