@@ -19,19 +19,14 @@ the client process:
       once the response headers have arrived, the socket has no timeout, so each read is
       one blocking ``recv`` instead of ``poll`` then ``recv`` (each releases and takes
       back the interpreter lock); the watchdog still bounds every wait.
-  ``start-no-wait``
-      ``Client.stream()`` starts the worker thread without waiting for it to run
-      (``Thread.start()`` waits, and under a saturated interpreter lock that wait is
-      long).
   ``switch-20ms``
       ``sys.setswitchinterval(0.02)`` (the default is 5 ms): how much of the cost is the
       interpreter lock being handed over on request.
-  ``worker-pool``
-      worker threads are reused: a stream's worker runs on an idle thread of a pool
-      (one is started when none is idle), which waits for the next stream when its
-      stream ends. Measure it with ``--prewave``: a first, unmeasured wave of N streams
-      leaves N idle threads for the measured one. (Pooled threads do not end, so their
-      switches are counted in the total only, not as the worker's.)
+
+  Worker threads come from the pool (``chatstream._threads``) and outlive their streams:
+  a worker's switches are counted per run of a stream, from its start to its end.
+  ``--prewave`` runs a first, unmeasured wave of N streams, which leaves N idle threads
+  for the measured one.
 
 * ``--modes hub`` measures a prototype of another shape: one thread reads every
   stream's socket through a ``selectors`` loop (plain sockets, a minimal chunked
@@ -39,8 +34,8 @@ the client process:
   callback; no thread per stream. What a worker that shares one reading thread could
   cost per chunk (no retries, timeouts or TLS: a lower bound).
 
-It monkeypatches private parts of ``chatstream.stream``: a tool for this worker, to be
-kept in step with it.
+It monkeypatches private parts of ``chatstream._worker`` and ``chatstream._threads``: a
+tool for this worker, to be kept in step with it.
 """
 
 from __future__ import annotations
@@ -60,7 +55,7 @@ from urllib.parse import urlsplit
 
 import paced
 
-ROLES = ("worker", "consumer", "watchdog", "main", "sampler")
+ROLES = ("worker", "consumer", "watchdog", "pool", "main", "sampler")
 
 
 def _switches() -> tuple[int, int]:
@@ -75,8 +70,8 @@ def _switches() -> tuple[int, int]:
 
 
 def _role(name: str) -> str:
-    if name == "chatstream-worker":
-        return "worker"
+    if name in ("chatstream-worker", "chatstream-idle", "chatstream-starter"):
+        return "pool"  # a pool thread, ended idle: its runs are counted as "worker"
     if name == "chatstream-watchdog":
         return "watchdog"
     if name == "hub":
@@ -108,6 +103,20 @@ def _count_switches_per_thread() -> None:
             _add(_role(self.name), _switches())
 
     threading.Thread.run = counted  # type: ignore[method-assign]
+
+    from chatstream import _threads
+
+    job_run = _threads.Job._run
+
+    def counted_job(self: Any) -> None:
+        before = _switches()
+        try:
+            job_run(self)
+        finally:
+            after = _switches()
+            _add("worker", (after[0] - before[0], after[1] - before[1]))
+
+    _threads.Job._run = counted_job  # type: ignore[method-assign]
     sampler_run = paced._Sampler._run
 
     def sampler(self: Any) -> None:
@@ -115,32 +124,6 @@ def _count_switches_per_thread() -> None:
         _add("sampler", _switches())
 
     paced._Sampler._run = sampler  # type: ignore[method-assign]
-
-
-class _ThreadPool:
-    """Threads that run one job after another, started only when none is idle."""
-
-    def __init__(self) -> None:
-        import queue
-
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.idle = 0
-        self.lock = threading.Lock()
-
-    def submit(self, job: Any) -> None:
-        with self.lock:
-            spare = self.idle > 0
-            if spare:
-                self.idle -= 1
-        self.jobs.put(job)
-        if not spare:
-            threading.Thread(target=self._serve, name="chatstream-worker", daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            self.jobs.get()()
-            with self.lock:
-                self.idle += 1
 
 
 def _prewave(spec: dict[str, Any]) -> None:
@@ -154,40 +137,20 @@ def _prewave(spec: dict[str, Any]) -> None:
 
 
 def _patch(name: str) -> None:
-    from chatstream import stream as stream_module
+    from chatstream import _worker
 
-    worker = stream_module._Worker
+    worker = _worker.Worker
     if name == "blocking-socket":
         attach = worker._attach
 
-        def attach_blocking(self: Any, response: Any) -> None:
-            attach(self, response)
-            sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+        def attach_blocking(self: Any, body: Any) -> None:
+            attach(self, body)
+            raw = getattr(getattr(body, "response", None), "raw", None)
+            sock = getattr(getattr(raw, "_connection", None), "sock", None)
             if sock is not None:
                 sock.settimeout(None)
 
         worker._attach = attach_blocking  # type: ignore[method-assign]
-    elif name == "start-no-wait":
-        import _thread
-
-        def start(self: Any) -> None:
-            stream_module._LIVE.add(self)
-            self.watchdog.register(self)
-            thread = self.thread
-            with threading._active_limbo_lock:  # type: ignore[attr-defined]
-                threading._limbo[thread] = thread  # type: ignore[attr-defined]
-            _thread.start_new_thread(thread._bootstrap, ())  # type: ignore[attr-defined]
-
-        worker.start = start  # type: ignore[method-assign]
-    elif name == "worker-pool":
-        pool = _ThreadPool()
-
-        def start_pooled(self: Any) -> None:
-            stream_module._LIVE.add(self)
-            self.watchdog.register(self)
-            pool.submit(self._run)
-
-        worker.start = start_pooled  # type: ignore[method-assign]
     elif name == "switch-20ms":
         sys.setswitchinterval(0.02)
     else:

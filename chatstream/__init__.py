@@ -9,7 +9,7 @@ thread over a real connection.
 from ._version import __version__
 from .accumulator import Accumulator
 from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
-from .config import Retry, Timeouts
+from .config import Coalescing, Retry, Timeouts
 from .conversation import Conversation
 from .errors import (
     APIStatusError,
@@ -86,6 +86,7 @@ __all__ = [
     "ChatStreamError",
     "ChoiceResult",
     "Client",
+    "Coalescing",
     "Completed",
     "ConfigurationError",
     "ConnectError",

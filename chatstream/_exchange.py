@@ -23,7 +23,7 @@ import urllib3.exceptions
 from . import _http, _transport
 from ._telemetry import Telemetry, call_hook
 from ._version import __version__
-from .config import Retry, Timeouts
+from .config import Coalescing, Retry, Timeouts
 from .errors import APIStatusError, ChatStreamError, RateLimitError
 
 __all__ = ["Settings", "TurnState", "open_response"]
@@ -64,6 +64,8 @@ class Settings:
     #: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replace the session's own.
     verify: Any = True
     cert: Any = None
+    #: Pauses before reads when many streams run (``None``: never).
+    coalescing: Coalescing | None = None
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
 

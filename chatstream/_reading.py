@@ -12,6 +12,7 @@ it is closed instead if the end does not come.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -21,16 +22,22 @@ from ._deadlines import Clocks
 from ._delivery import Delivery, Interrupted
 from ._exchange import Settings
 from .errors import ChatStreamError
-from .events import RateLimits
+from .events import OutputItemAdded, RateLimits, RawChunk
 from .parser import StreamParser
 
-__all__ = ["DRAIN_BYTES", "READ_SIZE", "Body", "Opener", "ReadLoop"]
+__all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "Body", "Opener", "ReadLoop"]
 
 #: Bytes asked for per read: whatever has arrived, up to this much.
 READ_SIZE = 65536
 #: The most read after ``[DONE]`` to reach the end of the body; more, and the
 #: connection is closed rather than reused.
 DRAIN_BYTES = 65536
+#: A read that returned within this many seconds took bytes that were already there; a
+#: longer one waited for them (see :meth:`ReadLoop.run`, coalescing).
+QUICK_READ = 0.0005
+_sleep = time.sleep  # (replaced in tests)
+#: Events that open a stream: a pause never delays them (nor the first text).
+_OPENING = (OutputItemAdded, RateLimits, RawChunk)
 
 
 class Body(Protocol):
@@ -76,6 +83,7 @@ class ReadLoop:
         clock: Callable[[], float],
         stopped: Callable[[], bool],
         settle: Callable[[], None],
+        pause: Callable[[], float] | None = None,
     ) -> None:
         self.parser = parser
         self.delivery = delivery
@@ -83,7 +91,9 @@ class ReadLoop:
         self.clock = clock
         self.stopped = stopped
         self.settle = settle
+        self.pause = pause
         self.cut = False
+        self.last_wait = 0.0
         self.reading_since: float | None = None
         self.line_waited = 0.0
         self.event_waited = 0.0
@@ -120,7 +130,16 @@ class ReadLoop:
             self._unexpected(body, mime)
         seen = 0
         data = b""
+        pause = self.pause
+        content = False  # the first content event was delivered
         while True:
+            if content and pause is not None and self.last_wait > QUICK_READ:
+                # The last read waited for its bytes, so the next one would too: with
+                # many streams running, wait a little longer, and read what arrived
+                # meanwhile at one wake-up (see docs/threading.rst).
+                delay = pause()
+                if delay > 0.0:
+                    _sleep(delay)
             data = self.read_some(body)
             if self.stopped():
                 raise Interrupted
@@ -135,6 +154,8 @@ class ReadLoop:
                 self.settle()
             if events:
                 delivery.events(events)
+                if not content:
+                    content = any(not isinstance(e, _OPENING) for e in events)
             if parser.messages != seen:
                 seen = parser.messages
                 self.event_waited = 0.0
@@ -171,7 +192,7 @@ class ReadLoop:
             # In this order: the watchdog reads the waited times first, so it may count
             # a read late, never twice.
             self.reading_since = None
-            waited = self.clock() - started
+            self.last_wait = waited = self.clock() - started
             self.line_waited += waited
             self.event_waited += waited
         # Raised outside the except block, with its redacted cause: the original may

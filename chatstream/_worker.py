@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _http, _transport
+from . import _http, _threads, _transport
 from ._deadlines import next_deadline
 from ._delivery import Delivery, Interrupted
 from ._exchange import Settings, TurnState, open_response
@@ -108,13 +108,16 @@ class Worker:
             clock=self.clock,
             stopped=lambda: self.reason is not None,
             settle=self._settle,
+            pause=self._pause if settings.coalescing is not None else None,
         )
-        self.thread = threading.Thread(target=self._run, name="chatstream-worker", daemon=True)
+        #: The worker's run on a thread of the pool (see :mod:`chatstream._threads`).
+        self.job = _threads.Job(self._run)
 
     def start(self) -> None:
+        """Start the run; returns at once, without waiting for a thread to take it."""
         _LIVE.add(self)
         self.watchdog.register(self)
-        self.thread.start()
+        _threads.submit(self.job)
 
     # --- from outside ------------------------------------------------------------------
 
@@ -220,6 +223,12 @@ class Worker:
         self._body = body
         if self.reason is not None:
             body.shutdown()
+
+    def _pause(self) -> float:
+        """How long to wait before a read that would wait anyway (see
+        :class:`~chatstream.Coalescing`): it depends on how many streams run."""
+        coalescing = self.settings.coalescing
+        return 0.0 if coalescing is None else coalescing.pause(len(_LIVE))
 
     def _settle(self) -> None:
         """The body ended (the core has its outcome): from now on, a close or a time

@@ -19,7 +19,7 @@ from typing import Any
 from ._arguments import MAX_SECONDS, seconds
 from .errors import ConfigurationError
 
-__all__ = ["Retry", "Timeouts"]
+__all__ = ["Coalescing", "Retry", "Timeouts"]
 
 
 @dataclass(frozen=True)
@@ -122,5 +122,66 @@ class Retry:
         return max(base, retry_after or 0.0)
 
     def replace(self, **changes: Any) -> Retry:
+        """A copy with some values changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Coalescing:
+    """When many streams run at once, each waits a little before reading again, so
+    that one wake-up of its thread reads several chunks.
+
+    Every wake-up of a thread costs a few microseconds of CPU and a turn at Python's
+    interpreter lock; with hundreds of streams paced like a model, the wake-ups (and
+    the threads queueing for the lock) cost more than reading the chunks. Beyond
+    ``above`` streams running in the process, a stream whose last read had to wait for
+    its bytes pauses before the next read, so that the streams together wake up about
+    ``wakeups`` times a second: the pause is the number of streams running divided by
+    ``wakeups``, at most ``max_pause`` seconds. A stream never pauses before its first
+    content (the time to the first text is not delayed), and a read that finds bytes
+    already there is never delayed. The cost: each chunk reaches you up to
+    ``max_pause`` later; see :doc:`threading`.
+
+    Pass ``coalescing=None`` to :class:`~chatstream.Client` to read every chunk as
+    soon as it arrives, whatever the load.
+
+    Args:
+        above: Streams running at once (in the process) up to which no stream pauses.
+        wakeups: About how many times a second the streams together wake up to read,
+            beyond ``above``.
+        max_pause: The longest pause before a read, in seconds.
+
+    ::
+
+        >>> from chatstream import Coalescing
+        >>> Coalescing().pause(running=100)
+        0.025
+        >>> Coalescing().pause(running=10)
+        0.0
+    """
+
+    above: int = 64
+    wakeups: float = 4000.0
+    max_pause: float = 0.05
+
+    def __post_init__(self) -> None:
+        if isinstance(self.above, bool) or not isinstance(self.above, int) or self.above < 0:
+            raise ConfigurationError("Coalescing.above must be a whole number, 0 or more")
+        if (
+            isinstance(self.wakeups, bool)
+            or not isinstance(self.wakeups, (int, float))
+            or not self.wakeups > 0
+        ):
+            raise ConfigurationError("Coalescing.wakeups must be a positive number")
+        seconds("Coalescing.max_pause", self.max_pause, optional=False)
+
+    def pause(self, running: int) -> float:
+        """Seconds to wait before a read that would wait anyway, with ``running``
+        streams running."""
+        if running <= self.above:
+            return 0.0
+        return min(self.max_pause, running / self.wakeups)
+
+    def replace(self, **changes: Any) -> Coalescing:
         """A copy with some values changed."""
         return dataclasses.replace(self, **changes)

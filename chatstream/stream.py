@@ -135,7 +135,7 @@ class ChatStream:
 
     def _not_from_a_callback(self, what: str) -> None:
         worker = self._worker
-        if threading.get_ident() == worker.thread.ident and not worker.finished.is_set():
+        if worker.job.thread is threading.current_thread() and not worker.finished.is_set():
             raise RuntimeError(
                 f"{what} was called from the stream's own callback, on its worker thread, "
                 "which would wait for itself forever; call it from another thread, or "

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from chatstream._threads import idle_threads
 from tests.loopback import LoopbackServer
 
 # Hypothesis: random (not derandomized, so every run explores new inputs) but bounded, so
@@ -47,6 +48,12 @@ def _open_fds() -> int:
         return 0
 
 
+def busy_threads() -> int:
+    """How many threads this process runs, not counting chatstream's idle pool threads
+    (they hold no stream, and end by themselves: see :mod:`chatstream._threads`)."""
+    return threading.active_count() - len(idle_threads())
+
+
 @pytest.fixture
 def no_leaks() -> Iterator[None]:
     """Fail the test unless the thread count and the open file descriptors are back to
@@ -56,13 +63,13 @@ def no_leaks() -> Iterator[None]:
     ``pytestmark = pytest.mark.usefixtures("no_leaks")`` (fixtures named there are set
     up before the test's own, so the ``server`` fixture is closed before the check).
     """
-    threads = threading.active_count()
+    threads = busy_threads()
     fds = _open_fds()
     yield
     deadline = time.monotonic() + LEAK_DEADLINE
     collected_at = 0.0
     while True:
-        now_threads, now_fds = threading.active_count(), _open_fds()
+        now_threads, now_fds = busy_threads(), _open_fds()
         if now_threads <= threads and now_fds <= fds:
             return
         now = time.monotonic()

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from chatstream import ChatStream, Retry, Telemetry, Timeouts
+from chatstream import ChatStream, Coalescing, Retry, Telemetry, Timeouts
 from chatstream._exchange import Settings
 from chatstream._watchdog import Watchdog
 from chatstream._worker import Body
@@ -84,7 +84,12 @@ class FakeBody:
         self.closed = True
 
 
-def settings(*, timeouts: Timeouts | None = None, telemetry: Telemetry | None = None) -> Settings:
+def settings(
+    *,
+    timeouts: Timeouts | None = None,
+    telemetry: Telemetry | None = None,
+    coalescing: Coalescing | None = None,
+) -> Settings:
     """Settings for a fake stream (its session is never used)."""
     return Settings(
         url="http://127.0.0.1:9/v1/chat/completions",
@@ -100,6 +105,7 @@ def settings(*, timeouts: Timeouts | None = None, telemetry: Telemetry | None = 
         drop_tool_calls_on_stop=False,
         length_is_error=False,
         turn_state_header="x-turn",
+        coalescing=coalescing,
     )
 
 
@@ -110,6 +116,7 @@ def fake_stream(
     timeouts: Timeouts | None = None,
     telemetry: Telemetry | None = None,
     queue_size: int = 1600,
+    coalescing: Coalescing | None = None,
     **callbacks: Any,
 ) -> ChatStream:
     """A started stream whose worker reads ``body``."""
@@ -119,7 +126,7 @@ def fake_stream(
         return body
 
     worker = make_worker(
-        settings(timeouts=timeouts, telemetry=telemetry),
+        settings(timeouts=timeouts, telemetry=telemetry, coalescing=coalescing),
         {"model": "m", "messages": []},
         watchdog=watchdog or Watchdog(clock=FakeClock(), thread=False),
         queue_size=queue_size,

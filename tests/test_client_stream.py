@@ -51,6 +51,7 @@ from chatstream import (
     Timeouts,
     UnexpectedResponseError,
 )
+from chatstream._threads import Job
 from chatstream._watchdog import Watchdog
 from tests.loopback import (
     BodyMode,
@@ -232,9 +233,9 @@ def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[obje
     return thread, out
 
 
-def joined(thread: threading.Thread, timeout: float = WAIT) -> bool:
-    thread.join(timeout)
-    return not thread.is_alive()
+def joined(job: Job, timeout: float = WAIT) -> bool:
+    job.join(timeout)
+    return not job.is_alive()
 
 
 def texts(events: list[ResponseEvent]) -> str:
@@ -442,7 +443,7 @@ def test_the_with_statement_closes_the_stream(
     with make_client().stream(BODY) as stream:
         assert first_text(stream) == "a"
     assert isinstance(failure(stream), StreamClosedError)
-    assert joined(stream._worker.thread, PROMPT + 1)
+    assert joined(stream._worker.job, PROMPT + 1)
 
 
 def test_a_stream_dropped_without_close_is_closed_when_collected(
@@ -452,7 +453,7 @@ def test_a_stream_dropped_without_close_is_closed_when_collected(
     stream = make_client().stream(BODY)
     events = iter(stream)
     assert isinstance(next(events), chatstream.OutputItemAdded)
-    worker = stream._worker.thread
+    worker = stream._worker.job
     del events, stream
     gc.collect()
     assert joined(worker, PROMPT + 1)  # its socket is released too: no_leaks counts fds
@@ -565,7 +566,7 @@ def test_close_works_while_the_reader_waits_for_queue_space(
     started = time.monotonic()
     stream.close()
     assert time.monotonic() - started < PROMPT
-    assert joined(stream._worker.thread, PROMPT + 1)
+    assert joined(stream._worker.job, PROMPT + 1)
     assert isinstance(failure(stream), StreamClosedError)
     assert not sent_all.is_set()
 

@@ -52,8 +52,8 @@ def client(server: LoopbackServer) -> Iterator[Client]:
 
 
 def _ended(stream: ChatStream) -> None:
-    stream._worker.thread.join(WAIT)
-    assert not stream._worker.thread.is_alive(), "the worker did not end"
+    stream._worker.job.join(WAIT)
+    assert not stream._worker.job.is_alive(), "the worker did not end"
 
 
 class Ends:
@@ -276,7 +276,7 @@ def test_an_iterator_only_stream_nobody_keeps_is_closed(
     server.set_default(stall)
     stream = client.stream(BODY)
     assert next(iter(stream)) == HI_EVENTS[0]
-    thread = stream._worker.thread
+    thread = stream._worker.job
     del stream
     gc.collect()
     thread.join(WAIT)
@@ -356,8 +356,8 @@ with stream._worker.queue._lock:
     for _ in range(3):  # the handler runs at the next function call
         pass
 rest = list(events)
-stream._worker.thread.join(10)
-print("closed", rest == [], not stream._worker.thread.is_alive())
+stream._worker.job.join(10)
+print("closed", rest == [], not stream._worker.job.is_alive())
 client.close()
 """
 

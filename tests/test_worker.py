@@ -89,8 +89,8 @@ def assert_one_outcome(
     else:
         assert seen.errors == []
         assert iterated is None
-    stream._worker.thread.join(WAIT)
-    assert not stream._worker.thread.is_alive()
+    stream._worker.job.join(WAIT)
+    assert not stream._worker.job.is_alive()
     return error
 
 
@@ -307,7 +307,7 @@ def test_a_dispatcher_that_raises_is_not_reported_as_an_internal_error(
         )
         with pytest.raises(CallbackError) as caught:
             stream.result(timeout=WAIT)
-        stream._worker.thread.join(WAIT)
+        stream._worker.job.join(WAIT)
     assert isinstance(caught.value.__cause__, RuntimeError)
     assert seen.errors == [caught.value]
     assert "worker failed" not in caplog.text  # a callback failure, not a bug
@@ -388,7 +388,7 @@ def test_a_callback_stream_that_nobody_keeps_runs_to_its_end() -> None:
 def test_an_iterator_only_stream_that_nobody_keeps_is_closed() -> None:
     body = FakeBody([event(chunk("a")), STALL])
     stream = fake_stream(body)
-    thread = stream._worker.thread
+    thread = stream._worker.job
     assert body.stalled.wait(WAIT)
     del stream
     gc.collect()
@@ -560,7 +560,7 @@ def test_on_event_runs_on_the_worker_thread_in_order_once_each() -> None:
     events, error = drain(stream)
     assert error is None
     assert [e for _, e in calls] == events == list(chatstream.iter_events([body]))
-    assert {t for t, _ in calls} == {stream._worker.thread}
+    assert {t for t, _ in calls} == {stream._worker.job.thread}
 
 
 def test_a_raising_callback_stops_the_stream_at_that_event() -> None:
@@ -588,7 +588,7 @@ def test_dispatch_hands_every_callback_to_the_dispatcher_in_order() -> None:
         FakeBody([HI]), on_event=seen.on_event, on_end=seen.on_end, dispatch=jobs.append
     )
     response = stream.result(timeout=WAIT)
-    stream._worker.thread.join(WAIT)
+    stream._worker.job.join(WAIT)
     assert seen.events == [] and seen.ends == []  # nothing ran on the worker
     for job in jobs:
         job()

@@ -26,7 +26,7 @@ import pytest
 from chatstream import Client
 from tests.loopback import LoopbackServer
 
-from .harness import contains_canary, make_client, open_fds, worker_threads
+from .harness import busy_threads, contains_canary, make_client, open_fds, worker_threads
 
 #: Seconds a test's threads and sockets get to go away after its end.
 LEAK_DEADLINE = 3.0
@@ -36,14 +36,14 @@ LEAK_DEADLINE = 3.0
 def leak_guard() -> Iterator[None]:
     """Fail the test if threads or file descriptors outlive it (see the module doc)."""
     gc.collect()
-    threads = threading.active_count()
+    threads = busy_threads()
     fds = open_fds()
     before = _fd_targets()
     yield
     deadline = time.monotonic() + LEAK_DEADLINE
     while True:
         gc.collect()  # a stream dropped inside a traceback is freed by the collector
-        now_threads, now_fds, ours = threading.active_count(), open_fds(), worker_threads()
+        now_threads, now_fds, ours = busy_threads(), open_fds(), worker_threads()
         if now_threads <= threads and now_fds <= fds and not ours:
             return
         if time.monotonic() > deadline:

@@ -48,6 +48,7 @@ from chatstream import (
     Retry,
     Timeouts,
 )
+from chatstream._threads import idle_threads
 from tests.helpers import DONE, chunk, event
 
 #: The API key every adversarial client uses; it must never surface anywhere.
@@ -439,8 +440,17 @@ def open_fds() -> int:
 
 
 def worker_threads() -> list[threading.Thread]:
-    """chatstream's live threads (workers and the watchdog)."""
-    return [t for t in threading.enumerate() if t.name.startswith("chatstream-")]
+    """chatstream's live threads (workers and the watchdog), except the pool's idle
+    threads (they hold no stream, and end by themselves: see
+    :mod:`chatstream._threads`)."""
+    idle = idle_threads()
+    return [t for t in threading.enumerate() if t.name.startswith("chatstream-") and t not in idle]
+
+
+def busy_threads() -> int:
+    """How many threads this process runs, not counting chatstream's idle pool
+    threads."""
+    return threading.active_count() - len(idle_threads())
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.005) -> bool:

@@ -75,7 +75,7 @@ def _close_fast(stream: ChatStream) -> float:
 
 
 def _worker_gone(stream: ChatStream, within: float = 1.0) -> None:
-    thread = stream._worker.thread
+    thread = stream._worker.job
     thread.join(within)
     assert not thread.is_alive(), f"the worker outlived close() by {within} s"
 
@@ -346,7 +346,7 @@ def test_47_two_hundred_concurrent_streams_on_one_client(
         if "pool is full" in r.getMessage()
     ]
     assert pool_full == []
-    assert wait_until(lambda: not any(s._worker.thread.is_alive() for s in streams), 2)
+    assert wait_until(lambda: not any(s._worker.job.is_alive() for s in streams), 2)
 
 
 def test_48_a_stream_dropped_without_close_is_closed_by_the_collector(
@@ -354,7 +354,7 @@ def test_48_a_stream_dropped_without_close_is_closed_by_the_collector(
 ) -> None:
     server.route(PATH, _stall(b"".join(event(chunk(w)) for w in words(3))))
     stream = client.stream(BODY)
-    thread = stream._worker.thread
+    thread = stream._worker.job
     for _ in stream:
         break  # leave the loop, keep nothing
     del stream
@@ -366,7 +366,7 @@ def test_48_a_stream_dropped_without_close_is_closed_by_the_collector(
     with client.stream(BODY) as stream:
         for _ in stream:
             break
-    thread = stream._worker.thread
+    thread = stream._worker.job
     thread.join(1.0)
     assert not thread.is_alive()
     with pytest.raises(StreamClosedError):

@@ -549,6 +549,6 @@ def test_close_while_waiting_to_retry_returns_at_once(
     began = time.monotonic()
     stream.close()
     assert time.monotonic() - began < 0.1
-    stream._worker.thread.join(1.0)
-    assert not stream._worker.thread.is_alive()
+    stream._worker.job.join(1.0)
+    assert not stream._worker.job.is_alive()
     assert threading.active_count() > 0

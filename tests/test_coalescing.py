@@ -1,0 +1,89 @@
+"""Coalescing: with many streams running, a stream pauses before a read that would wait,
+never before its first content nor before a read of bytes already there."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatstream import Client, Coalescing, ConfigurationError, _reading
+from chatstream._watchdog import Watchdog
+
+from .fakes import FakeBody, FakeClock, fake_stream
+from .helpers import DONE, answer, chunk, event
+
+WAIT = 5.0
+#: Pause whenever a stream runs, for 0.01 s (one stream running: 1 / 100).
+ALWAYS = Coalescing(above=0, wakeups=100.0, max_pause=0.05)
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the streams made (none is actually waited)."""
+    made: list[float] = []
+    monkeypatch.setattr(_reading, "_sleep", made.append)
+    return made
+
+
+def _content(clock: FakeClock, coalescing: Coalescing | None, pieces: list[object]) -> str:
+    stream = fake_stream(
+        FakeBody(pieces), watchdog=Watchdog(clock=clock, thread=False), coalescing=coalescing
+    )
+    return stream.result(timeout=WAIT).content
+
+
+def test_a_stream_pauses_only_before_a_read_after_one_that_waited(pauses: list[float]) -> None:
+    clock = FakeClock()
+    wait = clock.tick(0.005)
+    pieces: list[object] = [
+        wait,
+        event(chunk("a")),  # the first content: no pause before it
+        wait,
+        event(chunk("b")),  # the read before waited: a pause before this one
+        event(chunk("c")),  # the read before waited: a pause
+        event(chunk("d")),  # the read before found its bytes there: no pause
+        event(chunk(finish="stop")) + DONE,
+    ]
+    assert _content(clock, ALWAYS, pieces) == "abcd"
+    assert pauses == [0.01, 0.01]
+
+
+def test_no_pause_up_to_the_number_of_streams_it_allows(pauses: list[float]) -> None:
+    clock = FakeClock()
+    wait = clock.tick(0.005)
+    pieces: list[object] = [wait, event(chunk("a")), wait, event(chunk("b")), wait]
+    pieces.append(answer("c"))
+    assert _content(clock, Coalescing(above=1000), pieces) == "abc"
+    assert pauses == []
+
+
+def test_no_pause_without_coalescing(pauses: list[float]) -> None:
+    clock = FakeClock()
+    wait = clock.tick(0.005)
+    pieces: list[object] = [wait, event(chunk("a")), wait, event(chunk("b")), wait]
+    pieces.append(answer("c"))
+    assert _content(clock, None, pieces) == "abc"
+    assert pauses == []
+
+
+@pytest.mark.parametrize(
+    ("running", "pause"), [(64, 0.0), (65, 65 / 4000), (100, 0.025), (1000, 0.05)]
+)
+def test_the_pause_grows_with_the_streams_running_up_to_its_limit(
+    running: int, pause: float
+) -> None:
+    assert Coalescing().pause(running) == pytest.approx(pause)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"above": -1}, {"above": 1.5}, {"wakeups": 0}, {"wakeups": True}, {"max_pause": 0}],
+)
+def test_invalid_coalescing_is_a_configuration_error(changes: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        Coalescing(**changes)  # type: ignore[arg-type]
+
+
+def test_a_client_takes_coalescing_or_none_and_nothing_else() -> None:
+    assert Client("http://127.0.0.1:9/v1", coalescing=None).coalescing is None
+    with pytest.raises(ConfigurationError):
+        Client("http://127.0.0.1:9/v1", coalescing=0.01)  # type: ignore[arg-type]

@@ -1,0 +1,94 @@
+"""The worker threads' pool (chatstream._threads): starting a stream never waits for a
+thread to start, threads are reused while idle, and idle threads end."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chatstream import Client, Response, Retry, _threads
+from tests.loopback import LoopbackServer, sse_body
+
+from .adversarial.harness import wait_until
+from .test_client_stream import BODY, HELLO
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def client(server: LoopbackServer) -> Iterator[Client]:
+    server.set_default(sse_body(HELLO))
+    with Client(server.url + "/v1", "k", retry=Retry(max_retries=0), pool_size=64) as c:
+        yield c
+
+
+def _start_callback_streams(client: Client, n: int) -> tuple[list[Any], list[Response]]:
+    ends: list[Response] = []
+    lock = threading.Lock()
+
+    def on_end(response: Response) -> None:
+        with lock:
+            ends.append(response)
+
+    streams = [client.stream(BODY, on_event=lambda e: None, on_end=on_end) for _ in range(n)]
+    return streams, ends
+
+
+def test_starting_streams_starts_no_worker_thread_on_the_calling_thread(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started_here: list[str] = []
+    start = threading.Thread.start
+    me = threading.current_thread()
+
+    def recording_start(self: threading.Thread) -> None:
+        if threading.current_thread() is me:
+            started_here.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
+    streams, ends = _start_callback_streams(client, 40)
+    # At most the watchdog and the pool's starter, once each: never a thread per stream.
+    assert sorted(started_here) in (
+        [],
+        ["chatstream-starter"],
+        ["chatstream-watchdog"],
+        ["chatstream-starter", "chatstream-watchdog"],
+    )
+    assert wait_until(lambda: len(ends) == 40, WAIT)
+    assert [r.content for r in ends] == ["Hello"] * 40
+    assert all(s.result(timeout=WAIT).content == "Hello" for s in streams)
+
+
+def test_a_stream_runs_on_a_thread_left_idle_by_an_earlier_one(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_threads, "IDLE_TIMEOUT", 5.0)  # none ends during the test
+    first = client.stream(BODY)
+    assert first.result(timeout=WAIT).content == "Hello"
+    assert first._worker.job.join(WAIT)
+    idle = _threads.idle_threads()
+    assert first._worker.job.thread in idle
+    second = client.stream(BODY)
+    assert second.result(timeout=WAIT).content == "Hello"
+    assert second._worker.job.thread in idle
+
+
+def test_idle_threads_end_after_the_idle_timeout(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_threads, "IDLE_TIMEOUT", 0.05)
+    streams, ends = _start_callback_streams(client, 20)
+    assert wait_until(lambda: len(ends) == 20, WAIT)
+    threads = {s._worker.job.thread for s in streams if s._worker.job.join(WAIT)}
+    assert threads and None not in threads
+    for thread in threads:
+        assert thread is not None
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert wait_until(lambda: not _threads.idle_threads(), WAIT)
