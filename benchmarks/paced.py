@@ -27,6 +27,10 @@ too); time to first text and stream end, from the release, per stream; peak thre
 (``/proc/self/status``, sampled every 20 ms); peak RSS (``VmHWM``). Every stream's text is
 checked against the ground truth. A row that has not finished within ``--timeout``
 seconds is stopped and shown as ``> timeout``.
+
+``PACED_COALESCING=off`` in the environment runs chatstream's rows with
+``Client(coalescing=None)``; ``PACED_COALESCING=above,wakeups,max_pause`` with that
+:class:`chatstream.Coalescing`.
 """
 
 from __future__ import annotations
@@ -176,7 +180,14 @@ def _make_client(mode: str, base: str) -> Any:
         return openai.OpenAI(base_url=base, api_key="sk-bench", max_retries=0, timeout=600)
     import chatstream
 
-    return chatstream.Client(base, timeouts=chatstream.Timeouts(idle=600))
+    options: dict[str, Any] = {}
+    coalescing = os.environ.get("PACED_COALESCING")  # "off", or "above,wakeups,max_pause"
+    if coalescing == "off":
+        options["coalescing"] = None
+    elif coalescing:
+        above, wakeups, max_pause = coalescing.split(",")
+        options["coalescing"] = chatstream.Coalescing(int(above), float(wakeups), float(max_pause))
+    return chatstream.Client(base, timeouts=chatstream.Timeouts(idle=600), **options)
 
 
 def _release_info(port: int, tag: str) -> dict[str, Any]:

@@ -132,14 +132,24 @@ class ReadLoop:
         data = b""
         pause = self.pause
         content = False  # the first content event was delivered
+        woke: float | None = None  # when the last pause ended
+        resumed = False  # the last read was the first after a pause
         while True:
-            if content and pause is not None and self.last_wait > QUICK_READ:
-                # The last read waited for its bytes, so the next one would too: with
-                # many streams running, wait a little longer, and read what arrived
-                # meanwhile at one wake-up (see docs/threading.rst).
+            if pause is None or not content or resumed or self.last_wait <= QUICK_READ:
+                resumed = False
+            else:
+                # The last read waited for its bytes (and was not the one that took
+                # what arrived during a pause, which waits for the interpreter lock
+                # when many threads run), so the next one would wait too: with many
+                # streams running, wake up at most once a pause, and read what arrived
+                # meanwhile at once (see docs/threading.rst).
                 delay = pause()
+                if woke is not None:
+                    delay -= self.clock() - woke
                 if delay > 0.0:
                     _sleep(delay)
+                    woke = self.clock()
+                    resumed = True
             data = self.read_some(body)
             if self.stopped():
                 raise Interrupted

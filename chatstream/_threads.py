@@ -10,7 +10,8 @@ new thread runs, and when hundreds of threads queue for the interpreter lock tha
 takes milliseconds per thread (1 000 streams took 8.3 s to start, measured). So
 :func:`submit` hands the stream to an idle thread if there is one, and otherwise asks
 the starter thread (one per process, itself gone when it has nothing to do) for one more
-thread, and returns.
+thread, and returns. Each new thread starts one more, if more are owed, before it takes a
+stream: the threads of a burst start in parallel, not one after another.
 
 After ``fork()`` the child has none of the parent's threads: the pool forgets them and
 its queue (the parent's streams are the parent's), and starts afresh.
@@ -115,20 +116,31 @@ class _Pool:
                         self._starter = None
                         return
                 self._owed -= 1
-            try:
-                threading.Thread(target=self._serve, name=RUNNING_NAME, daemon=True).start()
-            except BaseException:  # no thread to be had (RuntimeError): run it here
-                log.exception("chatstream could not start a worker thread")
-                with self._lock:
-                    self._promised -= 1
-                    job = self._jobs.popleft() if self._jobs else None
-                if job is not None:
-                    job._run()
+            self._start_one()
+
+    def _start_one(self) -> None:
+        """Start one thread owed (counted off ``_owed`` already)."""
+        try:
+            threading.Thread(target=self._serve, name=RUNNING_NAME, daemon=True).start()
+        except BaseException:  # no thread to be had (RuntimeError): run a job here
+            log.exception("chatstream could not start a worker thread")
+            with self._lock:
+                self._promised -= 1
+                job = self._jobs.popleft() if self._jobs else None
+            if job is not None:
+                job._run()
 
     def _serve(self) -> None:
         me = threading.current_thread()
         with self._lock:
             self._promised -= 1
+            helping = self._owed > 0
+            if helping:
+                self._owed -= 1
+        if helping:
+            # More threads are owed: start one from here too, so that the threads of a
+            # burst are started in parallel (each start waits for its thread to run).
+            self._start_one()
         while True:
             with self._lock:
                 if not self._jobs:

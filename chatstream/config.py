@@ -134,8 +134,9 @@ class Coalescing:
     Every wake-up of a thread costs a few microseconds of CPU and a turn at Python's
     interpreter lock; with hundreds of streams paced like a model, the wake-ups (and
     the threads queueing for the lock) cost more than reading the chunks. Beyond
-    ``above`` streams running in the process, a stream whose last read had to wait for
-    its bytes pauses before the next read, so that the streams together wake up about
+    ``above`` streams running in the process, a stream that nobody iterates (its events
+    go to ``on_event``, or ``iterate=False``) and whose last read had to wait for its
+    bytes pauses before the next read, so that the streams together wake up about
     ``wakeups`` times a second: the pause is the number of streams running divided by
     ``wakeups``, at most ``max_pause`` seconds. A stream never pauses before its first
     content (the time to the first text is not delayed), and a read that finds bytes

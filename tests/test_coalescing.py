@@ -12,8 +12,8 @@ from .fakes import FakeBody, FakeClock, fake_stream
 from .helpers import DONE, answer, chunk, event
 
 WAIT = 5.0
-#: Pause whenever a stream runs, for 0.01 s (one stream running: 1 / 100).
-ALWAYS = Coalescing(above=0, wakeups=100.0, max_pause=0.05)
+#: Pause whenever a stream runs, for 0.1 s (one stream running: 1 / 10).
+SLOW = Coalescing(above=0, wakeups=10.0, max_pause=0.5)
 
 
 @pytest.fixture
@@ -24,27 +24,40 @@ def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return made
 
 
-def _content(clock: FakeClock, coalescing: Coalescing | None, pieces: list[object]) -> str:
+def _content(
+    clock: FakeClock, coalescing: Coalescing | None, pieces: list[object], iterate: bool = False
+) -> str:
     stream = fake_stream(
-        FakeBody(pieces), watchdog=Watchdog(clock=clock, thread=False), coalescing=coalescing
+        FakeBody(pieces),
+        watchdog=Watchdog(clock=clock, thread=False),
+        coalescing=coalescing,
+        on_event=lambda event: None,
+        iterate=iterate,
     )
     return stream.result(timeout=WAIT).content
 
 
-def test_a_stream_pauses_only_before_a_read_after_one_that_waited(pauses: list[float]) -> None:
+def test_a_stream_pauses_before_a_read_that_would_wait_at_most_once_a_pause(
+    pauses: list[float],
+) -> None:
     clock = FakeClock()
     wait = clock.tick(0.005)
     pieces: list[object] = [
         wait,
         event(chunk("a")),  # the first content: no pause before it
         wait,
-        event(chunk("b")),  # the read before waited: a pause before this one
-        event(chunk("c")),  # the read before waited: a pause
-        event(chunk("d")),  # the read before found its bytes there: no pause
-        event(chunk(finish="stop")) + DONE,
+        event(chunk("b")),  # the read before waited: a whole pause (0.1 s) first
+        wait,
+        event(chunk("c")),  # none: the read before was the first after a pause
+        wait,
+        event(chunk("d")),  # a pause, less the 0.01 s since the last one ended
+        event(chunk("e")),  # none: the read before was the first after a pause
+        event(chunk("f")),  # the read before found its bytes there: no pause
+        wait,
+        event(chunk(finish="stop")) + DONE,  # none either
     ]
-    assert _content(clock, ALWAYS, pieces) == "abcd"
-    assert pauses == [0.01, 0.01]
+    assert _content(clock, SLOW, pieces) == "abcdef"
+    assert pauses == pytest.approx([0.1, 0.09])
 
 
 def test_no_pause_up_to_the_number_of_streams_it_allows(pauses: list[float]) -> None:
@@ -62,6 +75,15 @@ def test_no_pause_without_coalescing(pauses: list[float]) -> None:
     pieces: list[object] = [wait, event(chunk("a")), wait, event(chunk("b")), wait]
     pieces.append(answer("c"))
     assert _content(clock, None, pieces) == "abc"
+    assert pauses == []
+
+
+def test_a_stream_kept_for_iteration_never_pauses(pauses: list[float]) -> None:
+    clock = FakeClock()
+    wait = clock.tick(0.005)
+    pieces: list[object] = [wait, event(chunk("a")), wait, event(chunk("b")), wait]
+    pieces.append(answer("c"))
+    assert _content(clock, SLOW, pieces, iterate=True) == "abc"
     assert pauses == []
 
 
