@@ -8,7 +8,7 @@
 In Jupyter (and anything else running an IPython kernel) the cell's output is one block
 that grows as the answer arrives, reasoning dimmed above the text, tool calls listed
 below it. Elsewhere (a script, a terminal IPython) it prints the stream the way the
-``chatstream`` command does. IPython is optional: ``pip install 'chatstream[notebook]'``.
+``chatstream`` command does. IPython is optional: ``pip install 'chatstream-sse[notebook]'``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
+from ._render import Renderer, pretty_arguments
 from .errors import ChatStreamError
 from .events import (
     FunctionCall,
@@ -28,7 +29,6 @@ from .events import (
     RefusalDelta,
     ResponseEvent,
 )
-from .render import Renderer, pretty_arguments
 from .response import Response
 from .stream import ChatStream
 
@@ -102,10 +102,12 @@ def _print(stream: ChatStream, out: TextIO) -> Response:
             renderer.event(event)
             out.flush()
     except ChatStreamError as exc:
-        renderer.error(exc, out)
+        renderer.error(exc.message)
         raise
     response = stream.result()
     renderer.summary(response.usage)
+    if response.truncated:
+        renderer.note(f"· {_cut_short(response)}")
     return response
 
 
@@ -125,8 +127,17 @@ def _display(stream: ChatStream, handle: DisplayHandle, interval: float) -> Resp
         raise
     response = stream.result()
     live.usage = response.usage
+    if response.truncated:
+        live.cut = _cut_short(response)
     handle.update(live.html())
     return response
+
+
+def _cut_short(response: Response) -> str:
+    """The note for an answer the server cut short (a normal end: no error is raised)."""
+    if response.finish_reason == "length":
+        return "cut short: max tokens"
+    return f"cut short ({response.finish_reason})"
 
 
 class _Live:
@@ -137,6 +148,7 @@ class _Live:
         self.text: list[str] = []
         self.calls: list[FunctionCall] = []
         self.error: str | None = None
+        self.cut: str | None = None
         self.usage: Any = None
 
     def event(self, event: ResponseEvent) -> None:
@@ -157,6 +169,8 @@ class _Live:
         for call in self.calls:
             args = pretty_arguments(call.arguments)
             parts.append(_block(f"→ {call.name}\n{args}", "font-family:monospace"))
+        if self.cut:
+            parts.append(_block(self.cut, "opacity:.6;font-style:italic"))
         if self.error:
             parts.append(_block(f"error: {self.error}", "color:#c00"))
         if self.usage is not None:
