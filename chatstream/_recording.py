@@ -16,12 +16,13 @@ import http.client
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
 import requests
 
+from ._local_server import LocalHTTPServer
 from .errors import APIStatusError, ChatStreamError, UnexpectedResponseError
 
 __all__ = ["FRAMED_PREFIX", "Recorder", "UsageError", "parse_recording", "serve_recording"]
@@ -226,20 +227,10 @@ class serve_recording:
         self._server.server_close()
 
 
-class _OneShotServer(HTTPServer):
+class _OneShotServer(LocalHTTPServer):
     def __init__(self, recording: serve_recording) -> None:
         self.recording = recording
-        super().__init__(("127.0.0.1", 0), _ReplayHandler)
-
-    def server_bind(self) -> None:
-        # HTTPServer's own looks the host's name up (getfqdn), which can wait on DNS.
-        import socketserver
-
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away is no news."""
+        super().__init__(_ReplayHandler)
 
 
 class _ReplayHandler(BaseHTTPRequestHandler):

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from ._advice import Advice, RetryNotes
@@ -267,24 +267,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argument type: a whole number of at least ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more: {text!r}")
+        return value
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value
+    return parse
 
 
 def _add_output_options(
@@ -386,7 +381,7 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     server.add_argument(
         "--max-retries",
         metavar="N",
-        type=_count,
+        type=_whole_number(0),
         default=2,
         help="retries of a request that failed before any answer (a refused connection, "
         "429, 5xx), each announced on standard error (default: 2)",
@@ -397,7 +392,7 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     request.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     request.add_argument(
         "--max-tokens",
-        type=_positive_int,
+        type=_whole_number(1),
         metavar="N",
         help="the most tokens to generate (max_tokens; 1 or more)",
     )

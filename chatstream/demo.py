@@ -34,14 +34,14 @@ import json
 import random
 import re
 import socket
-import socketserver
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 
+from ._local_server import LocalHTTPServer
 from .events import FunctionCall
 
 __all__ = ["DemoScript", "DemoServer", "load_script"]
@@ -265,24 +265,11 @@ class DemoServer:
         yield 0.0, "[DONE]"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(); DemoServer.close() ends their streams
-    # first, so that never waits long.
-    daemon_threads = False
-    block_on_close = True
-
+class _HTTPServer(LocalHTTPServer):
+    # DemoServer.close() ends the streams in progress before server_close() joins them.
     def __init__(self, owner: DemoServer) -> None:
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer's own looks the host's name up (getfqdn), which can wait on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away is no news: stay quiet (the default prints a
-        traceback)."""
+        super().__init__(_Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +22,8 @@ import chatstream
 from chatstream._advice import connect_cause
 from tests.helpers import build_body
 from tests.loopback import Conn, LoopbackServer, json_error, sequence, sse_body
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 PATH = "/v1/chat/completions"
 TOOLS = [
@@ -657,3 +661,53 @@ def test_ctrl_c_at_the_prompt_leaves(server: LoopbackServer) -> None:
             continue
     _, err = _finish(process)
     assert process.returncode == 0 and b"Traceback" not in err
+
+
+def test_on_a_terminal_ctrl_c_stops_the_answer_then_ctrl_c_at_the_prompt_leaves(
+    server: LoopbackServer,
+) -> None:
+    # A terminal of its own, made the command's controlling terminal by setsid(1) (no
+    # fork in this multi-threaded process): a typed Ctrl-C becomes its SIGINT.
+    setsid = shutil.which("setsid")
+    if setsid is None:
+        pytest.skip("setsid(1) is not installed")
+    server.route(PATH, sequence(sse_body(SLOW, delay=0.05), echo))
+    fd, terminal = os.openpty()
+    process = subprocess.Popen(
+        [setsid, "--ctty", sys.executable, "-m", "chatstream", *chat(server)],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=environment(NO_COLOR="1"),
+    )
+    os.close(terminal)
+    seen = b""
+
+    def wait_for(token: bytes) -> bool:
+        nonlocal seen
+        deadline = time.monotonic() + TIMEOUT
+        while token not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:  # the command has gone
+                    break
+        return token in seen
+
+    try:
+        assert wait_for(b"you> ")
+        os.write(fd, b"tell me\r")
+        assert wait_for(b"word0")
+        os.write(fd, b"\x03")  # Ctrl-C, as typed: the terminal sends SIGINT
+        assert wait_for(b"interrupted: the answer so far is kept")
+        assert wait_for(b"you> ")
+        os.write(fd, b"\x03")
+        assert process.wait(timeout=TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(fd)
+    assert b"Traceback" not in seen
+    (request,) = server.requests
+    assert request.json()["messages"] == [{"role": "user", "content": "tell me"}]
