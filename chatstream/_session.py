@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._conversation import Conversation
@@ -127,7 +129,11 @@ class Session:
         try:
             return self.ask(text, run_tool)
         except KeyboardInterrupt:
-            self._cut()
+            # A second Ctrl-C while the stream is being closed waits until it is
+            # (then it leaves): interrupted half-way, the closing could leave the
+            # stream's connection and thread behind.
+            with _sigint_deferred():
+                self._cut()
             return EXIT_OK
 
     def _send(self, turn: Turn, body: dict[str, Any]) -> tuple[Response, ChatStreamError | None]:
@@ -164,9 +170,9 @@ class Session:
         status = EXIT_OK
         renderer = self.presenter.renderer
         while True:
-            if self.messages and self.presenter.mode == "text":
-                renderer.note("")
             try:
+                if self.messages and self.presenter.mode == "text":
+                    renderer.note("")
                 line = reader.read("you> ")
             except KeyboardInterrupt:
                 renderer.note("")
@@ -186,6 +192,23 @@ class Session:
             if not reader.interactive:
                 renderer.user(text)  # a transcript read from a pipe shows what was asked
             status = max(status, self.ask_interruptibly(text, run_tool))
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a SIGINT that arrives inside the block; raise it as KeyboardInterrupt at the
+    block's end (main thread only: elsewhere the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def outcome(stream: ChatStream) -> Response:
