@@ -100,6 +100,14 @@ class Advice:
         hint = self._hint(error)
         return error.message + (f" {hint}" if hint else "")
 
+    def brief(self, error: ChatStreamError) -> str:
+        """What happened, without advice (for a note about a retry)."""
+        if isinstance(error, ConnectError):
+            cause = connect_cause(error)
+            named = {"tls": "the TLS handshake failed", "closed": "closed without answering"}
+            return f"Could not connect to {self.shown_url} ({named.get(cause or '', cause)})."
+        return error.message
+
     def _connect(self, error: ChatStreamError) -> str:
         url = self.shown_url
         parts = urlsplit(url)
@@ -169,8 +177,13 @@ class RetryNotes(Telemetry):
     the logger only meanwhile.
     """
 
-    def __init__(self, note: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        note: Callable[[str], None],
+        describe: Callable[[ChatStreamError], str] | None = None,
+    ) -> None:
         self._note = note
+        self._describe = describe or (lambda error: error.message)
         self._lock = threading.Lock()
         self._failure: dict[int, str] = {}  # per worker thread: the last failed attempt
         self._handler = _Handler(self)
@@ -182,7 +195,7 @@ class RetryNotes(Telemetry):
     ) -> None:
         if error is not None:
             with self._lock:
-                self._failure[threading.get_ident()] = error.message
+                self._failure[threading.get_ident()] = self._describe(error)
 
     def _logged(self, record: logging.LogRecord) -> None:
         text = record.getMessage()

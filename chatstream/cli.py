@@ -76,7 +76,7 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         key_sent=key is not None,
     )
     presenter = _presenter(args, out, err, advice)
-    notes = RetryNotes(presenter.note)
+    notes = RetryNotes(presenter.note, advice.brief)
     try:
         client = Client(
             base_url,

@@ -518,6 +518,17 @@ def test_a_retry_is_announced_on_stderr_with_its_wait(server: LoopbackServer) ->
     assert "(attempt 2 of 3)" in note
 
 
+def test_a_retried_connection_names_its_cause_in_the_note() -> None:
+    with LoopbackServer() as gone:
+        url = gone.url + "/v1"
+    result = run("chat", "--base-url", url, "--model", "m", "--max-retries", "1", "hi")
+    assert result.status == 1
+    (note,) = [line for line in result.err.splitlines() if "retrying" in line]
+    assert note.startswith(
+        f"· Could not connect to {url}/chat/completions (connection refused). retrying in "
+    )
+
+
 def test_max_retries_0_fails_at_once(server: LoopbackServer) -> None:
     server.route(PATH, json_error(503, {"error": {"message": "Busy."}}))
     result = run(*chat(server, "--max-retries", "0", "hi"))
