@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
+import math
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
 
+from ._arguments import check_api_key
+
+# redact_url and scrub_error are used by the shell through this module too.
+from ._redact import (
+    REDACTED,
+    SECRET_HEADERS,
+    redact,
+    redact_snippet,
+    redact_url,
+    scrub_error,
+    strip_query,
+)
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -26,6 +39,7 @@ from .errors import (
     ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
+    ContextLengthExceededError,
     IdleTimeoutError,
     NotFoundError,
     PermissionDeniedError,
@@ -40,24 +54,29 @@ __all__ = [
     "BearerAuth",
     "MAX_ERROR_BODY",
     "build_body",
-    "chunk_from_completion",
+    "encode_body",
     "error_for_status",
+    "is_context_window_error",
+    "media_type",
+    "names_stream_options",
+    "proxy_urls",
     "rate_limit_headers",
+    "read_limited",
     "redact_url",
     "redacted_cause",
+    "retry_after",
     "scrub_error",
-    "secret_header_values",
-    "strip_query",
     "transport_error",
+    "unexpected_response",
+    "usable_header_value",
 ]
+
+log = logging.getLogger("chatstream")
 
 #: How much of an error response is read (the rest is never downloaded).
 MAX_ERROR_BODY = 64 * 1024
 #: How much of it an exception quotes.
 _SNIPPET = 512
-_REDACTED = "[REDACTED]"
-# Header names whose values are credentials.
-_SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "proxy-authorization", "cookie")
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -80,85 +99,6 @@ class BearerAuth(requests.auth.AuthBase):
         return "BearerAuth([REDACTED])"
 
 
-def check_api_key(api_key: str) -> None:
-    """Refuse a key that cannot go into a header, without ever quoting it (requests'
-    own error would quote the whole header value)."""
-    if not isinstance(api_key, str) or not api_key:
-        raise ConfigurationError("invalid API key format: it must be a non-empty string")
-    if any(not (32 <= ord(c) < 127) for c in api_key):
-        raise ConfigurationError(
-            "invalid API key format: it contains a line break, a control character or a "
-            "non-ASCII character"
-        )
-
-
-def secret_header_values(headers: Mapping[str, str]) -> list[str]:
-    """The credentials among request headers (``api-key``, ``x-api-key``, ...), and the
-    token of an ``Authorization`` header, so they can be redacted like the API key."""
-    values = []
-    for name, value in headers.items():
-        if name.lower() in _SECRET_HEADERS and value:
-            values.append(value)
-            scheme, _, token = value.partition(" ")
-            if token and scheme.lower() in ("bearer", "basic", "token"):
-                values.append(token)
-    return values
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every secret (and every bearer token) replaced."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _REDACTED)
-    return re.sub(r"(?i)(bearer\s+)[^\s\"',;]+", r"\1" + _REDACTED, text)
-
-
-def scrub_error(error: ChatStreamError, secrets: tuple[str, ...]) -> None:
-    """Remove the secrets from an error, in place: its message and every other text it
-    carries (a provider error in the stream, say, may quote the key back). The partial
-    response is left alone."""
-    if not secrets:
-        return
-    for name, value in list(vars(error).items()):
-        if name != "partial" and isinstance(value, (str, list, dict)):
-            setattr(error, name, _redact_value(value, secrets))
-    error.args = tuple(_redact_value(arg, secrets) for arg in error.args)
-
-
-def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: _redact_value(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(v, secrets) for v in value]
-    return value
-
-
-def redact_url(url: str) -> str:
-    """The URL with the values of its query string and any user info replaced."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _REDACTED
-    netloc = parts.netloc.rpartition("@")[2]
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    # Built by hand: urlencode() would turn the marker into "%5BREDACTED%5D".
-    query = "&".join(f"{quote(k, safe='')}={_REDACTED}" for k, _ in pairs)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def strip_query(url: str) -> str:
-    """The URL without user info, query string or fragment (where a redirect points,
-    say: its query may carry a signature or a key)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _REDACTED
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def redacted_cause(exc: BaseException, secrets: tuple[str, ...]) -> Exception:
     """A stand-in for a foreign exception, to chain as ``__cause__``: its type name and
     message, redacted (the original may quote the URL with its query, or headers)."""
@@ -168,7 +108,12 @@ def redacted_cause(exc: BaseException, secrets: tuple[str, ...]) -> Exception:
 
 
 def build_body(body: Mapping[str, Any], *, include_usage: bool) -> dict[str, Any]:
-    """The request body: the caller's, with ``stream`` on and usage asked for."""
+    """The request body: the caller's, with ``stream`` on and usage asked for.
+
+    Raises:
+        ConfigurationError: It is not a mapping, or cannot be encoded as JSON (checked
+            here, before any thread starts, rather than when it is sent).
+    """
     if not isinstance(body, Mapping):
         raise ConfigurationError("the request body must be a mapping (a dict)")
     out = dict(body)
@@ -178,7 +123,69 @@ def build_body(body: Mapping[str, Any], *, include_usage: bool) -> dict[str, Any
         options = dict(options) if isinstance(options, Mapping) else {}
         options.setdefault("include_usage", True)
         out["stream_options"] = options
+    encode_body(out)
     return out
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The request body as UTF-8 JSON.
+
+    A lone surrogate (half of an emoji a server split across two deltas, sent back in
+    the conversation) cannot be encoded as UTF-8: it is replaced with U+FFFD, and a
+    pair of halves is joined into its character.
+
+    Raises:
+        ConfigurationError: A value is not JSON (a ``datetime``, ``bytes``, a ``set``,
+            ``nan``), or the body is nested too deeply.
+    """
+    try:
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        # The message names the type (never the value, which may be anything).
+        reason = str(exc) if isinstance(exc, TypeError) else type(exc).__name__
+        raise ConfigurationError(
+            f"the request body cannot be encoded as JSON ({reason[:200]})"
+        ) from None
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return fixed.encode()
+
+
+def usable_header_value(name: str, value: str | None) -> bool:
+    """True when ``value`` can be sent back as a header (a response header folded over
+    two lines, or with a control character, cannot: requests would refuse every later
+    request). An unusable one is logged at DEBUG, without its value."""
+    if not value:
+        return False
+    if _HEADER_VALUE.fullmatch(value) and value.isascii():
+        return True
+    log.debug("ignoring the %s header of the response: it is not a valid header value", name)
+    return False
+
+
+_HEADER_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e\t]*")
+
+
+def proxy_urls(session: requests.Session, url: str) -> list[str]:
+    """The proxies the session may use for ``url`` (its own and, when it trusts the
+    environment, ``HTTP(S)_PROXY``): their user info is a secret to redact."""
+    found = [p for p in session.proxies.values() if isinstance(p, str)]
+    if session.trust_env:
+        found += list(requests.utils.get_environ_proxies(url).values())
+    return found
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    """The media type of a response (lower case, without parameters). A header sent
+    twice (some proxies repeat it) arrives joined by commas: when every value is an event
+    stream, so is the body."""
+    values = [v.split(";")[0].strip().lower() for v in headers.get("content-type", "").split(",")]
+    values = [v for v in values if v] or [""]
+    if all(v == values[0] for v in values):
+        return values[0]
+    return ", ".join(values)
 
 
 def names_stream_options(error: APIStatusError) -> bool:
@@ -198,25 +205,34 @@ def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds the server asked to wait: ``retry-after-ms`` (Azure), else ``Retry-After``
-    as seconds or as an HTTP date."""
-    ms = headers.get("retry-after-ms")
+    as seconds or as an HTTP date. Always a finite number or ``None``: a value that is
+    none (``nan``, ``inf``, ``1e400``, a date in the year 99999999999) counts as absent."""
+    ms = _seconds(headers.get("retry-after-ms"))
     if ms is not None:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        return ms / 1000.0
     value = headers.get("retry-after")
     if value is None:
         return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
-    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+    wait = when - (time.time() if now is None else now)
+    return max(wait, 0.0) if math.isfinite(wait) else None
+
+
+def _seconds(value: str | None) -> float | None:
+    """A finite, non-negative number of seconds from a header value, or ``None``."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def read_limited(response: requests.Response, limit: int) -> bytes:
@@ -236,7 +252,7 @@ def _provider_fields(body: bytes) -> tuple[str | None, str | None, str | int | N
     """message, type, code, param of an OpenAI-style JSON error body."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
         return None, None, None, None
     if isinstance(payload, list) and payload:  # some gateways wrap it in a list
         payload = payload[0]
@@ -296,9 +312,11 @@ def error_for_status(response: requests.Response, secrets: tuple[str, ...]) -> C
         raw = read_limited(response, MAX_ERROR_BODY)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         raw = b""
-    text = redact(raw.decode(response.encoding or "utf-8", "replace"), secrets)
+    text = decode_text(raw, response.encoding)
     message, kind, code, param = _provider_fields(raw)
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
+    if cls is BadRequestError and is_context_window_error(kind, code, message):
+        cls = ContextLengthExceededError
     reason = redact(message, secrets) if message else (response.reason or "error")
     hint = _HINTS.get(status, "the server failed; try again later" if status >= 500 else "")
     summary = f"HTTP {status}: {reason}" + (f" ({hint})" if hint else "")
@@ -307,7 +325,7 @@ def error_for_status(response: requests.Response, secrets: tuple[str, ...]) -> C
         "type": kind,
         "code": code,
         "param": param,
-        "body": text[:_SNIPPET],
+        "body": redact_snippet(text, secrets, _SNIPPET),
         "headers": headers,
         "request_id": headers.get("x-request-id") or headers.get("request-id"),
     }
@@ -316,13 +334,52 @@ def error_for_status(response: requests.Response, secrets: tuple[str, ...]) -> C
     return cls(summary, **fields)
 
 
+# How providers say a request does not fit the context window, besides OpenAI's code.
+_CONTEXT_CODES = frozenset(
+    {
+        "context_length_exceeded",  # OpenAI, Azure, Groq, Cerebras, DeepSeek
+        "exceed_context_size_error",  # llama.cpp (as its type)
+        "context_window_exceeded",
+        "model_context_window_exceeded",
+    }
+)
+_CONTEXT_MESSAGE = re.compile(
+    r"maximum context length"  # OpenAI, vLLM, DeepSeek, OpenRouter ("This model's ...")
+    r"|context length exceeded|context_length_exceeded"
+    r"|exceeds the available context size"  # llama.cpp
+    r"|prompt is too long"  # Anthropic and its compatible endpoints
+    r"|exceeds? (?:the )?context (?:limit|window)"  # Anthropic: "... exceed context limit"
+    r"|input token count .{0,40}exceeds the maximum number of tokens"  # Gemini
+    r"|too large for model with \d+ maximum context length"  # Mistral
+    r"|context window (?:is )?(?:exceeded|full)",
+    re.IGNORECASE,
+)
+
+
+def is_context_window_error(kind: str | None, code: str | int | None, message: str | None) -> bool:
+    """True when a 400/422's error says the request does not fit the model's context
+    window, in the words of one of the providers that say so."""
+    if any(isinstance(v, str) and v.lower() in _CONTEXT_CODES for v in (kind, code)):
+        return True
+    return bool(message) and _CONTEXT_MESSAGE.search(message or "") is not None
+
+
+def decode_text(raw: bytes, charset: str | None) -> str:
+    """The text of a body in its declared charset, or UTF-8 when Python does not know
+    that one (``utf8mb4``) or it is no text encoding (``base64``): never an error."""
+    try:
+        return raw.decode(charset or "utf-8", "replace")
+    except (LookupError, ValueError, TypeError):
+        return raw.decode("utf-8", "replace")
+
+
 def _safe_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
     """Response headers with credentials removed: the values of credential headers, and
     any secret (or bearer token) a server echoes in another header."""
     return {
         k.lower(): (
-            _REDACTED
-            if k.lower() in _SECRET_HEADERS or k.lower() == "set-cookie"
+            REDACTED
+            if k.lower() in SECRET_HEADERS or k.lower() == "set-cookie"
             else redact(v, secrets)
         )
         for k, v in headers.items()
@@ -333,11 +390,14 @@ def unexpected_response(
     response: requests.Response, content_type: str, secrets: tuple[str, ...]
 ) -> UnexpectedResponseError:
     """The error for a 200 whose body is not an event stream (an HTML page, say)."""
+    # A little more than the snippet, so that a secret the cut falls inside is whole
+    # (and redacted) before the snippet is cut.
+    margin = max((len(s) for s in secrets), default=0) * 4
     try:
-        raw = read_limited(response, _SNIPPET)
+        raw = read_limited(response, _SNIPPET + margin)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         raw = b""
-    body = redact(raw.decode("utf-8", "replace"), secrets)
+    body = redact_snippet(raw.decode("utf-8", "replace"), secrets, _SNIPPET)
     return UnexpectedResponseError(
         f"HTTP {response.status_code} with Content-Type {content_type or '(none)'} is not an "
         "event stream; a proxy or a wrong base URL may have answered.",
@@ -345,36 +405,6 @@ def unexpected_response(
         content_type=content_type,
         body=body,
     )
-
-
-def chunk_from_completion(completion: Any) -> dict[str, Any]:
-    """A streamed chunk equivalent to a whole (non-streamed) chat completion, for a
-    server that ignored ``"stream": true``: each choice's ``message`` becomes its
-    ``delta``."""
-    if not isinstance(completion, dict):
-        return {}
-    chunk = {k: v for k, v in completion.items() if k != "choices"}
-    choices = []
-    for position, choice in enumerate(completion.get("choices") or []):
-        if not isinstance(choice, dict):
-            continue
-        message = choice.get("message")
-        delta = dict(message) if isinstance(message, dict) else {}
-        calls = delta.get("tool_calls")
-        if isinstance(calls, list):
-            delta["tool_calls"] = [
-                dict(call, index=i) if isinstance(call, dict) else call
-                for i, call in enumerate(calls)
-            ]
-        choices.append(
-            {
-                "index": choice.get("index", position),
-                "delta": delta,
-                "finish_reason": choice.get("finish_reason"),
-            }
-        )
-    chunk["choices"] = choices
-    return chunk
 
 
 def transport_error(

@@ -18,25 +18,19 @@ at the read timeout (the idle timeout + 1 s), as before; mount a
 :class:`CancellableAdapter` on your session to get prompt cancellation there too. The
 TCP connect itself cannot be interrupted this way: it is bounded by the connect timeout.
 
-Query strings in urllib3's logs
--------------------------------
-Some gateways take the key in the base URL's query string (``?key=...``). chatstream's
-own messages redact query values, but urllib3 logs each request line at DEBUG, query
-included. :func:`redact_query_in_logs` installs (once) a filter on the two urllib3
-loggers that print request URLs, which masks the query values of requests to the given
-endpoint paths and leaves every other log line alone.
+Query strings in urllib3's logs are masked by :mod:`chatstream._redact`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import http.client
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests.adapters
 import urllib3
@@ -48,12 +42,8 @@ __all__ = [
     "CancellableAdapter",
     "ConnectionSlot",
     "endpoint_url",
-    "query_values",
-    "redact_query_in_logs",
     "tracking",
 ]
-
-_REDACTED = "[REDACTED]"
 
 
 # --- cancelling a request that waits for its headers -------------------------------------
@@ -148,8 +138,43 @@ def _before_response(connection: urllib3.connection.HTTPConnection) -> None:
             _shut(connection)
 
 
+# Interim responses skipped before one request's final response, at most: a server that
+# sends them forever is held to this (and to the watchdog's bound on the header wait).
+_MAX_INTERIM = 32
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _HTTPResponse(http.client.HTTPResponse):
+    """``http.client``'s response, which skips every interim ``1xx`` response (``102
+    Processing``, ``103 Early Hints``) before the final one, as it skips ``100
+    Continue``. (``101 Switching Protocols`` is final: it is returned.)"""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(_MAX_INTERIM):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 <= status < 200) or status == 101:
+                return version, status, reason
+            _skip_headers(self.fp)
+        raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim responses")
+
+
+def _skip_headers(fp: Any) -> None:
+    """Read and drop the header lines of an interim response, up to its blank line."""
+    for _ in range(_MAX_HEADERS + 1):
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            return
+    raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+
+
 class _HTTPConnection(urllib3.connection.HTTPConnection):
-    """A connection that records itself in the current thread's slot."""
+    """A connection that records itself in the current thread's slot, and skips interim
+    responses."""
+
+    response_class = _HTTPResponse
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _record(self)
@@ -214,57 +239,3 @@ def endpoint_url(base_url: str, path: str = "/chat/completions") -> str:
     (``https://gw/v1?key=k`` gives ``https://gw/v1/chat/completions?key=k``)."""
     parts = urlsplit(base_url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
-
-
-def query_values(url: str) -> list[str]:
-    """The values in ``url``'s query string (raw and decoded): they may be keys."""
-    query = urlsplit(url).query
-    values = {v for _, v in parse_qsl(query, keep_blank_values=True) if v}
-    values |= {piece.partition("=")[2] for piece in query.split("&")} - {""}
-    return sorted(values, key=len, reverse=True)
-
-
-class _QueryFilter(logging.Filter):
-    """Masks the query values of request URLs to the registered paths in urllib3's log
-    records (they carry the URL as an argument of the message)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.paths: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and self.paths:
-            record.args = tuple(
-                self._redact(arg) if isinstance(arg, str) and "?" in arg else arg for arg in args
-            )
-        return True
-
-    def _redact(self, value: str) -> str:
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            return value
-        if parts.path not in self.paths:
-            return value
-        query = "&".join(
-            f"{quote(k, safe='')}={_REDACTED}"
-            for k, _ in parse_qsl(parts.query, keep_blank_values=True)
-        )
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, query or _REDACTED, ""))
-
-
-_query_filter = _QueryFilter()
-_filter_lock = threading.Lock()
-#: The urllib3 loggers whose records quote request URLs.
-_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
-
-
-def redact_query_in_logs(url: str) -> None:
-    """Mask the query values of requests to ``url``'s path in urllib3's log lines."""
-    path = urlsplit(url).path
-    with _filter_lock:
-        if not _query_filter.paths:
-            for name in _URL_LOGGERS:
-                logging.getLogger(name).addFilter(_query_filter)
-        _query_filter.paths.add(path)

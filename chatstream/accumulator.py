@@ -43,6 +43,7 @@ from .errors import (
     ChatStreamError,
     ContextWindowExceeded,
     IncompleteStreamError,
+    LimitExceededError,
     ProviderError,
 )
 from .events import (
@@ -64,11 +65,28 @@ from .events import (
 )
 from .response import ChoiceResult, Response
 
-__all__ = ["Accumulator"]
+__all__ = ["DEFAULT_MAX_CHOICES", "DEFAULT_MAX_TOOL_CALLS", "Accumulator"]
 
 log = logging.getLogger("chatstream")
 
 Events = list[ResponseEvent]
+
+#: Most choices a response may have (openai-node caps them too).
+DEFAULT_MAX_CHOICES = 128
+#: Most tool calls one choice may make.
+DEFAULT_MAX_TOOL_CALLS = 1024
+
+
+def _join(pieces: list[str]) -> str:
+    """The pieces of a text joined. An emoji some servers split between two deltas
+    (``"\\ud83d"`` ending one, ``"\\ude00"`` starting the next) is joined back into its
+    character; a lone half stays as it is. Only a piece's last character can be the
+    first half of a split pair (JSON joins the pairs within one string), so only those
+    are looked at."""
+    text = "".join(pieces)
+    if any(piece and "\ud800" <= piece[-1] <= "\udbff" for piece in pieces):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return text
 
 
 class _Call:
@@ -87,7 +105,7 @@ class _Call:
     def item(self) -> FunctionCall:
         return FunctionCall(
             name=self.name or "",
-            arguments="".join(self.arguments),
+            arguments=_join(self.arguments),
             call_id=self.id or f"tool-call-{self.slot}",
             custom=self.custom,
         )
@@ -226,14 +244,14 @@ class _Choice:
     def finish_reasoning(self, events: Events) -> None:
         if self.reasoning_open:
             self.reasoning_open = False
-            text = "".join(self.reasoning_parts)
+            text = _join(self.reasoning_parts)
             self.reasoning_parts = []
             self._done(Reasoning(content=[ReasoningText(text)]), events)
 
     def finish_message(self, events: Events) -> None:
         if self.message_open:
             self.message_open = False
-            content = [kind("".join(pieces)) for kind, pieces in self.message_parts]
+            content = [kind(_join(pieces)) for kind, pieces in self.message_parts]
             self.message_parts = []
             self._done(Message(content=content), events)
 
@@ -254,6 +272,18 @@ class _Choice:
         self.calls_by_id = {}
         self.last_call = None
         self.next_slot = 0
+
+    def drop_last_call(self) -> None:
+        """Forget the call opened last (one over the limit)."""
+        call = self.calls.pop()
+        self.calls_by_slot.pop(call.slot, None)
+        if call.id is not None:
+            self.calls_by_id.pop(call.id, None)
+        self.last_call = self.calls[-1] if self.calls else None
+
+    def call_count(self) -> int:
+        """How many tool calls the choice has made (finished, cut off or open)."""
+        return len(self.done_calls) + len(self.incomplete_calls) + len(self.calls)
 
     def _done(self, item: ResponseItem, events: Events) -> None:
         self.items.append(item)
@@ -282,9 +312,9 @@ class _Choice:
         text, refusal, reasoning = self._received()
         return ChoiceResult(
             index=self.index,
-            content="".join(text),
-            reasoning="".join(reasoning),
-            refusal="".join(refusal) if refusal else None,
+            content=_join(text),
+            reasoning=_join(reasoning),
+            refusal=_join(refusal) if refusal else None,
             tool_calls=list(self.done_calls),
             incomplete_tool_calls=self.incomplete_calls + pending,
             finish_reason=self.finish_reason,
@@ -413,13 +443,23 @@ class Accumulator:
             "length"`` ends the stream in :class:`~chatstream.ContextWindowExceeded`. By
             default it is a normal end whose answer was cut short (a ``max_tokens`` limit
             is the caller's own choice, not a failure).
+        max_choices: Most choices; one more ends the stream in
+            :class:`~chatstream.LimitExceededError`.
+        max_tool_calls: Most tool calls in one choice; likewise.
     """
 
     def __init__(
-        self, *, drop_tool_calls_on_stop: bool = False, length_is_error: bool = False
+        self,
+        *,
+        drop_tool_calls_on_stop: bool = False,
+        length_is_error: bool = False,
+        max_choices: int = DEFAULT_MAX_CHOICES,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
     ) -> None:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        self.max_choices = max_choices
+        self.max_tool_calls = max_tool_calls
         #: The error that ended the stream, or ``None``.
         self.error: ChatStreamError | None = None
         #: True once the stream has ended, normally or not.
@@ -484,6 +524,8 @@ class Accumulator:
             for position, choice in enumerate(choices):
                 if type(choice) is dict:
                     self._feed_choice(choice, position, events, finish=not failed)
+                    if self.ended:  # a limit was reached
+                        return events
         if failed:
             # The chunk's deltas are kept, but its finish reason is not applied: a stream
             # that ends in an error completes nothing.
@@ -500,6 +542,9 @@ class Accumulator:
             index = position
         state = self._choices.get(index)
         if state is None:
+            if len(self._choices) >= self.max_choices:
+                self._over_limit("max_choices", self.max_choices, "choices")
+                return
             state = self._choices[index] = _Choice(index)
         delta = choice.get("delta")
         if type(delta) is dict:
@@ -520,6 +565,10 @@ class Accumulator:
                 for fragment in calls:
                     if type(fragment) is dict:
                         state.add_call_fragment(fragment)
+                        if state.call_count() > self.max_tool_calls:
+                            state.drop_last_call()  # the partial keeps the calls allowed
+                            self._over_limit("max_tool_calls", self.max_tool_calls, "tool calls")
+                            return
             else:
                 legacy = delta.get("function_call")
                 if type(legacy) is dict:
@@ -611,6 +660,15 @@ class Accumulator:
         self.ended = True
         events.append(Completed(self._response_id, self.usage))
         return events
+
+    def _over_limit(self, limit: str, maximum: int, what: str) -> None:
+        self._fail(
+            LimitExceededError(
+                f"The response has more than {maximum} {what} ({limit}); reading stopped.",
+                limit=limit,
+                maximum=maximum,
+            )
+        )
 
     def fail(self, error: ChatStreamError) -> ChatStreamError:
         """End the stream with ``error`` (the transport failed, say); return it with its

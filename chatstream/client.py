@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import logging
 import random
 import threading
@@ -25,9 +24,10 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
-from . import _http, _transport
+from . import _arguments, _http, _redact, _transport
 from ._version import __version__
 from ._watchdog import Watchdog, default_watchdog
+from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
 from .config import Retry, Timeouts
 from .errors import (
     APIStatusError,
@@ -36,6 +36,7 @@ from .errors import (
     RateLimitError,
 )
 from .events import ResponseEvent
+from .parser import StreamParser
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
 
@@ -89,8 +90,9 @@ class Turn:
         return self._state
 
     def capture(self, value: str | None) -> None:
-        """Keep ``value`` if the turn has none yet (later values are ignored)."""
-        if value:
+        """Keep ``value`` if the turn has none yet (later values are ignored, and so is a
+        value that cannot be sent back as a header)."""
+        if _http.usable_header_value(self.client.turn_state_header, value):
             with self._lock:
                 if self._state is None:
                     self._state = value
@@ -108,8 +110,9 @@ class Client:
     Args:
         base_url: The API root, e.g. ``https://api.openai.com/v1``; requests go to
             ``{base_url}/chat/completions``.
-        api_key: Sent as ``Authorization: Bearer …``; ``None`` sends no credentials (local
-            servers).
+        api_key: Sent as ``Authorization: Bearer …``; ``None`` or ``""`` sends no
+            credentials (local servers). Surrounding whitespace and a ``Bearer`` prefix
+            are removed.
         idle_timeout: Seconds without bytes before a stream fails (keep-alives count).
         connect_timeout: Seconds to open a connection.
         max_retries: Retries while nothing has been received (see :class:`Retry`).
@@ -123,6 +126,9 @@ class Client:
         include_usage: Ask for usage (``stream_options.include_usage``). A server that
             rejects the field gets the request once more without it.
         max_event_bytes: Largest allowed SSE event.
+        max_choices: Most choices a response may have (see :ref:`limits`).
+        max_tool_calls: Most tool calls one choice may make.
+        max_total_bytes: Most bytes a response body may have (``None``: no limit).
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops tool calls (off by default).
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
@@ -151,27 +157,29 @@ class Client:
         length_is_error: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
+        max_choices: int = DEFAULT_MAX_CHOICES,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
+        max_total_bytes: int | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
         # The query string (a gateway's ``?key=...``) stays at the end of the URL.
         self.url = _transport.endpoint_url(self.base_url)
+        api_key = _arguments.api_key(api_key)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
-        self.timeouts = timeouts or Timeouts(idle=idle_timeout, connect=connect_timeout)
+        self.timeouts = timeouts or Timeouts(
+            idle=_arguments.seconds("idle_timeout", idle_timeout),
+            connect=_arguments.seconds("connect_timeout", connect_timeout),
+        )
         self.retry = retry or Retry(max_retries=max_retries)
-        self.headers = dict(headers or {})
-        for name, value in self.headers.items():
-            if any(c in f"{name}{value}" for c in "\r\n\0"):
-                raise ConfigurationError(f"header {name!r} contains a line break")
-        # Values that must never appear in a message, a log record or a body snippet:
-        # the key, and credentials passed as headers (Azure's ``api-key``, say).
-        self._secrets = tuple(s for s in (api_key, *_http.secret_header_values(self.headers)) if s)
+        self.headers = _arguments.headers(headers)
+        self.max_choices = _arguments.count("max_choices", max_choices)
+        self.max_tool_calls = _arguments.count("max_tool_calls", max_tool_calls)
+        self.max_total_bytes = _arguments.count("max_total_bytes", max_total_bytes, optional=True)
         if "?" in self.url:
-            # The query may carry a key: its values are secrets too, even in urllib3's
-            # DEBUG log lines.
-            self._secrets += tuple(_transport.query_values(self.url))
-            _transport.redact_query_in_logs(self.url)
+            # The query may carry a key: masked even in urllib3's DEBUG log lines.
+            _redact.redact_query_in_logs(self.url)
         self.telemetry = telemetry
         self.include_usage = include_usage
         self.max_event_bytes = max_event_bytes
@@ -181,6 +189,12 @@ class Client:
         self._watchdog = watchdog
         self._own_session = session is None
         self.session = session or _new_session()
+        # Values that must never appear in a message, a log record or a body snippet:
+        # the key, credential headers, the URL's user info and query values, and the
+        # credentials of its proxies.
+        self._secrets = _redact.secrets_of(
+            api_key, self.headers, self.url, _http.proxy_urls(self.session, self.url)
+        )
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -223,12 +237,16 @@ class Client:
         iterate: bool | None = None,
         on_bytes: BytesCallback | None = None,
         turn: Turn | None = None,
+        max_choices: int | None = None,
+        max_tool_calls: int | None = None,
+        max_total_bytes: int | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
         Args:
             body: The request body (``model``, ``messages``, ``tools``, ...);
-                ``"stream": true`` is set for you.
+                ``"stream": true`` is set for you. A lone surrogate in its text (half of
+                an emoji a server split) is sent as U+FFFD.
             on_event: Called with each event, in order, once each, on the worker thread
                 (or through ``dispatch``). If it raises, the stream ends in
                 :class:`~chatstream.CallbackError`.
@@ -247,13 +265,16 @@ class Client:
                 :class:`~chatstream.CallbackError`.
             turn: Send it as part of this turn (see :meth:`turn`); ``turn.stream(body)``
                 does the same.
+            max_choices: This stream's limit, instead of the client's (likewise
+                ``max_tool_calls`` and ``max_total_bytes``; see :ref:`limits`).
 
         Raises:
-            ConfigurationError: An argument is invalid. Everything else is raised by the
-                stream (iterating it, or :meth:`~chatstream.ChatStream.result`).
+            ConfigurationError: An argument is invalid, or the body cannot be encoded as
+                JSON. Everything else is raised by the stream (iterating it, or
+                :meth:`~chatstream.ChatStream.result`).
         """
-        if queue_size < 1:
-            raise ConfigurationError("queue_size must be at least 1")
+        _arguments.count("queue_size", queue_size)
+        limits = _arguments.limits(self, max_choices, max_tool_calls, max_total_bytes)
         request = _http.build_body(body, include_usage=self.include_usage)
         worker = _Worker(
             self,
@@ -266,6 +287,11 @@ class Client:
             turn=turn,
             watchdog=self._watchdog or default_watchdog(),
             on_bytes=on_bytes,
+            parser=StreamParser(
+                drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
+                length_is_error=self.length_is_error,
+                **limits,
+            ),
         )
         return ChatStream(worker)
 
@@ -313,7 +339,7 @@ class Client:
             attempt += 1
             sent += 1
             started = time.monotonic()
-            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            data = _http.encode_body(body)
             log.debug("POST %s (attempt %d)", _http.redact_url(self.url), attempt)
             error: ChatStreamError | None = None
             try:

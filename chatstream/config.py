@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from ._arguments import MAX_SECONDS, seconds
 from .errors import ConfigurationError
 
 __all__ = ["Retry", "Timeouts"]
@@ -47,13 +48,11 @@ class Timeouts:
     finish_grace: float = 2.0
 
     def __post_init__(self) -> None:
+        # Finite and at most a year: longer limits overflow the socket and thread
+        # timeouts they become (an internal OverflowError, later, on the worker).
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None and field.name != "finish_grace":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                what = "a positive number" + ("" if field.name == "finish_grace" else " or None")
-                raise ConfigurationError(f"Timeouts.{field.name} must be {what}, got {value!r}")
+            name = field.name
+            seconds(f"Timeouts.{name}", getattr(self, name), optional=name != "finish_grace")
 
     def replace(self, **changes: Any) -> Timeouts:
         """A copy with some values changed."""
@@ -97,8 +96,14 @@ class Retry:
             raise ConfigurationError("Retry.max_retries must be 0 or more")
         for name in ("backoff", "max_backoff", "jitter", "max_retry_after"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigurationError(f"Retry.{name} must be 0 or a positive number")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= MAX_SECONDS
+            ):
+                raise ConfigurationError(
+                    f"Retry.{name} must be 0 or a positive number of at most {MAX_SECONDS}"
+                )
 
     @property
     def enabled(self) -> bool:

@@ -5,10 +5,11 @@
     ChatStreamError
     ├── StreamError                    the stream started, then ended badly
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
-    │   ├── ContextWindowExceeded      finish_reason "length", with length_is_error=True
+    │   ├── ContextWindowExceeded      the conversation does not fit the model's context
     │   ├── ContentFilterError         (not raised for a stream since rules v2)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   ├── EventTooLargeError         one SSE event over the size limit
+    │   ├── LimitExceededError         too many choices, tool calls or bytes
     │   ├── IdleTimeoutError           nothing arrived for too long (also a TimeoutError)
     │   ├── StreamConnectionError      the connection broke (also a ConnectionError)
     │   │   └── ConnectError           ... before any response arrived
@@ -17,6 +18,8 @@
     │   └── CallbackError              an on_event callback raised
     ├── APIStatusError                 the server answered with an HTTP error status
     │   ├── BadRequestError            400, 422
+    │   │   └── ContextLengthExceededError  ... the request is over the context window
+    │   │                                   (also a ContextWindowExceeded)
     │   ├── AuthenticationError        401
     │   ├── PermissionDeniedError      403
     │   ├── NotFoundError              404
@@ -49,10 +52,12 @@ __all__ = [
     "ConnectError",
     "ConnectTimeoutError",
     "ContentFilterError",
+    "ContextLengthExceededError",
     "ContextWindowExceeded",
     "EventTooLargeError",
     "IdleTimeoutError",
     "IncompleteStreamError",
+    "LimitExceededError",
     "NotFoundError",
     "PermissionDeniedError",
     "ProviderError",
@@ -102,12 +107,15 @@ class IncompleteStreamError(StreamError):
 
 
 class ContextWindowExceeded(StreamError):
-    """The model stopped at its token limit: ``finish_reason: "length"`` in the
-    specification's mode (``length_is_error=True``). By default that finish is a normal
-    end, and :attr:`Response.truncated <chatstream.Response.truncated>` says the answer
-    was cut short.
+    """The conversation does not fit the model's context window.
 
-    The text produced so far is in ``partial``.
+    Catch this one class for both ways a provider says so: the server refused the
+    request as too long (an HTTP error: :class:`ContextLengthExceededError`, which also
+    carries the status, body and headers), or the model stopped at its token limit
+    (``finish_reason: "length"`` in the specification's mode, ``length_is_error=True``;
+    the text produced so far is in ``partial``). By default that finish is a normal end,
+    and :attr:`Response.truncated <chatstream.Response.truncated>` says the answer was
+    cut short.
     """
 
     kind = "context_window_exceeded"
@@ -151,6 +159,26 @@ class ProviderError(StreamError):
         self.code = code
         self.param = param
         self.payload = payload
+
+
+class LimitExceededError(StreamError):
+    """The response went past one of the client's limits against hostile volume;
+    reading stopped there and ``partial`` keeps what came before.
+
+    Attributes:
+        limit: Which limit: ``"max_choices"``, ``"max_tool_calls"`` (in one choice) or
+            ``"max_total_bytes"``.
+        maximum: Its value.
+    """
+
+    kind = "limit_exceeded"
+
+    def __init__(
+        self, message: str, *, limit: str, maximum: int, partial: Response | None = None
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.limit = limit
+        self.maximum = maximum
 
 
 class EventTooLargeError(StreamError):
@@ -252,6 +280,20 @@ class APIStatusError(ChatStreamError):
 
 class BadRequestError(APIStatusError):
     """400 or 422: the server rejected the request."""
+
+
+class ContextLengthExceededError(BadRequestError, ContextWindowExceeded):
+    """The server refused the request because it does not fit the model's context
+    window: OpenAI's ``code: "context_length_exceeded"``, llama.cpp's
+    ``exceed_context_size_error``, or the equivalent message of another provider (vLLM,
+    Anthropic-compatible servers, Mistral, Gemini, OpenRouter, ...).
+
+    Both a :class:`BadRequestError` (with every fact of :class:`APIStatusError`:
+    ``status``, ``body``, ``headers``, ``code``, ...) and a
+    :class:`ContextWindowExceeded`: shorten the conversation and send it again.
+    """
+
+    kind = "context_window_exceeded"
 
 
 class AuthenticationError(APIStatusError):

@@ -21,8 +21,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .accumulator import Accumulator
-from .errors import ChatStreamError, EventTooLargeError
+from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
+from .errors import (
+    ChatStreamError,
+    EventTooLargeError,
+    IncompleteStreamError,
+    LimitExceededError,
+    UnexpectedResponseError,
+)
 from .events import ResponseEvent
 from .response import Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
@@ -58,13 +64,24 @@ class StreamParser:
     fails does not raise here: :attr:`error` is set, :attr:`ended` becomes true, and
     :meth:`result` raises it.
 
+    A server that ignored ``"stream": true`` sends one whole JSON completion instead:
+    give it to :meth:`feed_completion`.
+
+    The limits against hostile volume end the stream in
+    :class:`~chatstream.LimitExceededError`, keeping what came before.
+
     Args:
-        max_event_bytes: Largest allowed SSE event, in bytes (default 16 MiB).
+        max_event_bytes: Largest allowed SSE event (or whole JSON completion), in bytes
+            (default 16 MiB).
         drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
             drops every tool call (off by default; see :class:`Accumulator`).
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
             the stream in :class:`~chatstream.ContextWindowExceeded` (off by default:
             the stream ends normally and :attr:`Response.truncated` is true).
+        max_choices: Most choices a response may have (default 128).
+        max_tool_calls: Most tool calls one choice may make (default 1 024).
+        max_total_bytes: Most bytes the whole body may have; ``None`` (the default):
+            no limit.
     """
 
     def __init__(
@@ -73,15 +90,25 @@ class StreamParser:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        max_choices: int = DEFAULT_MAX_CHOICES,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
+        max_total_bytes: int | None = None,
     ) -> None:
         self._sse = SSEDecoder(max_event_bytes)
+        self._max_event_bytes = max_event_bytes
         #: The reduction state; its events are the ones this parser returns.
         self.accumulator = Accumulator(
-            drop_tool_calls_on_stop=drop_tool_calls_on_stop, length_is_error=length_is_error
+            drop_tool_calls_on_stop=drop_tool_calls_on_stop,
+            length_is_error=length_is_error,
+            max_choices=max_choices,
+            max_tool_calls=max_tool_calls,
         )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
         self.messages = 0
+        self._max_total_bytes = max_total_bytes
+        # The bytes still allowed by max_total_bytes (None: no limit).
+        self._bytes_left = max_total_bytes
 
     @property
     def ended(self) -> bool:
@@ -105,12 +132,94 @@ class StreamParser:
         """
         if self.accumulator.ended:
             return []
+        over = False
+        if self._bytes_left is not None:
+            # What fits is read, so the partial response holds every byte allowed.
+            over = len(data) > self._bytes_left
+            data = data[: self._bytes_left]
+            self._bytes_left -= len(data)
         try:
             messages = self._sse.feed(data)
         except EventTooLargeError as exc:
             self.accumulator.fail(exc)
             return []
-        return self._reduce(messages)
+        events = self._reduce(messages)
+        if over and not self.accumulator.ended:
+            self.accumulator.fail(self._too_many_bytes())
+        return events
+
+    def feed_completion(
+        self, body: bytes, *, content_type: str = "application/json"
+    ) -> list[ResponseEvent]:
+        """Take a whole (non-streamed) chat completion, as a server that ignored
+        ``"stream": true`` sends it, and return all its events; the stream is over
+        after this.
+
+        Only a completion is a success. A body that is not one ends the stream in
+        :class:`~chatstream.UnexpectedResponseError` saying what was wrong (an event
+        stream sent as JSON, a gateway's ``{"detail": ...}``, ``"choices": 5``, a tool
+        call that is not one, nesting too deep to read), with the start of the body;
+        one cut off mid-way ends it in :class:`~chatstream.IncompleteStreamError`; an
+        ``{"error": ...}`` object in :class:`~chatstream.ProviderError`.
+
+            >>> import chatstream
+            >>> parser = chatstream.StreamParser()
+            >>> body = b'{"choices":[{"message":{"content":"Hi"},"finish_reason":"stop"}]}'
+            >>> [type(e).__name__ for e in parser.feed_completion(body)]
+            ['OutputItemAdded', 'OutputTextDelta', 'OutputItemDone', 'Completed']
+            >>> parser.result().content
+            'Hi'
+            >>> parser = chatstream.StreamParser()
+            >>> parser.feed_completion(b'{"detail": "Not authenticated"}')
+            []
+            >>> print(parser.error)
+            The JSON body is not a chat completion: it has no "choices" (detail: Not authenticated).
+
+        Args:
+            body: The whole response body.
+            content_type: Its media type, for the error.
+        """
+        if self.accumulator.ended:
+            return []
+        if self._bytes_left is not None and len(body) > self._bytes_left:
+            self.accumulator.fail(self._too_many_bytes())
+            return []
+        if len(body) > self._max_event_bytes:
+            limit = self._max_event_bytes
+            self.accumulator.fail(
+                EventTooLargeError(
+                    f"The response is larger than the limit of {limit} bytes.", limit=limit
+                )
+            )
+            return []
+        text = body.decode("utf-8", "replace").lstrip("\ufeff")
+        try:
+            chunk, problem = _completion_chunk(text)
+        except _CutOff:
+            self.accumulator.fail(
+                IncompleteStreamError(
+                    f"The JSON completion was cut off after {len(body)} bytes: the "
+                    "connection closed before its end."
+                )
+            )
+            return []
+        if problem is not None:
+            self.accumulator.fail(
+                UnexpectedResponseError(
+                    problem, status=200, content_type=content_type, body=text[:_SNIPPET]
+                )
+            )
+            return []
+        events = self.accumulator.feed(chunk)
+        return events + self.accumulator.finish(done=True)
+
+    def _too_many_bytes(self) -> LimitExceededError:
+        limit = self._max_total_bytes or 0
+        return LimitExceededError(
+            f"The response is larger than max_total_bytes ({limit} bytes); reading stopped.",
+            limit="max_total_bytes",
+            maximum=limit,
+        )
 
     def close(self) -> list[ResponseEvent]:
         """The body ended; return the last events. The stream is over after this."""
@@ -182,6 +291,107 @@ class StreamParser:
             if accumulator.ended:
                 break
         return events
+
+
+# How much of a body that is not a completion an error quotes.
+_SNIPPET = 512
+
+
+class _CutOff(Exception):
+    """The JSON text ends before its value does."""
+
+
+def _completion_chunk(text: str) -> tuple[dict[str, Any], str | None]:
+    """The streamed chunk equivalent to a whole chat completion (each choice's
+    ``message`` becomes its ``delta``), or what is wrong with it.
+
+    Raises:
+        _CutOff: The text is the start of a JSON value, cut off.
+    """
+    stripped = text.strip()
+    try:
+        completion = json.loads(stripped)
+    except RecursionError:
+        return {}, "The JSON body is nested too deeply to read."
+    except json.JSONDecodeError as exc:
+        if stripped.startswith(("{", "[")) and (
+            exc.pos >= len(stripped) or exc.msg.startswith("Unterminated string")
+        ):
+            raise _CutOff from None
+        if stripped.startswith(("data:", "event:", ":")):
+            return {}, "The body is an event stream sent as JSON: it is not a completion."
+        return {}, f"The body is not JSON ({exc.msg} at {exc.pos})."
+    if not isinstance(completion, dict):
+        return {}, f"The JSON body is a {_json_type(completion)}, not a chat completion."
+    if completion.get("error") is not None or completion.get("type") == "error":
+        return completion, None  # a provider error: the accumulator reports it
+    choices = completion.get("choices")
+    if choices is None:
+        detail = completion.get("detail") or completion.get("message")
+        said = f" (detail: {detail})" if isinstance(detail, str) and detail else ""
+        return {}, f'The JSON body is not a chat completion: it has no "choices"{said}.'
+    if not isinstance(choices, list) or not choices:
+        what = "an empty list" if choices == [] else f"a {_json_type(choices)}"
+        return {}, f'The JSON body is not a chat completion: its "choices" is {what}.'
+    chunk = {k: v for k, v in completion.items() if k != "choices"}
+    chunk["choices"] = []
+    for position, choice in enumerate(choices):
+        where = f"The completion's choices[{position}]"
+        if not isinstance(choice, dict):
+            return {}, f"{where} is a {_json_type(choice)}, not a choice."
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            return {}, f"{where}.message is a {_json_type(message)}, not a message."
+        delta = dict(message)
+        calls = message.get("tool_calls")
+        if calls is not None:
+            problem = _tool_calls_problem(calls, f"{where}.message.tool_calls")
+            if problem:
+                return {}, problem
+            delta["tool_calls"] = [dict(call, index=i) for i, call in enumerate(calls)]
+        chunk["choices"].append(
+            {
+                "index": choice.get("index", position),
+                "delta": delta,
+                "finish_reason": choice.get("finish_reason"),
+            }
+        )
+    return chunk, None
+
+
+def _tool_calls_problem(calls: Any, where: str) -> str | None:
+    """What is wrong with a completion's ``tool_calls``, or ``None``. A call is a
+    ``function`` (``name``, ``arguments``) or a custom tool's call (``custom``:
+    ``name``, ``input``)."""
+    if not isinstance(calls, list):
+        return f"{where} is a {_json_type(calls)}, not a list."
+    for number, call in enumerate(calls):
+        at = f"{where}[{number}]"
+        if not isinstance(call, dict):
+            return f"{at} is a {_json_type(call)}, not a tool call."
+        kind, text = ("custom", "input") if "function" not in call else ("function", "arguments")
+        function = call.get(kind)
+        if not isinstance(function, dict):
+            return f"{at} is a call without a function."
+        for field in ("name", text):
+            value = function.get(field)
+            if value is not None and not isinstance(value, str):
+                return f"{at}.{kind}.{field} is a {_json_type(value)}, not a string."
+        if not function.get("name"):
+            return f"{at} has no function name."
+    return None
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    names: dict[type[Any], str] = {str: "string", list: "list", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def iter_events(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import http.client
-import json
 import logging
 import queue
 import threading
@@ -38,7 +37,6 @@ from .errors import (
     CallbackError,
     ChatStreamError,
     ConfigurationError,
-    EventTooLargeError,
     IdleTimeoutError,
     StreamClosedError,
     StreamError,
@@ -172,6 +170,7 @@ class _Worker:
         iterate: bool,
         turn: Turn | None,
         watchdog: Watchdog,
+        parser: StreamParser,
         on_bytes: BytesCallback | None = None,
     ) -> None:
         self.client = client
@@ -186,11 +185,7 @@ class _Worker:
         self.clock = watchdog.clock
         self.timeouts = client.timeouts
         self.queue = _EventQueue(queue_size)
-        self.parser = StreamParser(
-            max_event_bytes=client.max_event_bytes,
-            drop_tool_calls_on_stop=client.drop_tool_calls_on_stop,
-            length_is_error=client.length_is_error,
-        )
+        self.parser = parser
         self.finished = threading.Event()
         self.outcome: Response | None = None
         self.error: ChatStreamError | None = None
@@ -330,10 +325,10 @@ class _Worker:
         limits = _http.rate_limit_headers(response.headers)
         if limits:
             self._deliver([RateLimits(limits)])
-        mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        mime = _http.media_type(response.headers)
         if mime and mime != "text/event-stream":
             if mime == "application/json" or mime.endswith("+json"):
-                self._read_completion(response)
+                self._read_completion(response, mime)
                 return
             self._reading_since = self.clock()  # the snippet read is watched too
             try:
@@ -394,7 +389,7 @@ class _Worker:
         # quote the URL, and must not be chained as the error's context.
         raise error
 
-    def _read_completion(self, response: requests.Response) -> None:
+    def _read_completion(self, response: requests.Response, mime: str) -> None:
         """A server that ignored ``"stream": true`` sent one JSON completion."""
         limit = self.client.max_event_bytes
         pieces: list[bytes] = []
@@ -409,23 +404,7 @@ class _Worker:
             size += len(data)
         if self.stop_reason is not None:
             raise _Interrupted  # closed or timed out while reading: _end() reports it
-        raw = b"".join(pieces)
-        accumulator = self.parser.accumulator
-        if len(raw) > limit:
-            raise accumulator.fail(
-                EventTooLargeError(
-                    f"The response is larger than the limit of {limit} bytes.", limit=limit
-                )
-            )
-        try:
-            completion = json.loads(raw)
-        except ValueError:
-            completion = None
-        if isinstance(completion, dict) and completion.get("error") is not None:
-            self._deliver(accumulator.feed(completion))
-        else:
-            self._deliver(accumulator.feed(_http.chunk_from_completion(completion)))
-            self._deliver(accumulator.finish(done=True))
+        self._deliver(self.parser.feed_completion(b"".join(pieces), content_type=mime))
         self._conclude()
 
     def _conclude(self) -> None:

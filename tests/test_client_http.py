@@ -411,7 +411,7 @@ def test_a_redirect_is_a_redirect_error_naming_the_location_without_its_query(
 
 BAD_KEYS = [
     "sk-abc\r\nX-Injected: 1",
-    "sk-abc\n",
+    "sk-abc\nrest",
     "sk-ключ-secret",
     "sk-\u2028secret",
     "sk-\x00nul",
@@ -428,9 +428,19 @@ def test_an_invalid_api_key_is_refused_without_echoing_it(key: str) -> None:
         assert key not in text and "secret" not in text and "abc" not in text
 
 
-def test_an_empty_api_key_is_refused() -> None:
-    with pytest.raises(ConfigurationError):
-        Client(BASE, "")
+@pytest.mark.parametrize("key", ["", "   ", "\n"])
+def test_an_empty_api_key_is_no_key(key: str) -> None:
+    # The os.environ.get("OPENAI_API_KEY", "") idiom: a local server needs none.
+    assert Client(BASE, key)._auth is None
+
+
+@pytest.mark.parametrize("key", ["  sk-abc  ", "sk-abc\n", "Bearer sk-abc", "bearer  sk-abc "])
+def test_an_api_key_is_sent_as_users_pass_it_without_spaces_or_a_doubled_scheme(
+    rs: responses.RequestsMock, key: str
+) -> None:
+    ok(rs)
+    Client(BASE, key, max_retries=0).stream(BODY).result(timeout=5)
+    assert sent(rs).headers["Authorization"] == "Bearer sk-abc"
 
 
 def test_repr_of_the_client_never_shows_the_key() -> None:

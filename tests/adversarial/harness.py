@@ -265,9 +265,11 @@ def start(
     queue_size: int = 1600,
     on_each: Callable[[ResponseEvent, int], object] | None = None,
     on_event: Callable[[ResponseEvent], object] | None = None,
+    **stream_options: Any,
 ) -> Running:
     """Start a stream (with an ``on_event`` recorder unless ``callback=False``) and a
-    consumer thread reading it. ``guard`` defaults to the idle timeout + 2 s."""
+    consumer thread reading it. ``guard`` defaults to the idle timeout + 2 s; other
+    options go to :meth:`Client.stream` (``turn``, limits)."""
     if guard is None:
         guard = (client.timeouts.idle or 0.0) + 2.0
     # Made before the stream: its worker may call back before client.stream() returns.
@@ -284,6 +286,7 @@ def start(
         on_end=outcome.ends.append,
         iterate=iterate,
         queue_size=queue_size,
+        **stream_options,
     )
     outcome.stream = stream
     return consume(stream, guard=guard, outcome=outcome, iterate=iterate, on_each=on_each)
@@ -314,6 +317,11 @@ def reduce_events(events: Iterable[ResponseEvent]) -> dict[int, dict[str, Any]]:
     return dict(out)
 
 
+def joined_text(text: str) -> str:
+    """``text`` with each pair of surrogate halves joined into its character."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
 def assert_reduces_to(
     events: list[ResponseEvent], response: Response, *, prefix: bool = False
 ) -> None:
@@ -330,6 +338,9 @@ def assert_reduces_to(
             "tool_calls": choice.tool_calls,
         }
         for key in ("content", "reasoning", "refusal"):
+            # Deltas carry the text as it came; joined, the halves of an emoji a server
+            # split across two deltas make its character again, as in the response.
+            got[key] = joined_text(got[key])
             if prefix:
                 assert want[key].startswith(got[key]), f"choice {index} {key}: lost a delta"
             else:

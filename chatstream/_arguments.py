@@ -1,0 +1,150 @@
+"""Checking the arguments users pass, where they pass them.
+
+Each function takes an argument as given to :class:`~chatstream.Client` or
+:meth:`~chatstream.Client.stream` and returns it ready to use, or raises
+:class:`~chatstream.ConfigurationError` naming the argument, so that a bad value fails
+at the call that gave it, never later as a connection or internal error. No message
+repeats a value that may be a secret.
+
+::
+
+    >>> api_key("  Bearer sk-abc \\n")
+    'sk-abc'
+    >>> api_key("") is None
+    True
+    >>> seconds("idle_timeout", float("inf"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    chatstream.errors.ConfigurationError: idle_timeout must be a positive number ... got inf
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "MAX_SECONDS",
+    "api_key",
+    "check_api_key",
+    "count",
+    "headers",
+    "limits",
+    "seconds",
+]
+
+#: The longest time limit accepted (a year): longer ones overflow the socket and
+#: threading timeouts they become; ``None`` turns a limit off.
+MAX_SECONDS = 365 * 24 * 3600
+
+
+def api_key(value: str | None) -> str | None:
+    """An API key as users pass it: surrounding whitespace removed, a ``Bearer``
+    prefix removed (it is added when the key is sent), and an empty key taken as no key
+    (``os.environ.get("OPENAI_API_KEY", "")``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError("invalid API key format: api_key must be a string or None")
+    value = value.strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer" and rest:
+        value = rest.strip()
+    if not value:
+        return None
+    check_api_key(value)
+    return value
+
+
+def check_api_key(value: str) -> None:
+    """Refuse a key that cannot go into a header, without ever quoting it (requests'
+    own error would quote the whole header value)."""
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError("invalid API key format: it must be a non-empty string")
+    if any(not (32 <= ord(c) < 127) for c in value):
+        raise ConfigurationError(
+            "invalid API key format: it contains a line break, a control character or a "
+            "non-ASCII character"
+        )
+
+
+def headers(value: Mapping[str, str] | None) -> dict[str, str]:
+    """Extra request headers: a mapping of strings to strings that can be sent."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError("headers must be a mapping of header names to strings")
+    out: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("headers: every header name must be a non-empty string")
+        if not isinstance(text, str):
+            raise ConfigurationError(
+                f"headers[{name!r}] must be a string, got a {type(text).__name__}"
+            )
+        if any(c in f"{name}{text}" for c in "\r\n\0"):
+            raise ConfigurationError(f"header {name!r} contains a line break")
+        if not _latin1(text):
+            raise ConfigurationError(f"header {name!r} cannot be sent: it is not Latin-1 text")
+        out[name] = text
+    return out
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def seconds(name: str, value: Any, *, optional: bool = True) -> Any:
+    """A time limit: a positive, finite number of seconds of at most
+    :data:`MAX_SECONDS` (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_SECONDS
+    ):
+        what = f"a positive number of seconds of at most {MAX_SECONDS}"
+        raise ConfigurationError(
+            f"{name} must be {what}{', or None' if optional else ''}; got {value!r}"
+        )
+    return value
+
+
+def count(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> Any:
+    """A whole number of at least ``minimum`` (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(
+            f"{name} must be a whole number of at least {minimum}"
+            f"{', or None' if optional else ''}; got {value!r}"
+        )
+    return value
+
+
+def limits(
+    defaults: Any,
+    max_choices: int | None,
+    max_tool_calls: int | None,
+    max_total_bytes: int | None,
+) -> dict[str, Any]:
+    """The parser's limits for one stream: those given (``None``: not given), checked,
+    else the ``defaults``' attributes of the same names (the client's)."""
+    given = {
+        "max_choices": max_choices,
+        "max_tool_calls": max_tool_calls,
+        "max_total_bytes": max_total_bytes,
+    }
+    out = {"max_event_bytes": defaults.max_event_bytes}
+    for name, value in given.items():
+        out[name] = getattr(defaults, name) if value is None else count(name, value)
+    return out
