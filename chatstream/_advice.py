@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._http import redact_url
+from ._redact import redact_url
 from .client import Telemetry
 from .errors import (
     AuthenticationError,

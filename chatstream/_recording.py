@@ -23,6 +23,7 @@ from typing import IO, Any
 import requests
 
 from ._local_server import LocalHTTPServer
+from ._redact import SECRET_HEADERS
 from .errors import APIStatusError, ChatStreamError, UnexpectedResponseError
 
 __all__ = ["FRAMED_PREFIX", "Recorder", "UsageError", "parse_recording", "serve_recording"]
@@ -30,15 +31,11 @@ __all__ = ["FRAMED_PREFIX", "Recorder", "UsageError", "parse_recording", "serve_
 #: How a recording with framing starts.
 FRAMED_PREFIX = b"HTTP/1.1 "
 
-# Headers never saved: credentials, and the framing of the body as it was sent (the
-# recording holds the body decoded, and the replay server frames it anew).
+# Headers never saved: credentials and cookies, and the framing of the body as it was
+# sent (the recording holds the body decoded, and the replay server frames it anew).
 _LEFT_OUT = {
+    *SECRET_HEADERS,
     "set-cookie",
-    "cookie",
-    "authorization",
-    "proxy-authorization",
-    "api-key",
-    "x-api-key",
     "content-length",
     "transfer-encoding",
     "content-encoding",
