@@ -11,8 +11,9 @@ Sections (``--only``): ``throughput`` (a mixed stream, chunked, close-delimited 
 each adapter run in turn, medians), ``latency`` (one event every 5 ms; from the server's
 send to the event leaving the client), ``scale`` (one 10 MB event, one tool call of 10 MB
 over 40 000 deltas, and both doubled; a fresh process per run), ``memory`` (a 200 000-chunk
-stream read slowly; peak RSS growth against what chatstream holds) and ``concurrency``
-(200 streams at once in one process).
+stream read slowly; peak RSS growth against what chatstream holds), ``concurrency``
+(200 streams at once in one process) and ``paced`` (100, 500 and 1000 streams at once, one
+event every 5 ms each, a fresh process per row: see ``paced.py``).
 
 The server (``server.py``) runs in its own process; streams come from ``gen.py`` and are
 cached in ``benchmarks/streams/``. Every adapter's result is checked against the
@@ -593,6 +594,21 @@ def concurrency(args: argparse.Namespace, port: int, report: Report) -> None:
     report.add(table(title, header, rows), "concurrency", data)
 
 
+def paced(args: argparse.Namespace, port: int, report: Report) -> None:
+    """N streams at once, each paced like a model (see paced.py): fresh processes, and a
+    server of its own, per row."""
+    import paced as paced_module
+
+    streams = [100] if args.quick else [100, 500, 1000]
+    modes = [
+        m
+        for m in paced_module.available_modes()
+        if m != "openai" or "openai_create" in args.adapter_names
+    ]
+    text, results = paced_module.measure(streams, modes, 1 if args.quick else 3, 90.0, None)
+    report.add(text, "paced", results)
+
+
 # --- profiling -------------------------------------------------------------------------------
 
 
@@ -634,6 +650,7 @@ SECTIONS = {
     "scale": scale,
     "memory": memory,
     "concurrency": concurrency,
+    "paced": paced,
 }
 
 

@@ -41,11 +41,14 @@ from .events import (
     Completed,
     ContentPart,
     FunctionCall,
+    FunctionCallArgumentsDelta,
     Message,
     OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputText,
     OutputTextDelta,
+    OutputTextParsed,
     RateLimits,
     Reasoning,
     ReasoningContentDelta,
@@ -65,6 +68,7 @@ from .parser import StreamParser, iter_events
 from .response import ChoiceResult, Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .stream import ChatStream
+from .think import ThinkTags
 
 __all__ = [
     "APIStatusError",
@@ -87,6 +91,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "EventTooLargeError",
     "FunctionCall",
+    "FunctionCallArgumentsDelta",
     "IdleTimeoutError",
     "IncompleteStreamError",
     "LimitExceededError",
@@ -94,8 +99,10 @@ __all__ = [
     "NotFoundError",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputItemIncomplete",
     "OutputText",
     "OutputTextDelta",
+    "OutputTextParsed",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -121,6 +128,7 @@ __all__ = [
     "SummaryText",
     "TURN_STATE_HEADER",
     "Telemetry",
+    "ThinkTags",
     "Timeouts",
     "TokenUsage",
     "Turn",

@@ -21,6 +21,7 @@ repeats a value that may be a secret.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,8 @@ __all__ = [
     "headers",
     "limits",
     "seconds",
+    "tls_cert",
+    "tls_verify",
 ]
 
 #: The longest time limit accepted (a year): longer ones overflow the socket and
@@ -148,3 +151,33 @@ def limits(
     for name, value in given.items():
         out[name] = getattr(defaults, name) if value is None else count(name, value)
     return out
+
+
+def tls_verify(verify: bool | str | os.PathLike[str] | None) -> bool | str | None:
+    """How to check the server's certificate: a bool, the path of an existing CA bundle
+    (a file or a directory), or ``None`` (the session's own setting)."""
+    if verify is None or isinstance(verify, bool):
+        return verify
+    if not isinstance(verify, (str, os.PathLike)):
+        raise ConfigurationError("verify must be True, False or the path of a CA bundle")
+    path = os.fspath(verify)
+    if not os.path.exists(path):
+        raise ConfigurationError(f"verify: no CA bundle at {path!r}")
+    return path
+
+
+def tls_cert(
+    cert: str | os.PathLike[str] | tuple[str, str] | None,
+) -> str | tuple[str, str] | None:
+    """A client certificate: the path of an existing file, or a ``(certificate, key)``
+    pair of them, or ``None`` (the session's own setting)."""
+    if cert is None:
+        return None
+    paths = cert if isinstance(cert, tuple) else (cert,)
+    if not 1 <= len(paths) <= 2 or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise ConfigurationError("cert must be a path or a (certificate, key) pair of paths")
+    found = tuple(str(os.fspath(p)) for p in paths)
+    for path in found:
+        if not os.path.isfile(path):
+            raise ConfigurationError(f"cert: no file at {path!r}")
+    return found[0] if len(found) == 1 else (found[0], found[1])

@@ -1,6 +1,7 @@
 """Showing a stream to a person on a terminal: the answer on one stream (standard
 output), everything about it on another (standard error): reasoning set apart, tool calls
-with pretty-printed arguments, notes, the closing statistics line and errors.
+as they stream (``→ name(`` the moment the name is known, then the arguments), notes, the
+closing statistics line and errors.
 
 On a terminal both streams show in one window, in the order written; redirected, the
 answer's file holds the answer only (``chatstream chat "hi" > answer.txt``).
@@ -16,8 +17,10 @@ from typing import Any, TextIO
 from .events import (
     Completed,
     FunctionCall,
+    FunctionCallArgumentsDelta,
     OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputTextDelta,
     RateLimits,
     Reasoning,
@@ -81,8 +84,13 @@ class Renderer:
         self._open: TextIO | None = None
         self._last: TextIO | None = None
         self._choice = 0
-        # What the last output was: "reasoning" (a block still open), "text" or None.
+        # What the last output was: "reasoning" (a block still open), "text", "call"
+        # or None.
         self._block: str | None = None
+        # The tool call whose arguments are being written as they arrive (one at a
+        # time; the others are kept and written whole when they end), by call_id.
+        self._live_call: str | None = None
+        self._held_calls: dict[str, tuple[str, list[str]]] = {}
         #: The method showing each kind of event.
         self.handlers: dict[type[Any], Callable[[Any], None]] = {
             OutputTextDelta: self.on_output_text_delta,
@@ -90,6 +98,8 @@ class Renderer:
             RefusalDelta: self.on_refusal_delta,
             OutputItemAdded: self.on_output_item_added,
             OutputItemDone: self.on_output_item_done,
+            OutputItemIncomplete: self.on_output_item_incomplete,
+            FunctionCallArgumentsDelta: self.on_function_call_arguments_delta,
             Completed: self.on_completed,
             RateLimits: self.on_rate_limits,
         }
@@ -127,6 +137,7 @@ class Renderer:
     def _switch_choice(self, index: int) -> None:
         if index != self._choice:
             self._choice = index
+            self._hold_live_call()
             self._end_reasoning()
             self._newline()
             self._write(self.err, f"── choice {index} ──", _BOLD)
@@ -149,6 +160,7 @@ class Renderer:
         self._block = None
 
     def _answer(self, text: str, *codes: str) -> None:
+        self._hold_live_call()
         self._end_reasoning()
         self._block = "text"
         self._write(self.out, text, *codes)
@@ -168,6 +180,7 @@ class Renderer:
 
     def on_reasoning_content_delta(self, event: ReasoningContentDelta) -> None:
         """Reasoning text: dimmed under a ``thinking…`` line (only the line when hidden)."""
+        self._hold_live_call()
         self._switch_choice(event.choice_index)
         self._start_reasoning()
         if self.show_reasoning:
@@ -179,22 +192,39 @@ class Renderer:
         self._answer(event.delta, _YELLOW)
 
     def on_output_item_added(self, event: OutputItemAdded) -> None:
-        """An item began: a reasoning block opens."""
+        """An item began: a reasoning block opens; a tool call shows ``→ name(``."""
         self._switch_choice(event.choice_index)
         if isinstance(event.item, Reasoning):
+            self._hold_live_call()
             self._start_reasoning()
+        elif isinstance(event.item, FunctionCall):
+            self._call_added(event.item)
 
     def on_output_item_done(self, event: OutputItemDone) -> None:
-        """An item finished: a tool call is shown whole, other items end their line."""
+        """An item finished: a tool call is closed (or shown whole, if it was not
+        streamed here), other items end their line."""
         self._switch_choice(event.choice_index)
         item = event.item
         if isinstance(item, Reasoning):
             self._end_reasoning()
         elif isinstance(item, FunctionCall):
-            self._end_reasoning()
-            self._tool_call(item)
+            self._call_ended(item)
         else:
             self._newline()
+
+    def on_output_item_incomplete(self, event: OutputItemIncomplete) -> None:
+        """An item was cut off: a tool call is closed, marked as cut off."""
+        self._switch_choice(event.choice_index)
+        if isinstance(event.item, FunctionCall):
+            self._call_ended(event.item, cut_off=True)
+
+    def on_function_call_arguments_delta(self, event: FunctionCallArgumentsDelta) -> None:
+        """More of a tool call's arguments: written if it is the call being shown."""
+        self._switch_choice(event.choice_index)
+        if event.call_id == self._live_call:
+            self._write(self.err, event.delta)
+        elif event.call_id in self._held_calls:
+            self._held_calls[event.call_id][1].append(event.delta)
 
     def on_completed(self, event: Completed) -> None:
         """The response ended."""
@@ -204,11 +234,45 @@ class Renderer:
     def on_rate_limits(self, event: RateLimits) -> None:
         """Rate-limit headers: not shown."""
 
-    def _tool_call(self, call: FunctionCall) -> None:
+    def _call_added(self, call: FunctionCall) -> None:
+        """A call is announced: ``→ name(`` at once, unless another call is being
+        written, in which case this one is written whole when it ends."""
+        if self._live_call is None and self._block != "call":
+            self._end_reasoning()
+            self._newline()
+            self._write(self.err, f"→ {call.name}(", _BOLD, _CYAN)
+            self._live_call = call.call_id
+            self._block = "call"
+        else:
+            self._held_calls[call.call_id] = (call.name, [])
+
+    def _hold_live_call(self) -> None:
+        """Something else is shown: the call being written continues out of sight."""
+        if self._live_call is not None:
+            self._held_calls[self._live_call] = ("", [])  # shown again, whole, at its end
+            self._live_call = None
+            self._write(self.err, "…\n")
+        if self._block == "call":
+            self._block = None
+
+    def _call_ended(self, call: FunctionCall, *, cut_off: bool = False) -> None:
+        note = f"  ({call.call_id}, cut off)" if cut_off else f"  ({call.call_id})"
+        if self._live_call is not None and call.call_id == self._live_call:
+            self._write(self.err, ")", _BOLD, _CYAN)
+            self._write(self.err, note, _DIM)
+            self._write(self.err, "\n")
+            self._live_call = None
+            self._block = None
+            return
+        # Not streamed here (another call was, or the events began later): all at once.
+        self._held_calls.pop(call.call_id, None)
+        self._end_reasoning()
         self._newline()
-        self._write(self.err, f"→ {call.name}", _BOLD, _CYAN)
-        self._write(self.err, f"  ({call.call_id})\n", _DIM)
-        self._write(self.err, _indent(pretty_arguments(call.arguments)) + "\n")
+        self._write(self.err, f"→ {call.name}(", _BOLD, _CYAN)
+        self._write(self.err, call.arguments)
+        self._write(self.err, ")", _BOLD, _CYAN)
+        self._write(self.err, note, _DIM)
+        self._write(self.err, "\n")
 
     # --- the rest of a session -----------------------------------------------------------
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import logging
+import queue
 import socket
 import threading
 import time
@@ -44,6 +46,8 @@ __all__ = [
     "endpoint_url",
     "tracking",
 ]
+
+_log = logging.getLogger("chatstream")
 
 
 # --- cancelling a request that waits for its headers -------------------------------------
@@ -189,11 +193,33 @@ class _HTTPSConnection(_HTTPConnection, urllib3.connection.HTTPSConnection):
     """The same over TLS (the recording methods come first in the MRO)."""
 
 
-class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+class _QuietPool(urllib3.connectionpool.HTTPConnectionPool):
+    """A pool that closes a connection it has no room for without a warning.
+
+    Each stream holds its connection while it runs, so more concurrent streams than the
+    pool's size is normal use, not a misconfiguration: urllib3 would log "Connection
+    pool is full, discarding connection" at the end of every such stream.
+    """
+
+    def _put_conn(self, conn: Any) -> None:
+        pool = self.pool
+        if self.block or pool is None:
+            super()._put_conn(conn)
+            return
+        try:
+            pool.put(conn, block=False)
+            return
+        except queue.Full:
+            _log.debug("%d connections are pooled already: closing this one", pool.maxsize)
+        if conn:
+            conn.close()
+
+
+class _HTTPConnectionPool(_QuietPool):
     ConnectionCls = _HTTPConnection
 
 
-class _HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+class _HTTPSConnectionPool(_QuietPool, urllib3.connectionpool.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 

@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+from ._content import ContentFilter, Piece
 from .errors import (
     ChatStreamError,
     ContextWindowExceeded,
@@ -52,8 +54,10 @@ from .events import (
     Message,
     OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputText,
     OutputTextDelta,
+    OutputTextParsed,
     Reasoning,
     ReasoningContentDelta,
     ReasoningText,
@@ -62,8 +66,12 @@ from .events import (
     ResponseEvent,
     ResponseItem,
     TokenUsage,
+    _arguments_delta,
 )
+from .partial_json import PartialJson
 from .response import ChoiceResult, Response
+from .textcalls import TextCall, requires_tool_call
+from .think import ThinkTags
 
 __all__ = ["DEFAULT_MAX_CHOICES", "DEFAULT_MAX_TOOL_CALLS", "Accumulator"]
 
@@ -92,7 +100,16 @@ def _join(pieces: list[str]) -> str:
 class _Call:
     """A tool call being assembled from fragments."""
 
-    __slots__ = ("arguments", "custom", "id", "name", "slot")
+    __slots__ = (
+        "announced_id",
+        "arguments",
+        "custom",
+        "id",
+        "name",
+        "output_index",
+        "slot",
+        "view",
+    )
 
     def __init__(self, slot: int) -> None:
         self.slot = slot
@@ -101,6 +118,12 @@ class _Call:
         self.arguments: list[str] = []
         # A custom (free-text) tool call: its input is text, never JSON.
         self.custom = False
+        # Set when the call is announced (its OutputItemAdded, once it has a name): its
+        # position among the choice's calls, and the call_id its events carry.
+        self.output_index: int | None = None
+        self.announced_id = ""
+        # The partial JSON view of the arguments (partial_json=True only).
+        self.view: PartialJson | None = None
 
     def item(self) -> FunctionCall:
         return FunctionCall(
@@ -130,18 +153,22 @@ class _Choice:
     """The state of one choice."""
 
     __slots__ = (
+        "announced",
         "calls",
         "calls_by_id",
         "calls_by_slot",
+        "content_filter",
         "done_calls",
         "finish_reason",
         "incomplete_calls",
         "index",
         "items",
+        "json_view",
         "last_call",
         "message_open",
         "message_parts",
         "next_slot",
+        "partial_json",
         "reasoning_open",
         "reasoning_parts",
     )
@@ -166,12 +193,44 @@ class _Choice:
         self.incomplete_calls: list[FunctionCall] = []
         self.items: list[ResponseItem] = []
         self.finish_reason: str | None = None
+        # Live views: how many calls were announced, and whether to parse them partially.
+        self.announced = 0
+        self.partial_json = False
+        # The content options (think tags, calls as text), and the JSON content view.
+        self.content_filter: ContentFilter | None = None
+        self.json_view: PartialJson | None = None
 
     # --- appending ---------------------------------------------------------------------
 
-    def add_text(self, text: str, events: Events) -> None:
+    def add_text(self, text: str, events: Events, filtered: bool = False) -> None:
+        """Add content text; ``filtered``: it already went through the content filter."""
+        if self.content_filter is not None and not filtered:
+            self.add_pieces(self.content_filter.feed(text), events)
+            return
         self._message_piece(OutputText, text, events)
         events.append(OutputTextDelta(text, self.index))
+        view = self.json_view
+        if view is not None and view.append(text):
+            events.append(OutputTextParsed(view.value, self.index))
+
+    def add_pieces(self, pieces: list[Piece], events: Events) -> None:
+        """What the content filter made of the content: text, reasoning, calls."""
+        for piece in pieces:
+            if isinstance(piece, TextCall):
+                slot = self.next_slot
+                while slot in self.calls_by_slot:
+                    slot += 1
+                function = {"name": piece.name, "arguments": piece.arguments}
+                self.add_call_fragment({"index": slot, "function": function}, events)
+            elif piece[0] == "reasoning":
+                self.add_reasoning(piece[1], events)
+            elif piece[1]:
+                self.add_text(piece[1], events, filtered=True)
+
+    def flush_content(self, events: Events) -> None:
+        """The content ended: hand on what the content filter held back."""
+        if self.content_filter is not None:
+            self.add_pieces(self.content_filter.flush(), events)
 
     def add_refusal(self, text: str, events: Events) -> None:
         self._message_piece(Refusal, text, events)
@@ -194,7 +253,33 @@ class _Choice:
         self.reasoning_parts.append(text)
         events.append(ReasoningContentDelta(text, 0, self.index))
 
-    def add_call_fragment(self, fragment: dict[str, Any]) -> None:
+    def add_call_fragment(self, fragment: dict[str, Any], events: Events) -> None:
+        if len(fragment) == 2:
+            # The usual fragment, {"index": i, "function": {"arguments": "..."}} for a
+            # call open at i (most of a long call), handled as the general rules below
+            # would, in fewer steps; anything else goes on to them.
+            index = fragment.get("index")
+            function = fragment.get("function")
+            if type(index) is int and index >= 0 and type(function) is dict:
+                call = self.calls_by_slot.get(index)
+                arguments = function.get("arguments")
+                if call is not None and len(function) == 1 and type(arguments) is str:
+                    if arguments:
+                        call.arguments.append(arguments)
+                        if call.view is None and call.output_index is not None:
+                            events.append(
+                                _arguments_delta(
+                                    call.announced_id,
+                                    arguments,
+                                    call.output_index,
+                                    self.index,
+                                    None,
+                                )
+                            )
+                        elif call.output_index is not None:
+                            self._arguments_delta(call, arguments, events)
+                    self.last_call = call
+                    return
         index = fragment.get("index")
         slot = index if type(index) is int and index >= 0 else None
         call_id = fragment.get("id")
@@ -234,10 +319,40 @@ class _Choice:
             name = function.get("name")
             if call.name is None and type(name) is str and name:
                 call.name = name  # the first non-empty name; repeats never double it
+                self._announce(call, events)
             arguments = function.get(key)
             if type(arguments) is str and arguments:
                 call.arguments.append(arguments)
+                if call.output_index is not None:
+                    self._arguments_delta(call, arguments, events)
         self.last_call = call
+
+    def _announce(self, call: _Call, events: Events) -> None:
+        """The call has a name: announce it, then the arguments that came before."""
+        call.output_index = self.announced
+        self.announced += 1
+        # Its events keep the id known now (an id that comes later is the item's).
+        call.announced_id = call.id or f"tool-call-{call.slot}"
+        if self.partial_json and not call.custom:
+            call.view = PartialJson()
+        item = FunctionCall(call.name or "", "", call.announced_id, custom=call.custom)
+        events.append(OutputItemAdded(item, self.index))
+        for piece in call.arguments:
+            self._arguments_delta(call, piece, events)
+
+    def _arguments_delta(self, call: _Call, piece: str, events: Events) -> None:
+        view = call.view
+        if view is not None:
+            view.append(piece)
+        events.append(
+            _arguments_delta(
+                call.announced_id,
+                piece,
+                call.output_index or 0,
+                self.index,
+                None if view is None else view.value,
+            )
+        )
 
     # --- finishing ---------------------------------------------------------------------
 
@@ -266,7 +381,9 @@ class _Choice:
                 self.done_calls.append(item)
                 self._done(item, events)
             else:
-                self.incomplete_calls.append(call.item())
+                item = call.item()
+                self.incomplete_calls.append(item)
+                events.append(OutputItemIncomplete(item, call.output_index or 0, self.index))
         self.calls = []
         self.calls_by_slot = {}
         self.calls_by_id = {}
@@ -446,6 +563,16 @@ class Accumulator:
         max_choices: Most choices; one more ends the stream in
             :class:`~chatstream.LimitExceededError`.
         max_tool_calls: Most tool calls in one choice; likewise.
+        partial_json: Give each :class:`~chatstream.FunctionCallArgumentsDelta` the
+            arguments parsed so far (``parsed``), and, when ``request`` asked for JSON
+            content, send :class:`~chatstream.OutputTextParsed` as it grows (see
+            :mod:`chatstream.partial_json`).
+        think_tags: Move the content between these think tags to reasoning (see
+            :mod:`chatstream.think`).
+        text_tool_calls: Recover tool calls written into the content as calls (see
+            :mod:`chatstream.textcalls`).
+        request: The request body, when known: its ``response_format`` and its
+            ``tools`` and ``tool_choice`` tell what content to expect.
     """
 
     def __init__(
@@ -455,11 +582,23 @@ class Accumulator:
         length_is_error: bool = False,
         max_choices: int = DEFAULT_MAX_CHOICES,
         max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
+        partial_json: bool = False,
+        think_tags: ThinkTags | None = None,
+        text_tool_calls: bool = False,
+        request: Mapping[str, Any] | None = None,
     ) -> None:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
         self.max_choices = max_choices
         self.max_tool_calls = max_tool_calls
+        self.partial_json = partial_json
+        self.think_tags = think_tags
+        self.text_tool_calls = text_tool_calls
+        format_ = request.get("response_format") if request else None
+        self._json_content = partial_json and (
+            isinstance(format_, Mapping) and format_.get("type") in ("json_object", "json_schema")
+        )
+        self._bare_calls = text_tool_calls and requires_tool_call(request)
         #: The error that ended the stream, or ``None``.
         self.error: ChatStreamError | None = None
         #: True once the stream has ended, normally or not.
@@ -546,6 +685,7 @@ class Accumulator:
                 self._over_limit("max_choices", self.max_choices, "choices")
                 return
             state = self._choices[index] = _Choice(index)
+            self._set_up(state)
         delta = choice.get("delta")
         if type(delta) is dict:
             reasoning = _reasoning_text(delta)
@@ -564,9 +704,11 @@ class Accumulator:
             if type(calls) is list and calls:
                 for fragment in calls:
                     if type(fragment) is dict:
-                        state.add_call_fragment(fragment)
+                        mark = len(events)
+                        state.add_call_fragment(fragment, events)
                         if state.call_count() > self.max_tool_calls:
                             state.drop_last_call()  # the partial keeps the calls allowed
+                            del events[mark:]  # and the events, the calls announced
                             self._over_limit("max_tool_calls", self.max_tool_calls, "tool calls")
                             return
             else:
@@ -574,7 +716,7 @@ class Accumulator:
                 if type(legacy) is dict:
                     # The legacy single-call form; ignored when tool_calls is present,
                     # since some servers send both (llamacpp-forced-tool-call).
-                    state.add_call_fragment({"function": legacy})
+                    state.add_call_fragment({"function": legacy}, events)
         message = choice.get("message")
         if type(message) is dict:
             # The specification reads message.reasoning; message.reasoning_content is
@@ -591,6 +733,16 @@ class Accumulator:
         # Old Ollama sends "" on every chunk: that is no finish reason.
         if finish and type(reason) is str and reason:
             self._finish_choice(state, reason, events)
+
+    def _set_up(self, state: _Choice) -> None:
+        """Give a new choice the live views and content options asked for."""
+        state.partial_json = self.partial_json
+        if self._json_content:
+            state.json_view = PartialJson()
+        if self.think_tags is not None or self.text_tool_calls:
+            state.content_filter = ContentFilter(
+                think=self.think_tags, calls=self.text_tool_calls, bare_calls=self._bare_calls
+            )
 
     @staticmethod
     def _content_parts(state: _Choice, parts: list[Any], events: Events) -> None:
@@ -613,6 +765,7 @@ class Accumulator:
                     state.add_text(text, events)
 
     def _finish_choice(self, state: _Choice, reason: str, events: Events) -> None:
+        state.flush_content(events)
         state.finish_reason = reason
         self._seen_finish = True
         if reason in ("tool_calls", "function_call"):
@@ -654,6 +807,7 @@ class Accumulator:
         events: Events = []
         for index in sorted(self._choices):
             state = self._choices[index]
+            state.flush_content(events)
             state.finish_reasoning(events)
             state.finish_message(events)
             state.finish_calls(events, complete=True, check_json=True)
@@ -685,6 +839,8 @@ class Accumulator:
         return error
 
     def _fail(self, error: ChatStreamError) -> None:
+        for state in self._choices.values():
+            state.flush_content([])  # what was held back is kept in the partial result
         self.ended = True
         self.error = error
         error.partial = self.response

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
+import os
 import random
 import threading
 import time
@@ -39,6 +40,7 @@ from .events import ResponseEvent
 from .parser import StreamParser
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
+from .think import ThinkTags
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
@@ -49,6 +51,10 @@ log = logging.getLogger("chatstream")
 TURN_STATE_HEADER = "x-codex-turn-state"
 
 _UNSET: Any = object()
+
+#: How many connections a client's own session keeps for reuse, unless ``pool_size``
+#: says otherwise: room for a thousand concurrent streams.
+DEFAULT_POOL_SIZE = 1024
 
 
 class Telemetry:
@@ -134,8 +140,24 @@ class Client:
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
             the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
             stream ends normally and :attr:`~chatstream.Response.truncated` is true).
+        partial_json: Views of JSON as it streams (tool-call arguments parsed so far, and
+            JSON content when the request asks for it); see :ref:`live-views`.
+        think_tags: Move ``<think>`` blocks of the content to reasoning: ``True`` or a
+            :class:`~chatstream.ThinkTags`.
+        text_tool_calls: Recover tool calls written into the text as real calls.
         turn_state_header: The header used for sticky turn routing.
         watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
+        pool_size: How many connections to the server the client's own session keeps
+            open for reuse (1024 by default). It does not limit how many streams run at
+            once: a stream beyond it opens a connection of its own, which is closed
+            (quietly) when the stream ends. Only for the client's own session: mount an
+            adapter on a ``session`` you pass.
+        verify: How the server's TLS certificate is checked: ``True`` (the default CA
+            bundle), ``False`` (not at all), or the path of a CA bundle (a file or a
+            directory). By default, the ``session``'s own ``verify``.
+        cert: A client certificate: the path of a file holding the certificate and its
+            key, or a ``(certificate, key)`` pair of paths. By default, the
+            ``session``'s own ``cert``.
     """
 
     def __init__(
@@ -155,11 +177,17 @@ class Client:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        partial_json: bool = False,
+        think_tags: bool | ThinkTags = False,
+        text_tool_calls: bool = False,
         turn_state_header: str = TURN_STATE_HEADER,
         watchdog: Watchdog | None = None,
         max_choices: int = DEFAULT_MAX_CHOICES,
         max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         max_total_bytes: int | None = None,
+        pool_size: int | None = None,
+        verify: bool | str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | tuple[str, str] | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
@@ -185,10 +213,24 @@ class Client:
         self.max_event_bytes = max_event_bytes
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        #: The live-view options every stream gets unless :meth:`stream` says otherwise.
+        self.views: dict[str, Any] = {
+            "partial_json": partial_json,
+            "think_tags": think_tags,
+            "text_tool_calls": text_tool_calls,
+        }
         self.turn_state_header = turn_state_header
         self._watchdog = watchdog
+        pool_size = _arguments.count("pool_size", pool_size, optional=True)
+        if pool_size is not None and session is not None:
+            raise ConfigurationError(
+                "pool_size sizes the client's own session; for a session you pass, "
+                "mount an adapter with the pool size you want on it"
+            )
+        self.verify = _arguments.tls_verify(verify)
+        self.cert = _arguments.tls_cert(cert)
         self._own_session = session is None
-        self.session = session or _new_session()
+        self.session = session or _new_session(pool_size or DEFAULT_POOL_SIZE)
         # Values that must never appear in a message, a log record or a body snippet:
         # the key, credential headers, the URL's user info and query values, and the
         # credentials of its proxies.
@@ -240,6 +282,9 @@ class Client:
         max_choices: int | None = None,
         max_tool_calls: int | None = None,
         max_total_bytes: int | None = None,
+        partial_json: bool | None = None,
+        think_tags: bool | ThinkTags | None = None,
+        text_tool_calls: bool | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -267,6 +312,9 @@ class Client:
                 does the same.
             max_choices: This stream's limit, instead of the client's (likewise
                 ``max_tool_calls`` and ``max_total_bytes``; see :ref:`limits`).
+            partial_json: For this stream, instead of the client's setting.
+            think_tags: For this stream, instead of the client's setting.
+            text_tool_calls: For this stream, instead of the client's setting.
 
         Raises:
             ConfigurationError: An argument is invalid, or the body cannot be encoded as
@@ -290,7 +338,9 @@ class Client:
             parser=StreamParser(
                 drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
                 length_is_error=self.length_is_error,
+                request=request,
                 **limits,
+                **_views(self.views, partial_json, think_tags, text_tool_calls),
             ),
         )
         return ChatStream(worker)
@@ -352,6 +402,10 @@ class Client:
                         stream=True,
                         timeout=(t.connect, read_timeout),
                         allow_redirects=False,
+                        # Passed explicitly: otherwise requests lets REQUESTS_CA_BUNDLE
+                        # or CURL_CA_BUNDLE replace the session's own verify setting.
+                        verify=self.session.verify if self.verify is None else self.verify,
+                        cert=self.session.cert if self.cert is None else self.cert,
                     )
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 error = _http.transport_error(
@@ -436,13 +490,21 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _new_session() -> requests.Session:
+def _new_session(pool_size: int) -> requests.Session:
     session = requests.Session()
     session.cookies.set_policy(_NoCookies())
-    # Many streams at once share the pool; without room for them urllib3 discards
-    # connections with a warning per stream (measured: 190 of 200).
-    # Its requests can be cancelled while they wait for the headers.
-    adapter = _transport.CancellableAdapter(pool_connections=4, pool_maxsize=256)
+    # Many streams at once share the pool. Its requests can be cancelled while they wait
+    # for the headers, and a connection beyond pool_size is closed without urllib3's
+    # warning per stream (see _transport).
+    adapter = _transport.CancellableAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _views(defaults: dict[str, Any], *overrides: Any) -> dict[str, Any]:
+    """The live-view options of one stream: the client's, less what it overrides."""
+    return {
+        name: default if value is None else value
+        for (name, default), value in zip(defaults.items(), overrides, strict=True)
+    }

@@ -28,11 +28,14 @@ __all__ = [
     "Completed",
     "ContentPart",
     "FunctionCall",
+    "FunctionCallArgumentsDelta",
     "Message",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputItemIncomplete",
     "OutputText",
     "OutputTextDelta",
+    "OutputTextParsed",
     "RateLimits",
     "Reasoning",
     "ReasoningContentDelta",
@@ -324,6 +327,78 @@ class Completed(_Event):
     token_usage: TokenUsage | None = None
 
 
+# --- live views: tool calls and JSON as they stream -------------------------------------
+
+
+@_tagged("function_call_arguments_delta")
+@dataclass(frozen=True)
+class FunctionCallArgumentsDelta(_Event):
+    """More of a tool call's arguments (a custom tool's input text), in arrival order.
+
+    The call was announced by an :class:`OutputItemAdded` carrying its
+    :class:`FunctionCall`; the deltas of one call join to exactly the ``arguments`` of its
+    :class:`OutputItemDone`. ``output_index`` is the call's position among the choice's
+    tool calls (in order of first appearance), the same on all of its events;
+    ``call_id`` is the id known when the call was announced.
+
+    ``parsed`` is ``None`` unless ``partial_json=True``: then it is the arguments parsed
+    so far (see :mod:`chatstream.partial_json`) — a view for showing progress, never the
+    final value.
+    """
+
+    call_id: str
+    delta: str
+    output_index: int = 0
+    choice_index: int = 0
+    parsed: Any = None
+
+
+def _arguments_delta(
+    call_id: str, delta: str, output_index: int, choice_index: int, parsed: Any
+) -> FunctionCallArgumentsDelta:
+    """``FunctionCallArgumentsDelta(...)``, made without the frozen dataclass's
+    ``__init__``, which sets each field through ``object.__setattr__`` (1.5 µs against
+    0.5 µs here): one is made for every fragment of every tool call."""
+    event: FunctionCallArgumentsDelta = _new(FunctionCallArgumentsDelta)
+    fields = event.__dict__
+    fields["call_id"] = call_id
+    fields["delta"] = delta
+    fields["output_index"] = output_index
+    fields["choice_index"] = choice_index
+    fields["parsed"] = parsed
+    return event
+
+
+_new = object.__new__
+
+
+@_tagged("output_item_incomplete")
+@dataclass(frozen=True)
+class OutputItemIncomplete(_Event):
+    """A tool call that was announced but not finished: the stream ended normally but
+    its arguments were cut off (they do not parse as JSON, or the choice finished with
+    ``length``). ``item`` is the call as far as it got; it is never an
+    :class:`OutputItemDone`, and it is listed under ``incomplete_tool_calls``."""
+
+    item: ResponseItem = field(metadata=_polymorphic(_Item))
+    output_index: int = 0
+    choice_index: int = 0
+
+
+@_tagged("output_text_parsed")
+@dataclass(frozen=True)
+class OutputTextParsed(_Event):
+    """The JSON content parsed so far, when the request asked for JSON
+    (``response_format`` ``json_object`` or ``json_schema``) and ``partial_json=True``.
+
+    Sent after an :class:`OutputTextDelta` whenever the view was refreshed (see
+    :mod:`chatstream.partial_json`); a view for showing progress, never the final value.
+    """
+
+    parsed: Any
+    choice_index: int = 0
+
+
 #: Any event of a stream.
 ResponseEvent = (
     RateLimits
@@ -333,6 +408,9 @@ ResponseEvent = (
     | ReasoningContentDelta
     | OutputItemDone
     | Completed
+    | FunctionCallArgumentsDelta
+    | OutputItemIncomplete
+    | OutputTextParsed
 )
 
 

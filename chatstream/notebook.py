@@ -7,8 +7,10 @@
 
 In Jupyter (and anything else running an IPython kernel) the cell's output is one block
 that grows as the answer arrives, reasoning dimmed above the text, tool calls listed
-below it. Elsewhere (a script, a terminal IPython) it prints the stream the way the
-``chatstream`` command does. IPython is optional: ``pip install 'chatstream-sse[notebook]'``.
+below it as they stream (``→ name(`` and the arguments so far, pretty-printed once
+whole). Elsewhere (a script, a terminal IPython) it prints the stream the way the
+``chatstream`` command does. IPython is optional:
+``pip install 'chatstream-sse[notebook]'``.
 """
 
 from __future__ import annotations
@@ -17,19 +19,24 @@ import html
 import importlib
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
 from ._render import Renderer, pretty_arguments
 from .errors import ChatStreamError
 from .events import (
     FunctionCall,
+    FunctionCallArgumentsDelta,
+    OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputTextDelta,
     ReasoningContentDelta,
     RefusalDelta,
     ResponseEvent,
 )
 from .response import Response
+from .smooth import Chunking, smooth
 from .stream import ChatStream
 
 __all__ = ["DisplayHandle", "show"]
@@ -59,6 +66,7 @@ def show(
     handle: DisplayHandle | None = None,
     out: TextIO | None = None,
     interval: float = 0.1,
+    smooth_by: Chunking | None = None,
 ) -> Response:
     """Show ``stream`` as it runs; return its response once it has ended.
 
@@ -70,16 +78,22 @@ def show(
         interval: The shortest time between two display updates, in seconds (the last
             update always happens): a notebook front end redraws the whole output on
             each.
+        smooth_by: Show the text a ``"word"`` or a ``"line"`` at a time (see
+            :mod:`chatstream.smooth`), never half a word; ``None`` (the default) shows
+            it as it arrives.
 
     Raises:
         ChatStreamError: The stream failed (shown first; ``partial`` holds what came).
     """
     with stream:
+        events: Iterable[ResponseEvent] = stream
+        if smooth_by is not None:
+            events = smooth(stream, by=smooth_by)
         if handle is None:
             handle = _kernel_display()
         if handle is None:
-            return _print(stream, out or sys.stdout)
-        return _display(stream, handle, interval)
+            return _print(stream, events, out or sys.stdout)
+        return _display(stream, events, handle, interval)
 
 
 def _kernel_display() -> DisplayHandle | None:
@@ -95,10 +109,10 @@ def _kernel_display() -> DisplayHandle | None:
     return _KernelHandle(display(_Live().html(), display_id=True, raw=True))
 
 
-def _print(stream: ChatStream, out: TextIO) -> Response:
+def _print(stream: ChatStream, events: Iterable[ResponseEvent], out: TextIO) -> Response:
     renderer = Renderer(out)
     try:
-        for event in stream:
+        for event in events:
             renderer.event(event)
             out.flush()
     except ChatStreamError as exc:
@@ -111,11 +125,13 @@ def _print(stream: ChatStream, out: TextIO) -> Response:
     return response
 
 
-def _display(stream: ChatStream, handle: DisplayHandle, interval: float) -> Response:
+def _display(
+    stream: ChatStream, events: Iterable[ResponseEvent], handle: DisplayHandle, interval: float
+) -> Response:
     live = _Live()
     shown = 0.0
     try:
-        for event in stream:
+        for event in events:
             live.event(event)
             now = time.monotonic()
             if now - shown >= interval:
@@ -146,7 +162,9 @@ class _Live:
     def __init__(self) -> None:
         self.reasoning: list[str] = []
         self.text: list[str] = []
-        self.calls: list[FunctionCall] = []
+        # Each tool call by call_id: its name, its arguments so far, and how it ended
+        # ("" while it streams, "done" or "cut off").
+        self.calls: dict[str, tuple[str, list[str], str]] = {}
         self.error: str | None = None
         self.cut: str | None = None
         self.usage: Any = None
@@ -156,8 +174,15 @@ class _Live:
             self.text.append(event.delta)
         elif isinstance(event, ReasoningContentDelta):
             self.reasoning.append(event.delta)
-        elif isinstance(event, OutputItemDone) and isinstance(event.item, FunctionCall):
-            self.calls.append(event.item)
+        elif isinstance(event, OutputItemAdded) and isinstance(event.item, FunctionCall):
+            self.calls[event.item.call_id] = (event.item.name, [], "")
+        elif isinstance(event, FunctionCallArgumentsDelta) and event.call_id in self.calls:
+            self.calls[event.call_id][1].append(event.delta)
+        elif isinstance(event, (OutputItemDone, OutputItemIncomplete)) and isinstance(
+            event.item, FunctionCall
+        ):
+            end = "done" if isinstance(event, OutputItemDone) else "cut off"
+            self.calls[event.item.call_id] = (event.item.name, [event.item.arguments], end)
 
     def html(self) -> dict[str, str]:
         """A MIME bundle: HTML for the notebook, plain text for anything else."""
@@ -166,9 +191,13 @@ class _Live:
         if reasoning:
             parts.append(_block(reasoning, "opacity:.6;font-style:italic;margin-bottom:.5em"))
         parts.append(_block(text, ""))
-        for call in self.calls:
-            args = pretty_arguments(call.arguments)
-            parts.append(_block(f"→ {call.name}\n{args}", "font-family:monospace"))
+        for name, pieces, end in self.calls.values():
+            arguments = "".join(pieces)
+            if end == "done":
+                shown = f"→ {name}\n{pretty_arguments(arguments)}"
+            else:
+                shown = f"→ {name}({arguments}" + (" (cut off)" if end else "…")
+            parts.append(_block(shown, "font-family:monospace"))
         if self.cut:
             parts.append(_block(self.cut, "opacity:.6;font-style:italic"))
         if self.error:

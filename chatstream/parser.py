@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
@@ -32,6 +32,7 @@ from .errors import (
 from .events import ResponseEvent
 from .response import Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
+from .think import ThinkTags
 
 __all__ = ["StreamParser", "iter_events"]
 
@@ -82,6 +83,16 @@ class StreamParser:
         max_tool_calls: Most tool calls one choice may make (default 1 024).
         max_total_bytes: Most bytes the whole body may have; ``None`` (the default):
             no limit.
+        partial_json: Views of JSON as it streams: each
+            :class:`~chatstream.FunctionCallArgumentsDelta` carries the arguments parsed
+            so far, and JSON content (when ``request`` asked for it) is sent as
+            :class:`~chatstream.OutputTextParsed` (off by default).
+        think_tags: Move ``<think>``/``<thinking>`` blocks of the content to reasoning:
+            ``True``, or a :class:`~chatstream.ThinkTags` naming the tags (off by default).
+        text_tool_calls: Recover tool calls the model wrote into its text as
+            :class:`~chatstream.FunctionCall` items (off by default).
+        request: The request body, when known (:meth:`Client.stream` passes it): its
+            ``response_format`` and ``tool_choice`` tell which views apply.
     """
 
     def __init__(
@@ -93,6 +104,10 @@ class StreamParser:
         max_choices: int = DEFAULT_MAX_CHOICES,
         max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         max_total_bytes: int | None = None,
+        partial_json: bool = False,
+        think_tags: bool | ThinkTags = False,
+        text_tool_calls: bool = False,
+        request: Mapping[str, Any] | None = None,
     ) -> None:
         self._sse = SSEDecoder(max_event_bytes)
         self._max_event_bytes = max_event_bytes
@@ -102,6 +117,10 @@ class StreamParser:
             length_is_error=length_is_error,
             max_choices=max_choices,
             max_tool_calls=max_tool_calls,
+            partial_json=partial_json,
+            think_tags=ThinkTags() if think_tags is True else think_tags or None,
+            text_tool_calls=text_tool_calls,
+            request=request,
         )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
@@ -400,9 +419,11 @@ def iter_events(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     drop_tool_calls_on_stop: bool = False,
     length_is_error: bool = False,
+    **options: Any,
 ) -> Iterator[ResponseEvent]:
     """Yield the events of a streamed body given as pieces of bytes (a list, a file
-    opened in binary mode, a socket reader).
+    opened in binary mode, a socket reader). ``options`` are the other options of
+    :class:`StreamParser` (``partial_json``, ``think_tags``, ...).
 
     Raises:
         ChatStreamError: When the stream ended in an error, after the events before it;
@@ -412,5 +433,6 @@ def iter_events(
         max_event_bytes=max_event_bytes,
         drop_tool_calls_on_stop=drop_tool_calls_on_stop,
         length_is_error=length_is_error,
+        **options,
     )
     return parser.iter_events(chunks)

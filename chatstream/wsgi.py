@@ -18,6 +18,13 @@ for a ``POST``, read ``fetch()``'s body)::
 
     const source = new EventSource("/chat?q=hello");
     source.addEventListener("output_text_delta", e => out.textContent += JSON.parse(e.data).delta);
+    // A tool call as it streams: its name at once, then its arguments piece by piece.
+    source.addEventListener("output_item_added", e => {
+      const item = JSON.parse(e.data).item;
+      if (item.type === "function_call") out.textContent += `\n→ ${item.name}(`;
+    });
+    source.addEventListener("function_call_arguments_delta",
+      e => out.textContent += JSON.parse(e.data).delta);
     source.addEventListener("done", () => source.close());
     source.addEventListener("error", () => source.close());
 """
@@ -28,6 +35,7 @@ import json
 from collections.abc import Generator, Iterator
 
 from .errors import ChatStreamError
+from .smooth import Chunking, smooth
 from .stream import ChatStream
 
 __all__ = ["SSEBody", "SSE_HEADERS", "sse_events"]
@@ -41,9 +49,13 @@ SSE_HEADERS = {
 }
 
 
-def sse_events(stream: ChatStream) -> SSEBody:
-    """The SSE body relaying ``stream``; see :class:`SSEBody`."""
-    return SSEBody(stream)
+def sse_events(stream: ChatStream, *, smooth_by: Chunking | None = None) -> SSEBody:
+    """The SSE body relaying ``stream``; see :class:`SSEBody`.
+
+    ``smooth_by`` (``"word"`` or ``"line"``) relays the text a word or a line at a time
+    (see :mod:`chatstream.smooth`): fewer, whole pieces for the browser to draw.
+    """
+    return SSEBody(stream, smooth_by=smooth_by)
 
 
 def _frame(name: str, data: str) -> bytes:
@@ -69,8 +81,9 @@ class SSEBody:
     away, started or not) closes the upstream stream.
     """
 
-    def __init__(self, stream: ChatStream) -> None:
+    def __init__(self, stream: ChatStream, *, smooth_by: Chunking | None = None) -> None:
         self.stream = stream
+        self.smooth_by = smooth_by
         self._frames = self._generate()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -78,8 +91,9 @@ class SSEBody:
 
     def _generate(self) -> Generator[bytes, None, None]:
         stream = self.stream
+        events = stream if self.smooth_by is None else smooth(stream, by=self.smooth_by)
         try:
-            for event in stream:
+            for event in events:
                 yield _frame(event.type, event.to_json())
             result = stream.result()
         except ChatStreamError as exc:

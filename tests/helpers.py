@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import chatstream
-from chatstream import ChatStreamError, ResponseEvent, StreamParser
+from chatstream import (
+    ChatStreamError,
+    FunctionCall,
+    FunctionCallArgumentsDelta,
+    OutputItemAdded,
+    OutputItemIncomplete,
+    OutputTextParsed,
+    ResponseEvent,
+    StreamParser,
+)
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "conformance"
@@ -45,6 +54,18 @@ def collect_events(body: bytes, **options: Any) -> list[ResponseEvent]:
     events, error = run([body], **options)
     assert error is None, f"stream failed: {error!r}"
     return events
+
+
+def without_live_views(events: Iterable[Any]) -> list[Any]:
+    """``events`` less the live views of tool calls and JSON (their announcement,
+    argument deltas, incomplete ends and parsed content), in the same order."""
+    live = (FunctionCallArgumentsDelta, OutputItemIncomplete, OutputTextParsed)
+    return [
+        e
+        for e in events
+        if not isinstance(e, live)
+        and not (isinstance(e, OutputItemAdded) and isinstance(e.item, FunctionCall))
+    ]
 
 
 def result_of(pieces: Iterable[bytes], **options: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import random
 import re
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -597,7 +598,7 @@ class _ThreadedServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, owner: LoopbackServer) -> None:
+    def __init__(self, owner: LoopbackServer, tls: ssl.SSLContext | None = None) -> None:
         self.owner = owner
         self.lock = threading.Lock()
         self.closing = False
@@ -606,6 +607,12 @@ class _ThreadedServer(socketserver.ThreadingTCPServer):
         self._ids = itertools.count()
         # Port 0: the kernel picks a free port, so parallel tests never collide.
         super().__init__(("127.0.0.1", 0), _RequestHandler)
+        if tls is not None:
+            # The handshake happens at the connection's first read, on its own thread, so
+            # a client that rejects the certificate never holds up the accepting thread.
+            self.socket = tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     def process_request(self, request: Any, client_address: Any) -> None:
         sock = cast(socket.socket, request)
@@ -666,12 +673,14 @@ class LoopbackServer:
         *,
         io_timeout: float = 30.0,
         join_timeout: float = 2.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """Bind, start serving in a background thread and return.
 
         ``io_timeout`` bounds every socket read or write of a handler thread (a safety
         net; :meth:`close` does not rely on it). ``join_timeout`` bounds how long
-        :meth:`close` waits for handler threads.
+        :meth:`close` waits for handler threads. With ``tls`` (a server-side context
+        holding the certificate) the server speaks HTTPS.
         """
         self.default_handler = default
         self.io_timeout = io_timeout
@@ -684,7 +693,8 @@ class LoopbackServer:
         self._arrived = threading.Condition()
         self._conn_ids: dict[socket.socket, int] = {}
         self._closed = False
-        self._tcp = _ThreadedServer(self)
+        self._scheme = "http" if tls is None else "https"
+        self._tcp = _ThreadedServer(self, tls)
         self.host, self.port = cast(tuple[str, int], self._tcp.server_address)
         self._serve_thread = threading.Thread(
             target=self._tcp.serve_forever,
@@ -697,8 +707,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        """Base URL, ``http://127.0.0.1:PORT`` (``https`` with TLS; no trailing slash)."""
+        return f"{self._scheme}://{self.host}:{self.port}"
 
     def route(self, path: str, handler: Handler) -> Handler:
         """Serve requests for ``path`` with ``handler`` (replacing any earlier one)."""

@@ -453,7 +453,13 @@ def test_a_lone_legacy_function_call_is_handled_as_a_call() -> None:
         ]
     )
     assert call_dicts(out.response.tool_calls) == [("tool-call-0", "f", '{"a":1}')]
-    assert out.kinds == ["OutputItemDone(FunctionCall)", "Completed"]
+    assert out.kinds == [
+        "OutputItemAdded(FunctionCall)",
+        "FunctionCallArgumentsDelta",
+        "FunctionCallArgumentsDelta",
+        "OutputItemDone(FunctionCall)",
+        "Completed",
+    ]
 
 
 def test_a_call_that_never_got_a_name_is_dropped() -> None:
@@ -481,6 +487,10 @@ def test_on_tool_calls_reasoning_then_every_call_is_finished_and_the_message_at_
         "ReasoningContentDelta",
         "OutputItemAdded(Message)",
         "OutputTextDelta",
+        "OutputItemAdded(FunctionCall)",
+        "FunctionCallArgumentsDelta",
+        "OutputItemAdded(FunctionCall)",
+        "FunctionCallArgumentsDelta",
         "OutputItemDone(Reasoning)",
         "OutputItemDone(FunctionCall)",
         "OutputItemDone(FunctionCall)",
@@ -509,6 +519,8 @@ def test_on_another_finish_reason_a_call_with_whole_arguments_is_completed(
     assert out.kinds == [
         "OutputItemAdded(Message)",
         "OutputTextDelta",
+        "OutputItemAdded(FunctionCall)",
+        *(["FunctionCallArgumentsDelta"] if arguments else []),
         "OutputItemDone(Message)",
         "OutputItemDone(FunctionCall)",
         "Completed",
@@ -1041,7 +1053,7 @@ def test_choices_interleaved_are_accumulated_apart_with_their_index_on_events() 
     deltas = [e for e in out.events if isinstance(e, OutputTextDelta)]
     assert [(e.delta, e.choice_index) for e in deltas] == [("a0", 0), ("b0", 1), ("a1", 0)]
     added = [e.choice_index for e in out.events if isinstance(e, OutputItemAdded)]
-    assert added == [0, 1]
+    assert added == [0, 1, 1]
     assert out.kinds.count("Completed") == 1
 
 

@@ -30,15 +30,15 @@ def test_demo_shows_the_whole_conversation(
     assert status == 0, err
     script = load_script()
     lines = out.splitlines()
-    # In order: the question, the reasoning, the text, the call with pretty arguments,
-    # the local tool run and its result, the second turn's reasoning and answer, usage.
+    # In order: the question, the reasoning, the text, the call as it streamed, the
+    # local tool run and its result, the second turn's reasoning and answer, usage.
     expected = [
         f"you> {script.prompt}",
         "thinking…",
         script.turns[0]["reasoning"],
         script.turns[0]["content"],
-        "→ get_weather  (call_7Qk2wEathr)",
-        '    "city": "Annecy",',
+        '→ get_weather({"city": "Annecy", "country": "FR", "date": "tomorrow", '
+        '"hours": "06:00-12:00"})  (call_7Qk2wEathr)',
         "running get_weather on this machine…",
         "← get_weather  (call_7Qk2wEathr)",
         "thinking…",

@@ -10,11 +10,14 @@ import pytest
 from chatstream import (
     Completed,
     FunctionCall,
+    FunctionCallArgumentsDelta,
     Message,
     OutputItemAdded,
     OutputItemDone,
+    OutputItemIncomplete,
     OutputText,
     OutputTextDelta,
+    OutputTextParsed,
     RateLimits,
     Reasoning,
     ReasoningContentDelta,
@@ -61,6 +64,10 @@ EVENTS: list[Any] = [
     *[OutputItemDone(item, choice_index=i % 3) for i, item in enumerate(ITEMS)],
     Completed(),
     Completed("chatcmpl-1", TokenUsage(10, 4, 20, 7, 30)),
+    FunctionCallArgumentsDelta("call_1", '{"city": "Pa', output_index=1, choice_index=2),
+    FunctionCallArgumentsDelta("call_1", "ris", parsed={"city": "Pa", "n": [1, 2.5, None]}),
+    OutputItemIncomplete(ITEMS[5], output_index=3, choice_index=1),
+    OutputTextParsed({"answer": "4", "steps": ["a"]}, choice_index=1),
 ]
 
 
@@ -213,3 +220,16 @@ def test_the_text_shortcuts_of_items_join_their_parts() -> None:
 def test_event_from_dict_rejects_missing_or_malformed_fields(data: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         event_from_dict(data)
+
+
+def test_the_fast_argument_delta_is_the_same_event_as_the_constructed_one() -> None:
+    # The accumulator makes these without __init__ (see events._arguments_delta): every
+    # field must be set, and the result equal to the one __init__ makes.
+    from dataclasses import fields
+
+    from chatstream.events import _arguments_delta
+
+    made = _arguments_delta("c", "x", 2, 1, {"a": 1})
+    assert made == FunctionCallArgumentsDelta("c", "x", 2, 1, {"a": 1})
+    assert set(vars(made)) == {f.name for f in fields(FunctionCallArgumentsDelta)}
+    assert event_from_json(made.to_json()) == made

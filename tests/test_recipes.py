@@ -98,6 +98,40 @@ def test_flask_relays_every_event_then_the_result(
     assert streams[0].done
 
 
+def test_flask_relays_a_tool_call_as_it_streams(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    def fragment(**function: str) -> dict[str, Any]:
+        call = {"index": 0, "function": function}
+        if "name" in function:
+            call["id"] = "call_1"
+        return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
+
+    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+    chunks = [fragment(name="ls", arguments='{"pa'), fragment(arguments='th": "/"}'), finish]
+    server.route(PATH, sse_body(build_body(chunks, event=None, done=True)))
+    app, _ = relay_app(client)
+    relayed = frames(app.test_client().get("/chat?q=hi").data)
+    assert [name for name, _ in relayed][:4] == [
+        "output_item_added",
+        "function_call_arguments_delta",
+        "function_call_arguments_delta",
+        "output_item_done",
+    ]
+    assert relayed[0][1]["item"]["name"] == "ls"
+    assert [d["delta"] for _, d in relayed[1:3]] == ['{"pa', 'th": "/"}']
+
+
+def test_flask_relays_text_a_word_at_a_time_when_asked(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(_text_body(["Hel", "lo the", "re!"])))
+    stream = client.stream({"model": "m", "messages": []})
+    relayed = frames(b"".join(sse_events(stream, smooth_by="word")))
+    deltas = [d["delta"] for name, d in relayed if name == "output_text_delta"]
+    assert deltas == ["Hello ", "there!"]
+
+
 def test_flask_relays_an_error_as_an_error_event(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
@@ -218,6 +252,13 @@ def _tk_demo(questions: list[str]) -> tuple[Any, RecordingView, DemoServer]:
     finally:
         tk.stop()
     return controller, view, server
+
+
+def tk_demo_turn() -> tuple[RecordingView, Any, DemoServer]:
+    """The Tk controller through one turn of the demo conversation (the tool round trip
+    included), on a fake Tk loop: the view it drew, the controller, the demo server."""
+    controller, view, server = _tk_demo([load_script().prompt])
+    return view, controller, server
 
 
 def _shown(view: RecordingView, style: str) -> str:
@@ -371,3 +412,47 @@ def test_notebook_uses_the_kernel_display_when_ipython_runs_one(
     assert shown[0][1] == {"display_id": True, "raw": True}
     assert handle.options == {"raw": True}
     assert "forecast for Annecy" in handle.bundles[-1]["text/plain"]
+
+
+def test_tk_shows_a_call_as_it_streams_and_the_answer_a_word_at_a_time() -> None:
+    view, _, _ = tk_demo_turn()
+    tool = [text for _, style, text in view.shown if style == "tool"]
+    assert tool[0] == "\n→ get_weather("
+    closed = tool.index(")")
+    assert closed > 2  # the arguments came in pieces between
+    assert tool[closed + 1].startswith("\n← get_weather: ")  # then the tool's result
+    words = [text for _, style, text in view.shown if style == "answer"][:-1]  # less "\n\n"
+    assert all(" " not in w.strip() for w in words)
+
+
+def test_tk_paces_the_answer_with_after() -> None:
+    tk_chat = _load_example("tk_chat")
+    view = RecordingView()
+    scheduled: list[tuple[int, Callable[[], None]]] = []
+    controller = tk_chat.ChatController(
+        None, "m", view, lambda ms, fn: scheduled.append((ms, fn)), pace_ms=40
+    )
+    controller.on_event(chatstream.OutputTextDelta("one two three"))
+    assert view.shown == [] and [ms for ms, _ in scheduled] == [40]
+    while scheduled:
+        scheduled.pop(0)[1]()
+    assert [text for _, _, text in view.shown] == ["one ", "two "]
+
+
+def test_notebook_shows_a_call_while_its_arguments_stream() -> None:
+    handle = FakeHandle()
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        show(_demo_stream(client, server), handle=handle, interval=0)
+    streaming = [b["text/html"] for b in handle.bundles if "→ get_weather(" in b["text/html"]]
+    assert streaming, "the call was only shown once whole"
+    assert "…</div>" in streaming[0]
+
+
+def test_notebook_can_show_the_text_a_word_at_a_time() -> None:
+    handle = FakeHandle()
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        response = show(_demo_stream(client, server), handle=handle, interval=0, smooth_by="word")
+    texts = [b["text/plain"].rpartition("\n\n")[2] for b in handle.bundles]
+    answers = [t for t in texts if t.startswith(response.content[:6])]
+    assert answers[-1] == response.content
+    assert len(answers) > 3 and all(t.endswith((" ", ".")) for t in answers)

@@ -11,7 +11,13 @@ result.
 
 The stream's callbacks run on its worker thread, but only Tk's thread may touch widgets:
 ``dispatch=lambda fn: root.after(0, fn)`` hands each callback to Tk's event loop, in order.
-The window never blocks: sending starts the stream and returns at once.
+The window never blocks: sending starts the stream and returns at once. A tool call shows
+as ``→ name(`` the moment the model names the tool, its arguments as they arrive. The
+answer is shown a word at a time (:class:`chatstream.smooth.Smoother`), optionally at a
+steady pace (``pace_ms``). A tool call shows
+as ``→ name(`` the moment the model names the tool, its arguments as they arrive. The
+answer is shown a word at a time (:class:`chatstream.smooth.Smoother`), optionally at a
+steady pace (``pace_ms``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import chatstream
+from chatstream.smooth import Smoother
 
 
 class View(Protocol):
@@ -57,6 +64,7 @@ class ChatController:
         model: The model to ask.
         view: The window.
         after: Tk's ``root.after``: schedules a call on Tk's thread.
+        pace_ms: Milliseconds between two words of the answer (0: as they arrive).
         tools: The request's ``tools`` (OpenAI function definitions), if any.
         run_tool: Runs a tool call (default: :func:`no_tools`).
     """
@@ -67,6 +75,7 @@ class ChatController:
         model: str,
         view: View,
         after: Callable[[int, Callable[[], None]], object],
+        pace_ms: int = 0,
         *,
         tools: list[dict[str, Any]] | None = None,
         run_tool: RunTool = no_tools,
@@ -75,8 +84,12 @@ class ChatController:
         self.model = model
         self.view = view
         self.after = after
+        self.pace_ms = pace_ms
         self.tools = tools
         self.run_tool = run_tool
+        self.words = Smoother("word")
+        # With a pace, what is to be shown waits here, in order, for the next tick.
+        self.waiting: list[Callable[[], None]] = []
         self.messages: list[dict[str, Any]] = []
         self.stream: chatstream.ChatStream | None = None
         self._turn: chatstream.Turn | None = None
@@ -105,28 +118,64 @@ class ChatController:
             dispatch=lambda fn: self.after(0, fn),
         )
 
-    def _show(self, text: str, style: str) -> None:
-        # Reasoning is set apart: a label before it, a blank line between it and the rest.
-        if style == "reasoning" and self._shown != "reasoning":
-            self.view.show("thinking…\n", "reasoning")
-        elif style != "reasoning" and self._shown == "reasoning":
-            self.view.show("\n\n", "reasoning")
-        self._shown = style
-        self.view.show(text, style)
-
     def on_event(self, event: chatstream.ResponseEvent) -> None:
         """One event, on Tk's thread."""
+        if isinstance(event, chatstream.OutputTextDelta):
+            for word in self.words.feed(event.delta):
+                self.show(word, "answer", paced=True)
+            return
+        for rest in self.words.flush():  # the answer's last word, before anything else
+            self.show(rest, "answer", paced=True)
         if isinstance(event, chatstream.ReasoningContentDelta):
-            self._show(event.delta, "reasoning")
-        elif isinstance(event, chatstream.OutputTextDelta):
-            self._show(event.delta, "answer")
+            self.show(event.delta, "reasoning")
+        elif isinstance(event, chatstream.FunctionCallArgumentsDelta):
+            self.show(event.delta, "tool")
+        elif isinstance(event, chatstream.OutputItemAdded):
+            if isinstance(event.item, chatstream.FunctionCall):
+                self.show(f"\n→ {event.item.name}(", "tool")
+        elif isinstance(event, chatstream.OutputItemIncomplete):
+            self.show(") (cut off)", "tool")
         elif isinstance(event, chatstream.OutputItemDone) and isinstance(
             event.item, chatstream.FunctionCall
         ):
-            self._show(f"\n→ {event.item.name}({event.item.arguments})\n", "tool")
+            self.show(")", "tool")
+
+    def show(self, text: str, style: str, *, paced: bool = False) -> None:
+        """Show ``text`` now, or, with a pace, after what is already waiting. Reasoning
+        is set apart: a ``thinking…`` line before it, a blank line after it."""
+        if style == "reasoning" and self._shown != "reasoning":
+            self._put("thinking…\n", "reasoning", paced=False)
+        elif style != "reasoning" and self._shown == "reasoning":
+            self._put("\n\n", "reasoning", paced=False)
+        self._shown = style
+        self._put(text, style, paced=paced)
+
+    def _put(self, text: str, style: str, *, paced: bool) -> None:
+        if not self.pace_ms:
+            self.view.show(text, style)
+            return
+        self.waiting.append(lambda: self.view.show(text, style))
+        if len(self.waiting) == 1:
+            self.after(self.pace_ms if paced else 0, self.tick)
+
+    def tick(self) -> None:
+        """Show the next thing waiting (with a pace only)."""
+        self.waiting.pop(0)()
+        if self.waiting:
+            self.after(self.pace_ms, self.tick)
 
     def on_end(self, response: chatstream.Response) -> None:
         """The stream ended (however it ended), on Tk's thread."""
+        for rest in self.words.flush():
+            self.show(rest, "answer")
+        if self.waiting:  # with a pace: end after the last word is shown
+            self.waiting.append(lambda: self.finish(response))
+            return
+        self.finish(response)
+
+    def finish(self, response: chatstream.Response) -> None:
+        """Close the request: run the tools it asked for and go on with the turn, or keep
+        the answer, or show the error; then accept input again."""
         if response.error is not None:
             del self.messages[self._asked :]  # the question goes unanswered: drop the turn
             if not isinstance(response.error, chatstream.StreamClosedError):
@@ -135,7 +184,7 @@ class ChatController:
             self.messages.append(_assistant(response))
             for call in response.tool_calls:
                 result = self.run_tool(call)
-                self.view.show(f"← {call.name}: {result}\n", "tool")
+                self.view.show(f"\n← {call.name}: {result}\n", "tool")
                 self.messages.append(
                     {"role": "tool", "tool_call_id": call.call_id, "content": result}
                 )

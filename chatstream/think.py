@@ -1,0 +1,132 @@
+"""Reasoning written into the content between ``<think>`` tags, moved to reasoning.
+
+Some servers (llama.cpp without a reasoning parser, many proxies) pass a model's
+thinking through as text: ``<think>is the sky blue</think>Yes.``. With
+``think_tags=True`` (or a :class:`ThinkTags`), chatstream sends what is between the tags
+as reasoning and the rest as text. Tags may be cut anywhere between two deltas (``<th``
+then ``ink>``): text that could be the start of a tag is held back until the next delta
+says whether it is one::
+
+    >>> from chatstream.think import ThinkSplitter, ThinkTags
+    >>> splitter = ThinkSplitter(ThinkTags())
+    >>> splitter.feed("<th") + splitter.feed("ink>is it blue</thi") + splitter.feed("nk>\\nYes.")
+    [(True, 'is it blue'), (False, 'Yes.')]
+
+Some chat templates end the prompt with ``<think>``, so the answer starts inside the
+thinking and only ``</think>`` appears: ``ThinkTags(starts_inside=True)``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["ThinkSplitter", "ThinkTags"]
+
+
+@dataclass(frozen=True)
+class ThinkTags:
+    """Which tags hold reasoning in the content, and where the answer starts.
+
+    Attributes:
+        names: The tag names, without brackets (``think`` matches ``<think>`` and
+            ``</think>``). A block ends with the closing tag of the name that opened it.
+        starts_inside: The answer starts inside the thinking (the prompt ended with the
+            opening tag): everything up to the first closing tag of any name is
+            reasoning.
+    """
+
+    names: tuple[str, ...] = ("think", "thinking")
+    starts_inside: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.names or not all(
+            isinstance(n, str) and n and re.fullmatch(r"[^<>/\s]+", n) for n in self.names
+        ):
+            raise ValueError("ThinkTags.names must be non-empty tag names without <, > or /")
+
+
+#: A piece of the content: (is it reasoning, its text).
+Piece = tuple[bool, str]
+
+
+def _held(data: str, tags: Sequence[str], longest: int) -> int:
+    """The length of the longest end of ``data`` that is the start of one of ``tags``
+    (and not a whole tag): those characters may be a tag cut by the delta's end."""
+    tail = data[-(longest - 1) :] if longest > 1 else ""
+    start = tail.find("<")
+    while start != -1:
+        end = tail[start:]
+        if any(tag.startswith(end) for tag in tags):
+            return len(end)
+        start = tail.find("<", start + 1)
+    return 0
+
+
+class ThinkSplitter:
+    """Splits content deltas into text and reasoning at think tags (sans-I/O).
+
+    :meth:`feed` each delta of one choice's content in order and :meth:`flush` at the end;
+    each returns ``(is_reasoning, text)`` pieces. The pieces do not depend on how the
+    content was cut into deltas. Whitespace right after a tag is dropped (templates put a
+    line break there).
+    """
+
+    def __init__(self, tags: ThinkTags) -> None:
+        self.tags = tags
+        self._openers = tuple(f"<{name}>" for name in tags.names)
+        self._closers_of = {f"<{name}>": (f"</{name}>",) for name in tags.names}
+        every_closer = tuple(f"</{name}>" for name in tags.names)
+        self._longest = max(len(t) for t in self._openers + every_closer)
+        self._open_re = re.compile("|".join(re.escape(t) for t in self._openers))
+        #: The closing tags that end the current block; empty outside a block.
+        self._closers: tuple[str, ...] = every_closer if tags.starts_inside else ()
+        self._close_re = self._pattern(self._closers)
+        self._pending = ""
+        self._skip_space = False
+
+    @staticmethod
+    def _pattern(tags: tuple[str, ...]) -> re.Pattern[str] | None:
+        return re.compile("|".join(re.escape(t) for t in tags)) if tags else None
+
+    @property
+    def inside(self) -> bool:
+        """True while the content is inside a think block."""
+        return bool(self._closers)
+
+    def feed(self, text: str) -> list[Piece]:
+        """The pieces ``text`` completes (some of it may be held back)."""
+        data = self._pending + text
+        self._pending = ""
+        out: list[Piece] = []
+        while data:
+            if self._skip_space:
+                stripped = data.lstrip()
+                if not stripped:
+                    return out
+                data = stripped
+                self._skip_space = False
+            inside = bool(self._closers)
+            found = (self._close_re if inside else self._open_re).search(data)  # type: ignore[union-attr]
+            if found is None:
+                keep = _held(data, self._closers if inside else self._openers, self._longest)
+                if keep:
+                    self._pending = data[-keep:]
+                    data = data[:-keep]
+                if data:
+                    out.append((inside, data))
+                return out
+            if found.start():
+                out.append((inside, data[: found.start()]))
+            tag = found.group()
+            self._closers = () if inside else self._closers_of[tag]
+            self._close_re = self._pattern(self._closers)
+            self._skip_space = True
+            data = data[found.end() :]
+        return out
+
+    def flush(self) -> list[Piece]:
+        """The content ended: what was held back (an unfinished tag is text)."""
+        held, self._pending = self._pending, ""
+        return [(self.inside, held)] if held else []

@@ -1,0 +1,243 @@
+"""Connections: the pool sized to the concurrency, and the TLS settings honoured.
+
+Over real sockets on 127.0.0.1; the TLS server uses a certificate from a throwaway CA
+made by ``trustme``, which no default CA bundle trusts.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import trustme
+
+from chatstream import Client, ConfigurationError, ConnectError, Retry
+from tests.loopback import Conn, LoopbackServer, sse_body
+
+from .test_client_stream import BODY, TIMEOUTS, drain, text_body, texts
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+ANSWER = text_body("Hello", ", world.")
+#: The longest a test waits for something that should happen promptly.
+WAIT = 10.0
+#: Variables through which requests lets the environment choose the CA bundle.
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+# --- the connection pool ------------------------------------------------------------------
+
+
+def _held_until(server: LoopbackServer, count: int) -> None:
+    """Answer every request only once ``count`` requests have arrived, so that that many
+    streams (and connections) are open at once. The body ends with the chunked body
+    (no ``[DONE]``), so the client reads it to its end and may reuse the connection."""
+
+    def handler(conn: Conn) -> None:
+        server.wait_for_requests(count, timeout=WAIT)
+        conn.keep_alive = True
+        conn.send_head(headers={"Content-Type": "text/event-stream"})
+        conn.write(text_body("Hello", ", world.", done=False))
+        conn.end()
+
+    server.set_default(handler)
+
+
+def _run_at_once(client: Client, count: int) -> list[str]:
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        with client.stream(BODY) as stream:
+            events, error = drain(stream)
+        with lock:
+            results.append(texts(events) if error is None else repr(error))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 2)
+    return results
+
+
+def test_more_concurrent_streams_than_the_pool_size_all_complete_without_warnings(
+    server: LoopbackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    _held_until(server, 5)
+    with Client(server.url + "/v1", timeouts=TIMEOUTS, pool_size=2) as client:
+        results = _run_at_once(client, 5)
+    assert results == ["Hello, world."] * 5
+    assert len({r.connection_id for r in server.requests}) == 5  # all open at once
+    assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_pool_keeps_pool_size_connections_for_the_next_streams(
+    server: LoopbackServer,
+) -> None:
+    _held_until(server, 4)
+    with Client(server.url + "/v1", timeouts=TIMEOUTS, pool_size=2) as client:
+        first = _run_at_once(client, 4)
+        second = _run_at_once(client, 2)
+    assert first + second == ["Hello, world."] * 6
+    reused = [r for r in server.requests[4:] if r.index_on_connection > 0]
+    assert len(reused) == 2
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.5, "8"])
+def test_an_invalid_pool_size_is_a_configuration_error(size: object) -> None:
+    with pytest.raises(ConfigurationError, match="pool_size"):
+        Client("http://127.0.0.1:9/v1", pool_size=size)  # type: ignore[arg-type]
+
+
+def test_pool_size_with_a_session_of_your_own_is_a_configuration_error() -> None:
+    with requests.Session() as session, pytest.raises(ConfigurationError, match="pool_size"):
+        Client("http://127.0.0.1:9/v1", session=session, pool_size=8)
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "my-ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def _server_context(ca: trustme.CA, *, client_certs: bool = False) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    if client_certs:
+        ca.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[LoopbackServer]:
+    with LoopbackServer(io_timeout=WAIT, tls=_server_context(ca)) as srv:
+        srv.set_default(sse_body(ANSWER))
+        yield srv
+
+
+@pytest.fixture(params=["variables set", "variables unset"])
+def ca_variables(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE pointing at the default bundle (which does
+    not trust the test CA), as on many machines; or neither set."""
+    for name in CA_VARIABLES:
+        if request.param == "variables set":
+            monkeypatch.setenv(name, requests.certs.where())
+        else:
+            monkeypatch.delenv(name, raising=False)
+
+
+def _content(client: Client) -> str:
+    with client, client.stream(BODY) as stream:
+        return stream.result().content
+
+
+@pytest.mark.usefixtures("ca_variables")
+def test_the_sessions_verify_setting_is_used(tls_server: LoopbackServer, ca_file: str) -> None:
+    with requests.Session() as session:
+        session.verify = ca_file
+        client = Client(tls_server.url + "/v1", session=session, timeouts=TIMEOUTS)
+        assert _content(client) == "Hello, world."
+
+
+@pytest.mark.usefixtures("ca_variables")
+def test_the_clients_verify_setting_is_used(tls_server: LoopbackServer, ca_file: str) -> None:
+    client = Client(tls_server.url + "/v1", verify=ca_file, timeouts=TIMEOUTS)
+    assert _content(client) == "Hello, world."
+
+
+@pytest.mark.usefixtures("ca_variables")
+def test_the_clients_verify_setting_wins_over_the_sessions(
+    tls_server: LoopbackServer, ca_file: str
+) -> None:
+    with requests.Session() as session:
+        session.verify = requests.certs.where()
+        client = Client(tls_server.url + "/v1", session=session, verify=ca_file)
+        assert _content(client) == "Hello, world."
+
+
+@pytest.mark.usefixtures("ca_variables")
+def test_an_untrusted_certificate_fails_to_connect(tls_server: LoopbackServer) -> None:
+    client = Client(tls_server.url + "/v1", timeouts=TIMEOUTS, retry=Retry(max_retries=0))
+    with pytest.raises(ConnectError):
+        _content(client)
+
+
+def test_with_the_defaults_the_ca_bundle_variable_still_chooses_the_bundle(
+    tls_server: LoopbackServer, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
+    client = Client(tls_server.url + "/v1", timeouts=TIMEOUTS)
+    assert _content(client) == "Hello, world."
+
+
+@pytest.fixture
+def mutual_tls_server(ca: trustme.CA) -> Iterator[LoopbackServer]:
+    with LoopbackServer(io_timeout=WAIT, tls=_server_context(ca, client_certs=True)) as srv:
+        srv.set_default(sse_body(ANSWER))
+        yield srv
+
+
+@pytest.fixture
+def client_cert(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "client.pem"
+    ca.issue_cert("client@example.com").private_key_and_cert_chain_pem.write_to_path(str(path))
+    return str(path)
+
+
+def test_the_clients_cert_setting_is_presented(
+    mutual_tls_server: LoopbackServer, ca_file: str, client_cert: str
+) -> None:
+    url = mutual_tls_server.url + "/v1"
+    client = Client(url, verify=ca_file, cert=client_cert, timeouts=TIMEOUTS)
+    assert _content(client) == "Hello, world."
+
+
+def test_the_sessions_cert_setting_is_presented(
+    mutual_tls_server: LoopbackServer, ca_file: str, client_cert: str
+) -> None:
+    with requests.Session() as session:
+        session.verify = ca_file
+        session.cert = client_cert
+        client = Client(mutual_tls_server.url + "/v1", session=session, timeouts=TIMEOUTS)
+        assert _content(client) == "Hello, world."
+
+
+def test_without_a_client_certificate_mutual_tls_fails(
+    mutual_tls_server: LoopbackServer, ca_file: str
+) -> None:
+    url = mutual_tls_server.url + "/v1"
+    client = Client(url, verify=ca_file, timeouts=TIMEOUTS, retry=Retry(max_retries=0))
+    with pytest.raises(ConnectError):
+        _content(client)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"verify": "/nonexistent/ca.pem"},
+        {"verify": 1},
+        {"cert": "/nonexistent/client.pem"},
+        {"cert": ("a.pem", "b.pem", "c.pem")},
+        {"cert": 7},
+    ],
+)
+def test_invalid_tls_settings_are_a_configuration_error(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match=r"verify|cert"):
+        Client("https://127.0.0.1:9/v1", **options)  # type: ignore[arg-type]

@@ -1,0 +1,163 @@
+"""Think tags in the content, moved to reasoning, whatever the chunking (sans-I/O)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatstream import StreamParser, ThinkTags
+from chatstream.think import ThinkSplitter
+
+from .helpers import CORPUS, build_body
+
+RECORDING = CORPUS / "llamacpp-server-think-tags-in-content.sse"
+
+
+def content_deltas(body: bytes) -> list[str]:
+    """The content deltas of a recorded body, in order."""
+    out = []
+    for line in body.decode().splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices", []):
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    out.append(text)
+    return out
+
+
+def rechunked(text: str, rng: random.Random) -> bytes:
+    """A body carrying ``text`` as content deltas of 1 to 9 characters, then a stop."""
+    pieces, i = [], 0
+    while i < len(text):
+        step = rng.randint(1, 9)
+        pieces.append(text[i : i + step])
+        i += step
+    chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": p}}]} for p in pieces]
+    chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+    return build_body(chunks, done=True)
+
+
+def split_and_reasoning(body: bytes, think_tags: bool | ThinkTags = True) -> tuple[str, str]:
+    parser = StreamParser(think_tags=think_tags)
+    parser.feed(body)
+    parser.close()
+    response = parser.result()
+    return response.content, response.reasoning
+
+
+def test_the_recording_moves_its_think_block_to_reasoning() -> None:
+    assert split_and_reasoning(RECORDING.read_bytes()) == (
+        "Yes, the sky is blue.",
+        "is the sky blue",
+    )
+
+
+def test_without_the_option_the_recording_is_left_as_it_was_sent() -> None:
+    parser = StreamParser()
+    parser.feed(RECORDING.read_bytes())
+    parser.close()
+    assert parser.result().content.startswith("<think>is the sky blue</think>")
+
+
+@settings(max_examples=40)
+@given(st.randoms(use_true_random=False))
+def test_the_recording_rechunked_in_1_to_9_characters_gives_the_same_result(
+    rng: random.Random,
+) -> None:
+    text = "".join(content_deltas(RECORDING.read_bytes()))
+    assert split_and_reasoning(rechunked(text, rng)) == (
+        "Yes, the sky is blue.",
+        "is the sky blue",
+    )
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 2**32))
+def test_the_recordings_bytes_split_in_1_to_9_bytes_give_the_same_result(seed: int) -> None:
+    rng = random.Random(seed)
+    body = RECORDING.read_bytes()
+    parser = StreamParser(think_tags=True)
+    i = 0
+    while i < len(body):
+        step = rng.randint(1, 9)
+        parser.feed(body[i : i + step])
+        i += step
+    parser.close()
+    assert (parser.result().content, parser.result().reasoning) == (
+        "Yes, the sky is blue.",
+        "is the sky blue",
+    )
+
+
+@settings(max_examples=40)
+@given(st.randoms(use_true_random=False))
+def test_an_implicit_opener_rechunked_anyhow_gives_the_same_result(rng: random.Random) -> None:
+    body = rechunked("The user greets me.</think>\n\nHello!", rng)
+    result = split_and_reasoning(body, think_tags=ThinkTags(starts_inside=True))
+    assert result == ("Hello!", "The user greets me.")
+
+
+def split(text: str, tags: ThinkTags, sizes: list[int]) -> list[tuple[bool, str]]:
+    splitter = ThinkSplitter(tags)
+    out: list[tuple[bool, str]] = []
+    i = 0
+    for size in sizes:
+        out += splitter.feed(text[i : i + size])
+        i += size
+    out += splitter.feed(text[i:]) + splitter.flush()
+    merged: list[tuple[bool, str]] = []
+    for reasoning, piece in out:
+        if merged and merged[-1][0] == reasoning:
+            merged[-1] = (reasoning, merged[-1][1] + piece)
+        else:
+            merged.append((reasoning, piece))
+    return merged
+
+
+def test_a_thinking_block_ends_only_at_its_own_closing_tag() -> None:
+    assert split("<thinking>a</think>b</thinking>c", ThinkTags(), [3, 7]) == [
+        (True, "a</think>b"),
+        (False, "c"),
+    ]
+
+
+def test_tag_names_are_configurable() -> None:
+    tags = ThinkTags(names=("reasoning",))
+    assert split("<think>x</think><reasoning>y</reasoning>z", tags, [2]) == [
+        (False, "<think>x</think>"),
+        (True, "y"),
+        (False, "z"),
+    ]
+
+
+def test_an_unfinished_tag_at_the_end_is_text() -> None:
+    assert split("a <thin", ThinkTags(), [4]) == [(False, "a <thin")]
+
+
+def test_an_unclosed_block_at_the_end_is_reasoning() -> None:
+    assert split("<think>still going", ThinkTags(), [9]) == [(True, "still going")]
+
+
+def test_text_like_a_tag_that_is_not_one_is_not_held_forever() -> None:
+    splitter = ThinkSplitter(ThinkTags())
+    assert splitter.feed("a <b") == [(False, "a <b")]
+
+
+@pytest.mark.parametrize("names", [(), ("",), ("a>b",), ("x/y",)])
+def test_a_bad_tag_name_is_a_value_error(names: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        ThinkTags(names=names)
+
+
+def test_text_held_back_when_a_stream_fails_is_kept_in_the_partial_result() -> None:
+    body = build_body([{"choices": [{"delta": {"content": "<think>hm</think>So <thi"}}]}])
+    parser = StreamParser(think_tags=True)
+    parser.feed(body)
+    parser.close()
+    assert parser.error is not None and parser.error.partial is not None
+    assert (parser.error.partial.reasoning, parser.error.partial.content) == ("hm", "So <thi")
