@@ -10,6 +10,7 @@ from ._version import __version__
 from .accumulator import Accumulator
 from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
 from .config import Retry, Timeouts
+from .conversation import Conversation
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -38,6 +39,8 @@ from .errors import (
     UnexpectedResponseError,
 )
 from .events import (
+    Audio,
+    AudioDelta,
     Completed,
     ContentPart,
     FunctionCall,
@@ -50,6 +53,7 @@ from .events import (
     OutputTextDelta,
     OutputTextParsed,
     RateLimits,
+    RawChunk,
     Reasoning,
     ReasoningContentDelta,
     ReasoningText,
@@ -73,6 +77,8 @@ from .think import ThinkTags
 __all__ = [
     "APIStatusError",
     "Accumulator",
+    "Audio",
+    "AudioDelta",
     "AuthenticationError",
     "BadRequestError",
     "CallbackError",
@@ -88,6 +94,7 @@ __all__ = [
     "ContentPart",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
+    "Conversation",
     "DEFAULT_MAX_EVENT_BYTES",
     "EventTooLargeError",
     "FunctionCall",
@@ -107,6 +114,7 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "RateLimits",
+    "RawChunk",
     "Reasoning",
     "ReasoningContentDelta",
     "ReasoningText",

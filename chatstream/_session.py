@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ._conversation import Conversation
 from ._present import Presenter
 from ._recording import Recorder, UsageError
 from .client import Client, Turn
+from .conversation import Conversation
 from .errors import ChatStreamError
 from .events import FunctionCall
 from .response import Response
@@ -56,26 +56,30 @@ COMMANDS = {
 
 
 # --- the seam with the conversation helper: all the session needs of it ------------------
-# (kept to these four functions so that another helper means editing only them)
+# (kept to these functions so that another helper means editing only them)
 
-Send = Callable[[Turn, dict[str, Any]], tuple[Response, ChatStreamError | None]]
-
-
-def _new_history(client: Client, request: Mapping[str, Any], system: str | None) -> Any:
-    return Conversation(client, request, system=system)
+Send = Callable[[Turn, dict[str, Any]], Response]
 
 
-def _ask(history: Any, text: str, send: Send, run_tool: RunTool) -> ChatStreamError | None:
-    error: ChatStreamError | None = history.ask(text, send, run_tool)
-    return error
+def _new_history(
+    client: Client, request: Mapping[str, Any], system: str | None, send: Send
+) -> Conversation:
+    return Conversation(client, request, system=system, send=send)
 
 
-def _messages(history: Any) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = history.messages
-    return messages
+def _ask(history: Conversation, text: str, run_tool: RunTool) -> ChatStreamError | None:
+    try:
+        history.ask(text, run_tool)
+    except ChatStreamError as exc:
+        return exc
+    return None
 
 
-def _set_messages(history: Any, messages: list[dict[str, Any]]) -> None:
+def _messages(history: Conversation) -> list[dict[str, Any]]:
+    return history.messages
+
+
+def _set_messages(history: Conversation, messages: list[dict[str, Any]]) -> None:
     history.messages[:] = messages
 
 
@@ -105,7 +109,7 @@ class Session:
     ) -> None:
         self.presenter = presenter
         self.recorder = recorder
-        self.history = _new_history(client, request, system)
+        self.history = _new_history(client, request, system, self._send)
         # The request being shown, while it is (what a Ctrl-C cuts).
         self._current: tuple[dict[str, Any], ChatStream] | None = None
 
@@ -118,7 +122,7 @@ class Session:
         """One user turn; its exit status. Ctrl-C propagates (one-shot mode ends on it)."""
         self._current = None
         try:
-            error = _ask(self.history, text, self._send, run_tool)
+            error = _ask(self.history, text, run_tool)
         finally:
             if self.recorder is not None:
                 self.recorder.close()
@@ -136,7 +140,9 @@ class Session:
                 self._cut()
             return EXIT_OK
 
-    def _send(self, turn: Turn, body: dict[str, Any]) -> tuple[Response, ChatStreamError | None]:
+    def _send(self, turn: Turn, body: dict[str, Any]) -> Response:
+        """One request of a turn, shown; its response, or the error it ended in (raised,
+        once shown)."""
         record = self.recorder.start() if self.recorder is not None else None
         started = time.monotonic()
         with turn.stream(body, on_bytes=record) as stream:
@@ -145,7 +151,9 @@ class Session:
         if self.recorder is not None:
             self.recorder.finish(error)
         self._current = None
-        return outcome(stream), error
+        if error is not None:
+            raise error
+        return outcome(stream)
 
     def _cut(self) -> None:
         """After Ctrl-C: the answer so far joins the history, marked as cut (a turn
@@ -159,7 +167,11 @@ class Session:
         partial = outcome(stream)
         content = partial.content
         text = f"{content}\n{CUT_MARK}" if content else CUT_MARK
-        _set_messages(self.history, [*body["messages"], {"role": "assistant", "content": text}])
+        # The history is as it was before the turn; the turn's messages so far are the
+        # end of the request that was cut.
+        before = _messages(self.history)
+        turn = body["messages"][len(before) :]
+        _set_messages(self.history, [*before, *turn, {"role": "assistant", "content": text}])
         self.presenter.note(
             "· interrupted: the answer so far is kept in the conversation "
             "(Ctrl-C again, Ctrl-D or /exit to leave)"

@@ -49,6 +49,8 @@ from .errors import (
     ProviderError,
 )
 from .events import (
+    Audio,
+    AudioDelta,
     Completed,
     FunctionCall,
     Message,
@@ -58,6 +60,7 @@ from .events import (
     OutputText,
     OutputTextDelta,
     OutputTextParsed,
+    RawChunk,
     Reasoning,
     ReasoningContentDelta,
     ReasoningText,
@@ -104,6 +107,7 @@ class _Call:
         "announced_id",
         "arguments",
         "custom",
+        "extra_content",
         "id",
         "name",
         "output_index",
@@ -118,6 +122,8 @@ class _Call:
         self.arguments: list[str] = []
         # A custom (free-text) tool call: its input is text, never JSON.
         self.custom = False
+        # Gemini's thought signature lives here and must go back with the call.
+        self.extra_content: dict[str, Any] | None = None
         # Set when the call is announced (its OutputItemAdded, once it has a name): its
         # position among the choice's calls, and the call_id its events carry.
         self.output_index: int | None = None
@@ -131,6 +137,7 @@ class _Call:
             arguments=_join(self.arguments),
             call_id=self.id or f"tool-call-{self.slot}",
             custom=self.custom,
+            extra_content=self.extra_content,
         )
 
     def looks_whole(self, reason: str | None) -> bool:
@@ -169,6 +176,8 @@ class _Choice:
         "message_parts",
         "next_slot",
         "partial_json",
+        "provider",
+        "reasoning_field",
         "reasoning_open",
         "reasoning_parts",
     )
@@ -193,6 +202,11 @@ class _Choice:
         self.incomplete_calls: list[FunctionCall] = []
         self.items: list[ResponseItem] = []
         self.finish_reason: str | None = None
+        # What only some providers send (logprobs, annotations, audio, raw reasoning
+        # entries); made on first use, so the common streams pay nothing for it.
+        self.provider: _ProviderData | None = None
+        # The delta field the reasoning text came in, to send it back under that name.
+        self.reasoning_field: str | None = None
         # Live views: how many calls were announced, and whether to parse them partially.
         self.announced = 0
         self.partial_json = False
@@ -200,15 +214,27 @@ class _Choice:
         self.content_filter: ContentFilter | None = None
         self.json_view: PartialJson | None = None
 
+    def extras(self) -> _ProviderData:
+        if self.provider is None:
+            self.provider = _ProviderData()
+        return self.provider
+
     # --- appending ---------------------------------------------------------------------
 
-    def add_text(self, text: str, events: Events, filtered: bool = False) -> None:
-        """Add content text; ``filtered``: it already went through the content filter."""
+    def add_text(
+        self,
+        text: str,
+        events: Events,
+        filtered: bool = False,
+        logprobs: list[Any] | None = None,
+    ) -> None:
+        """Add content text; ``filtered``: it already went through the content filter;
+        ``logprobs``: the chunk's content logprobs, carried on the delta event."""
         if self.content_filter is not None and not filtered:
             self.add_pieces(self.content_filter.feed(text), events)
             return
         self._message_piece(OutputText, text, events)
-        events.append(OutputTextDelta(text, self.index))
+        events.append(OutputTextDelta(text, self.index, logprobs))
         view = self.json_view
         if view is not None and view.append(text):
             events.append(OutputTextParsed(view.value, self.index))
@@ -232,9 +258,9 @@ class _Choice:
         if self.content_filter is not None:
             self.add_pieces(self.content_filter.flush(), events)
 
-    def add_refusal(self, text: str, events: Events) -> None:
+    def add_refusal(self, text: str, events: Events, logprobs: list[Any] | None = None) -> None:
         self._message_piece(Refusal, text, events)
-        events.append(RefusalDelta(text, self.index))
+        events.append(RefusalDelta(text, self.index, logprobs))
 
     def _message_piece(self, kind: type[OutputText | Refusal], text: str, events: Events) -> None:
         if not self.message_open:
@@ -247,11 +273,14 @@ class _Choice:
             parts.append((kind, [text]))
 
     def add_reasoning(self, text: str, events: Events) -> None:
+        self.open_reasoning(events)
+        self.reasoning_parts.append(text)
+        events.append(ReasoningContentDelta(text, 0, self.index))
+
+    def open_reasoning(self, events: Events) -> None:
         if not self.reasoning_open:
             self.reasoning_open = True
             events.append(OutputItemAdded(Reasoning(), self.index))
-        self.reasoning_parts.append(text)
-        events.append(ReasoningContentDelta(text, 0, self.index))
 
     def add_call_fragment(self, fragment: dict[str, Any], events: Events) -> None:
         if len(fragment) == 2:
@@ -325,6 +354,11 @@ class _Choice:
                 call.arguments.append(arguments)
                 if call.output_index is not None:
                     self._arguments_delta(call, arguments, events)
+        extra = fragment.get("extra_content")
+        if type(extra) is dict:
+            call.extra_content = (
+                extra if call.extra_content is None else {**call.extra_content, **extra}
+            )
         self.last_call = call
 
     def _announce(self, call: _Call, events: Events) -> None:
@@ -361,14 +395,19 @@ class _Choice:
             self.reasoning_open = False
             text = _join(self.reasoning_parts)
             self.reasoning_parts = []
-            self._done(Reasoning(content=[ReasoningText(text)]), events)
+            content = [ReasoningText(text)] if text else []
+            if self.provider is None or not self.provider.has_reasoning_data():
+                self._done(Reasoning(content=content), events)
+            else:
+                self._done(self.provider.reasoning_item(content), events)
 
     def finish_message(self, events: Events) -> None:
         if self.message_open:
             self.message_open = False
             content = [kind(_join(pieces)) for kind, pieces in self.message_parts]
             self.message_parts = []
-            self._done(Message(content=content), events)
+            annotations = None if self.provider is None else self.provider.take_annotations()
+            self._done(Message(content=content, annotations=annotations), events)
 
     def finish_calls(self, events: Events, *, complete: bool, check_json: bool) -> None:
         """Hand over the open calls: all named ones when ``complete``, else none; with
@@ -427,6 +466,7 @@ class _Choice:
     def result(self) -> ChoiceResult:
         pending = [c.item() for c in self.calls if c.name is not None]
         text, refusal, reasoning = self._received()
+        provider = self.provider
         return ChoiceResult(
             index=self.index,
             content=_join(text),
@@ -436,6 +476,159 @@ class _Choice:
             incomplete_tool_calls=self.incomplete_calls + pending,
             finish_reason=self.finish_reason,
             items=list(self.items),
+            logprobs=None if provider is None else provider.logprobs(),
+            annotations=None if provider is None else provider.all_annotations(),
+            audio=None if provider is None else provider.audio(),
+            reasoning_field=self.reasoning_field,
+        )
+
+
+# Entry types whose data comes whole (encrypted reasoning): never joined with another.
+_WHOLE_ENTRIES = frozenset({"reasoning.encrypted", "redacted_thinking"})
+# The text fields of reasoning entries, joined when one entry arrives in fragments.
+_ENTRY_TEXT = ("text", "summary", "thinking")
+
+
+def _merge_entries(kept: list[dict[str, Any]], entries: list[Any]) -> None:
+    """Add raw reasoning entries (``reasoning_details``, ``thinking_blocks``) to ``kept``,
+    joining the fragments of one entry: an entry continues the last one when both have
+    the same ``type`` and ``index`` and the last is not yet signed. Its text fields are
+    appended; its other fields fill in what the entry did not have yet."""
+    for entry in entries:
+        if type(entry) is not dict:
+            continue
+        last = kept[-1] if kept else None
+        if (
+            last is not None
+            and last.get("type") == entry.get("type")
+            and last.get("index") == entry.get("index")
+            and last.get("type") not in _WHOLE_ENTRIES
+            and not last.get("signature")
+        ):
+            for key, value in entry.items():
+                if key in _ENTRY_TEXT and type(value) is str and type(last.get(key)) is str:
+                    last[key] += value
+                elif value is not None and last.get(key) is None:
+                    last[key] = value
+        else:
+            kept.append(dict(entry))
+
+
+class _ProviderData:
+    """What a choice received beyond text, reasoning text and tool calls."""
+
+    __slots__ = (
+        "annotations",
+        "audio_data",
+        "audio_expires_at",
+        "audio_id",
+        "audio_transcript",
+        "content_logprobs",
+        "details",
+        "done_annotations",
+        "refusal_logprobs",
+        "thinking_blocks",
+    )
+
+    def __init__(self) -> None:
+        self.content_logprobs: list[Any] | None = None
+        self.refusal_logprobs: list[Any] | None = None
+        self.annotations: list[Any] = []  # of the open message
+        self.done_annotations: list[Any] = []  # of the finished messages
+        self.details: list[dict[str, Any]] = []
+        self.thinking_blocks: list[dict[str, Any]] = []
+        self.audio_id: str | None = None
+        self.audio_expires_at: int | None = None
+        self.audio_transcript: list[str] | None = None
+        self.audio_data: list[str] = []
+
+    def add_logprobs(self, raw: dict[str, Any]) -> tuple[list[Any] | None, list[Any] | None]:
+        """Collect a chunk's ``logprobs``; return its content and refusal entries."""
+        content = raw.get("content")
+        refusal = raw.get("refusal")
+        if type(content) is list:
+            if self.content_logprobs is None:
+                self.content_logprobs = []
+            self.content_logprobs += content
+        else:
+            content = None
+        if type(refusal) is list:
+            if self.refusal_logprobs is None:
+                self.refusal_logprobs = []
+            self.refusal_logprobs += refusal
+        else:
+            refusal = None
+        return content, refusal
+
+    def logprobs(self) -> dict[str, Any] | None:
+        if self.content_logprobs is None and self.refusal_logprobs is None:
+            return None
+        return {"content": self.content_logprobs, "refusal": self.refusal_logprobs}
+
+    def take_annotations(self) -> list[Any] | None:
+        """The open message's annotations, moved to the finished ones."""
+        if not self.annotations:
+            return None
+        taken = self.annotations
+        self.done_annotations += taken
+        self.annotations = []
+        return taken
+
+    def all_annotations(self) -> list[Any] | None:
+        every = self.done_annotations + self.annotations
+        return every or None
+
+    def add_audio(self, audio: dict[str, Any], index: int, events: Events) -> None:
+        transcript = audio.get("transcript")
+        data = audio.get("data")
+        audio_id = audio.get("id")
+        expires_at = audio.get("expires_at")
+        transcript = transcript if type(transcript) is str else ""
+        data = data if type(data) is str else ""
+        audio_id = audio_id if type(audio_id) is str and audio_id else None
+        expires_at = expires_at if type(expires_at) is int else None
+        if self.audio_transcript is None:
+            self.audio_transcript = []
+        self.audio_transcript.append(transcript)
+        self.audio_data.append(data)
+        if audio_id is not None and self.audio_id is None:
+            self.audio_id = audio_id
+        if expires_at is not None:
+            self.audio_expires_at = expires_at
+        events.append(AudioDelta(transcript, data, audio_id, expires_at, index))
+
+    def audio(self) -> Audio | None:
+        if self.audio_transcript is None:
+            return None
+        return Audio(
+            id=self.audio_id,
+            transcript="".join(self.audio_transcript),
+            data="".join(self.audio_data),
+            expires_at=self.audio_expires_at,
+        )
+
+    def has_reasoning_data(self) -> bool:
+        return bool(self.details or self.thinking_blocks)
+
+    def reasoning_item(self, content: list[ReasoningText]) -> Reasoning:
+        """The finished reasoning item, with the raw entries received since the last one."""
+        details, self.details = self.details, []
+        blocks, self.thinking_blocks = self.thinking_blocks, []
+        encrypted = None
+        item_id = ""
+        for entry in details + blocks:
+            if encrypted is None and entry.get("type") in _WHOLE_ENTRIES:
+                data = entry.get("data")
+                encrypted = data if type(data) is str else None
+            value = entry.get("id")
+            if not item_id and type(value) is str:
+                item_id = value
+        return Reasoning(
+            id=item_id,
+            content=content,
+            encrypted_content=encrypted,
+            details=details or None,
+            thinking_blocks=blocks or None,
         )
 
 
@@ -473,6 +666,44 @@ def _reasoning_text(delta: dict[str, Any]) -> str | None:
     return None
 
 
+def _reasoning_field(delta: dict[str, Any]) -> str | None:
+    """The field :func:`_reasoning_text` read the reasoning from (same order)."""
+    reasoning = delta.get("reasoning")
+    if (type(reasoning) is str and reasoning) or type(reasoning) is dict:
+        return "reasoning"
+    content = delta.get("reasoning_content")
+    if type(content) in (str, dict) and content:
+        return "reasoning_content"
+    if type(delta.get("reasoning_details")) is list:
+        return "reasoning_details"
+    if type(delta.get("thinking_blocks")) is list:
+        return "thinking_blocks"
+    return None
+
+
+#: The delta fields only some providers send (read by _rare_delta_fields).
+_RARE_DELTA_KEYS = frozenset({"reasoning_details", "thinking_blocks", "annotations", "audio"})
+
+
+def _rare_delta_fields(state: _Choice, delta: dict[str, Any], events: Events) -> None:
+    """Keep what only some providers put in a delta: the raw reasoning entries (they go
+    back on the next request), URL annotations and audio."""
+    details = delta.get("reasoning_details")
+    if type(details) is list and details:
+        state.open_reasoning(events)  # also for entries without text (encrypted ones)
+        _merge_entries(state.extras().details, details)
+    blocks = delta.get("thinking_blocks")
+    if type(blocks) is list and blocks:
+        state.open_reasoning(events)
+        _merge_entries(state.extras().thinking_blocks, blocks)
+    annotations = delta.get("annotations")
+    if type(annotations) is list and annotations:
+        state.extras().annotations += annotations
+    audio = delta.get("audio")
+    if type(audio) is dict:
+        state.extras().add_audio(audio, state.index, events)
+
+
 def _joined(entries: list[Any], keys: tuple[str, ...]) -> str:
     """The text of each entry (an object) under the first of ``keys`` it has, joined."""
     texts = []
@@ -500,6 +731,10 @@ def _usage(raw: dict[str, Any]) -> TokenUsage:
         cached = raw.get("prompt_cache_hit_tokens")  # DeepSeek
     completion = raw.get("completion_tokens_details")
     reasoning = completion.get("reasoning_tokens") if type(completion) is dict else None
+    if type(reasoning) is not int:
+        reasoning = raw.get("reasoning_tokens")  # at the top level (some gateways)
+    cost = raw.get("cost")
+    cost_details = raw.get("cost_details")
     input_tokens = _int(raw.get("prompt_tokens"))
     output_tokens = _int(raw.get("completion_tokens"))
     total = raw.get("total_tokens")
@@ -509,6 +744,10 @@ def _usage(raw: dict[str, Any]) -> TokenUsage:
         output_tokens=output_tokens,
         reasoning_output_tokens=_int(reasoning),
         total_tokens=total if type(total) is int and total >= 0 else input_tokens + output_tokens,
+        cost=cost if type(cost) in (int, float) else None,
+        cost_details=cost_details if type(cost_details) is dict else None,
+        prompt_tokens_details=prompt if type(prompt) is dict else None,
+        completion_tokens_details=completion if type(completion) is dict else None,
     )
 
 
@@ -560,6 +799,8 @@ class Accumulator:
             "length"`` ends the stream in :class:`~chatstream.ContextWindowExceeded`. By
             default it is a normal end whose answer was cut short (a ``max_tokens`` limit
             is the caller's own choice, not a failure).
+        raw_chunks: Also return each chunk as it was sent, as a
+            :class:`~chatstream.RawChunk` event before the events made from it.
         max_choices: Most choices; one more ends the stream in
             :class:`~chatstream.LimitExceededError`.
         max_tool_calls: Most tool calls in one choice; likewise.
@@ -580,6 +821,7 @@ class Accumulator:
         *,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        raw_chunks: bool = False,
         max_choices: int = DEFAULT_MAX_CHOICES,
         max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         partial_json: bool = False,
@@ -589,6 +831,7 @@ class Accumulator:
     ) -> None:
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        self.raw_chunks = raw_chunks
         self.max_choices = max_choices
         self.max_tool_calls = max_tool_calls
         self.partial_json = partial_json
@@ -616,6 +859,13 @@ class Accumulator:
         # A choice finished with "error" in the chunk being read: the stream ends in it.
         self._error_finish: ProviderError | None = None
         self._cache: Response | None = None
+        # What the chunks say about the whole response (see Completed).
+        self._fingerprint: str | None = None
+        self._head_read = False
+        self._service_tier: str | None = None
+        self._citations: list[Any] | None = None
+        self._search_results: list[Any] | None = None
+        self._timings: dict[str, Any] | None = None
 
     @property
     def all_choices_finished(self) -> bool:
@@ -649,6 +899,28 @@ class Accumulator:
             value = chunk.get("model")
             if type(value) is str and value:
                 self._model = value
+        events: Events = []
+        if self.raw_chunks:
+            events.append(RawChunk(chunk))
+        if not self._head_read:
+            # The same on every chunk: read until the first one with choices.
+            value = chunk.get("system_fingerprint")
+            if type(value) is str and value:
+                self._fingerprint = value
+            value = chunk.get("service_tier")
+            if type(value) is str and value:
+                self._service_tier = value
+            self._head_read = bool(chunk.get("choices"))
+        # Perplexity repeats these on every chunk; llama.cpp sends timings on the last.
+        value = chunk.get("citations")
+        if type(value) is list:
+            self._citations = value
+        value = chunk.get("search_results")
+        if type(value) is list:
+            self._search_results = value
+        value = chunk.get("timings")
+        if type(value) is dict:
+            self._timings = value
         usage = chunk.get("usage")
         if type(usage) is not dict:
             groq = chunk.get("x_groq")
@@ -657,7 +929,6 @@ class Accumulator:
             self._usage = usage  # the last one wins (xAI sends it before the last chunk)
         error = chunk.get("error")
         failed = error is not None or chunk.get("type") == "error"
-        events: Events = []
         choices = chunk.get("choices")
         if type(choices) is list:
             for position, choice in enumerate(choices):
@@ -688,18 +959,29 @@ class Accumulator:
             self._set_up(state)
         delta = choice.get("delta")
         if type(delta) is dict:
+            text_logprobs = refusal_logprobs = None
+            logprobs = choice.get("logprobs")
+            if type(logprobs) is dict:
+                text_logprobs, refusal_logprobs = state.extras().add_logprobs(logprobs)
             reasoning = _reasoning_text(delta)
             if reasoning:
                 state.add_reasoning(reasoning, events)
+                if state.reasoning_field is None:
+                    state.reasoning_field = _reasoning_field(delta)
+            # A lone content delta (most chunks) has none of the rarer fields.
+            if (len(delta) > 1 or "content" not in delta) and not _RARE_DELTA_KEYS.isdisjoint(
+                delta
+            ):
+                _rare_delta_fields(state, delta, events)
             content = delta.get("content")
             if type(content) is str:
                 if content:
-                    state.add_text(content, events)
+                    state.add_text(content, events, logprobs=text_logprobs)
             elif type(content) is list:
                 self._content_parts(state, content, events)
             refusal = delta.get("refusal")
             if type(refusal) is str and refusal:
-                state.add_refusal(refusal, events)
+                state.add_refusal(refusal, events, refusal_logprobs)
             calls = delta.get("tool_calls")
             if type(calls) is list and calls:
                 for fragment in calls:
@@ -729,6 +1011,8 @@ class Accumulator:
             )
             if reasoning:
                 state.add_reasoning(reasoning, events)
+                if state.reasoning_field is None:
+                    state.reasoning_field = _reasoning_field(message)
         reason = choice.get("finish_reason")
         # Old Ollama sends "" on every chunk: that is no finish reason.
         if finish and type(reason) is str and reason:
@@ -812,7 +1096,17 @@ class Accumulator:
             state.finish_message(events)
             state.finish_calls(events, complete=True, check_json=True)
         self.ended = True
-        events.append(Completed(self._response_id, self.usage))
+        events.append(
+            Completed(
+                self._response_id,
+                self.usage,
+                system_fingerprint=self._fingerprint,
+                service_tier=self._service_tier,
+                citations=self._citations,
+                search_results=self._search_results,
+                timings=self._timings,
+            )
+        )
         return events
 
     def _over_limit(self, limit: str, maximum: int, what: str) -> None:
@@ -861,5 +1155,10 @@ class Accumulator:
                 usage=self.usage,
                 error=self.error,
                 skipped_events=self.skipped_events,
+                system_fingerprint=self._fingerprint,
+                service_tier=self._service_tier,
+                citations=self._citations,
+                search_results=self._search_results,
+                timings=self._timings,
             )
         return self._cache

@@ -140,6 +140,8 @@ class Client:
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
             the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
             stream ends normally and :attr:`~chatstream.Response.truncated` is true).
+        raw_chunks: Also deliver each chunk as sent, as a :class:`~chatstream.RawChunk`
+            event before the events made from it (off by default).
         partial_json: Views of JSON as it streams (tool-call arguments parsed so far, and
             JSON content when the request asks for it); see :ref:`live-views`.
         think_tags: Move ``<think>`` blocks of the content to reasoning: ``True`` or a
@@ -177,6 +179,7 @@ class Client:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        raw_chunks: bool = False,
         partial_json: bool = False,
         think_tags: bool | ThinkTags = False,
         text_tool_calls: bool = False,
@@ -213,6 +216,7 @@ class Client:
         self.max_event_bytes = max_event_bytes
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
+        self.raw_chunks = raw_chunks
         #: The live-view options every stream gets unless :meth:`stream` says otherwise.
         self.views: dict[str, Any] = {
             "partial_json": partial_json,
@@ -338,6 +342,7 @@ class Client:
             parser=StreamParser(
                 drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
                 length_is_error=self.length_is_error,
+                raw_chunks=self.raw_chunks,
                 request=request,
                 **limits,
                 **_views(self.views, partial_json, think_tags, text_tool_calls),

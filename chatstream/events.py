@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
 from dataclasses_json import DataClassJsonMixin, config
 
 __all__ = [
+    "Audio",
+    "AudioDelta",
     "Completed",
     "ContentPart",
     "FunctionCall",
@@ -37,6 +39,7 @@ __all__ = [
     "OutputTextDelta",
     "OutputTextParsed",
     "RateLimits",
+    "RawChunk",
     "Reasoning",
     "ReasoningContentDelta",
     "ReasoningText",
@@ -53,6 +56,8 @@ __all__ = [
 ]
 
 _S = TypeVar("_S", bound="Serializable")
+_T = TypeVar("_T")
+_set = object.__setattr__
 
 # type tag -> class, filled by ``_tagged``; one table for every kind so that a tag
 # names exactly one class.
@@ -110,6 +115,32 @@ def _tagged(tag: str) -> Callable[[type[_S]], type[_S]]:
         return cls
 
     return register
+
+
+#: The metadata of an optional field, ``field(default=None, metadata=_OPTIONAL)``: left
+#: out of the JSON and the ``repr`` while it is ``None``, so the provider data that only
+#: some streams carry costs nothing in the others.
+_OPTIONAL: dict[str, Any] = {**config(exclude=lambda value: value is None), "optional": True}
+
+
+def _compact_repr(self: Any) -> str:
+    """The dataclass ``repr``, without the optional fields that are ``None``."""
+    shown = []
+    for f in fields(self):
+        value = getattr(self, f.name)
+        if f.repr and not (value is None and f.metadata.get("optional")):
+            shown.append(f"{f.name}={value!r}")
+    return f"{type(self).__qualname__}({', '.join(shown)})"
+
+
+def _compact(cls: type[_T]) -> type[_T]:
+    """Give a dataclass with optional fields :func:`_compact_repr`."""
+    cls.__repr__ = _compact_repr  # type: ignore[method-assign]
+    return cls
+
+
+#: A JSON object exactly as the provider sent it.
+Raw = dict[str, Any]
 
 
 def _polymorphic(base: type[Serializable]) -> dict[str, Any]:
@@ -176,6 +207,7 @@ class _Item(Serializable):
 
 
 @_tagged("message")
+@_compact
 @dataclass(frozen=True)
 class Message(_Item):
     """The assistant's answer: text and refusal parts, in the order they arrived.
@@ -186,6 +218,8 @@ class Message(_Item):
     role: str = "assistant"
     content: list[ContentPart] = field(default_factory=list, metadata=_polymorphic_list(_Part))
     id: str | None = None
+    #: The ``delta.annotations`` entries (URL citations), as sent, or ``None``.
+    annotations: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def text(self) -> str:
@@ -194,14 +228,26 @@ class Message(_Item):
 
 
 @_tagged("reasoning")
+@_compact
 @dataclass(frozen=True)
 class Reasoning(_Item):
-    """The model's reasoning, when the provider streams it."""
+    """The model's reasoning, when the provider streams it.
+
+    ``content`` holds the reasoning text. What a provider needs back on the next request
+    is kept as it was sent: ``details`` are OpenRouter's ``reasoning_details`` entries
+    and ``thinking_blocks`` the Anthropic-style blocks (with their ``signature``), each
+    with the fragments of one entry joined. ``encrypted_content`` is the data of an
+    encrypted entry (``reasoning.encrypted``, ``redacted_thinking``), and ``id`` the
+    first entry's id. ``summary`` stays empty: Chat Completions streams send summaries as
+    ``reasoning_details`` entries, whose text is in ``content``.
+    """
 
     id: str = ""
     summary: list[SummaryText] = field(default_factory=list, metadata=_polymorphic_list(_Part))
     content: list[ReasoningText] = field(default_factory=list, metadata=_polymorphic_list(_Part))
     encrypted_content: str | None = None
+    details: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    thinking_blocks: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def text(self) -> str:
@@ -210,6 +256,7 @@ class Reasoning(_Item):
 
 
 @_tagged("function_call")
+@_compact
 @dataclass(frozen=True)
 class FunctionCall(_Item):
     """A tool call the model asks for.
@@ -221,6 +268,9 @@ class FunctionCall(_Item):
     ``custom`` is true for a call of a custom (free-text) tool, streamed as ``{"type":
     "custom", "custom": {"name", "input"}}``: its ``arguments`` hold the input text,
     which is not JSON.
+
+    ``extra_content`` is the call's ``extra_content`` object as sent (Gemini puts its
+    thought signature there, and needs it back on the next request), or ``None``.
     """
 
     name: str
@@ -228,6 +278,7 @@ class FunctionCall(_Item):
     call_id: str
     id: str | None = None
     custom: bool = False
+    extra_content: Raw | None = field(default=None, metadata=_OPTIONAL)
 
 
 #: Any output item.
@@ -242,15 +293,50 @@ def item_from_dict(kvs: Mapping[str, Any]) -> ResponseItem:
 # --- usage -----------------------------------------------------------------------------
 
 
+@_compact
 @dataclass(frozen=True)
 class TokenUsage(DataClassJsonMixin):
-    """Token counts of a response, normalised across providers."""
+    """Token counts of a response, normalised across providers.
+
+    The five counts are always there. The rest is what some providers add, as sent, or
+    ``None``: ``cost`` and ``cost_details`` (OpenRouter), and the full
+    ``prompt_tokens_details`` and ``completion_tokens_details`` (audio, cached,
+    accepted and rejected prediction tokens, ...).
+    """
 
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_output_tokens: int = 0
     total_tokens: int = 0
+    cost: float | None = field(default=None, metadata=_OPTIONAL)
+    cost_details: Raw | None = field(default=None, metadata=_OPTIONAL)
+    prompt_tokens_details: Raw | None = field(default=None, metadata=_OPTIONAL)
+    completion_tokens_details: Raw | None = field(default=None, metadata=_OPTIONAL)
+
+    def counts(self) -> dict[str, int]:
+        """The five normalised counts (the conformance format's ``usage``)."""
+        return {
+            "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_output_tokens": self.reasoning_output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Audio(DataClassJsonMixin):
+    """The audio answer of a choice (``modalities: ["audio"]``), from ``delta.audio``.
+
+    ``transcript`` and ``data`` (base64 audio) are the joined fragments; ``id`` and
+    ``expires_at`` are the provider's. Send ``{"id": id}`` back to refer to it.
+    """
+
+    id: str | None = None
+    transcript: str = ""
+    data: str = ""
+    expires_at: int | None = None
 
 
 # --- events ----------------------------------------------------------------------------
@@ -282,21 +368,64 @@ class OutputItemAdded(_Event):
 
 
 @_tagged("output_text_delta")
+@_compact
 @dataclass(frozen=True)
 class OutputTextDelta(_Event):
-    """More assistant text."""
+    """More assistant text.
+
+    ``logprobs`` are the ``choices[].logprobs.content`` entries of the chunk that carried
+    it (when they were asked for), as sent, or ``None``.
+    """
 
     delta: str
     choice_index: int = 0
+    logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+
+    def __init__(
+        self, delta: str, choice_index: int = 0, logprobs: list[Raw] | None = None
+    ) -> None:
+        # The most frequent event: a field left at its class default costs nothing here
+        # (a frozen dataclass's own __init__ would set every field, one call each).
+        _set(self, "delta", delta)
+        _set(self, "choice_index", choice_index)
+        if logprobs is not None:
+            _set(self, "logprobs", logprobs)
 
 
 @_tagged("refusal_delta")
+@_compact
 @dataclass(frozen=True)
 class RefusalDelta(_Event):
-    """More refusal text."""
+    """More refusal text; ``logprobs`` are the chunk's ``logprobs.refusal`` entries."""
 
     delta: str
     choice_index: int = 0
+    logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+
+
+@_tagged("audio_delta")
+@dataclass(frozen=True)
+class AudioDelta(_Event):
+    """More of an audio answer (``delta.audio``): a piece of its ``transcript`` and of its
+    base64 ``data``, with the provider's ``id`` and ``expires_at`` when the chunk had
+    them. The whole answer is :attr:`ChoiceResult.audio <chatstream.ChoiceResult.audio>`.
+    """
+
+    transcript: str = ""
+    data: str = ""
+    id: str | None = None
+    expires_at: int | None = None
+    choice_index: int = 0
+
+
+@_tagged("raw_chunk")
+@dataclass(frozen=True)
+class RawChunk(_Event):
+    """A chunk exactly as the provider sent it (the parsed ``data:`` JSON), before the
+    events made from it. Sent only when asked for (``raw_chunks=True``): every field,
+    known or not, reaches the caller, so a new provider field needs no new release."""
+
+    chunk: Raw
 
 
 @_tagged("reasoning_content_delta")
@@ -319,12 +448,24 @@ class OutputItemDone(_Event):
 
 
 @_tagged("completed")
+@_compact
 @dataclass(frozen=True)
 class Completed(_Event):
-    """The stream ended normally. Always the last event of a successful stream."""
+    """The stream ended normally. Always the last event of a successful stream.
+
+    Beside the id and usage it carries what the chunks said about the whole response,
+    each ``None`` when not sent: ``system_fingerprint`` and ``service_tier``
+    (OpenAI), Perplexity's ``citations`` and ``search_results``, and llama.cpp's
+    ``timings`` (prompt and generation speed).
+    """
 
     response_id: str = ""
     token_usage: TokenUsage | None = None
+    system_fingerprint: str | None = field(default=None, metadata=_OPTIONAL)
+    service_tier: str | None = field(default=None, metadata=_OPTIONAL)
+    citations: list[Any] | None = field(default=None, metadata=_OPTIONAL)
+    search_results: list[Any] | None = field(default=None, metadata=_OPTIONAL)
+    timings: Raw | None = field(default=None, metadata=_OPTIONAL)
 
 
 # --- live views: tool calls and JSON as they stream -------------------------------------
@@ -406,11 +547,13 @@ ResponseEvent = (
     | OutputTextDelta
     | RefusalDelta
     | ReasoningContentDelta
+    | AudioDelta
     | OutputItemDone
     | Completed
     | FunctionCallArgumentsDelta
     | OutputItemIncomplete
     | OutputTextParsed
+    | RawChunk
 )
 
 

@@ -79,6 +79,8 @@ class StreamParser:
         length_is_error: The specification's rule that ``finish_reason: "length"`` ends
             the stream in :class:`~chatstream.ContextWindowExceeded` (off by default:
             the stream ends normally and :attr:`Response.truncated` is true).
+        raw_chunks: Also return each chunk as sent, as a :class:`~chatstream.RawChunk`
+            event before the events made from it (off by default).
         max_choices: Most choices a response may have (default 128).
         max_tool_calls: Most tool calls one choice may make (default 1 024).
         max_total_bytes: Most bytes the whole body may have; ``None`` (the default):
@@ -101,6 +103,7 @@ class StreamParser:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
         length_is_error: bool = False,
+        raw_chunks: bool = False,
         max_choices: int = DEFAULT_MAX_CHOICES,
         max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         max_total_bytes: int | None = None,
@@ -115,6 +118,7 @@ class StreamParser:
         self.accumulator = Accumulator(
             drop_tool_calls_on_stop=drop_tool_calls_on_stop,
             length_is_error=length_is_error,
+            raw_chunks=raw_chunks,
             max_choices=max_choices,
             max_tool_calls=max_tool_calls,
             partial_json=partial_json,
@@ -373,6 +377,7 @@ def _completion_chunk(text: str) -> tuple[dict[str, Any], str | None]:
                 "index": choice.get("index", position),
                 "delta": delta,
                 "finish_reason": choice.get("finish_reason"),
+                "logprobs": choice.get("logprobs"),
             }
         )
     return chunk, None

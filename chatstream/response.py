@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ChatStreamError
-from .events import FunctionCall, ResponseItem, TokenUsage
+from .events import Audio, FunctionCall, Reasoning, ResponseItem, TokenUsage, item_from_dict
 
 __all__ = ["ChoiceResult", "Response", "TRUNCATING_FINISH_REASONS"]
 
@@ -29,6 +30,15 @@ class ChoiceResult:
             over as if whole.
         finish_reason: Its last ``finish_reason`` as the provider sent it, or ``None``.
         items: Its finished items, in the order they were finished.
+        logprobs: ``{"content": [...], "refusal": [...]}``, the ``logprobs`` entries of
+            all its chunks joined (a key is ``None`` when none came), or ``None`` when
+            the provider sent none.
+        annotations: Its ``delta.annotations`` entries (URL citations) as sent, or
+            ``None``.
+        audio: Its audio answer, or ``None``.
+        reasoning_field: The delta field its reasoning text came in
+            (``"reasoning"``, ``"reasoning_content"``, ...), or ``None``:
+            :meth:`to_message` sends the reasoning back under that name.
     """
 
     index: int
@@ -39,12 +49,95 @@ class ChoiceResult:
     incomplete_tool_calls: list[FunctionCall] = field(default_factory=list)
     finish_reason: str | None = None
     items: list[ResponseItem] = field(default_factory=list)
+    logprobs: dict[str, Any] | None = None
+    annotations: list[Any] | None = None
+    audio: Audio | None = None
+    reasoning_field: str | None = None
 
     @property
     def truncated(self) -> bool:
         """True when the answer was cut short: ``finish_reason`` is ``"length"`` (the
         ``max_tokens`` limit or the context window) or ``"content_filter"``."""
         return self.finish_reason in TRUNCATING_FINISH_REASONS
+
+    def to_message(self) -> dict[str, Any]:
+        """The assistant message to send back in the next request's ``messages``.
+
+        It holds the text (``content``; ``""`` when the model sent none, since some
+        servers, llama-cpp-python's among them, reject ``null``), the ``refusal``,
+        the finished ``tool_calls`` with their ids (function calls, and custom calls as
+        ``{"type": "custom", "custom": {"name", "input"}}``), and what the provider
+        streamed for it to get back, only when it streamed it: the reasoning text under
+        the field it came in when that was ``reasoning_content`` (DeepSeek and Kimi
+        require it after a tool call in thinking mode) or ``reasoning``, OpenRouter's
+        ``reasoning_details``, ``thinking_blocks`` with their signatures, each call's
+        ``extra_content`` (Gemini's thought signatures) and the audio's ``id``.
+        """
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.refusal is not None:
+            message["refusal"] = self.refusal
+        if self.reasoning and self.reasoning_field in ("reasoning_content", "reasoning"):
+            message[self.reasoning_field] = self.reasoning
+        details: list[Any] = []
+        blocks: list[Any] = []
+        for item in self.items:
+            if isinstance(item, Reasoning):
+                details += item.details or ()
+                blocks += item.thinking_blocks or ()
+        if details:
+            message["reasoning_details"] = details
+        if blocks:
+            message["thinking_blocks"] = blocks
+        if self.tool_calls:
+            message["tool_calls"] = [_call_message(call) for call in self.tool_calls]
+        if self.audio is not None and self.audio.id:
+            message["audio"] = {"id": self.audio.id}
+        return message
+
+    def to_dict(self) -> dict[str, Any]:
+        """This choice as a JSON-ready dict; :meth:`from_dict` reads it back."""
+        return {
+            "index": self.index,
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "refusal": self.refusal,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "incomplete_tool_calls": [c.to_dict() for c in self.incomplete_tool_calls],
+            "finish_reason": self.finish_reason,
+            "items": [item.to_dict() for item in self.items],
+            "logprobs": self.logprobs,
+            "annotations": self.annotations,
+            "audio": None if self.audio is None else self.audio.to_dict(),
+            "reasoning_field": self.reasoning_field,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChoiceResult:
+        """Rebuild a choice from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: A field is missing or malformed.
+        """
+        try:
+            audio = data.get("audio")
+            return cls(
+                index=data["index"],
+                content=data.get("content", ""),
+                reasoning=data.get("reasoning", ""),
+                refusal=data.get("refusal"),
+                tool_calls=[FunctionCall.from_dict(c) for c in data.get("tool_calls", [])],
+                incomplete_tool_calls=[
+                    FunctionCall.from_dict(c) for c in data.get("incomplete_tool_calls", [])
+                ],
+                finish_reason=data.get("finish_reason"),
+                items=[item_from_dict(item) for item in data.get("items", [])],
+                logprobs=data.get("logprobs"),
+                annotations=data.get("annotations"),
+                audio=None if audio is None else Audio.from_dict(audio),
+                reasoning_field=data.get("reasoning_field"),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"cannot read a choice: missing or malformed field ({exc})") from exc
 
     def to_result_dict(self) -> dict[str, Any]:
         """This choice in the conformance result format."""
@@ -63,6 +156,61 @@ def _call_dict(call: FunctionCall) -> dict[str, str]:
     return {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
 
 
+def _call_message(call: FunctionCall) -> dict[str, Any]:
+    """A finished call as an entry of an assistant message's ``tool_calls``."""
+    entry: dict[str, Any]
+    if call.custom:
+        entry = {
+            "id": call.call_id,
+            "type": "custom",
+            "custom": {"name": call.name, "input": call.arguments},
+        }
+    else:
+        entry = {
+            "id": call.call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+    if call.extra_content is not None:
+        entry["extra_content"] = call.extra_content
+    return entry
+
+
+def _error_dict(error: ChatStreamError) -> dict[str, Any]:
+    """An error's class, kind, message and JSON-ready attributes (not its partial)."""
+    attributes: dict[str, Any] = {}
+    for name, value in vars(error).items():
+        if name in ("message", "partial") or name.startswith("_"):
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        attributes[name] = value
+    return {
+        "kind": error.kind,
+        "class": type(error).__name__,
+        "message": error.message,
+        "attributes": attributes,
+    }
+
+
+def _error_from_dict(data: dict[str, Any]) -> ChatStreamError:
+    """An error rebuilt from :func:`_error_dict` output (its class when chatstream has
+    one of that name, else :class:`ChatStreamError`)."""
+    from . import errors
+
+    cls = getattr(errors, str(data.get("class")), None)
+    if not (isinstance(cls, type) and issubclass(cls, ChatStreamError)):
+        cls = ChatStreamError
+    error = cls.__new__(cls)
+    message = str(data.get("message", ""))
+    ChatStreamError.__init__(error, message)
+    for name, value in (data.get("attributes") or {}).items():
+        setattr(error, name, value)
+    return error
+
+
 @dataclass(frozen=True)
 class Response:
     """A stream's result: complete when it ended normally, partial when it failed.
@@ -78,6 +226,14 @@ class Response:
         usage: Token usage (the last one the stream reported), or ``None``.
         error: The error that ended the stream, or ``None`` if it ended normally.
         skipped_events: Events whose data was not a JSON object, skipped.
+        system_fingerprint: OpenAI's backend configuration id, or ``None``.
+        service_tier: The tier that served the request, or ``None``.
+        citations: Perplexity's ``citations`` (URLs), or ``None``.
+        search_results: Perplexity's ``search_results``, or ``None``.
+        timings: llama.cpp's ``timings`` (prompt and generation speed), or ``None``.
+
+    :meth:`to_dict` / :meth:`to_json` write it whole and :meth:`from_dict` /
+    :meth:`from_json` read it back, so a recorded result loads as it was.
     """
 
     response_id: str = ""
@@ -86,6 +242,11 @@ class Response:
     usage: TokenUsage | None = None
     error: ChatStreamError | None = None
     skipped_events: int = 0
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    citations: list[Any] | None = None
+    search_results: list[Any] | None = None
+    timings: dict[str, Any] | None = None
 
     @property
     def _first(self) -> ChoiceResult:
@@ -141,6 +302,100 @@ class Response:
         """True when the stream ended normally."""
         return self.error is None
 
+    @property
+    def logprobs(self) -> dict[str, Any] | None:
+        """Choice 0's logprobs (see :attr:`ChoiceResult.logprobs`)."""
+        return self._first.logprobs
+
+    @property
+    def annotations(self) -> list[Any] | None:
+        """Choice 0's annotations."""
+        return self._first.annotations
+
+    @property
+    def audio(self) -> Audio | None:
+        """Choice 0's audio answer."""
+        return self._first.audio
+
+    def to_message(self, choice: int = 0) -> dict[str, Any]:
+        """The assistant message of choice ``choice`` for the next request (see
+        :meth:`ChoiceResult.to_message`)::
+
+            messages.append(response.to_message())
+            messages += [{"role": "tool", "tool_call_id": c.call_id, "content": run(c)}
+                         for c in response.tool_calls]
+        """
+        for result in self.choices:
+            if result.index == choice:
+                return result.to_message()
+        if choice == 0:
+            return self._first.to_message()
+        raise IndexError(f"the response has no choice {choice}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole response as a JSON-ready dict; :meth:`from_dict` reads it back.
+
+        The error is written as its class, kind, message and plain attributes (its
+        ``partial`` is this response)."""
+        return {
+            "response_id": self.response_id,
+            "model": self.model,
+            "choices": [c.to_dict() for c in self.choices],
+            "usage": None if self.usage is None else self.usage.to_dict(),
+            "error": None if self.error is None else _error_dict(self.error),
+            "skipped_events": self.skipped_events,
+            "system_fingerprint": self.system_fingerprint,
+            "service_tier": self.service_tier,
+            "citations": self.citations,
+            "search_results": self.search_results,
+            "timings": self.timings,
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Response:
+        """Rebuild a response from :meth:`to_dict` output; an error gets it as its
+        ``partial``.
+
+        Raises:
+            ValueError: ``data`` is not an object, or a field is missing or malformed.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        try:
+            usage = data.get("usage")
+            error = data.get("error")
+            response = cls(
+                response_id=data.get("response_id", ""),
+                model=data.get("model"),
+                choices=[ChoiceResult.from_dict(c) for c in data.get("choices", [])],
+                usage=None if usage is None else TokenUsage.from_dict(usage),
+                error=None if error is None else _error_from_dict(error),
+                skipped_events=data.get("skipped_events", 0),
+                system_fingerprint=data.get("system_fingerprint"),
+                service_tier=data.get("service_tier"),
+                citations=data.get("citations"),
+                search_results=data.get("search_results"),
+                timings=data.get("timings"),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"cannot read a response: missing or malformed field ({exc})") from exc
+        if response.error is not None:
+            response.error.partial = response
+        return response
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Response:
+        """Rebuild a response from :meth:`to_json` output.
+
+        Raises:
+            ValueError: The text is not JSON, or not a response.
+        """
+        return cls.from_dict(json.loads(text))
+
     def to_result_dict(self) -> dict[str, Any]:
         """The result object of the conformance format (what ``replay --result`` prints)."""
         first = self._first.to_result_dict()
@@ -154,7 +409,7 @@ class Response:
             "refusal": first["refusal"],
             "tool_calls": first["tool_calls"],
             "incomplete_tool_calls": first["incomplete_tool_calls"],
-            "usage": None if usage is None else usage.to_dict(),
+            "usage": None if usage is None else usage.counts(),
             "error": None
             if self.error is None
             else {"kind": self.error.kind, "message": self.error.message},

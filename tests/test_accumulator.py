@@ -215,7 +215,9 @@ def test_reasoning_is_read_from_each_providers_field(delta: dict[str, Any]) -> N
         "Completed",
     ]
     assert out.events[1] == ReasoningContentDelta("think", content_index=0, choice_index=0)
-    assert out.events[2] == OutputItemDone(Reasoning(content=[ReasoningText("think")]))
+    done = out.events[2]
+    assert isinstance(done, OutputItemDone) and isinstance(done.item, Reasoning)
+    assert done.item.content == [ReasoningText("think")]
 
 
 @pytest.mark.parametrize(
@@ -647,6 +649,8 @@ def test_usage_fields_are_normalised() -> None:
         output_tokens=20,
         reasoning_output_tokens=7,
         total_tokens=30,
+        prompt_tokens_details={"cached_tokens": 4},
+        completion_tokens_details={"reasoning_tokens": 7},
     )
 
 
@@ -672,7 +676,8 @@ def test_null_counts_are_zero() -> None:
         "completion_tokens_details": {"reasoning_tokens": None},
     }
     out = parse([finish(usage=usage)])
-    assert out.response.usage == TokenUsage(0, 0, 5, 0, 5)
+    assert out.response.usage is not None
+    assert out.response.usage.counts() == TokenUsage(0, 0, 5, 0, 5).counts()
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from chatstream import (
+    AudioDelta,
     Completed,
     FunctionCall,
     FunctionCallArgumentsDelta,
@@ -19,6 +20,7 @@ from chatstream import (
     OutputTextDelta,
     OutputTextParsed,
     RateLimits,
+    RawChunk,
     Reasoning,
     ReasoningContentDelta,
     ReasoningText,
@@ -52,6 +54,22 @@ ITEMS: list[Message | Reasoning | FunctionCall] = [
     ),
     FunctionCall(name="get_weather", arguments='{"city": "Paris"}', call_id="call_1"),
     FunctionCall(name="f", arguments="{not json", call_id="tool-call-0", id="fc_1"),
+    # What providers need back, kept raw.
+    Message(content=[OutputText("see")], annotations=[{"type": "url_citation", "url": "u"}]),
+    Reasoning(
+        id="rd_1",
+        content=[ReasoningText("t")],
+        encrypted_content="enc",
+        details=[{"type": "reasoning.encrypted", "data": "enc", "id": "rd_1"}],
+        thinking_blocks=[{"type": "thinking", "thinking": "t", "signature": "sig"}],
+    ),
+    FunctionCall(
+        name="g",
+        arguments="{}",
+        call_id="c2",
+        extra_content={"google": {"thought_signature": "c2ln"}},
+    ),
+    FunctionCall(name="patch", arguments="*** free text", call_id="c3", custom=True),
 ]
 
 EVENTS: list[Any] = [
@@ -60,10 +78,34 @@ EVENTS: list[Any] = [
     OutputTextDelta("Hello"),
     OutputTextDelta('\r\n"quoted" \\ 😀', choice_index=2),
     RefusalDelta("I can't", choice_index=1),
+    OutputTextDelta("Hi", logprobs=[{"token": "Hi", "logprob": -0.1, "top_logprobs": []}]),
+    RefusalDelta("no", logprobs=[{"token": "no", "logprob": -0.2, "bytes": [110, 111]}]),
+    AudioDelta(transcript="Hel", data="AAA=", id="audio_1", expires_at=1700000000),
+    AudioDelta(transcript="lo", choice_index=1),
+    RawChunk({"id": "x", "choices": [], "vendor_field": {"nested": [1, None, "a"]}}),
     ReasoningContentDelta("hmm", content_index=3, choice_index=1),
     *[OutputItemDone(item, choice_index=i % 3) for i, item in enumerate(ITEMS)],
     Completed(),
     Completed("chatcmpl-1", TokenUsage(10, 4, 20, 7, 30)),
+    Completed(
+        "chatcmpl-2",
+        TokenUsage(
+            10,
+            0,
+            20,
+            0,
+            30,
+            cost=0.0001017,
+            cost_details={"upstream_inference_cost": None},
+            prompt_tokens_details={"cached_tokens": 0, "audio_tokens": 0},
+            completion_tokens_details={"reasoning_tokens": 0, "accepted_prediction_tokens": 0},
+        ),
+        system_fingerprint="fp_1",
+        service_tier="default",
+        citations=["https://example.com/a"],
+        search_results=[{"title": "A", "url": "https://example.com/a"}],
+        timings={"prompt_n": 3, "predicted_per_second": 82.3},
+    ),
     FunctionCallArgumentsDelta("call_1", '{"city": "Pa', output_index=1, choice_index=2),
     FunctionCallArgumentsDelta("call_1", "ris", parsed={"city": "Pa", "n": [1, 2.5, None]}),
     OutputItemIncomplete(ITEMS[5], output_index=3, choice_index=1),
