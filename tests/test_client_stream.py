@@ -1348,3 +1348,47 @@ def test_two_hundred_concurrent_streams_on_one_client(
         thread.join(20)
     assert results == [expected] * 200
     assert "Connection pool is full" not in caplog.text
+
+
+# --- an answer cut short ------------------------------------------------------------------
+
+CUT = chunk("Once upon") + chunk(finish="length") + chunk(usage=USAGE, choices=False) + DONE
+
+
+def test_a_length_finish_ends_the_stream_normally_with_a_truncated_result(
+    server: LoopbackServer, make_client: Callable[..., Client]
+) -> None:
+    server.set_default(sse_body(CUT))
+    with make_client().stream(BODY) as stream:
+        events, error = drain(stream)
+        response = stream.result()
+    assert error is None
+    assert isinstance(events[-1], Completed)
+    assert (response.content, response.finish_reason, response.truncated) == (
+        "Once upon",
+        "length",
+        True,
+    )
+
+
+@pytest.mark.parametrize("where", ["client", "stream"])
+def test_length_is_error_restores_the_specifications_context_window_error(
+    server: LoopbackServer, make_client: Callable[..., Client], where: str
+) -> None:
+    server.set_default(sse_body(CUT))
+    client = make_client(length_is_error=True) if where == "client" else make_client()
+    options = {"length_is_error": True} if where == "stream" else {}
+    with client.stream(BODY, **options) as stream:
+        events, error = drain(stream)
+    assert isinstance(error, chatstream.ContextWindowExceeded)
+    assert error.partial is not None and error.partial.content == "Once upon"
+    assert not any(isinstance(e, Completed) for e in events)
+
+
+def test_a_stream_can_turn_the_clients_length_is_error_off(
+    server: LoopbackServer, make_client: Callable[..., Client]
+) -> None:
+    server.set_default(sse_body(CUT))
+    with make_client(length_is_error=True).stream(BODY, length_is_error=False) as stream:
+        drain(stream)
+        assert stream.result().truncated
