@@ -614,10 +614,10 @@ def paced(args: argparse.Namespace, port: int, report: Report) -> None:
 
 def profile(args: argparse.Namespace, port: int) -> None:
     """cProfile of chatstream's worker thread and of the iterating thread."""
-    from chatstream import stream as stream_module
+    from chatstream import _worker as worker_module
 
     worker_profile = cProfile.Profile()
-    run = stream_module._Worker._run
+    run = worker_module.Worker._run
 
     def profiled_run(self: Any) -> None:
         worker_profile.enable()
@@ -631,12 +631,12 @@ def profile(args: argparse.Namespace, port: int) -> None:
     prepare(port, stream, framing)
     base = url(port, stream, framing)
     adapters.ADAPTERS["chatstream"](base)
-    stream_module._Worker._run = profiled_run  # type: ignore[method-assign]
+    worker_module.Worker._run = profiled_run  # type: ignore[method-assign]
     consumer_profile = cProfile.Profile()
     consumer_profile.enable()
     adapters.ADAPTERS["chatstream"](base)
     consumer_profile.disable()
-    stream_module._Worker._run = run  # type: ignore[method-assign]
+    worker_module.Worker._run = run  # type: ignore[method-assign]
     for label, prof in (("worker thread", worker_profile), ("iterating thread", consumer_profile)):
         print(f"\n=== {label}: {stream}, {framing} ===")
         pstats.Stats(prof).sort_stats(args.profile_sort).print_stats(args.profile_lines)

@@ -69,7 +69,7 @@ from .events import (
     item_from_dict,
 )
 from .parser import StreamParser, iter_events
-from .response import ChoiceResult, Response
+from .response import ChoiceResult, ErrorInfo, Response
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .stream import ChatStream
 from .think import ThinkTags
@@ -96,6 +96,7 @@ __all__ = [
     "ContextWindowExceeded",
     "Conversation",
     "DEFAULT_MAX_EVENT_BYTES",
+    "ErrorInfo",
     "EventTooLargeError",
     "FunctionCall",
     "FunctionCallArgumentsDelta",

@@ -23,18 +23,24 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
 
+if TYPE_CHECKING:  # config imports this module: at run time, inside the functions
+    from .config import Retry, Timeouts
+
 __all__ = [
     "MAX_SECONDS",
+    "UNSET",
     "api_key",
     "check_api_key",
     "count",
     "headers",
     "limits",
+    "retry",
     "seconds",
+    "timeouts",
     "tls_cert",
     "tls_verify",
 ]
@@ -42,6 +48,9 @@ __all__ = [
 #: The longest time limit accepted (a year): longer ones overflow the socket and
 #: threading timeouts they become; ``None`` turns a limit off.
 MAX_SECONDS = 365 * 24 * 3600
+
+#: The default of an older keyword argument: not given.
+UNSET: Any = object()
 
 
 def api_key(value: str | None) -> str | None:
@@ -181,3 +190,41 @@ def tls_cert(
         if not os.path.isfile(path):
             raise ConfigurationError(f"cert: no file at {path!r}")
     return found[0] if len(found) == 1 else (found[0], found[1])
+
+
+def timeouts(
+    timeouts: float | Timeouts | None, idle: float | None, connect: float | None
+) -> Timeouts:
+    """The client's time limits from ``timeouts=`` (a :class:`~chatstream.Timeouts` or
+    the idle limit in seconds), or from the older ``idle_timeout=`` and
+    ``connect_timeout=`` (:data:`UNSET` when not given), never from both."""
+    from .config import Timeouts
+
+    older = Timeouts()
+    if idle is not UNSET:
+        older = older.replace(idle=seconds("idle_timeout", idle))
+    if connect is not UNSET:
+        older = older.replace(connect=seconds("connect_timeout", connect))
+    if timeouts is None:
+        return older
+    if idle is not UNSET or connect is not UNSET:
+        raise ConfigurationError("pass timeouts= or idle_timeout=/connect_timeout=, not both")
+    if isinstance(timeouts, Timeouts):
+        return timeouts
+    return Timeouts(idle=seconds("timeouts", timeouts, optional=False))
+
+
+def retry(retry: int | Retry | None, max_retries: int) -> Retry:
+    """The client's retry policy from ``retry=`` (a :class:`~chatstream.Retry` or a
+    number of retries), or from the older ``max_retries=``, never from both."""
+    from .config import Retry
+
+    if retry is None:
+        return Retry() if max_retries is UNSET else Retry(max_retries=max_retries)
+    if max_retries is not UNSET:
+        raise ConfigurationError("pass retry= or max_retries=, not both")
+    if isinstance(retry, Retry):
+        return retry
+    if isinstance(retry, bool) or not isinstance(retry, int):
+        raise ConfigurationError("retry must be a Retry or a number of retries")
+    return Retry(max_retries=retry)

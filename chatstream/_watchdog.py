@@ -8,10 +8,15 @@ long by shutting their socket down, which wakes the blocked reader at once.
 One thread serves every stream of the process. It starts with the first stream and ends
 when the last one ends, so an idle program keeps no thread. The clock can be injected,
 and :meth:`Watchdog.check` run by hand, so tests need no sleeping.
+
+After ``fork()`` the child has none of the parent's threads: every watchdog forgets its
+thread and its streams there (they are the parent's), so the child's own streams get a
+thread of their own.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -45,6 +50,14 @@ class Watchdog:
         self._streams: weakref.WeakSet[Watchable] = weakref.WeakSet()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        _ALL.add(self)
+
+    def _after_fork(self) -> None:
+        # The parent's watchdog thread does not exist here, and its lock may have been
+        # held by it at the fork.
+        self._streams = weakref.WeakSet()
+        self._wake = threading.Condition()
+        self._thread = None
 
     def register(self, stream: Watchable) -> None:
         """Watch ``stream`` until :meth:`unregister`."""
@@ -61,11 +74,6 @@ class Watchdog:
         """Stop watching ``stream``."""
         with self._wake:
             self._streams.discard(stream)
-            self._wake.notify()
-
-    def poke(self) -> None:
-        """Look again now (a stream's limits moved closer)."""
-        with self._wake:
             self._wake.notify()
 
     def check(self) -> float | None:
@@ -91,8 +99,20 @@ class Watchdog:
                 self._wake.wait(wait)
 
 
+_ALL: weakref.WeakSet[Watchdog] = weakref.WeakSet()
 _default: Watchdog | None = None
 _default_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _default, _default_lock
+    _default_lock = threading.Lock()
+    _default = None
+    for watchdog in list(_ALL):
+        watchdog._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_watchdog() -> Watchdog:

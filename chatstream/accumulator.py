@@ -72,7 +72,7 @@ from .events import (
     _arguments_delta,
 )
 from .partial_json import PartialJson
-from .response import ChoiceResult, Response
+from .response import ChoiceResult, ErrorInfo, Response
 from .textcalls import TextCall, requires_tool_call
 from .think import ThinkTags
 
@@ -1153,7 +1153,7 @@ class Accumulator:
                 model=self._model,
                 choices=[self._choices[i].result() for i in sorted(self._choices)],
                 usage=self.usage,
-                error=self.error,
+                error=None if self.error is None else ErrorInfo.of(self.error),
                 skipped_events=self.skipped_events,
                 system_fingerprint=self._fingerprint,
                 service_tier=self._service_tier,

@@ -15,97 +15,31 @@ import http.cookiejar
 import logging
 import os
 import random
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import requests
-import requests.adapters
-import urllib3.exceptions
 
 from . import _arguments, _http, _redact, _transport
-from ._version import __version__
+from ._exchange import Settings
+from ._telemetry import Telemetry
+from ._turn import TURN_STATE_HEADER, Turn
 from ._watchdog import Watchdog, default_watchdog
 from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
 from .config import Retry, Timeouts
-from .errors import (
-    APIStatusError,
-    ChatStreamError,
-    ConfigurationError,
-    RateLimitError,
-)
-from .events import ResponseEvent
+from .errors import ConfigurationError
 from .parser import StreamParser
 from .sse import DEFAULT_MAX_EVENT_BYTES
-from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, _Worker
+from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, make_worker
 from .think import ThinkTags
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
 log = logging.getLogger("chatstream")
 
-#: The response header that pins a turn to one backend (the specification's
-#: sticky turn routing).
-TURN_STATE_HEADER = "x-codex-turn-state"
-
-_UNSET: Any = object()
-
 #: How many connections a client's own session keeps for reuse, unless ``pool_size``
 #: says otherwise: room for a thousand concurrent streams.
 DEFAULT_POOL_SIZE = 1024
-
-
-class Telemetry:
-    """Hooks called as streams run; subclass it and override what you need.
-
-    Both hooks run on the stream's worker thread and must be quick and must not raise.
-    """
-
-    def on_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
-    ) -> None:
-        """One HTTP attempt ended: its number (1 for the first), the status (``None`` if
-        no response arrived), the error if it failed, and how long it took in seconds."""
-
-    def on_sse_event(
-        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
-    ) -> None:
-        """An event was produced (``error`` is ``None``), or the stream failed (``event``
-        is ``None``); ``elapsed`` is the time since the previous event, in seconds."""
-
-
-class Turn:
-    """One user turn: its requests share the backend the first response pinned.
-
-    The first response of the turn that carries the turn-state header (see
-    :data:`TURN_STATE_HEADER`) fixes its value for the turn; every later request of the
-    turn sends it back, so retries and tool follow-ups reach the same backend. Set once,
-    safe to share between threads. Made by :meth:`Client.turn`.
-    """
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self._state: str | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> str | None:
-        """The pinned value, or ``None`` until a response carried one."""
-        return self._state
-
-    def capture(self, value: str | None) -> None:
-        """Keep ``value`` if the turn has none yet (later values are ignored, and so is a
-        value that cannot be sent back as a header)."""
-        if _http.usable_header_value(self.client.turn_state_header, value):
-            with self._lock:
-                if self._state is None:
-                    self._state = value
-
-    def stream(self, body: Mapping[str, Any], **options: Any) -> ChatStream:
-        """:meth:`Client.stream`, as part of this turn."""
-        return self.client.stream(body, turn=self, **options)
 
 
 class Client:
@@ -119,16 +53,14 @@ class Client:
         api_key: Sent as ``Authorization: Bearer …``; ``None`` or ``""`` sends no
             credentials (local servers). Surrounding whitespace and a ``Bearer`` prefix
             are removed.
-        idle_timeout: Seconds without bytes before a stream fails (keep-alives count).
-        connect_timeout: Seconds to open a connection.
-        max_retries: Retries while nothing has been received (see :class:`Retry`).
+        timeouts: The time limits: a :class:`Timeouts`, or a number of seconds for the
+            idle limit alone (the others keep their defaults).
+        retry: The retry policy: a :class:`Retry`, or a number of retries (the rest of
+            the policy keeps its defaults).
         headers: Extra request headers.
         session: A ``requests.Session`` to send with (proxies, certificates, adapters);
             by default the client makes its own.
         telemetry: Hooks for each HTTP attempt and each event.
-        timeouts: All time limits at once (overrides ``idle_timeout`` and
-            ``connect_timeout``).
-        retry: The whole retry policy (overrides ``max_retries``).
         include_usage: Ask for usage (``stream_options.include_usage``). A server that
             rejects the field gets the request once more without it.
         max_event_bytes: Largest allowed SSE event.
@@ -160,6 +92,13 @@ class Client:
         cert: A client certificate: the path of a file holding the certificate and its
             key, or a ``(certificate, key)`` pair of paths. By default, the
             ``session``'s own ``cert``.
+        idle_timeout: Older spelling of ``timeouts=Timeouts(idle=...)``.
+        connect_timeout: Older spelling of ``timeouts=Timeouts(connect=...)``.
+        max_retries: Older spelling of ``retry=...``.
+
+    Raises:
+        ConfigurationError: An argument is invalid, or a setting is given in both its
+            spellings.
     """
 
     def __init__(
@@ -167,14 +106,11 @@ class Client:
         base_url: str,
         api_key: str | None = None,
         *,
-        idle_timeout: float | None = 300.0,
-        connect_timeout: float | None = 10.0,
-        max_retries: int = 2,
+        timeouts: float | Timeouts | None = None,
+        retry: int | Retry | None = None,
         headers: Mapping[str, str] | None = None,
         session: requests.Session | None = None,
         telemetry: Telemetry | None = None,
-        timeouts: Timeouts | None = None,
-        retry: Retry | None = None,
         include_usage: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         drop_tool_calls_on_stop: bool = False,
@@ -191,6 +127,9 @@ class Client:
         pool_size: int | None = None,
         verify: bool | str | os.PathLike[str] | None = None,
         cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        idle_timeout: float | None = _arguments.UNSET,
+        connect_timeout: float | None = _arguments.UNSET,
+        max_retries: int = _arguments.UNSET,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
@@ -199,11 +138,8 @@ class Client:
         self.url = _transport.endpoint_url(self.base_url)
         api_key = _arguments.api_key(api_key)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
-        self.timeouts = timeouts or Timeouts(
-            idle=_arguments.seconds("idle_timeout", idle_timeout),
-            connect=_arguments.seconds("connect_timeout", connect_timeout),
-        )
-        self.retry = retry or Retry(max_retries=max_retries)
+        self.timeouts = _arguments.timeouts(timeouts, idle_timeout, connect_timeout)
+        self.retry = _arguments.retry(retry, max_retries)
         self.headers = _arguments.headers(headers)
         self.max_choices = _arguments.count("max_choices", max_choices)
         self.max_tool_calls = _arguments.count("max_tool_calls", max_tool_calls)
@@ -259,18 +195,39 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def turn(self) -> Iterator[Turn]:
-        """A user turn whose requests stick to one backend (see :class:`Turn`).
+    def turn(self) -> Turn:
+        """A new user turn whose requests stick to one backend (see :class:`Turn`).
 
-        Every stream started from the turn is part of it::
+        Every stream started from the turn is part of it (the ``with`` block is
+        optional: a turn holds nothing to release)::
 
             with client.turn() as turn:
                 first = turn.stream(body)
                 ...
                 follow_up = turn.stream(body_with_tool_results)
         """
-        yield Turn(self)
+        return Turn(self)
+
+    def settings(self) -> Settings:
+        """This client's settings now, as one frozen value for a stream."""
+        return Settings(
+            url=self.url,
+            session=self.session,
+            auth=self._auth,
+            headers=tuple(self.headers.items()),
+            timeouts=self.timeouts,
+            retry=self.retry,
+            secrets=self._secrets,
+            telemetry=self.telemetry,
+            include_usage=self.include_usage,
+            max_event_bytes=self.max_event_bytes,
+            drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
+            length_is_error=self.length_is_error,
+            turn_state_header=self.turn_state_header,
+            verify=self.session.verify if self.verify is None else self.verify,
+            cert=self.session.cert if self.cert is None else self.cert,
+            rng=self._rng,
+        )
 
     def stream(
         self,
@@ -279,6 +236,8 @@ class Client:
         on_event: EventCallback | None = None,
         on_end: EndCallback | None = None,
         dispatch: Dispatch | None = None,
+        # The specification's channel size: room for a burst of a whole fast answer
+        # while the consumer is busy, at about 0.24 MiB (docs/performance.rst).
         queue_size: int = 1600,
         iterate: bool | None = None,
         on_bytes: BytesCallback | None = None,
@@ -289,6 +248,7 @@ class Client:
         partial_json: bool | None = None,
         think_tags: bool | ThinkTags | None = None,
         text_tool_calls: bool | None = None,
+        length_is_error: bool | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -319,6 +279,8 @@ class Client:
             partial_json: For this stream, instead of the client's setting.
             think_tags: For this stream, instead of the client's setting.
             text_tool_calls: For this stream, instead of the client's setting.
+            length_is_error: For this stream, instead of the client's setting (the
+                specification's mode: ``finish_reason: "length"`` is an error).
 
         Raises:
             ConfigurationError: An argument is invalid, or the body cannot be encoded as
@@ -328,20 +290,22 @@ class Client:
         _arguments.count("queue_size", queue_size)
         limits = _arguments.limits(self, max_choices, max_tool_calls, max_total_bytes)
         request = _http.build_body(body, include_usage=self.include_usage)
-        worker = _Worker(
-            self,
+        worker = make_worker(
+            self.settings(),
             request,
+            watchdog=self._watchdog or default_watchdog(),
+            queue_size=queue_size,
             on_event=on_event,
             on_end=on_end,
-            dispatch=dispatch,
-            queue_size=queue_size,
-            iterate=on_event is None if iterate is None else iterate,
-            turn=turn,
-            watchdog=self._watchdog or default_watchdog(),
             on_bytes=on_bytes,
+            dispatch=dispatch,
+            iterate=iterate,
+            turn=turn,
             parser=StreamParser(
                 drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
-                length_is_error=self.length_is_error,
+                length_is_error=(
+                    self.length_is_error if length_is_error is None else length_is_error
+                ),
                 raw_chunks=self.raw_chunks,
                 request=request,
                 **limits,
@@ -349,142 +313,6 @@ class Client:
             ),
         )
         return ChatStream(worker)
-
-    # --- the HTTP exchange (runs on the worker thread) ------------------------------------
-
-    def _headers(self, turn: Turn | None) -> dict[str, str]:
-        headers = {
-            "Accept": "text/event-stream",
-            # Compressed SSE streams only if the server flushes per event, and it opens
-            # the door to decompression bombs: ask for none (gzip is still read).
-            "Accept-Encoding": "identity",
-            "Content-Type": "application/json",
-            "User-Agent": f"chatstream/{__version__} {requests.utils.default_user_agent()}",
-        }
-        headers.update(self.headers)
-        if turn is not None and turn.state is not None:
-            headers[self.turn_state_header] = turn.state
-        return headers
-
-    def _send(
-        self,
-        body: dict[str, Any],
-        *,
-        turn: Turn | None,
-        stopped: threading.Event,
-        attach: Callable[[requests.Response], None] | None = None,
-        slot: _transport.ConnectionSlot | None = None,
-    ) -> requests.Response | None:
-        """POST the request, retrying while nothing has been received. Returns the
-        response of a 2xx, or ``None`` if the stream was stopped meanwhile.
-
-        ``attach`` is given each response as soon as its headers arrive, before any of
-        its body is read (the stream uses it to be able to interrupt the reading).
-        ``slot`` records the connection while the request waits for its headers, so that
-        the stream can interrupt that wait too (see :mod:`chatstream._transport`).
-        """
-        retry = self.retry
-        t = self.timeouts
-        # The read timeout also bounds the wait for the headers; a little above the idle
-        # limit, so the watchdog (not the socket) normally reports a stalled body.
-        read_timeout = None if t.idle is None else t.idle + 1.0
-        attempt = 0  # the retry count's attempt: 1, then 2 for the first retry, ...
-        sent = 0  # every request sent, for telemetry (the stream_options fallback too)
-        while True:
-            attempt += 1
-            sent += 1
-            started = time.monotonic()
-            data = _http.encode_body(body)
-            log.debug("POST %s (attempt %d)", _http.redact_url(self.url), attempt)
-            error: ChatStreamError | None = None
-            try:
-                with _transport.tracking(slot):
-                    response = self.session.post(
-                        self.url,
-                        data=data,
-                        headers=self._headers(turn),
-                        auth=self._auth,
-                        stream=True,
-                        timeout=(t.connect, read_timeout),
-                        allow_redirects=False,
-                        # Passed explicitly: otherwise requests lets REQUESTS_CA_BUNDLE
-                        # or CURL_CA_BUNDLE replace the session's own verify setting.
-                        verify=self.session.verify if self.verify is None else self.verify,
-                        cert=self.session.cert if self.cert is None else self.cert,
-                    )
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                error = _http.transport_error(
-                    exc, before_response=True, secrets=self._secrets, idle=t.idle
-                )
-            finally:
-                if slot is not None:
-                    slot.clear()  # the response (or the pool) owns the connection now
-            if error is not None:
-                # Raised here, not in the except block: the original exception (whose
-                # message and request quote the URL and the key) must not become the
-                # error's __context__.
-                self._telemetry_request(sent, None, error, started)
-                retryable = error.kind in ("connect", "connect_timeout")
-                if retryable and self._wait_to_retry(attempt, None, stopped):
-                    continue
-                raise error
-            if attach is not None:
-                attach(response)
-            status = response.status_code
-            if turn is not None:
-                turn.capture(response.headers.get(self.turn_state_header))
-            log.debug("HTTP %d from %s", status, _http.redact_url(self.url))
-            if 200 <= status < 300:
-                self._telemetry_request(sent, status, None, started)
-                if stopped.is_set():
-                    response.close()
-                    return None
-                return response
-            try:
-                failure = _http.error_for_status(response, self._secrets)
-            finally:
-                response.close()
-            self._telemetry_request(sent, status, failure, started)
-            if (
-                isinstance(failure, APIStatusError)
-                and "stream_options" in body
-                and self.include_usage
-                and _http.names_stream_options(failure)
-            ):
-                log.info("the server rejects stream_options; sending the request without it")
-                body = {k: v for k, v in body.items() if k != "stream_options"}
-                attempt -= 1  # not a retry of the same request
-                continue
-            if isinstance(failure, APIStatusError) and retry.retries_status(status):
-                hint = failure.retry_after if isinstance(failure, RateLimitError) else None
-                if hint is None:
-                    hint = _http.retry_after(response.headers)
-                if self._wait_to_retry(attempt, hint, stopped):
-                    continue
-            raise failure
-
-    def _wait_to_retry(
-        self, attempt: int, retry_after: float | None, stopped: threading.Event
-    ) -> bool:
-        """Wait before the next attempt; False when no retry is left (or stopped)."""
-        if attempt > self.retry.max_retries or stopped.is_set():
-            return False
-        delay = self.retry.delay(attempt, retry_after, self._rng)
-        if delay is None:
-            return False
-        log.info(
-            "retrying in %.2f s (attempt %d of %d)", delay, attempt + 1, self.retry.max_retries + 1
-        )
-        return not stopped.wait(delay)
-
-    def _telemetry_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, started: float
-    ) -> None:
-        if self.telemetry is not None:
-            try:
-                self.telemetry.on_request(attempt, status, error, time.monotonic() - started)
-            except Exception:  # a hook must not break the stream
-                log.exception("a telemetry hook raised")
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):

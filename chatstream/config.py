@@ -5,8 +5,8 @@
     >>> from chatstream import Retry, Timeouts
     >>> Timeouts(idle=60).replace(total=600)
     Timeouts(connect=10.0, idle=60, event=None, total=600, finish_grace=2.0)
-    >>> Retry(max_retries=0).enabled
-    False
+    >>> Retry(max_retries=0).retries_status(429)
+    True
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ class Timeouts:
 
     Attributes:
         connect: To open the connection.
-        idle: With no bytes arriving, before the stream ends in
-            :class:`~chatstream.IdleTimeoutError`. Keep-alive comments (``: ping``) are
-            bytes, so they keep a slow stream alive; time spent in your callbacks or
-            waiting for you to take events does not count. Also bounds the wait for the
+        idle: With no progress, before the stream ends in
+            :class:`~chatstream.IdleTimeoutError`. Progress is a completed line: an
+            event's line or a keep-alive comment (``: ping``), so keep-alives keep a slow
+            stream alive and bytes that never finish a line do not; time spent in your
+            callbacks or waiting for you to take events does not count. Also bounds the wait for the
             response headers. The specification's default: 300.
         event: With no data event arriving (keep-alives do not count). Off by default:
             catches a relay that pings while its upstream is stuck.
@@ -104,11 +105,6 @@ class Retry:
                 raise ConfigurationError(
                     f"Retry.{name} must be 0 or a positive number of at most {MAX_SECONDS}"
                 )
-
-    @property
-    def enabled(self) -> bool:
-        """True when at least one retry is allowed."""
-        return self.max_retries > 0
 
     def retries_status(self, status: int) -> bool:
         """True when a response with this status may be retried."""

@@ -9,10 +9,50 @@ from typing import Any
 from .errors import ChatStreamError
 from .events import Audio, FunctionCall, Reasoning, ResponseItem, TokenUsage, item_from_dict
 
-__all__ = ["ChoiceResult", "Response", "TRUNCATING_FINISH_REASONS"]
+__all__ = ["ChoiceResult", "ErrorInfo", "Response", "TRUNCATING_FINISH_REASONS"]
 
 #: The finish reasons that end an answer before the model was done with it.
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What ended a stream, as :attr:`Response.error` records it.
+
+    The exception itself is what is raised (its ``partial`` is the response); the
+    response keeps a copy of its facts, so that neither refers to the other in a cycle
+    that keeps a traceback, and the socket its frames hold, alive.
+
+    Attributes:
+        kind: The error's :attr:`~chatstream.ChatStreamError.kind` (``"closed"``,
+            ``"idle_timeout"``, ...).
+        message: Its message.
+        error_class: The name of its class (``"ProviderError"``, ...).
+        attributes: Its other attributes that JSON can hold (``status``, ``code``,
+            ``retry_after``, ``limit``, ...).
+    """
+
+    kind: str
+    message: str
+    error_class: str = "ChatStreamError"
+    attributes: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def of(cls, error: ChatStreamError) -> ErrorInfo:
+        """The facts of ``error``."""
+        attributes: dict[str, Any] = {}
+        for name, value in vars(error).items():
+            if name in ("message", "partial") or name.startswith("_"):
+                continue
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError, RecursionError):
+                continue  # kept as the exception's attribute only
+            attributes[name] = value
+        return cls(error.kind, error.message, type(error).__name__, attributes)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -176,39 +216,24 @@ def _call_message(call: FunctionCall) -> dict[str, Any]:
     return entry
 
 
-def _error_dict(error: ChatStreamError) -> dict[str, Any]:
-    """An error's class, kind, message and JSON-ready attributes (not its partial)."""
-    attributes: dict[str, Any] = {}
-    for name, value in vars(error).items():
-        if name in ("message", "partial") or name.startswith("_"):
-            continue
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            continue
-        attributes[name] = value
+def _error_dict(error: ErrorInfo) -> dict[str, Any]:
+    """An error's class, kind, message and JSON-ready attributes."""
     return {
         "kind": error.kind,
-        "class": type(error).__name__,
+        "class": error.error_class,
         "message": error.message,
-        "attributes": attributes,
+        "attributes": dict(error.attributes),
     }
 
 
-def _error_from_dict(data: dict[str, Any]) -> ChatStreamError:
-    """An error rebuilt from :func:`_error_dict` output (its class when chatstream has
-    one of that name, else :class:`ChatStreamError`)."""
-    from . import errors
-
-    cls = getattr(errors, str(data.get("class")), None)
-    if not (isinstance(cls, type) and issubclass(cls, ChatStreamError)):
-        cls = ChatStreamError
-    error = cls.__new__(cls)
-    message = str(data.get("message", ""))
-    ChatStreamError.__init__(error, message)
-    for name, value in (data.get("attributes") or {}).items():
-        setattr(error, name, value)
-    return error
+def _error_from_dict(data: dict[str, Any]) -> ErrorInfo:
+    """An error's facts read back from :func:`_error_dict` output."""
+    return ErrorInfo(
+        kind=str(data.get("kind", "error")),
+        message=str(data.get("message", "")),
+        error_class=str(data.get("class", "ChatStreamError")),
+        attributes=dict(data.get("attributes") or {}),
+    )
 
 
 @dataclass(frozen=True)
@@ -224,7 +249,8 @@ class Response:
         model: The chunks' ``model`` (the first non-empty one), or ``None``.
         choices: One result per choice seen, sorted by index.
         usage: Token usage (the last one the stream reported), or ``None``.
-        error: The error that ended the stream, or ``None`` if it ended normally.
+        error: The facts of the error that ended the stream (an :class:`ErrorInfo`), or ``None`` if
+            it ended normally.
         skipped_events: Events whose data was not a JSON object, skipped.
         system_fingerprint: OpenAI's backend configuration id, or ``None``.
         service_tier: The tier that served the request, or ``None``.
@@ -240,7 +266,7 @@ class Response:
     model: str | None = None
     choices: list[ChoiceResult] = field(default_factory=list)
     usage: TokenUsage | None = None
-    error: ChatStreamError | None = None
+    error: ErrorInfo | None = None
     skipped_events: int = 0
     system_fingerprint: str | None = None
     service_tier: str | None = None
@@ -335,8 +361,7 @@ class Response:
     def to_dict(self) -> dict[str, Any]:
         """The whole response as a JSON-ready dict; :meth:`from_dict` reads it back.
 
-        The error is written as its class, kind, message and plain attributes (its
-        ``partial`` is this response)."""
+        The error is written as its class, kind, message and plain attributes."""
         return {
             "response_id": self.response_id,
             "model": self.model,
@@ -357,8 +382,7 @@ class Response:
 
     @classmethod
     def from_dict(cls, data: Any) -> Response:
-        """Rebuild a response from :meth:`to_dict` output; an error gets it as its
-        ``partial``.
+        """Rebuild a response from :meth:`to_dict` output.
 
         Raises:
             ValueError: ``data`` is not an object, or a field is missing or malformed.
@@ -383,8 +407,6 @@ class Response:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot read a response: missing or malformed field ({exc})") from exc
-        if response.error is not None:
-            response.error.partial = response
         return response
 
     @classmethod

@@ -1,9 +1,14 @@
 """Server-Sent Events: bytes in, SSE messages out. No I/O of its own.
 
-Field parsing (``data:``, ``event:``, comments, the one optional space after the colon,
-multi-line data) is sseclient-py's. What goes into it is prepared here, because
-sseclient-py fed raw network pieces has failures measured on real streams
-(``shared/research/reliability.md`` §1):
+One field grammar, :func:`_parse_lines` (``data:``, ``event:``, comments, the one
+optional space after the colon, multi-line data), with a shorter path for the usual
+event, a single ``data:`` line, under the same rules: its data is the rest of the line
+less one leading space (half the decoder's cost per event; see ``docs/performance.rst``).
+The rules are sseclient-py 1.9's, and sseclient-py is their oracle: the tests check,
+through its public API (``SSEClient(source).events()``), that both paths give what it
+gives (``tests/test_sse.py``, ``tests/test_sse_fast_path.py``). chatstream does not use
+it at run time, because sseclient-py fed raw network pieces has failures measured on
+real streams (``shared/research/reliability.md`` §1):
 
 * its event buffer grows by copying, so one large event fed in small pieces costs
   quadratic time (8 MiB in 128-byte pieces took 113 s);
@@ -17,19 +22,13 @@ sseclient-py fed raw network pieces has failures measured on real streams
 
 :class:`SSEDecoder` therefore frames events itself (linear in the input, any mix of
 CR, LF and CRLF, split anywhere, a size limit), strips the BOM and repairs invalid UTF-8
-(U+FFFD, as the WHATWG decoder does) before sseclient-py parses each whole event. An
-event of many lines is parsed by :func:`_parse_lines` instead, which applies the same
-rules in linear time. The usual event, a single ``data:`` line, takes a shorter path
-under the same rules: its data is the rest of the line less one leading space (half the
-decoder's cost per event; see ``docs/performance.rst``).
+(U+FFFD, as the WHATWG decoder does) before the fields of each whole event are parsed,
+in time linear in its lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-
-from sseclient import SSEClient
 
 from .errors import EventTooLargeError
 
@@ -50,47 +49,10 @@ class SSEMessage:
     data: str
 
 
-class _FieldParser(SSEClient):
-    """sseclient-py's field parser, fed whole event blocks instead of network pieces."""
-
-    def __init__(self) -> None:
-        super().__init__(iter(()))
-        self._blocks: list[bytes] = []
-
-    def _read(self) -> Iterator[bytes]:
-        # Replaces sseclient-py's own framing (see the module docstring).
-        return iter(self._blocks)
-
-    def parse(self, blocks: list[bytes]) -> Iterator[SSEMessage]:
-        """The messages of whole event blocks (valid UTF-8, lines ending in LF)."""
-        short: list[bytes] = []
-        for block in blocks:
-            if block.count(b"\n") < _MANY_LINES:
-                short.append(block)
-                continue
-            # Keep the order: parse the short blocks before this long one.
-            yield from self._parse_short(short)
-            short = []
-            message = _parse_lines(block)
-            if message is not None:
-                yield message
-        yield from self._parse_short(short)
-
-    def _parse_short(self, blocks: list[bytes]) -> Iterator[SSEMessage]:
-        if blocks:
-            self._blocks = blocks
-            for event in self.events():
-                yield SSEMessage(event.event, event.data)
-
-
-#: Events with at least this many line breaks are parsed by :func:`_parse_lines`.
-_MANY_LINES = 32
-
-
 def _parse_lines(block: bytes) -> SSEMessage | None:
-    """sseclient-py 1.9's field rules for one event (``SSEClient.events``), with the
-    ``data:`` lines collected in a list and joined once, so that the cost is linear in
-    the number of lines. ``block`` is valid UTF-8 whose lines end in LF.
+    """The fields of one event, by sseclient-py 1.9's rules (``SSEClient.events``), with
+    the ``data:`` lines collected in a list and joined once, so that the cost is linear
+    in the number of lines. ``block`` is valid UTF-8 whose lines end in LF.
 
     The rules: blank and whitespace-only lines and ``:`` comments are skipped; the field
     name is the text before the first ``:`` and the value what follows, less one leading
@@ -132,7 +94,6 @@ class SSEDecoder:
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
-        self._parser = _FieldParser()
         # The unfinished event: its pieces, joined once it is complete, so that a large
         # event arriving in many pieces costs linear time.
         self._pending: list[bytes] = []
@@ -205,7 +166,9 @@ class SSEDecoder:
                 value = block[6:] if block[5:6] == b" " else block[5:]
                 messages.append(SSEMessage("message", value.decode("utf-8", "replace")))
             else:
-                messages += self._parser.parse([self._repair(block)])
+                message = _parse_lines(self._repair(block))
+                if message is not None:
+                    messages.append(message)
         return messages
 
     def _frame(self, data: bytes) -> list[bytes]:

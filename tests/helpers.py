@@ -130,3 +130,50 @@ def kinds(events: Iterable[object]) -> list[str]:
         item = getattr(event, "item", None)
         names.append(f"{name}({type(item).__name__})" if item is not None else name)
     return names
+
+
+# --- the one chunk builder -----------------------------------------------------------------
+
+
+def chunk(
+    content: str | None = None,
+    *,
+    finish: str | None = None,
+    index: int = 0,
+    usage: dict[str, int] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    reasoning: str | None = None,
+    choices: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One Chat Completions chunk (with one choice, unless ``choices`` is false)."""
+    delta: dict[str, Any] = {}
+    if content is not None:
+        delta["content"] = content
+    if reasoning is not None:
+        delta["reasoning_content"] = reasoning
+    if tool_calls is not None:
+        delta["tool_calls"] = tool_calls
+    payload: dict[str, Any] = {"id": "chatcmpl-1", "model": "m", **extra}
+    payload["choices"] = (
+        [{"index": index, "delta": delta, "finish_reason": finish}] if choices else []
+    )
+    if usage is not None:
+        payload["usage"] = usage
+    return payload
+
+
+def event(payload: Any, *, name: str | None = None, eol: str = "\n") -> bytes:
+    """One SSE event carrying ``payload`` (JSON-encoded unless already text)."""
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    head = f"event: {name}{eol}" if name else ""
+    return f"{head}data: {data}{eol}{eol}".encode()
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def answer(*pieces: str, done: bool = True) -> bytes:
+    """A whole streamed answer: the pieces of text, a ``stop`` finish, ``[DONE]``."""
+    body = b"".join(event(chunk(p)) for p in pieces) + event(chunk(finish="stop"))
+    return body + (DONE if done else b"")

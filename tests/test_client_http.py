@@ -32,7 +32,9 @@ from chatstream import (
     RedirectError,
     Retry,
     ServerError,
+    Timeouts,
 )
+from chatstream._exchange import request_headers
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -53,7 +55,7 @@ def rs() -> Iterator[responses.RequestsMock]:
 
 
 def client(**options: Any) -> Client:
-    options.setdefault("max_retries", 0)
+    options.setdefault("retry", 0)
     return Client(BASE, KEY, **options)
 
 
@@ -144,7 +146,7 @@ def test_the_key_is_sent_as_a_bearer_token_by_an_auth_object(rs: responses.Reque
     assert sent(rs).headers["Authorization"] == f"Bearer {KEY}"
     # An auth object, not a plain header: requests would let ~/.netrc replace a header.
     assert isinstance(c._auth, requests.auth.AuthBase)
-    assert "Authorization" not in c._headers(None)
+    assert "Authorization" not in request_headers(c.settings(), None)
 
 
 def test_no_authorization_is_sent_without_a_key(rs: responses.RequestsMock) -> None:
@@ -211,9 +213,42 @@ def test_the_default_queue_holds_1600_events(rs: responses.RequestsMock) -> None
         stream.result(timeout=5)
 
 
-def test_idle_and_connect_timeouts_and_max_retries_are_taken() -> None:
+def test_a_number_of_seconds_is_the_idle_limit_and_a_number_the_retries() -> None:
+    c = Client(BASE, KEY, timeouts=7.0, retry=5)
+    assert c.timeouts == Timeouts(idle=7.0)
+    assert c.retry == Retry(max_retries=5)
+
+
+def test_whole_values_are_taken_as_they_are() -> None:
+    timeouts, retry = Timeouts(idle=7.0, connect=3.0), Retry(max_retries=5, backoff=1.0)
+    c = Client(BASE, KEY, timeouts=timeouts, retry=retry)
+    assert (c.timeouts, c.retry) == (timeouts, retry)
+
+
+def test_the_older_keywords_still_set_the_same_values() -> None:
     c = Client(BASE, KEY, idle_timeout=7.0, connect_timeout=3.0, max_retries=5)
-    assert (c.timeouts.idle, c.timeouts.connect, c.retry.max_retries) == (7.0, 3.0, 5)
+    assert c.timeouts == Timeouts(idle=7.0, connect=3.0)
+    assert c.retry == Retry(max_retries=5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"timeouts": Timeouts(), "idle_timeout": 1.0},
+        {"timeouts": 3.0, "connect_timeout": 1.0},
+        {"retry": Retry(), "max_retries": 1},
+        {"retry": 2, "max_retries": 1},
+    ],
+)
+def test_a_setting_given_in_both_spellings_is_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="not both"):
+        Client(BASE, KEY, **options)
+
+
+@pytest.mark.parametrize("options", [{"timeouts": "5"}, {"timeouts": True}, {"retry": 1.5}])
+def test_a_setting_of_the_wrong_type_is_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        Client(BASE, KEY, **options)
 
 
 @pytest.mark.parametrize("field", ["connect", "idle", "event", "total", "finish_grace"])
@@ -457,7 +492,7 @@ def test_a_credential_passed_as_a_header_is_redacted_like_the_key(
     secret = "azure-CANARY-42"
     echo = {"error": {"message": f"key {secret} is not valid"}}
     rs.post(URL, json=echo, status=401)
-    error = fail(Client(BASE, None, max_retries=0, headers={"api-key": secret}))
+    error = fail(Client(BASE, None, retry=0, headers={"api-key": secret}))
     assert sent(rs).headers["api-key"] == secret
     assert secret not in error.message and secret not in error.body  # type: ignore[attr-defined]
 

@@ -12,7 +12,6 @@ import gc
 import json
 import logging
 import os
-import queue
 import subprocess
 import sys
 import threading
@@ -28,12 +27,10 @@ import requests
 import chatstream
 from chatstream import (
     AuthenticationError,
-    CallbackError,
     ChatStream,
     ChatStreamError,
     Client,
     Completed,
-    ConfigurationError,
     ConnectError,
     FunctionCall,
     IdleTimeoutError,
@@ -161,25 +158,6 @@ def stall_after(*events: bytes, mode: BodyMode = "chunked") -> Callable[[Conn], 
         for event in events:
             conn.write(event)
         conn.sleep(60)
-
-    return handler
-
-
-def until_client_leaves(*events: bytes, gone: threading.Event) -> Callable[[Conn], None]:
-    """Send ``events``, then a keep-alive comment every 20 ms until a write fails because
-    the client closed its socket; then set ``gone``."""
-
-    def handler(conn: Conn) -> None:
-        conn.send_head(headers={"Content-Type": "text/event-stream"})
-        try:
-            for event in events:
-                conn.write(event)
-            while True:
-                conn.sleep(0.02)
-                conn.write(b": ping\n\n")
-        except OSError:
-            gone.set()
-            raise
 
     return handler
 
@@ -392,57 +370,6 @@ def test_iteration_raises_the_typed_error_after_the_events_before_it(
     assert error.partial is not None and error.partial.content == "partial"
 
 
-def test_result_returns_the_response(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(sse_body(HELLO))
-    with make_client().stream(BODY) as stream:
-        response = stream.result(timeout=WAIT)
-    assert response.content == "Hello"
-    assert response.finish_reason == "stop"
-    assert response.usage is not None and response.usage.total_tokens == 5
-    assert response.ok and stream.done
-
-
-def test_result_raises_the_error_with_the_partial_response(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(sse_body(chunk("cut "), mode="close"))  # no finish, no [DONE]
-    with make_client().stream(BODY) as stream:
-        error = failure(stream)
-    assert isinstance(error, IncompleteStreamError)
-    assert error.partial is not None and error.partial.content == "cut "
-
-
-def test_result_after_iterating_gives_the_same_response(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(sse_body(HELLO))
-    with make_client().stream(BODY) as stream:
-        events, _ = drain(stream)
-        assert stream.result(timeout=WAIT).content == texts(events) == "Hello"
-
-
-def test_result_with_a_timeout_raises_timeout_error_while_the_stream_runs(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(stall_after(chunk("a")))
-    with make_client().stream(BODY) as stream:
-        with pytest.raises(TimeoutError):
-            stream.result(timeout=0.05)
-        assert not stream.done
-
-
-def test_result_does_not_need_the_events_to_be_taken(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    # 500 events with room for 2 in the queue: result() alone must not stall on it.
-    body = text_body(*["x"] * 500)
-    server.set_default(sse_body(body))
-    with make_client().stream(BODY, queue_size=2) as stream:
-        assert stream.result(timeout=WAIT).content == "x" * 500
-
-
 # --- close() ------------------------------------------------------------------------------
 
 
@@ -506,45 +433,6 @@ def test_close_during_a_retry_wait_ends_the_stream_as_closed(
     assert isinstance(failure(stream), StreamClosedError)  # not the 503 it was retrying
     assert time.monotonic() - started < PROMPT + 1
     assert len(server.requests) == 1
-
-
-def test_close_is_idempotent(server: LoopbackServer, make_client: Callable[..., Client]) -> None:
-    server.set_default(stall_after(chunk("a")))
-    stream = make_client().stream(BODY)
-    stream.close()
-    stream.close()
-    assert isinstance(failure(stream), StreamClosedError)
-    stream.close()
-
-
-def test_close_after_the_end_keeps_the_outcome(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(sse_body(HELLO))
-    stream = make_client().stream(BODY)
-    assert stream.result(timeout=WAIT).content == "Hello"
-    stream.close()
-    assert stream.result(timeout=WAIT).content == "Hello"
-
-
-def test_close_from_eight_threads_at_once_is_safe(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(stall_after(chunk("a")))
-    stream = make_client().stream(BODY)
-    assert first_text(stream) == "a"
-    barrier = threading.Barrier(8)
-
-    def close() -> None:
-        barrier.wait(WAIT)
-        stream.close()
-
-    threads = [in_thread(close) for _ in range(8)]
-    for thread, out in threads:
-        assert joined(thread)
-        assert out == [None]
-    error = failure(stream)
-    assert isinstance(error, StreamClosedError)
 
 
 def test_the_with_statement_closes_the_stream(
@@ -615,43 +503,6 @@ def test_interpreter_exit_is_not_held_up_by_a_live_stream(tmp_path: Path) -> Non
 # --- the end of a stream ------------------------------------------------------------------
 
 
-def test_a_finished_stream_without_done_completes_after_the_finish_grace(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    # The connection stays open after the finish and the usage, without [DONE].
-    server.set_default(
-        stall_after(chunk("Hi"), chunk(finish="stop"), chunk(usage=USAGE, choices=False))
-    )
-    client = make_client(timeouts=TIMEOUTS.replace(finish_grace=0.3))
-    started = time.monotonic()
-    with client.stream(BODY) as stream:
-        response = stream.result(timeout=WAIT)
-    elapsed = time.monotonic() - started
-    assert response.content == "Hi" and response.finish_reason == "stop"
-    assert response.usage is not None and response.usage.total_tokens == 5
-    assert 0.25 <= elapsed < 0.3 + 1.0
-
-
-def test_the_finish_grace_still_delivers_completed_to_a_full_queue(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    # The queue is full when the grace runs out: the last events (Completed) must wait
-    # for room, not be dropped.
-    server.set_default(stall_after(chunk("Hi"), chunk(finish="stop")))
-    clock = FakeClock()
-    watchdog = Watchdog(clock=clock, thread=False)
-    client = make_client(watchdog=watchdog, timeouts=TIMEOUTS.replace(finish_grace=1.0))
-    expected = core_events(chunk("Hi") + chunk(finish="stop"))
-    # Room for every event but Completed: the reader is not held up before the grace.
-    with client.stream(BODY, queue_size=len(expected) - 1) as stream:
-        advance_until(lambda: stream._worker.stop_reason == "grace", clock, watchdog, 2.0)
-        events, error = drain(stream)
-        assert stream.result(timeout=WAIT).content == "Hi"
-    assert error is None
-    assert events == expected
-    assert isinstance(events[-1], Completed)
-
-
 def test_done_on_a_connection_kept_open_completes_at_once(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
@@ -717,128 +568,6 @@ def test_close_works_while_the_reader_waits_for_queue_space(
     assert joined(stream._worker.thread, PROMPT + 1)
     assert isinstance(failure(stream), StreamClosedError)
     assert not sent_all.is_set()
-
-
-def test_a_callback_only_stream_never_stalls_on_the_queue(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    body = text_body(*["z"] * 3000)
-    server.set_default(sse_body(body))
-    seen: list[ResponseEvent] = []
-    with make_client().stream(BODY, on_event=seen.append, queue_size=1) as stream:
-        assert stream.result(timeout=WAIT).content == "z" * 3000
-        assert stream._worker.queue.qsize() <= 1  # nothing kept: memory stays flat
-    assert seen == core_events(body)
-
-
-def test_iterating_a_callback_only_stream_is_a_configuration_error(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(sse_body(HELLO))
-    with make_client().stream(BODY, on_event=lambda e: None) as stream:
-        with pytest.raises(ConfigurationError):
-            iter(stream)
-        stream.result(timeout=WAIT)
-
-
-def test_on_event_runs_on_the_worker_thread_in_order_once_each(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    body = text_body(*[f"{i} " for i in range(40)])
-    server.set_default(sse_body(body, split=True))
-    calls: list[tuple[threading.Thread, ResponseEvent]] = []
-    with make_client().stream(
-        BODY, on_event=lambda e: calls.append((threading.current_thread(), e)), iterate=True
-    ) as stream:
-        events, error = drain(stream)
-        worker = stream._worker.thread
-    assert error is None
-    assert [e for _, e in calls] == events == core_events(body)
-    assert {t for t, _ in calls} == {worker}
-    assert worker is not threading.current_thread()
-
-
-def test_a_raising_callback_ends_the_stream_with_callback_error(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    gone = threading.Event()
-    server.set_default(until_client_leaves(chunk("a"), chunk("b"), chunk("c"), gone=gone))
-    boom = ValueError("boom")
-    count = 0
-
-    def callback(event: ResponseEvent) -> None:
-        nonlocal count
-        count += 1
-        if count == 3:
-            raise boom
-
-    with make_client().stream(BODY, on_event=callback) as stream:
-        error = failure(stream)
-        assert isinstance(error, CallbackError)
-        assert error.__cause__ is boom
-        assert error.partial is not None
-        assert gone.wait(WAIT)  # the socket was closed
-    assert count == 3  # no event after the one that raised
-
-
-def test_dispatch_hands_callbacks_to_another_thread_in_order(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    body = text_body(*[f"{i} " for i in range(30)])
-    server.set_default(sse_body(body, split=True))
-    # A fake GUI loop: runs the callables it is given, one at a time, in order.
-    loop: queue.Queue[Callable[[], None] | None] = queue.Queue()
-
-    def run_loop() -> None:
-        while (job := loop.get()) is not None:
-            job()
-
-    gui = threading.Thread(target=run_loop, name="fake-gui", daemon=True)
-    gui.start()
-    calls: list[tuple[threading.Thread, ResponseEvent]] = []
-    ended = threading.Event()
-    ends: list[tuple[threading.Thread, Response]] = []
-
-    def on_end(response: Response) -> None:
-        ends.append((threading.current_thread(), response))
-        ended.set()
-
-    try:
-        with make_client().stream(
-            BODY,
-            on_event=lambda e: calls.append((threading.current_thread(), e)),
-            on_end=on_end,
-            dispatch=loop.put,
-        ) as stream:
-            stream.result(timeout=WAIT)
-            assert ended.wait(WAIT)
-    finally:
-        loop.put(None)
-        gui.join(WAIT)
-    assert [e for _, e in calls] == core_events(body)
-    assert {t for t, _ in calls} == {gui}
-    assert [(t, r.content) for t, r in ends] == [(gui, "".join(f"{i} " for i in range(30)))]
-
-
-def test_on_end_is_called_once_with_the_final_response(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(sse_body(HELLO))
-    ends: list[Response] = []
-    with make_client().stream(BODY, on_end=ends.append) as stream:
-        response = stream.result(timeout=WAIT)
-    assert ends == [response]
-
-
-def test_on_end_is_called_once_with_the_partial_response_of_a_failure(
-    server: LoopbackServer, make_client: Callable[..., Client]
-) -> None:
-    server.set_default(sse_body(chunk("par"), mode="close"))
-    ends: list[Response] = []
-    with make_client().stream(BODY, on_end=ends.append) as stream:
-        error = failure(stream)
-    assert ends == [error.partial]
-    assert ends[0].content == "par" and isinstance(ends[0].error, IncompleteStreamError)
 
 
 # --- time limits --------------------------------------------------------------------------
@@ -1619,3 +1348,47 @@ def test_two_hundred_concurrent_streams_on_one_client(
         thread.join(20)
     assert results == [expected] * 200
     assert "Connection pool is full" not in caplog.text
+
+
+# --- an answer cut short ------------------------------------------------------------------
+
+CUT = chunk("Once upon") + chunk(finish="length") + chunk(usage=USAGE, choices=False) + DONE
+
+
+def test_a_length_finish_ends_the_stream_normally_with_a_truncated_result(
+    server: LoopbackServer, make_client: Callable[..., Client]
+) -> None:
+    server.set_default(sse_body(CUT))
+    with make_client().stream(BODY) as stream:
+        events, error = drain(stream)
+        response = stream.result()
+    assert error is None
+    assert isinstance(events[-1], Completed)
+    assert (response.content, response.finish_reason, response.truncated) == (
+        "Once upon",
+        "length",
+        True,
+    )
+
+
+@pytest.mark.parametrize("where", ["client", "stream"])
+def test_length_is_error_restores_the_specifications_context_window_error(
+    server: LoopbackServer, make_client: Callable[..., Client], where: str
+) -> None:
+    server.set_default(sse_body(CUT))
+    client = make_client(length_is_error=True) if where == "client" else make_client()
+    options = {"length_is_error": True} if where == "stream" else {}
+    with client.stream(BODY, **options) as stream:
+        events, error = drain(stream)
+    assert isinstance(error, chatstream.ContextWindowExceeded)
+    assert error.partial is not None and error.partial.content == "Once upon"
+    assert not any(isinstance(e, Completed) for e in events)
+
+
+def test_a_stream_can_turn_the_clients_length_is_error_off(
+    server: LoopbackServer, make_client: Callable[..., Client]
+) -> None:
+    server.set_default(sse_body(CUT))
+    with make_client(length_is_error=True).stream(BODY, length_is_error=False) as stream:
+        drain(stream)
+        assert stream.result().truncated

@@ -41,7 +41,7 @@ def _text_body(words: list[str], finish: str = "stop") -> bytes:
 
 @pytest.fixture
 def client(server: LoopbackServer) -> Iterator[chatstream.Client]:
-    with chatstream.Client(server.url + "/v1", max_retries=0) as client:
+    with chatstream.Client(server.url + "/v1", retry=0) as client:
         yield client
 
 

@@ -178,7 +178,7 @@ class ChatController:
         the answer, or show the error; then accept input again."""
         if response.error is not None:
             del self.messages[self._asked :]  # the question goes unanswered: drop the turn
-            if not isinstance(response.error, chatstream.StreamClosedError):
+            if response.error.kind != chatstream.StreamClosedError.kind:
                 self.view.show(f"\n{response.error.message}", "error")
         elif response.tool_calls:
             self.messages.append(_assistant(response))

@@ -22,7 +22,6 @@ The fourth invariant, **no leak**, is the autouse fixture of ``conftest.py``.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -49,6 +48,7 @@ from chatstream import (
     Retry,
     Timeouts,
 )
+from tests.helpers import DONE, chunk, event
 
 #: The API key every adversarial client uses; it must never surface anywhere.
 CANARY = f"sk-CANARY-{uuid.uuid4()}"
@@ -74,37 +74,6 @@ def contains_canary(text: str) -> bool:
 
 
 # --- bodies -----------------------------------------------------------------------------
-
-
-def chunk(
-    content: str | None = None,
-    *,
-    finish: str | None = None,
-    index: int = 0,
-    reasoning: str | None = None,
-    tool_calls: list[dict[str, Any]] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """One Chat Completions chunk with one choice."""
-    delta: dict[str, Any] = {}
-    if content is not None:
-        delta["content"] = content
-    if reasoning is not None:
-        delta["reasoning_content"] = reasoning
-    if tool_calls is not None:
-        delta["tool_calls"] = tool_calls
-    choice = {"index": index, "delta": delta, "finish_reason": finish}
-    return {"id": "chatcmpl-adv", "model": "m", "choices": [choice], **extra}
-
-
-def event(payload: Any, *, name: str | None = None, eol: str = "\n") -> bytes:
-    """One SSE event carrying ``payload`` (JSON-encoded unless already text)."""
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    head = f"event: {name}{eol}" if name else ""
-    return f"{head}data: {data}{eol}{eol}".encode()
-
-
-DONE = b"data: [DONE]\n\n"
 
 
 def sse(*payloads: Any, done: bool = True) -> bytes:
@@ -393,8 +362,10 @@ def check(
         )
         assert completed == [], "a failed stream delivered Completed"
         assert outcome.error.partial is not None, "the error carries no partial response"
-        assert outcome.error.partial.error is outcome.error
-        if outcome.iter_error is None and not prefix and outcome.stream._worker.iterate:
+        assert outcome.error.partial.error == chatstream.ErrorInfo.of(outcome.error), (
+            "the partial response tells another outcome"
+        )
+        if outcome.iter_error is None and not prefix and outcome.stream._worker.delivery.iterate:
             # Only a close ends iteration silently.
             assert isinstance(outcome.error, chatstream.StreamClosedError), (
                 "the iterator ended without raising the stream's error"

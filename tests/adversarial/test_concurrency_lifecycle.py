@@ -175,7 +175,7 @@ def test_43_close_while_the_worker_waits_on_a_full_queue(
     stream = client.stream(BODY, queue_size=1)
     worker = stream._worker
     # Nobody takes events: the worker fills the queue and waits for room.
-    assert wait_until(lambda: worker.queue.qsize() >= 1 and worker._reading_since is None, 5)
+    assert wait_until(lambda: worker.queue.qsize() >= 1 and worker.reader.reading_since is None, 5)
     time.sleep(0.05)
     _close_fast(stream)
     _worker_gone(stream)

@@ -20,6 +20,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import chatstream
 from chatstream import (
     Completed,
     ContentFilterError,
@@ -68,7 +69,8 @@ def run_core(pieces: list[bytes], **options: Any) -> None:
         response = parser.result()
     else:
         assert completed == []
-        assert error.partial is not None and error.partial.error is error
+        assert error.partial is not None
+        assert error.partial.error == chatstream.ErrorInfo.of(error)
         response = error.partial
     assert parser.ended
     assert parser.feed(b"data: more\n\n") == [] and parser.close() == []

@@ -1,9 +1,12 @@
 """§4 C (cases 37-40): time limits. A stalled, trickling or endless stream ends in
 :class:`~chatstream.IdleTimeoutError` naming the limit, on time (never early), with what
-arrived before kept; keep-alive comments count as activity for the idle limit only."""
+arrived before kept. Progress is a completed line: an event's line or a keep-alive comment
+keeps the idle limit away (keep-alives not the event limit), bytes that never finish a
+line do not."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from chatstream import Client, IdleTimeoutError
@@ -32,11 +35,11 @@ def test_37_stall_after_one_event_times_out_on_time(server: LoopbackServer, clie
         assert IDLE - 0.05 <= stalled <= IDLE + 0.5, stalled
 
 
-def test_38_trickle_never_completing_an_event_hits_the_event_limit(
+def test_38_a_trickle_never_completing_a_line_hits_the_idle_limit(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
-    # One byte of a comment every 0.1 s: bytes keep arriving, so the idle limit (and any
-    # socket read timeout) never fires; only a data-event limit can end it.
+    # One byte of a comment every 0.1 s: bytes keep arriving, but no line is ever
+    # completed, so the server makes no progress: the idle limit ends it.
     def trickle(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"})
         conn.write(event(chunk("first")))
@@ -46,11 +49,31 @@ def test_38_trickle_never_completing_an_event_hits_the_event_limit(
             conn.write(b"x")
 
     server.route(PATH, trickle)
-    client = client_for(server, idle=0.5, event=1.0)
+    client = client_for(server, idle=0.5)
     out = check(run(client, guard=3.0), IdleTimeoutError)
-    assert out.error is not None and out.error.limit == "event"  # type: ignore[attr-defined]
+    assert out.error is not None and out.error.limit == "idle"  # type: ignore[attr-defined]
     assert out.final.content == "first"
-    assert 0.9 <= out.elapsed <= 1.8
+
+
+def test_38_completed_lines_of_a_slow_event_keep_the_idle_clock_alive(
+    server: LoopbackServer, client_for: Callable[..., Client]
+) -> None:
+    # One event sent as a data line per line of indented JSON, one every 0.15 s (over
+    # 1.5 s in all) against an idle limit of 0.5 s: each completed line is progress.
+    pieces = json.dumps(chunk("slow"), indent=1).splitlines()
+    assert len(pieces) >= 10
+
+    def lines(conn: Conn) -> None:
+        conn.send_head(headers={"Content-Type": "text/event-stream"})
+        for piece in pieces:
+            conn.write(f"data: {piece}\n".encode())
+            conn.sleep(0.15)
+        conn.write(b"\n" + event(chunk(finish="stop")) + b"data: [DONE]\n\n")
+
+    server.route(PATH, lines)
+    client = client_for(server, idle=0.5)
+    out = check(run(client, guard=5.0))
+    assert out.final.content == "slow"
 
 
 def test_38_trickle_is_ended_by_the_total_limit_too(

@@ -1,0 +1,202 @@
+"""The HTTP exchange of one stream: send the request, retry while nothing has been
+received, and hand back the response of a 2xx. It runs on the stream's worker thread.
+
+:class:`Settings` is everything a stream needs from its :class:`~chatstream.Client`, as
+one frozen value taken when the stream starts: the stream never reaches back into the
+client.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+import requests.auth
+import urllib3.exceptions
+
+from . import _http, _transport
+from ._telemetry import Telemetry, call_hook
+from ._version import __version__
+from .config import Retry, Timeouts
+from .errors import APIStatusError, ChatStreamError, RateLimitError
+
+__all__ = ["Settings", "TurnState", "open_response"]
+
+log = logging.getLogger("chatstream")
+
+
+class TurnState(Protocol):
+    """What the exchange needs of a :class:`~chatstream.Turn`."""
+
+    @property
+    def state(self) -> str | None:
+        """The pinned value, or ``None``."""
+
+    def capture(self, value: str | None) -> None:
+        """Keep ``value`` if the turn has none yet."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A client's settings, as one stream uses them."""
+
+    url: str
+    session: requests.Session
+    auth: requests.auth.AuthBase | None
+    headers: tuple[tuple[str, str], ...]
+    timeouts: Timeouts
+    retry: Retry
+    #: Values never to quote in a message, a log record or a body snippet.
+    secrets: tuple[str, ...]
+    telemetry: Telemetry | None
+    include_usage: bool
+    max_event_bytes: int
+    drop_tool_calls_on_stop: bool
+    length_is_error: bool
+    turn_state_header: str
+    #: requests' ``verify`` and ``cert`` for every request, given explicitly: otherwise
+    #: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replace the session's own.
+    verify: Any = True
+    cert: Any = None
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+
+def request_headers(settings: Settings, turn: TurnState | None) -> dict[str, str]:
+    """The headers of one request."""
+    headers = {
+        "Accept": "text/event-stream",
+        # Compressed SSE streams only if the server flushes per event, and it opens
+        # the door to decompression bombs: ask for none (gzip is still read).
+        "Accept-Encoding": "identity",
+        "Content-Type": "application/json",
+        "User-Agent": f"chatstream/{__version__} {requests.utils.default_user_agent()}",
+    }
+    headers.update(settings.headers)
+    if turn is not None and turn.state is not None:
+        headers[settings.turn_state_header] = turn.state
+    return headers
+
+
+def open_response(
+    settings: Settings,
+    body: dict[str, Any],
+    *,
+    turn: TurnState | None,
+    stopped: threading.Event,
+    attach: Callable[[requests.Response], None],
+    slot: _transport.ConnectionSlot,
+) -> requests.Response | None:
+    """POST the request, retrying while nothing has been received. Returns the
+    response of a 2xx, or ``None`` if the stream was stopped meanwhile.
+
+    ``attach`` is given each response as soon as its headers arrive, before any of its
+    body is read (the stream uses it to be able to interrupt the reading). ``slot``
+    records the connection while the request waits for its headers, so that the stream
+    can interrupt that wait too (see :mod:`chatstream._transport`).
+    """
+    retry = settings.retry
+    t = settings.timeouts
+    # The read timeout also bounds the wait for the headers; a little above the idle
+    # limit, so the watchdog (not the socket) normally reports a stalled body.
+    read_timeout = None if t.idle is None else t.idle + 1.0
+    attempt = 0  # the retry count's attempt: 1, then 2 for the first retry, ...
+    sent = 0  # every request sent, for telemetry (the stream_options fallback too)
+    while True:
+        attempt += 1
+        sent += 1
+        started = time.monotonic()
+        data = _http.encode_body(body)
+        log.debug("POST %s (attempt %d)", _http.redact_url(settings.url), attempt)
+        error: ChatStreamError | None = None
+        try:
+            with _transport.tracking(slot):
+                response = settings.session.post(
+                    settings.url,
+                    data=data,
+                    headers=request_headers(settings, turn),
+                    auth=settings.auth,
+                    stream=True,
+                    timeout=(t.connect, read_timeout),
+                    allow_redirects=False,
+                    verify=settings.verify,
+                    cert=settings.cert,
+                )
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            error = _http.transport_error(
+                exc, before_response=True, secrets=settings.secrets, idle=t.idle
+            )
+        finally:
+            slot.clear()  # the response (or the pool) owns the connection now
+        if error is not None:
+            # Raised here, not in the except block: the original exception (whose
+            # message and request quote the URL and the key) must not become the
+            # error's __context__.
+            _report(settings, sent, None, error, started)
+            retryable = error.kind in ("connect", "connect_timeout")
+            if retryable and _wait_to_retry(settings, attempt, None, stopped):
+                continue
+            raise error
+        attach(response)
+        status = response.status_code
+        if turn is not None:
+            turn.capture(response.headers.get(settings.turn_state_header))
+        log.debug("HTTP %d from %s", status, _http.redact_url(settings.url))
+        if 200 <= status < 300:
+            _report(settings, sent, status, None, started)
+            if stopped.is_set():
+                response.close()
+                return None
+            return response
+        try:
+            failure = _http.error_for_status(response, settings.secrets)
+        finally:
+            response.close()
+        _report(settings, sent, status, failure, started)
+        if (
+            isinstance(failure, APIStatusError)
+            and "stream_options" in body
+            and settings.include_usage
+            and _http.names_stream_options(failure)
+        ):
+            log.info("the server rejects stream_options; sending the request without it")
+            body = {k: v for k, v in body.items() if k != "stream_options"}
+            attempt -= 1  # not a retry of the same request
+            continue
+        if isinstance(failure, APIStatusError) and retry.retries_status(status):
+            hint = failure.retry_after if isinstance(failure, RateLimitError) else None
+            if hint is None:
+                hint = _http.retry_after(response.headers)
+            if _wait_to_retry(settings, attempt, hint, stopped):
+                continue
+        raise failure
+
+
+def _wait_to_retry(
+    settings: Settings, attempt: int, retry_after: float | None, stopped: threading.Event
+) -> bool:
+    """Wait before the next attempt; False when no retry is left (or stopped)."""
+    retry = settings.retry
+    if attempt > retry.max_retries or stopped.is_set():
+        return False
+    delay = retry.delay(attempt, retry_after, settings.rng)
+    if delay is None:
+        return False
+    log.info("retrying in %.2f s (attempt %d of %d)", delay, attempt + 1, retry.max_retries + 1)
+    return not stopped.wait(delay)
+
+
+def _report(
+    settings: Settings,
+    attempt: int,
+    status: int | None,
+    error: ChatStreamError | None,
+    started: float,
+) -> None:
+    if settings.telemetry is not None:
+        call_hook(settings.telemetry.on_request, attempt, status, error, time.monotonic() - started)

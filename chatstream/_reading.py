@@ -1,0 +1,214 @@
+"""The read loop: a response body's bytes into the core, its events to the delivery,
+and the timestamps the time limits are computed from (see :mod:`chatstream._deadlines`).
+
+Progress, for the idle limit, is a completed line: an event's line or a keep-alive
+comment restarts the idle clock; bytes that never finish a line do not.
+
+After ``[DONE]`` the rest of the body (normally just the end of the chunked encoding) is
+read for at most :data:`~chatstream._deadlines.DRAIN_TIME` seconds and
+:data:`DRAIN_BYTES`, so that the connection goes back to the pool for the next request;
+it is closed instead if the end does not come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from . import _http, _transport
+from ._completion import read_completion
+from ._deadlines import Clocks
+from ._delivery import Delivery, Interrupted
+from ._exchange import Settings
+from .errors import ChatStreamError
+from .events import RateLimits
+from .parser import StreamParser
+
+__all__ = ["DRAIN_BYTES", "READ_SIZE", "Body", "Opener", "ReadLoop"]
+
+#: Bytes asked for per read: whatever has arrived, up to this much.
+READ_SIZE = 65536
+#: The most read after ``[DONE]`` to reach the end of the body; more, and the
+#: connection is closed rather than reused.
+DRAIN_BYTES = 65536
+
+
+class Body(Protocol):
+    """What the worker reads (:class:`chatstream._transport.BodyReader`; tests use a
+    fake)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers."""
+
+    def read(self, size: int) -> bytes:
+        """What has arrived, up to ``size`` bytes; ``b""`` at the end."""
+
+    def release(self) -> None:
+        """The end was read: the connection may be reused."""
+
+    def shutdown(self) -> None:
+        """Wake a blocked read (any thread)."""
+
+    def close(self) -> None:
+        """Done with the body."""
+
+
+#: Opens the response: given the function to call with each body as soon as it exists,
+#: returns the body to read, or ``None`` when stopped meanwhile.
+Opener = Callable[[Callable[[Body], None]], Body | None]
+
+
+class ReadLoop:
+    """Reads one body (see the module documentation).
+
+    ``stopped`` says whether the stream is being stopped from outside; ``settle`` is
+    called as soon as the core has reached its end. ``cut`` is set from outside when the
+    finish grace or the drain ran out (the body was shut down on purpose).
+    """
+
+    def __init__(
+        self,
+        parser: StreamParser,
+        delivery: Delivery,
+        settings: Settings,
+        *,
+        clock: Callable[[], float],
+        stopped: Callable[[], bool],
+        settle: Callable[[], None],
+    ) -> None:
+        self.parser = parser
+        self.delivery = delivery
+        self.settings = settings
+        self.clock = clock
+        self.stopped = stopped
+        self.settle = settle
+        self.cut = False
+        self.reading_since: float | None = None
+        self.line_waited = 0.0
+        self.event_waited = 0.0
+        self.finishing = False
+        self.draining = False
+
+    def clocks(self, *, started: float, headers_since: float | None) -> Clocks:
+        """The timestamps of the time limits, now."""
+        # The waited times first: a read is counted late, never twice (see read_some).
+        line_waited, event_waited = self.line_waited, self.event_waited
+        return Clocks(
+            started=started,
+            headers_since=headers_since,
+            reading_since=self.reading_since,
+            line_waited=line_waited,
+            event_waited=event_waited,
+            finishing=self.finishing,
+            draining=self.draining,
+        )
+
+    def run(self, body: Body) -> None:
+        """Read ``body`` to its end (or until stopped or cut), feeding the core."""
+        parser = self.parser
+        delivery = self.delivery
+        headers = body.headers
+        limits = _http.rate_limit_headers(headers)
+        if limits:
+            delivery.events([RateLimits(limits)])
+        mime = _http.media_type(headers)
+        if mime and mime != "text/event-stream":
+            if mime == "application/json" or mime.endswith("+json"):
+                read_completion(self, body, mime)
+                return
+            self._unexpected(body, mime)
+        seen = 0
+        data = b""
+        while True:
+            data = self.read_some(body)
+            if self.stopped():
+                raise Interrupted
+            if not data or self.cut:
+                break
+            if delivery.on_bytes is not None:
+                delivery.body_bytes(data)
+            if b"\n" in data or b"\r" in data:
+                self.line_waited = 0.0  # a line was completed: the server makes progress
+            events = parser.feed(data)
+            if parser.ended:
+                self.settle()
+            if events:
+                delivery.events(events)
+            if parser.messages != seen:
+                seen = parser.messages
+                self.event_waited = 0.0
+            if parser.ended:
+                if parser.error is None:
+                    self._drain(body)
+                break
+            self.finishing = parser.accumulator.all_choices_finished
+        if not parser.ended:
+            if not data and not self.cut:
+                body.release()
+            events = parser.close()
+            self.settle()
+            delivery.events(events)
+        if parser.error is not None:
+            raise parser.error
+
+    def read_some(self, body: Body) -> bytes:
+        """One blocking read of what has arrived, watched by the watchdog; ``b""`` at the
+        end of the body, or once stopped or cut."""
+        self.reading_since = started = self.clock()
+        try:
+            return body.read(READ_SIZE)
+        except _transport.READ_ERRORS as exc:
+            if self.stopped() or self.cut:
+                return b""  # the read failed because the stream was stopped
+            error = _http.transport_error(
+                exc,
+                before_response=False,
+                secrets=self.settings.secrets,
+                idle=self.settings.timeouts.idle,
+            )
+        finally:
+            # In this order: the watchdog reads the waited times first, so it may count
+            # a read late, never twice.
+            self.reading_since = None
+            waited = self.clock() - started
+            self.line_waited += waited
+            self.event_waited += waited
+        # Raised outside the except block, with its redacted cause: the original may
+        # quote the URL, and must not be chained as the error's context.
+        raise error
+
+    def _drain(self, body: Body) -> None:
+        """After ``[DONE]``: read the rest of the body (normally just the end of the
+        chunked encoding) for at most :data:`~chatstream._deadlines.DRAIN_TIME` seconds and
+        :data:`DRAIN_BYTES`, and give the connection back to the pool; it is closed
+        instead if the end does not come."""
+        self.draining = True
+        size = 0
+        try:
+            while size <= DRAIN_BYTES:
+                data = self.read_some(body)
+                if self.stopped() or self.cut:
+                    return
+                if not data:
+                    body.release()
+                    return
+                size += len(data)
+        except ChatStreamError:
+            return  # the outcome is already the core's: only the connection is lost
+        finally:
+            self.draining = False
+
+    def _unexpected(self, body: Body, mime: str) -> None:
+        self.reading_since = self.clock()  # the snippet read is watched too
+        try:
+            error = _http.unexpected_response(
+                body.response,  # type: ignore[attr-defined]
+                mime,
+                self.settings.secrets,
+            )
+        finally:
+            self.reading_since = None
+        if self.stopped():
+            raise Interrupted
+        raise error

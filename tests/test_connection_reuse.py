@@ -1,0 +1,99 @@
+"""Connections are reused: a stream that ends at ``data: [DONE]`` reads the rest of its
+body (the end of the chunked encoding) and hands the connection back to the pool, so an
+agent loop's sequential requests share one connection, over HTTP and over TLS (a
+certificate for 127.0.0.1 from a throw-away CA made by ``trustme``)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trustme
+
+from chatstream import Client, Timeouts
+from tests.loopback import Conn, LoopbackServer
+
+from .helpers import answer, chunk, event
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+STREAMS = 50
+HI = answer("Hel", "lo")
+
+
+def keep_alive(body: bytes) -> Any:
+    """A handler that sends ``body`` as a chunked stream and keeps the connection open."""
+
+    def handler(conn: Conn) -> None:
+        conn.keep_alive = True
+        conn.send_head(headers={"Content-Type": "text/event-stream"})
+        conn.write(body)
+        conn.end()
+
+    return handler
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(params=["http", "https"])
+def served(
+    request: pytest.FixtureRequest, ca: trustme.CA
+) -> Iterator[tuple[LoopbackServer, Client]]:
+    tls: ssl.SSLContext | None = None
+    if request.param == "https":
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(tls)
+    with LoopbackServer(io_timeout=10.0, tls=tls) as server, ca.cert_pem.tempfile() as path:
+        client = Client(
+            server.url + "/v1", "sk-test", timeouts=Timeouts(idle=5.0), retry=0, verify=path
+        )
+        with client:
+            yield server, client
+
+
+def test_sequential_streams_that_end_at_done_share_one_connection(
+    served: tuple[LoopbackServer, Client],
+) -> None:
+    server, client = served
+    server.set_default(keep_alive(HI))
+    for _ in range(STREAMS):
+        with client.stream(BODY) as stream:
+            assert stream.result(timeout=10).content == "Hello"
+    requests = server.wait_for_requests(STREAMS)
+    assert {r.connection_id for r in requests} == {0}
+
+
+def test_a_body_that_goes_on_after_done_is_closed_not_reused(
+    served: tuple[LoopbackServer, Client],
+) -> None:
+    server, client = served
+
+    def lingering(conn: Conn) -> None:
+        conn.keep_alive = True
+        conn.send_head(headers={"Content-Type": "text/event-stream"})
+        conn.write(HI)
+        conn.sleep(10)  # the end of the body does not come
+        conn.end()
+
+    server.set_default(lingering)
+    for _ in range(2):
+        with client.stream(BODY) as stream:
+            assert stream.result(timeout=10).content == "Hello"
+    assert [r.connection_id for r in server.wait_for_requests(2)] == [0, 1]
+
+
+def test_a_stream_ended_by_the_end_of_its_body_shares_the_connection(
+    served: tuple[LoopbackServer, Client],
+) -> None:
+    server, client = served
+    server.set_default(keep_alive(event(chunk("Hi")) + event(chunk(finish="stop"))))
+    for _ in range(3):
+        with client.stream(BODY) as stream:
+            assert stream.result(timeout=10).content == "Hi"
+    assert {r.connection_id for r in server.wait_for_requests(3)} == {0}
