@@ -1,34 +1,312 @@
 """The ``chatstream`` command: ``demo``, ``chat`` and ``replay``.
 
-Exit status: 0 when the stream ended normally, 1 when it ended in an error, 2 for bad
-usage or an input that cannot be read, 130 when interrupted (Ctrl-C).
+Standard output carries the answer (or the JSON of ``--json`` / ``--result``) only; notes,
+statistics and errors go to standard error. Exit status: 0 when the streams ended
+normally, 1 when one ended in an error, 2 for bad usage or an input that cannot be read,
+130 when interrupted (Ctrl-C outside a conversation).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import json
 import os
+import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO, TextIO, cast
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
-from ._commands import UsageError, run_chat, run_demo
-from ._present import Presenter
+from ._advice import Advice, RetryNotes
+from ._present import Mode, Presenter
+from ._recording import (
+    FRAMED_PREFIX,
+    Recorder,
+    UsageError,
+    read_input,
+    serve_recording,
+)
+from ._session import COMMANDS, LineReader, Session, outcome, typed_tool_result
 from ._version import __version__
-from .events import ResponseEvent
+from .client import Client
+from .demo import DemoServer
+from .errors import ConfigurationError
+from .events import FunctionCall
 from .parser import StreamParser
-from .response import Response
 
 __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_STREAM_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Library parameter names in a ConfigurationError, and the options that set them.
+_FLAGS = {
+    "base_url": "--base-url",
+    "idle_timeout": "--idle-timeout",
+    "max_retries": "--max-retries",
+    "headers": "--header",
+    "header": "--header",
+}
 
 
-#: Bad usage or unreadable input: one line to stderr, exit status 2.
-_UsageError = UsageError
+# --- the commands ----------------------------------------------------------------------
+
+
+def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``chatstream chat``: one prompt, or a conversation read line by line."""
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+    if not base_url:
+        raise UsageError(
+            "no server given: pass --base-url URL or set OPENAI_BASE_URL "
+            "(e.g. https://api.openai.com/v1, http://localhost:11434/v1)"
+        )
+    if not base_url.startswith(("http://", "https://")):
+        raise UsageError(f"--base-url must be an http:// or https:// URL, not {base_url!r}")
+    model = args.model or os.environ.get("CHATSTREAM_MODEL")
+    if not model:
+        raise UsageError("no model given: pass --model NAME or set CHATSTREAM_MODEL")
+    if args.prompt is not None and not args.prompt.strip():
+        raise UsageError("the prompt is empty: give a PROMPT, or none for a conversation")
+    request = _request(args, model)
+    key = os.environ.get(args.api_key_env) or None
+    advice = Advice(
+        url=base_url.rstrip("/") + "/chat/completions",
+        api_key_env=args.api_key_env,
+        key_sent=key is not None,
+    )
+    presenter = _presenter(args, out, err, advice)
+    notes = RetryNotes(presenter.note, advice.brief)
+    try:
+        client = Client(
+            base_url,
+            key,
+            idle_timeout=args.idle_timeout,
+            max_retries=args.max_retries,
+            headers=_parse_headers(args.header),
+            telemetry=notes,
+        )
+    except ConfigurationError as exc:
+        raise UsageError(_in_flags(exc.message)) from None
+    recorder = Recorder(args.record)
+    client.session.hooks["response"].append(recorder.on_response)
+    reader = LineReader(presenter)
+    with client, recorder, notes:
+        session = Session(client, request, presenter, system=args.system, recorder=recorder)
+        run_tool = typed_tool_result(reader)
+        if args.prompt is not None:
+            return session.ask(args.prompt, run_tool)
+        return session.repl(reader, run_tool)
+
+
+def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``chatstream demo``: the bundled conversation, from a local server."""
+    fast = args.fast or os.environ.get("CHATSTREAM_DEMO_FAST", "") not in ("", "0")
+    presenter = _presenter(args, out, err, None)
+    with DemoServer(fast=fast) as server, Client(server.base_url) as client:
+        script = server.script
+        request = {"model": script.model, "tools": script.tools}
+        session = Session(client, request, presenter, system=script.system)
+        if presenter.mode == "text":
+            presenter.note(
+                f"chatstream demo · a local model at {server.base_url} · no key, no network"
+            )
+            presenter.renderer.user(script.prompt)
+
+        def run_tool(call: FunctionCall) -> str:
+            result = script.run_tool(call)
+            if presenter.mode == "text":
+                presenter.note(f"running {call.name} on this machine…")
+                presenter.renderer.tool_result(call, result)
+            return result
+
+        return session.ask(script.prompt, run_tool)
+
+
+def run_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``chatstream replay``: a recorded response, shown as it was live."""
+    presenter = _presenter(args, out, err, None, timed=False)
+    first, chunks = read_input(args.file)
+    if first.startswith(FRAMED_PREFIX):
+        # Not an event stream: the status and headers decide, as the client judges them.
+        data = b"".join(chunks)
+        with serve_recording(data) as base_url, Client(base_url, max_retries=0) as client:
+            stream = client.stream({"model": "replay", "messages": []})
+            with stream:
+                error = presenter.show(stream, lambda: outcome(stream))
+        return EXIT_OK if error is None else EXIT_STREAM_ERROR
+    parser = StreamParser()
+    try:
+        error = presenter.show(parser.iter_events(chunks), lambda: parser.response)
+    finally:
+        # The stream may end before the input does ([DONE], an error): close the file
+        # now, not whenever the garbage collector breaks the error's reference cycle.
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return EXIT_OK if error is None else EXIT_STREAM_ERROR
+
+
+# --- the pieces ------------------------------------------------------------------------
+
+
+def _presenter(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    advice: Advice | None,
+    *,
+    timed: bool = True,
+) -> Presenter:
+    mode: Mode = "json" if args.json else "result" if args.result else "text"
+    return Presenter(
+        out,
+        err,
+        mode=mode,
+        show_reasoning=not args.no_reasoning,
+        timed=timed,
+        describe=advice.describe if advice is not None else None,
+    )
+
+
+def _request(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """The request body without its messages, from the options."""
+    request: dict[str, Any] = {"model": model}
+    if args.tools:
+        request["tools"] = _load_tools(args.tools)
+    if args.tool_choice is not None:
+        request["tool_choice"] = _tool_choice(args.tool_choice)
+    if args.temperature is not None:
+        request["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        request["max_tokens"] = args.max_tokens
+    for key, value in _parse_params(args.param):
+        request[key] = value
+    return request
+
+
+def _tool_choice(text: str) -> Any:
+    """``auto``, ``none``, ``required``, a tool's name (that tool, forced), or JSON."""
+    if text in ("auto", "none", "required"):
+        return text
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"--tool-choice {text!r} is not JSON: {exc}") from None
+    return {"type": "function", "function": {"name": text}}
+
+
+# Fields the command sets itself: a --param for them would be silently overwritten.
+_RESERVED = {
+    "messages": "the conversation",
+    "stream": "always true",
+    "model": "use --model",
+}
+
+
+def _parse_params(pairs: list[str] | None) -> list[tuple[str, Any]]:
+    params = []
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param {pair!r}: expected KEY=JSON, e.g. --param seed=7")
+        if key in _RESERVED:
+            raise UsageError(f"--param {key}: not settable ({_RESERVED[key]})")
+        try:
+            params.append((key, json.loads(value)))
+        except ValueError:
+            raise UsageError(
+                f"--param {pair!r}: the value must be JSON (a string is quoted: "
+                f"--param '{key}=\"{value}\"')"
+            ) from None
+    return params
+
+
+def _load_tools(path: str) -> list[dict[str, Any]]:
+    """The ``tools`` of a JSON file: a list of definitions, or an object with ``tools``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise UsageError(f"--tools: cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"--tools: {path} is not JSON: {exc}") from None
+    tools = data.get("tools") if isinstance(data, dict) else data
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise UsageError(f"--tools: {path} must hold a list of tool definitions (OpenAI's)")
+    return tools
+
+
+def _parse_headers(pairs: list[str] | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for pair in pairs or ():
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {pair!r}: expected NAME:VALUE")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _in_flags(message: str) -> str:
+    """A library message about a parameter, in terms of the option that sets it."""
+    return re.sub(r"\b(" + "|".join(_FLAGS) + r")\b", lambda m: _FLAGS[m.group(1)], message)
+
+
+# --- the parser ------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argument type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more: {text!r}")
+        return value
+
+    return parse
+
+
+def _add_output_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, result_help: str
+) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="print one JSON object per event")
+    group.add_argument("--result", action="store_true", help=result_help)
+    parser.add_argument("--no-reasoning", action="store_true", help="do not show reasoning text")
+
+
+_ONE_RESULT = "print the whole result as one JSON object"
+_RESULT_PER_REQUEST = (
+    "print the whole result as one JSON object per request: one line per response, so "
+    "a tool round trip prints one for the call and one for the answer"
+)
+
+_CHAT_EPILOG = (
+    "in a conversation (no PROMPT):\n"
+    + "".join(f"  {command:7} {what}\n" for command, what in COMMANDS.items())
+    + "  Ctrl-C  stop the answer being written (it stays in the conversation, marked as cut)\n"
+    "  Ctrl-D  leave\n"
+    "\n"
+    "standard output carries the answer only; notes, statistics and errors go to\n"
+    "standard error. Exit status: 0 ok, 1 a stream failed, 2 bad usage, 130 Ctrl-C\n"
+    "(one-shot)."
+)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -39,33 +317,29 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chatstream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    _add_demo(commands)
-    _add_chat(commands)
 
-    replay = commands.add_parser(
-        "replay",
-        help="show a recorded response body (a .sse file)",
-        description="Read a recorded streamed response body and show what it contains.",
-    )
-    replay.add_argument("file", help="the recorded body; - for standard input")
-    _add_output_options(replay)
-    replay.add_argument("--no-reasoning", action="store_true", help="do not show reasoning text")
-    replay.set_defaults(run=_replay)
-    return parser
-
-
-def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
         help="watch a whole conversation from a built-in local model (no key, no network)",
         description="Start a local server that streams a bundled conversation (reasoning, "
         "text, a tool call and its result, a final answer) and show it the way `chat` does.",
     )
-    _add_output_options(demo)
-    demo.add_argument("--no-reasoning", action="store_true", help="do not show reasoning text")
+    _add_output_options(demo, result_help=_RESULT_PER_REQUEST)
     # Stream without pauses (tests); CHATSTREAM_DEMO_FAST=1 does the same.
     demo.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)
     demo.set_defaults(run=run_demo)
+
+    _add_chat(commands)
+
+    replay = commands.add_parser(
+        "replay",
+        help="show a recorded response (a file saved by chat --record)",
+        description="Read a recorded response and show what it contains, as it was live.",
+    )
+    replay.add_argument("file", help="the recording; - for standard input")
+    _add_output_options(replay, result_help=_ONE_RESULT)
+    replay.set_defaults(run=run_replay)
+    return parser
 
 
 def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,12 +347,16 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "chat",
         help="chat with an OpenAI-compatible server: one prompt, or a conversation",
         description="Send PROMPT and stream the answer; without PROMPT, read the "
-        "conversation line by line from standard input (end it with Ctrl-D).",
+        "conversation line by line from standard input.",
+        epilog=_CHAT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     chat.add_argument("prompt", nargs="?", help="the message to send (omit for a conversation)")
     server = chat.add_argument_group("server")
     server.add_argument(
-        "--base-url", metavar="URL", help="the API root (default: $OPENAI_BASE_URL)"
+        "--base-url",
+        metavar="URL",
+        help="the API root, e.g. https://api.openai.com/v1 (default: $OPENAI_BASE_URL)",
     )
     server.add_argument(
         "--api-key-env",
@@ -100,99 +378,49 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=300.0,
         help="fail when no data arrives for this long (default: 300)",
     )
+    server.add_argument(
+        "--max-retries",
+        metavar="N",
+        type=_whole_number(0),
+        default=2,
+        help="retries of a request that failed before any answer (a refused connection, "
+        "429, 5xx), each announced on standard error (default: 2)",
+    )
     request = chat.add_argument_group("request")
     request.add_argument("--model", help="the model (default: $CHATSTREAM_MODEL)")
-    request.add_argument("--system", metavar="TEXT", help="a system message")
+    request.add_argument("--system", metavar="TEXT", help="a system message, first")
     request.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     request.add_argument(
-        "--max-tokens", type=int, metavar="N", help="the most tokens to generate (max_tokens)"
+        "--max-tokens",
+        type=_whole_number(1),
+        metavar="N",
+        help="the most tokens to generate (max_tokens; 1 or more)",
     )
     request.add_argument(
         "--tools",
         metavar="FILE",
         help="a JSON file of tool definitions; you type each call's result",
     )
+    request.add_argument(
+        "--tool-choice",
+        metavar="CHOICE",
+        help="auto, none, required, a tool's name (force that tool), or JSON",
+    )
+    request.add_argument(
+        "--param",
+        metavar="KEY=JSON",
+        action="append",
+        help="any other request field, its value as JSON, e.g. --param seed=7 (repeatable)",
+    )
     output = chat.add_argument_group("output")
-    _add_output_options(output)
-    output.add_argument("--no-reasoning", action="store_true", help="do not show reasoning text")
+    _add_output_options(output, result_help=_RESULT_PER_REQUEST)
     output.add_argument(
         "--record",
         metavar="FILE",
-        help="save each response body exactly as received, for `chatstream replay FILE` "
+        help="save each response as received, for `chatstream replay FILE` "
         "(later responses go to FILE-2, FILE-3, ... with FILE's extension)",
     )
     chat.set_defaults(run=run_chat)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-    return value
-
-
-def _add_output_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--json", action="store_true", help="print one JSON object per event")
-    group.add_argument(
-        "--result", action="store_true", help="print one JSON object: the whole result"
-    )
-
-
-def _read_input(path: str) -> Iterable[bytes]:
-    if path == "-":
-        # read1: whatever has arrived, so a live pipe is shown as it flows.
-        stdin = cast(io.BufferedReader, sys.stdin.buffer)
-        return iter(lambda: stdin.read1(65536), b"")
-    try:
-        handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by _chunks
-    except OSError as exc:
-        raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return _chunks(handle, path)
-
-
-def _chunks(handle: BinaryIO, path: str) -> Iterable[bytes]:
-    with handle:
-        try:
-            yield from iter(lambda: handle.read(65536), b"")
-        except OSError as exc:
-            raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    parser = StreamParser()
-    chunks = _read_input(args.file)
-    try:
-        events = parser.iter_events(chunks)
-        return present(events, lambda: parser.response, args, out, err)
-    finally:
-        # The stream may end before the input does ([DONE], an error): close the file
-        # now, not whenever the garbage collector breaks the error's reference cycle.
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-
-
-def present(
-    events: Iterable[ResponseEvent],
-    response: Callable[[], Response],
-    args: argparse.Namespace,
-    out: TextIO,
-    err: TextIO,
-) -> int:
-    """Consume ``events`` and show them the way ``--json`` / ``--result`` / neither asks;
-    return the exit status."""
-    presenter = Presenter(
-        out,
-        err,
-        mode="json" if args.json else "result" if args.result else "text",
-        show_reasoning=not getattr(args, "no_reasoning", False),
-    )
-    error = presenter.show(events, response)
-    return EXIT_OK if error is None else EXIT_STREAM_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,12 +431,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args, out, err)
         return status
-    except _UsageError as exc:
-        err.write(f"chatstream: {exc}\n")
+    except UsageError as exc:
+        err.write(f"error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        err.write("\nchatstream: interrupted\n")
-        return 130
+        out.flush()
+        err.write("\ninterrupted\n")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (| head): not an error of ours. Point
         # stdout at devnull so the interpreter's final flush does not fail again.

@@ -261,6 +261,7 @@ class Client:
         partial_json: bool | None = None,
         think_tags: bool | ThinkTags | None = None,
         text_tool_calls: bool | None = None,
+        length_is_error: bool | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -291,6 +292,8 @@ class Client:
             partial_json: For this stream, instead of the client's setting.
             think_tags: For this stream, instead of the client's setting.
             text_tool_calls: For this stream, instead of the client's setting.
+            length_is_error: For this stream, instead of the client's setting (the
+                specification's mode: ``finish_reason: "length"`` is an error).
 
         Raises:
             ConfigurationError: An argument is invalid, or the body cannot be encoded as
@@ -313,7 +316,9 @@ class Client:
             turn=turn,
             parser=StreamParser(
                 drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
-                length_is_error=self.length_is_error,
+                length_is_error=(
+                    self.length_is_error if length_is_error is None else length_is_error
+                ),
                 raw_chunks=self.raw_chunks,
                 request=request,
                 **limits,

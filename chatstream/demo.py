@@ -5,9 +5,11 @@
 (``chatstream/data/demo.json``) the way a real model does: reasoning, text and a
 ``get_weather`` tool call on the first turn; once the request carries the tool's result, a
 final answer. Each response is chunked Server-Sent Events with a usage chunk and
-``[DONE]``, paced token by token (turn the pacing off with ``fast=True``). No key, no
-network: it is a real HTTP server, so the client under test takes its whole path (worker
-thread, queue, watchdog).
+``[DONE]``, paced token by token (turn the pacing off with ``fast=True``). A question
+asked after a finished answer gets a short closing turn saying what the demo knows; a
+request without ``tools`` gets a text answer saying which tool it would need. No
+key, no network: it is a real HTTP server, so the client under test takes its whole path
+(worker thread, queue, watchdog).
 
 The server checks what a real one would: the follow-up request must carry the
 assistant's tool call and a ``role: tool`` message answering it, and the turn-state
@@ -32,14 +34,14 @@ import json
 import random
 import re
 import socket
-import socketserver
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 
+from ._local_server import LocalHTTPServer
 from .events import FunctionCall
 
 __all__ = ["DemoScript", "DemoServer", "load_script"]
@@ -51,8 +53,8 @@ _TURN_STATE = "x-codex-turn-state"
 _PACE = {"reasoning": (0.010, 0.020), "content": (0.015, 0.028), "arguments": (0.008, 0.016)}
 
 # Roughly how a tokenizer cuts text: a word with its leading space, one digit, a run of
-# punctuation, a run of white space. Long words are cut again below.
-_TOKEN = re.compile(r" ?[^\W\d_]+| ?\d| ?[^\w\s]+|\s+")
+# punctuation, a run of underscores, a run of white space. Long words are cut again below.
+_TOKEN = re.compile(r" ?[^\W\d_]+| ?\d| ?[^\w\s]+| ?_+|\s+")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ class DemoScript:
         tools: The request's ``tools`` (OpenAI function definitions).
         turns: What the model streams on each turn: ``reasoning``, ``content``, an
             optional ``tool_call`` (``id``, ``name``, ``arguments``) and ``latency`` (the
-            seconds before the first token).
+            seconds before the first token). The first asks for the tool, the second
+            answers from its result, the third answers any later question, the fourth
+            answers a request that offers no tools.
         forecasts: What the local ``get_weather`` tool knows, by lower-case city.
     """
 
@@ -190,6 +194,17 @@ class DemoServer:
             raise _Reject(400, "messages must be a non-empty list of message objects.")
         last = messages[-1]
         if last.get("role") == "user":
+            # After a finished answer, a new question gets the script's closing turn (the
+            # demo knows one conversation, and says so), not the first turn once more.
+            answered = any(
+                isinstance(m, dict) and m.get("role") == "assistant" and not m.get("tool_calls")
+                for m in messages[:-1]
+            )
+            if answered and len(self.script.turns) > 2:
+                return 2
+            # A model offered no tool cannot call one: it says what it would need.
+            if not body.get("tools") and len(self.script.turns) > 3:
+                return 3
             return 0
         call_id = self.script.tool_call_id
         if last.get("role") != "tool" or last.get("tool_call_id") != call_id:
@@ -250,24 +265,11 @@ class DemoServer:
         yield 0.0, "[DONE]"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(); DemoServer.close() ends their streams
-    # first, so that never waits long.
-    daemon_threads = False
-    block_on_close = True
-
+class _HTTPServer(LocalHTTPServer):
+    # DemoServer.close() ends the streams in progress before server_close() joins them.
     def __init__(self, owner: DemoServer) -> None:
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer's own looks the host's name up (getfqdn), which can wait on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away is no news: stay quiet (the default prints a
-        traceback)."""
+        super().__init__(_Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -9,7 +9,8 @@ In Jupyter (and anything else running an IPython kernel) the cell's output is on
 that grows as the answer arrives, reasoning dimmed above the text, tool calls listed
 below it as they stream (``→ name(`` and the arguments so far, pretty-printed once
 whole). Elsewhere (a script, a terminal IPython) it prints the stream the way the
-``chatstream`` command does. IPython is optional: ``pip install 'chatstream[notebook]'``.
+``chatstream`` command does. IPython is optional:
+``pip install 'chatstream-sse[notebook]'``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
+from ._render import Renderer, pretty_arguments
 from .errors import ChatStreamError
 from .events import (
     FunctionCall,
@@ -33,7 +35,6 @@ from .events import (
     RefusalDelta,
     ResponseEvent,
 )
-from .render import Renderer, pretty_arguments
 from .response import Response
 from .smooth import Chunking, smooth
 from .stream import ChatStream
@@ -115,10 +116,12 @@ def _print(stream: ChatStream, events: Iterable[ResponseEvent], out: TextIO) -> 
             renderer.event(event)
             out.flush()
     except ChatStreamError as exc:
-        renderer.error(exc, out)
+        renderer.error(exc.message)
         raise
     response = stream.result()
     renderer.summary(response.usage)
+    if response.truncated:
+        renderer.note(f"· {_cut_short(response)}")
     return response
 
 
@@ -140,8 +143,17 @@ def _display(
         raise
     response = stream.result()
     live.usage = response.usage
+    if response.truncated:
+        live.cut = _cut_short(response)
     handle.update(live.html())
     return response
+
+
+def _cut_short(response: Response) -> str:
+    """The note for an answer the server cut short (a normal end: no error is raised)."""
+    if response.finish_reason == "length":
+        return "cut short: max tokens"
+    return f"cut short ({response.finish_reason})"
 
 
 class _Live:
@@ -154,6 +166,7 @@ class _Live:
         # ("" while it streams, "done" or "cut off").
         self.calls: dict[str, tuple[str, list[str], str]] = {}
         self.error: str | None = None
+        self.cut: str | None = None
         self.usage: Any = None
 
     def event(self, event: ResponseEvent) -> None:
@@ -185,6 +198,8 @@ class _Live:
             else:
                 shown = f"→ {name}({arguments}" + (" (cut off)" if end else "…")
             parts.append(_block(shown, "font-family:monospace"))
+        if self.cut:
+            parts.append(_block(self.cut, "opacity:.6;font-style:italic"))
         if self.error:
             parts.append(_block(f"error: {self.error}", "color:#c00"))
         if self.usage is not None:

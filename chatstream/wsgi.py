@@ -73,7 +73,9 @@ class SSEBody:
       :meth:`~chatstream.Serializable.to_json`);
     * at the end, ``event: done`` with the result object
       (:meth:`~chatstream.Response.to_result_dict`), or ``event: error`` with
-      ``{"kind": ..., "message": ...}`` when the stream failed.
+      ``{"kind": ..., "message": ...}`` when the stream failed. An answer cut short by
+      ``max_tokens`` or a content filter ends normally: ``done``, its ``finish_reason``
+      ``"length"`` or ``"content_filter"`` saying so.
 
     :meth:`close` (called by every WSGI server when the response ends or the client goes
     away, started or not) closes the upstream stream.

@@ -23,14 +23,31 @@ extensions = [
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_class_signature = "separated"
+# Types only for the parameters a docstring describes, and the class signature in the
+# class's heading: "separated" listed the constructor a second time, with
+# "Return type: None".
+autodoc_typehints_description_target = "documented_params"
+autodoc_class_signature = "mixed"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 nitpicky = False
 
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"chatstream {release}"
+# The version is in the title (the sidebar's heading); the source code, as viewcode
+# renders it, is linked from every page's sidebar (templates/sidebar/source.html).
+templates_path = ["_templates"]
+html_sidebars = {
+    "**": [
+        "sidebar/brand.html",
+        "sidebar/search.html",
+        "sidebar/scroll-start.html",
+        "sidebar/navigation.html",
+        "sidebar/source.html",
+        "sidebar/scroll-end.html",
+    ]
+}
 exclude_patterns = ["_build"]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chatstream import Completed, OutputItemAdded, ResponseEvent, cli, event_from_json
+from chatstream import Completed, OutputItemAdded, ResponseEvent, _recording, event_from_json
 from chatstream.cli import main
 
 from .helpers import CORPUS, build_body, comparable, expectation, result_of, run
@@ -86,20 +86,19 @@ def test_human_output_shows_reasoning_text_and_tool_calls(
 ) -> None:
     assert main(["replay", str(good_file)]) == 0
     out, err = capsys.readouterr()
-    assert REASONING in out
-    assert TEXT in out
-    assert '→ get_weather({"city":"Paris"})  (call_w)' in out  # the call, as it streamed
-    assert "5 in, 7 out" in out  # the usage line
-    assert "\x1b[" not in out  # no colours when not on a terminal
-    assert err == ""
+    assert out == TEXT + "\n"  # the answer alone on standard output
+    assert REASONING in err
+    assert '→ get_weather({"city":"Paris"})  (call_w)' in err  # the call, as it streamed
+    assert "5 in, 7 out" in err  # the usage line
+    assert "\x1b[" not in out + err  # no colours when not on a terminal
 
 
 def test_human_output_can_hide_the_reasoning(
     good_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["replay", str(good_file), "--no-reasoning"]) == 0
-    out = capsys.readouterr().out
-    assert REASONING not in out
+    out, err = capsys.readouterr()
+    assert REASONING not in out + err
     assert TEXT in out
 
 
@@ -108,9 +107,9 @@ def test_human_output_of_a_failed_stream_shows_what_arrived_and_one_error_line(
 ) -> None:
     assert main(["replay", str(cut_file)]) == 1
     out, err = capsys.readouterr()
-    assert TEXT in out
-    assert len(err.strip().splitlines()) == 1
-    assert "error" in err and "[DONE]" in err
+    assert out == TEXT + "\n"
+    (error_line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert "[DONE]" in error_line
 
 
 # --- --json ----------------------------------------------------------------------------
@@ -187,13 +186,13 @@ def test_a_missing_file_exits_2_with_one_line_and_no_traceback(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith("chatstream: ") and str(missing) in err
+    assert err.startswith("error: ") and str(missing) in err
     assert "Traceback" not in err
 
 
 def test_a_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.startswith("chatstream: ")
+    assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,7 +218,7 @@ def test_the_input_file_is_closed_when_the_stream_ends_before_the_file(
         opened.append(handle)
         return handle
 
-    monkeypatch.setattr(cli, "open", tracking_open, raising=False)
+    monkeypatch.setattr(_recording, "open", tracking_open, raising=False)
     gc.disable()
     try:
         assert main(["replay", str(path), "--result"]) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -19,11 +20,14 @@ def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
 
 
-def test_demo_shows_the_whole_conversation(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_shows_the_whole_conversation(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Standard error into standard output, as on a terminal: the whole transcript.
+    monkeypatch.setattr(sys, "stderr", sys.stdout)
     status = cli.main(["demo", "--fast"])
     out, err = capsys.readouterr()
     assert status == 0, err
-    assert err == ""
     script = load_script()
     lines = out.splitlines()
     # In order: the question, the reasoning, the text, the call as it streamed, the
@@ -48,9 +52,18 @@ def test_demo_shows_the_whole_conversation(capsys: pytest.CaptureFixture[str]) -
     summaries = [line for line in lines if line.startswith("· first token")]
     assert len(summaries) == 2
     assert lines[-1] == summaries[-1]
-    assert "tok/s" in summaries[-1]
     assert "(128 cached)" in summaries[-1]
     assert "\x1b[" not in out  # not a terminal: no colour
+
+
+def test_demo_prints_only_the_answers_on_standard_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["demo", "--fast"]) == 0
+    out = capsys.readouterr().out
+    script = load_script()
+    assert out.startswith(script.turns[0]["content"] + "\n")
+    assert "thinking" not in out and "get_weather" not in out and "first token" not in out
 
 
 def test_demo_json_prints_one_event_per_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,9 +96,9 @@ def test_demo_result_prints_one_result_per_response(
 
 def test_no_reasoning_hides_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["demo", "--fast", "--no-reasoning"]) == 0
-    out = capsys.readouterr().out
-    assert "thinking… (hidden)" in out
-    assert load_script().turns[0]["reasoning"] not in out
+    out, err = capsys.readouterr()
+    assert "thinking… (hidden)" in err
+    assert load_script().turns[0]["reasoning"] not in out + err
 
 
 def test_the_environment_variable_turns_pacing_off(
@@ -107,12 +120,35 @@ def test_the_server_paces_like_a_model_for_a_few_seconds() -> None:
         assert min(tokens) >= 0.008 and max(tokens) <= 0.03
 
 
+def test_a_request_without_tools_gets_a_text_answer() -> None:
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        script = server.script
+        messages = [{"role": "user", "content": script.prompt}]
+        response = client.stream({"model": script.model, "messages": messages}).result()
+    assert response.tool_calls == [] and response.finish_reason == "stop"
+    assert response.content == script.turns[3]["content"]
+
+
+def test_a_question_after_a_finished_answer_gets_the_closing_turn() -> None:
+    with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
+        script = server.script
+        messages = [
+            {"role": "user", "content": script.prompt},
+            {"role": "assistant", "content": "Yes, pack the rain jacket."},
+            {"role": "user", "content": "And on Sunday?"},
+        ]
+        request = {"model": script.model, "messages": messages, "tools": script.tools}
+        response = client.stream(request).result()
+    assert response.content == script.turns[2]["content"]
+
+
 def test_the_follow_up_carries_the_tool_message_and_the_turn_state() -> None:
     with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
         script = server.script
         messages = [{"role": "user", "content": script.prompt}]
         with client.turn() as turn:
-            first = turn.stream({"model": script.model, "messages": messages}).result()
+            request = {"model": script.model, "messages": messages, "tools": script.tools}
+            first = turn.stream(request).result()
             call = first.tool_calls[0]
             messages += [
                 {

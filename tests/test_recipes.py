@@ -19,7 +19,7 @@ import flask
 import pytest
 
 import chatstream
-from chatstream.demo import DemoServer
+from chatstream.demo import DemoServer, load_script
 from chatstream.notebook import show
 from chatstream.wsgi import SSE_HEADERS, sse_events
 from tests.helpers import build_body
@@ -31,11 +31,11 @@ PATH = "/v1/chat/completions"
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
 
-def _text_body(words: list[str]) -> bytes:
+def _text_body(words: list[str], finish: str = "stop") -> bytes:
     chunks: list[dict[str, Any]] = [
         {"id": "c1", "choices": [{"index": 0, "delta": {"content": w}}]} for w in words
     ]
-    chunks.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    chunks.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     return build_body(chunks, event=None, done=True)
 
 
@@ -143,6 +143,17 @@ def test_flask_relays_an_error_as_an_error_event(
     ]
 
 
+def test_flask_ends_an_answer_cut_at_max_tokens_with_done_and_its_reason(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(_text_body(["Once", " upon"], finish="length")))
+    app, _ = relay_app(client)
+    relayed = frames(app.test_client().get("/chat?q=hi").data)
+    name, result = relayed[-1]
+    assert (name, result["finish_reason"], result["content"]) == ("done", "length", "Once upon")
+    assert result["error"] is None
+
+
 def test_a_browser_going_away_closes_the_upstream_stream(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
@@ -222,35 +233,75 @@ class RecordingView:
             self.idle.set()
 
 
-def tk_demo_turn() -> tuple[RecordingView, Any, DemoServer]:
-    """The Tk controller through one turn of the demo conversation, on a fake Tk loop:
-    the view it drew, the controller, and the (closed) demo server."""
+def _tk_demo(questions: list[str]) -> tuple[Any, RecordingView, DemoServer]:
+    """The Tk recipe in its demo mode, asked ``questions`` one after the other (each
+    once the previous answer is complete)."""
     tk_chat = _load_example("tk_chat")
     tk = FakeTk()
     view = RecordingView()
     try:
         with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
-            controller = tk_chat.ChatController(client, "demo", view, tk.after)
-            tk.after(0, lambda: controller.send(server.script.prompt))
-            assert view.idle.wait(10)
+            script = server.script
+            controller = tk_chat.ChatController(
+                client, script.model, view, tk.after, tools=script.tools, run_tool=script.run_tool
+            )
+            for question in questions:
+                view.idle.clear()
+                tk.after(0, lambda q=question: controller.send(q))
+                assert view.idle.wait(10)
     finally:
         tk.stop()
+    return controller, view, server
+
+
+def tk_demo_turn() -> tuple[RecordingView, Any, DemoServer]:
+    """The Tk controller through one turn of the demo conversation (the tool round trip
+    included), on a fake Tk loop: the view it drew, the controller, the demo server."""
+    controller, view, server = _tk_demo([load_script().prompt])
     return view, controller, server
 
 
-def test_tk_callbacks_run_in_order_on_the_gui_thread() -> None:
-    view, controller, server = tk_demo_turn()
+def _shown(view: RecordingView, style: str) -> str:
+    return "".join(text for _, s, text in view.shown if s == style)
+
+
+def test_tk_callbacks_run_on_the_gui_thread() -> None:
+    _, view, _ = _tk_demo([load_script().prompt])
     assert {thread for thread, _, _ in view.shown} == {"fake-tk"}
     styles = [style for _, style, _ in view.shown]
     assert styles[:3] == ["user", "busy", "reasoning"]
     assert styles[-2:] == ["answer", "busy"]
-    turn = server.script.turns[0]
-    reasoning = "".join(text for _, style, text in view.shown if style == "reasoning")
-    answer = "".join(text for _, style, text in view.shown if style == "answer")
-    assert reasoning == turn["reasoning"]
-    assert answer.strip() == turn["content"]
-    assert next(t for _, s, t in view.shown if s == "tool").startswith("\n→ get_weather(")
-    assert controller.messages[-1] == {"role": "assistant", "content": turn["content"]}
+
+
+def test_tk_demo_runs_the_tool_and_streams_the_final_answer() -> None:
+    controller, view, server = _tk_demo([load_script().prompt])
+    first, final = server.script.turns[0], server.script.turns[1]
+    tool = _shown(view, "tool")
+    assert tool.startswith("\n→ get_weather(") and "← get_weather: {" in tool
+    assert _shown(view, "answer").strip() == first["content"] + final["content"]
+    roles = [m["role"] for m in controller.messages]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert controller.messages[-1] == {"role": "assistant", "content": final["content"]}
+    assert len(server.received) == 2  # the question, then the follow-up with the result
+
+
+def test_tk_shows_reasoning_apart_from_the_answer() -> None:
+    _, view, server = _tk_demo([load_script().prompt])
+    reasoning = _shown(view, "reasoning")
+    turns = server.script.turns
+    assert reasoning == (
+        f"thinking…\n{turns[0]['reasoning']}\n\nthinking…\n{turns[1]['reasoning']}\n\n"
+    )
+
+
+def test_tk_demo_answers_a_second_question_without_replaying_the_first() -> None:
+    controller, view, server = _tk_demo([load_script().prompt, "And on Sunday?"])
+    closing = server.script.turns[2]["content"]
+    assert controller.messages[-2:] == [
+        {"role": "user", "content": "And on Sunday?"},
+        {"role": "assistant", "content": closing},
+    ]
+    assert _shown(view, "answer").count(server.script.turns[0]["content"]) == 1
 
 
 # --- notebook -----------------------------------------------------------------------------
@@ -267,7 +318,7 @@ class FakeHandle:
 
 def _demo_stream(client: chatstream.Client, server: DemoServer) -> chatstream.ChatStream:
     messages = [{"role": "user", "content": server.script.prompt}]
-    return client.stream({"model": "demo", "messages": messages})
+    return client.stream({"model": "demo", "messages": messages, "tools": server.script.tools})
 
 
 def test_notebook_display_updates_in_place() -> None:
@@ -305,6 +356,27 @@ def test_notebook_shows_an_error_then_raises(
     with pytest.raises(chatstream.AuthenticationError):
         show(client.stream({"model": "m", "messages": []}), handle=handle)
     assert "error: HTTP 401: bad key" in handle.bundles[-1]["text/html"]
+
+
+def test_notebook_shows_an_answer_cut_at_max_tokens_without_raising(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(_text_body(["Once", " upon"], finish="length")))
+    handle = FakeHandle()
+    response = show(client.stream({"model": "m", "messages": []}), handle=handle)
+    assert (response.content, response.truncated) == ("Once upon", True)
+    last = handle.bundles[-1]["text/html"]
+    assert "Once upon" in last and "cut short: max tokens" in last and "error" not in last
+
+
+def test_notebook_printing_notes_an_answer_cut_at_max_tokens(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(_text_body(["Once", " upon"], finish="length")))
+    out = io.StringIO()
+    show(client.stream({"model": "m", "messages": []}), out=out)
+    assert out.getvalue().startswith("Once upon\n")
+    assert out.getvalue().endswith("· cut short: max tokens\n")
 
 
 def test_notebook_falls_back_to_printing_outside_a_kernel() -> None:
@@ -346,7 +418,9 @@ def test_tk_shows_a_call_as_it_streams_and_the_answer_a_word_at_a_time() -> None
     view, _, _ = tk_demo_turn()
     tool = [text for _, style, text in view.shown if style == "tool"]
     assert tool[0] == "\n→ get_weather("
-    assert len(tool) > 3 and tool[-1] == ")"  # the arguments came in pieces between
+    closed = tool.index(")")
+    assert closed > 2  # the arguments came in pieces between
+    assert tool[closed + 1].startswith("\n← get_weather: ")  # then the tool's result
     words = [text for _, style, text in view.shown if style == "answer"][:-1]  # less "\n\n"
     assert all(" " not in w.strip() for w in words)
 

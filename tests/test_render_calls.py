@@ -12,7 +12,7 @@ from chatstream import (
     OutputItemIncomplete,
     OutputTextDelta,
 )
-from chatstream.render import Renderer
+from chatstream._render import Renderer
 
 
 def renderer() -> tuple[Renderer, io.StringIO]:

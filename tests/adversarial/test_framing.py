@@ -277,12 +277,11 @@ def test_11_an_8_MiB_event_below_the_cap(
         conn.end()
 
     server.route(PATH, handler)
+    # No time limit here but the guard: that the cost is linear in the event's size is
+    # measured by benchmarks/bench_core.py ("one event", 10 and 20 MB), not asserted.
     with PeakRSS() as rss:
-        began = time.monotonic()
         out = check(run(client, guard=10.0))
-        took = time.monotonic() - began
     assert out.final.content == text
-    assert took < 2.0, f"{took:.2f} s"  # linear (the plan's 1 s, with room for a busy CI)
     # The in-process server's copies count too (framing one 8 MiB chunk copies it); the
     # client holds a few transient copies of one event (its bytes, its decoded text, the
     # parsed JSON), never a quadratic number.

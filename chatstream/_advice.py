@@ -1,0 +1,228 @@
+"""What the command line says about the client's failures and retries, in its own terms:
+the URL it tried, the cause of a connection failure, the option to change.
+
+The library's messages cannot know the command line (``--base-url``, ``--max-retries``);
+these lines add what they cannot, from the error's type, its redacted cause and the
+settings the command was given.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ._redact import redact_url
+from .client import Telemetry
+from .errors import (
+    AuthenticationError,
+    ChatStreamError,
+    ConnectError,
+    ConnectTimeoutError,
+    ContextWindowExceeded,
+    IdleTimeoutError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+)
+
+__all__ = ["Advice", "RetryNotes", "connect_cause"]
+
+# Words of the underlying exception (its type name and message, as the redacted cause
+# keeps them) that say why no connection was made, in the order they are tried.
+_CAUSES: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(
+            r"NameResolution|Name or service not known|nodename nor servname|"
+            r"Temporary failure in name resolution|getaddrinfo|No address associated",
+            re.IGNORECASE,
+        ),
+        "unknown host",
+    ),
+    (re.compile(r"refused|Errno 111|WinError 10061", re.IGNORECASE), "connection refused"),
+    (re.compile(r"SSL|TLS|WRONG_VERSION_NUMBER|record layer", re.IGNORECASE), "tls"),
+    (
+        re.compile(r"RemoteDisconnected|without response|Connection aborted|reset", re.IGNORECASE),
+        "closed",
+    ),
+]
+
+
+def connect_cause(error: ChatStreamError) -> str | None:
+    """Why no connection was made: ``"unknown host"``, ``"connection refused"``,
+    ``"tls"``, ``"closed"`` (before answering) or ``"timeout"``; ``None`` if unknown.
+
+    >>> from chatstream import ConnectError
+    >>> error = ConnectError("Could not connect.")
+    >>> error.__cause__ = Exception("urllib3.exceptions.NewConnectionError: "
+    ...                             "[Errno 111] Connection refused")
+    >>> connect_cause(error)
+    'connection refused'
+    """
+    if isinstance(error, ConnectTimeoutError):
+        return "timeout"
+    text = f"{error.__cause__ or ''}"
+    for pattern, cause in _CAUSES:
+        if pattern.search(text):
+            return cause
+    return None
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The settings a command ran with, to say what to change when something fails.
+
+    Attributes:
+        url: The URL requests go to (credentials are removed before it is shown).
+        api_key_env: The environment variable the key is read from.
+        key_sent: Whether a key was sent.
+        connect_timeout: The connect timeout, in seconds.
+    """
+
+    url: str
+    api_key_env: str = "OPENAI_API_KEY"
+    key_sent: bool = False
+    connect_timeout: float = 10.0
+
+    @property
+    def shown_url(self) -> str:
+        """:attr:`url` without user info or query values."""
+        return redact_url(self.url)
+
+    def describe(self, error: ChatStreamError) -> str:
+        """The line shown for ``error``: what happened, and what to try."""
+        if isinstance(error, ConnectError):
+            return self._connect(error)
+        hint = self._hint(error)
+        return error.message + (f" {hint}" if hint else "")
+
+    def brief(self, error: ChatStreamError) -> str:
+        """What happened, without advice (for a note about a retry)."""
+        if isinstance(error, ConnectError):
+            cause = connect_cause(error)
+            named = {"tls": "the TLS handshake failed", "closed": "closed without answering"}
+            return f"Could not connect to {self.shown_url} ({named.get(cause or '', cause)})."
+        return error.message
+
+    def _connect(self, error: ChatStreamError) -> str:
+        url = self.shown_url
+        parts = urlsplit(url)
+        host = parts.hostname or "the host"
+        cause = connect_cause(error)
+        if cause == "unknown host":
+            return f"Could not connect to {url}: unknown host {host!r}. Check --base-url."
+        if cause == "connection refused":
+            return (
+                f"Could not connect to {url}: connection refused (nothing listens on "
+                f"{parts.netloc}). Is the server running? Check --base-url."
+            )
+        if cause == "tls":
+            advice = ""
+            if parts.scheme == "https":
+                plain = "http://" + _api_root(url)[len("https://") :]
+                advice = f" Is it a plain-HTTP server? Try --base-url {plain}"
+            return f"Could not connect to {url}: the TLS handshake failed.{advice}"
+        if cause == "timeout":
+            return (
+                f"Could not connect to {url}: no answer within {self.connect_timeout:g} s "
+                "(connect timeout). Check --base-url, or the network."
+            )
+        if cause == "closed":
+            return (
+                f"Could not connect to {url}: the server closed the connection without "
+                "answering. Check --base-url (http:// or https://?)."
+            )
+        return f"{error.message} URL: {url}. Is a server running there? Check --base-url."
+
+    def _hint(self, error: ChatStreamError) -> str | None:
+        if isinstance(error, NotFoundError):
+            hint = f"The URL requested was {self.shown_url}."
+            if urlsplit(self.url).path.rstrip("/").endswith("/chat/completions/chat/completions"):
+                return f"{hint} --base-url is the API root: drop /chat/completions from its end."
+            return f"{hint} Check --base-url (the API root) and --model."
+        if isinstance(error, UnexpectedResponseError):
+            return (
+                f"The URL requested was {self.shown_url}. Check --base-url: it is the API "
+                "root, e.g. https://api.openai.com/v1."
+            )
+        if isinstance(error, AuthenticationError):
+            if self.key_sent:
+                return f"The key was read from ${self.api_key_env} (--api-key-env)."
+            return f"No key was sent: ${self.api_key_env} is not set (--api-key-env)."
+        if isinstance(error, IdleTimeoutError):
+            return "A slow model may need a longer --idle-timeout."
+        if isinstance(error, ContextWindowExceeded):
+            return "Lower --max-tokens, or shorten the conversation."
+        if isinstance(error, (RateLimitError, ServerError)):
+            return "--max-retries sets how often it is tried again."
+        return None
+
+
+def _api_root(url: str) -> str:
+    suffix = "/chat/completions"
+    return url[: -len(suffix)] if url.endswith(suffix) else url
+
+
+class RetryNotes(Telemetry):
+    """Says on standard error what is being retried and for how long, as the client
+    waits (it would otherwise wait in silence: a ``Retry-After: 20`` is 20 s of nothing).
+
+    The client reports each failed attempt to :meth:`on_request` (a telemetry hook) and
+    logs its decision to wait (``retrying in … s``, on the ``chatstream`` logger); the
+    two make one note. Use it as a context manager around the client's use: it listens to
+    the logger only meanwhile.
+    """
+
+    def __init__(
+        self,
+        note: Callable[[str], None],
+        describe: Callable[[ChatStreamError], str] | None = None,
+    ) -> None:
+        self._note = note
+        self._describe = describe or (lambda error: error.message)
+        self._lock = threading.Lock()
+        self._failure: dict[int, str] = {}  # per worker thread: the last failed attempt
+        self._handler = _Handler(self)
+        self._logger = logging.getLogger("chatstream")
+        self._level = self._logger.level
+
+    def on_request(
+        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+    ) -> None:
+        if error is not None:
+            with self._lock:
+                self._failure[threading.get_ident()] = self._describe(error)
+
+    def _logged(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if not text.startswith(("retrying", "the server rejects")):
+            return
+        with self._lock:
+            failure = self._failure.pop(threading.get_ident(), None)
+        self._note(
+            f"· {failure} {text}" if failure and text.startswith("retrying") else f"· {text}"
+        )
+
+    def __enter__(self) -> RetryNotes:
+        self._level = self._logger.level
+        if not self._logger.isEnabledFor(logging.INFO):
+            self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._logger.removeHandler(self._handler)
+        self._logger.setLevel(self._level)
+
+
+class _Handler(logging.Handler):
+    def __init__(self, notes: RetryNotes) -> None:
+        super().__init__(logging.INFO)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes._logged(record)

@@ -1,0 +1,457 @@
+"""The state of one choice while a stream is reduced: its open reasoning item and message,
+the tool calls being assembled from their fragments, and the provider data kept for it.
+
+:class:`ChoiceState` appends what a delta carries and finishes its items when told to;
+the :class:`~chatstream.Accumulator` decides when (see its module for the rules).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ._content import ContentFilter, Piece
+from ._provider_fields import Events, ProviderData, merge_entries
+from .events import (
+    FunctionCall,
+    Message,
+    OutputItemAdded,
+    OutputItemDone,
+    OutputItemIncomplete,
+    OutputText,
+    OutputTextDelta,
+    OutputTextParsed,
+    Reasoning,
+    ReasoningContentDelta,
+    ReasoningText,
+    Refusal,
+    RefusalDelta,
+    ResponseItem,
+    _arguments_delta,
+)
+from .partial_json import PartialJson
+from .response import ChoiceResult
+from .textcalls import TextCall
+
+__all__ = ["RARE_DELTA_KEYS", "ChoiceState", "Events", "read_rare_fields"]
+
+log = logging.getLogger("chatstream")
+
+
+def join_text(pieces: list[str]) -> str:
+    """The pieces of a text joined. An emoji some servers split between two deltas
+    (``"\\ud83d"`` ending one, ``"\\ude00"`` starting the next) is joined back into its
+    character; a lone half stays as it is. Only a piece's last character can be the
+    first half of a split pair (JSON joins the pairs within one string), so only those
+    are looked at."""
+    text = "".join(pieces)
+    if any(piece and "\ud800" <= piece[-1] <= "\udbff" for piece in pieces):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return text
+
+
+class CallState:
+    """A tool call being assembled from fragments."""
+
+    __slots__ = (
+        "announced_id",
+        "arguments",
+        "custom",
+        "extra_content",
+        "id",
+        "name",
+        "output_index",
+        "slot",
+        "view",
+    )
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+        # A custom (free-text) tool call: its input is text, never JSON.
+        self.custom = False
+        # Gemini's thought signature lives here and must go back with the call.
+        self.extra_content: dict[str, Any] | None = None
+        # Set when the call is announced (its OutputItemAdded, once it has a name): its
+        # position among the choice's calls, and the call_id its events carry.
+        self.output_index: int | None = None
+        self.announced_id = ""
+        # The partial JSON view of the arguments (partial_json=True only).
+        self.view: PartialJson | None = None
+
+    def item(self) -> FunctionCall:
+        return FunctionCall(
+            name=self.name or "",
+            arguments=join_text(self.arguments),
+            call_id=self.id or f"tool-call-{self.slot}",
+            custom=self.custom,
+            extra_content=self.extra_content,
+        )
+
+    def looks_whole(self, reason: str | None) -> bool:
+        """Whether the call was not cut off: empty arguments, or arguments that parse as
+        JSON. A custom call's input is free text, so only a ``length`` finish says it
+        was cut off."""
+        if self.custom:
+            return reason != "length"
+        text = "".join(self.arguments)
+        if not text.strip():
+            return True
+        try:
+            json.loads(text)
+        except (ValueError, RecursionError):  # nested too deeply to read: not whole
+            return False
+        return True
+
+
+class ChoiceState:
+    """The state of one choice."""
+
+    __slots__ = (
+        "announced",
+        "calls",
+        "calls_by_id",
+        "calls_by_slot",
+        "content_filter",
+        "done_calls",
+        "finish_reason",
+        "incomplete_calls",
+        "index",
+        "items",
+        "json_view",
+        "last_call",
+        "message_open",
+        "message_parts",
+        "next_slot",
+        "partial_json",
+        "provider",
+        "reasoning_field",
+        "reasoning_open",
+        "reasoning_parts",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        # What the choice received is kept once: in its finished items, and in the parts
+        # of the open ones (see _received).
+        # The open message: its parts as [kind, pieces], consecutive pieces of one kind
+        # joined into one part (the specification's later versions do the same).
+        self.message_parts: list[tuple[type[OutputText | Refusal], list[str]]] = []
+        self.message_open = False
+        self.reasoning_parts: list[str] = []
+        self.reasoning_open = False
+        # Tool calls being assembled, in order of first appearance.
+        self.calls: list[CallState] = []
+        self.calls_by_slot: dict[int, CallState] = {}
+        self.calls_by_id: dict[str, CallState] = {}
+        self.last_call: CallState | None = None
+        self.next_slot = 0
+        self.done_calls: list[FunctionCall] = []
+        self.incomplete_calls: list[FunctionCall] = []
+        self.items: list[ResponseItem] = []
+        self.finish_reason: str | None = None
+        # What only some providers send (logprobs, annotations, audio, raw reasoning
+        # entries); made on first use, so the common streams pay nothing for it.
+        self.provider: ProviderData | None = None
+        # The delta field the reasoning text came in, to send it back under that name.
+        self.reasoning_field: str | None = None
+        # Live views: how many calls were announced, and whether to parse them partially.
+        self.announced = 0
+        self.partial_json = False
+        # The content options (think tags, calls as text), and the JSON content view.
+        self.content_filter: ContentFilter | None = None
+        self.json_view: PartialJson | None = None
+
+    def extras(self) -> ProviderData:
+        if self.provider is None:
+            self.provider = ProviderData()
+        return self.provider
+
+    # --- appending ---------------------------------------------------------------------
+
+    def add_text(
+        self,
+        text: str,
+        events: Events,
+        filtered: bool = False,
+        logprobs: list[Any] | None = None,
+    ) -> None:
+        """Add content text; ``filtered``: it already went through the content filter;
+        ``logprobs``: the chunk's content logprobs, carried on the delta event."""
+        if self.content_filter is not None and not filtered:
+            self.add_pieces(self.content_filter.feed(text), events)
+            return
+        self._message_piece(OutputText, text, events)
+        events.append(OutputTextDelta(text, self.index, logprobs))
+        view = self.json_view
+        if view is not None and view.append(text):
+            events.append(OutputTextParsed(view.value, self.index))
+
+    def add_pieces(self, pieces: list[Piece], events: Events) -> None:
+        """What the content filter made of the content: text, reasoning, calls."""
+        for piece in pieces:
+            if isinstance(piece, TextCall):
+                slot = self.next_slot
+                while slot in self.calls_by_slot:
+                    slot += 1
+                function = {"name": piece.name, "arguments": piece.arguments}
+                self.add_call_fragment({"index": slot, "function": function}, events)
+            elif piece[0] == "reasoning":
+                self.add_reasoning(piece[1], events)
+            elif piece[1]:
+                self.add_text(piece[1], events, filtered=True)
+
+    def flush_content(self, events: Events) -> None:
+        """The content ended: hand on what the content filter held back."""
+        if self.content_filter is not None:
+            self.add_pieces(self.content_filter.flush(), events)
+
+    def add_refusal(self, text: str, events: Events, logprobs: list[Any] | None = None) -> None:
+        self._message_piece(Refusal, text, events)
+        events.append(RefusalDelta(text, self.index, logprobs))
+
+    def _message_piece(self, kind: type[OutputText | Refusal], text: str, events: Events) -> None:
+        if not self.message_open:
+            self.message_open = True
+            events.append(OutputItemAdded(Message(), self.index))
+        parts = self.message_parts
+        if parts and parts[-1][0] is kind:
+            parts[-1][1].append(text)
+        else:
+            parts.append((kind, [text]))
+
+    def add_reasoning(self, text: str, events: Events) -> None:
+        self.open_reasoning(events)
+        self.reasoning_parts.append(text)
+        events.append(ReasoningContentDelta(text, 0, self.index))
+
+    def open_reasoning(self, events: Events) -> None:
+        if not self.reasoning_open:
+            self.reasoning_open = True
+            events.append(OutputItemAdded(Reasoning(), self.index))
+
+    def add_call_fragment(self, fragment: dict[str, Any], events: Events) -> None:
+        if len(fragment) == 2:
+            # The usual fragment, {"index": i, "function": {"arguments": "..."}} for a
+            # call open at i (most of a long call), handled as the general rules below
+            # would, in fewer steps; anything else goes on to them.
+            index = fragment.get("index")
+            function = fragment.get("function")
+            if type(index) is int and index >= 0 and type(function) is dict:
+                call = self.calls_by_slot.get(index)
+                arguments = function.get("arguments")
+                if call is not None and len(function) == 1 and type(arguments) is str:
+                    if arguments:
+                        call.arguments.append(arguments)
+                        if call.view is None and call.output_index is not None:
+                            events.append(
+                                _arguments_delta(
+                                    call.announced_id,
+                                    arguments,
+                                    call.output_index,
+                                    self.index,
+                                    None,
+                                )
+                            )
+                        elif call.output_index is not None:
+                            self._arguments_delta(call, arguments, events)
+                    self.last_call = call
+                    return
+        index = fragment.get("index")
+        slot = index if type(index) is int and index >= 0 else None
+        call_id = fragment.get("id")
+        if type(call_id) is not str or not call_id:
+            call_id = None  # an empty id counts as absent (alibaba-tool-call)
+        call = self.calls_by_id.get(call_id) if call_id is not None else None
+        if call is None and slot is not None:
+            call = self.calls_by_slot.get(slot)
+            if call is not None and call_id is not None and call.id not in (None, call_id):
+                # A new id on an occupied index is a new call: Ollama and Bedrock proxies
+                # number every parallel call 0 (vercel/ai#14277, langchain#35281).
+                call = None
+        if call is None and call_id is None and slot is None:
+            call = self.last_call  # neither id nor index: it continues the last call
+        if call is None:
+            if slot is None:
+                while self.next_slot in self.calls_by_slot:
+                    self.next_slot += 1
+                slot = self.next_slot
+                self.next_slot += 1
+            call = CallState(slot)
+            self.calls.append(call)
+            self.calls_by_slot[slot] = call
+        if call_id is not None and call.id is None:
+            call.id = call_id
+            self.calls_by_id[call_id] = call
+        function = fragment.get("function")
+        key = "arguments"
+        if type(function) is not dict:
+            # OpenAI's custom (free-text) tools: {"type": "custom", "custom": {"name",
+            # "input"}}; the input text is joined like arguments.
+            function = fragment.get("custom")
+            key = "input"
+            if type(function) is dict:
+                call.custom = True
+        if type(function) is dict:
+            name = function.get("name")
+            if call.name is None and type(name) is str and name:
+                call.name = name  # the first non-empty name; repeats never double it
+                self._announce(call, events)
+            arguments = function.get(key)
+            if type(arguments) is str and arguments:
+                call.arguments.append(arguments)
+                if call.output_index is not None:
+                    self._arguments_delta(call, arguments, events)
+        extra = fragment.get("extra_content")
+        if type(extra) is dict:
+            call.extra_content = (
+                extra if call.extra_content is None else {**call.extra_content, **extra}
+            )
+        self.last_call = call
+
+    def _announce(self, call: CallState, events: Events) -> None:
+        """The call has a name: announce it, then the arguments that came before."""
+        call.output_index = self.announced
+        self.announced += 1
+        # Its events keep the id known now (an id that comes later is the item's).
+        call.announced_id = call.id or f"tool-call-{call.slot}"
+        if self.partial_json and not call.custom:
+            call.view = PartialJson()
+        item = FunctionCall(call.name or "", "", call.announced_id, custom=call.custom)
+        events.append(OutputItemAdded(item, self.index))
+        for piece in call.arguments:
+            self._arguments_delta(call, piece, events)
+
+    def _arguments_delta(self, call: CallState, piece: str, events: Events) -> None:
+        view = call.view
+        if view is not None:
+            view.append(piece)
+        events.append(
+            _arguments_delta(
+                call.announced_id,
+                piece,
+                call.output_index or 0,
+                self.index,
+                None if view is None else view.value,
+            )
+        )
+
+    # --- finishing ---------------------------------------------------------------------
+
+    def finish_reasoning(self, events: Events) -> None:
+        if self.reasoning_open:
+            self.reasoning_open = False
+            text = join_text(self.reasoning_parts)
+            self.reasoning_parts = []
+            content = [ReasoningText(text)] if text else []
+            if self.provider is None or not self.provider.has_reasoning_data():
+                self._done(Reasoning(content=content), events)
+            else:
+                self._done(self.provider.reasoning_item(content), events)
+
+    def finish_message(self, events: Events) -> None:
+        if self.message_open:
+            self.message_open = False
+            content = [kind(join_text(pieces)) for kind, pieces in self.message_parts]
+            self.message_parts = []
+            annotations = None if self.provider is None else self.provider.take_annotations()
+            self._done(Message(content=content, annotations=annotations), events)
+
+    def finish_calls(self, events: Events, *, complete: bool, check_json: bool) -> None:
+        """Hand over the open calls: all named ones when ``complete``, else none; with
+        ``check_json`` only those that were not cut off. Unnamed calls are dropped."""
+        for call in self.calls:
+            if call.name is None:
+                log.debug("dropping tool call %s: it never got a name", call.slot)
+            elif complete and (not check_json or call.looks_whole(self.finish_reason)):
+                item = call.item()
+                self.done_calls.append(item)
+                self._done(item, events)
+            else:
+                item = call.item()
+                self.incomplete_calls.append(item)
+                events.append(OutputItemIncomplete(item, call.output_index or 0, self.index))
+        self.calls = []
+        self.calls_by_slot = {}
+        self.calls_by_id = {}
+        self.last_call = None
+        self.next_slot = 0
+
+    def drop_last_call(self) -> None:
+        """Forget the call opened last (one over the limit)."""
+        call = self.calls.pop()
+        self.calls_by_slot.pop(call.slot, None)
+        if call.id is not None:
+            self.calls_by_id.pop(call.id, None)
+        self.last_call = self.calls[-1] if self.calls else None
+
+    def call_count(self) -> int:
+        """How many tool calls the choice has made (finished, cut off or open)."""
+        return len(self.done_calls) + len(self.incomplete_calls) + len(self.calls)
+
+    def _done(self, item: ResponseItem, events: Events) -> None:
+        self.items.append(item)
+        events.append(OutputItemDone(item, self.index))
+
+    def _received(self) -> tuple[list[str], list[str], list[str]]:
+        """The text, refusal and reasoning received, in order: the parts of the finished
+        items, then the pieces of the open ones. A finished item's text is already
+        joined, so the result shares that string instead of holding a second copy."""
+        text: list[str] = []
+        refusal: list[str] = []
+        reasoning: list[str] = []
+        for item in self.items:
+            if type(item) is Message:
+                for part in item.content:
+                    (text if type(part) is OutputText else refusal).append(part.text)
+            elif type(item) is Reasoning:
+                reasoning += [part.text for part in item.content]
+        for kind, pieces in self.message_parts:
+            (text if kind is OutputText else refusal).extend(pieces)
+        reasoning += self.reasoning_parts
+        return text, refusal, reasoning
+
+    def result(self) -> ChoiceResult:
+        pending = [c.item() for c in self.calls if c.name is not None]
+        text, refusal, reasoning = self._received()
+        provider = self.provider
+        return ChoiceResult(
+            index=self.index,
+            content=join_text(text),
+            reasoning=join_text(reasoning),
+            refusal=join_text(refusal) if refusal else None,
+            tool_calls=list(self.done_calls),
+            incomplete_tool_calls=self.incomplete_calls + pending,
+            finish_reason=self.finish_reason,
+            items=list(self.items),
+            logprobs=None if provider is None else provider.logprobs(),
+            annotations=None if provider is None else provider.all_annotations(),
+            audio=None if provider is None else provider.audio(),
+            reasoning_field=self.reasoning_field,
+        )
+
+
+# Entry types whose data comes whole (encrypted reasoning): never joined with another.
+RARE_DELTA_KEYS = frozenset({"reasoning_details", "thinking_blocks", "annotations", "audio"})
+
+
+def read_rare_fields(state: ChoiceState, delta: dict[str, Any], events: Events) -> None:
+    """Keep what only some providers put in a delta: the raw reasoning entries (they go
+    back on the next request), URL annotations and audio."""
+    details = delta.get("reasoning_details")
+    if type(details) is list and details:
+        state.open_reasoning(events)  # also for entries without text (encrypted ones)
+        merge_entries(state.extras().details, details)
+    blocks = delta.get("thinking_blocks")
+    if type(blocks) is list and blocks:
+        state.open_reasoning(events)
+        merge_entries(state.extras().thinking_blocks, blocks)
+    annotations = delta.get("annotations")
+    if type(annotations) is list and annotations:
+        state.extras().annotations += annotations
+    audio = delta.get("audio")
+    if type(audio) is dict:
+        state.extras().add_audio(audio, state.index, events)
