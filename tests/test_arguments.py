@@ -61,7 +61,7 @@ def test_a_queue_size_that_is_no_whole_number_fails_at_stream(value: Any) -> Non
     threads = threading.active_count()
     with pytest.raises(ConfigurationError, match="queue_size"):
         Client(BASE).stream(BODY, queue_size=value)
-    assert threading.active_count() == threads
+    assert threading.active_count() <= threads  # no thread started (an idle one may end)
 
 
 @pytest.mark.parametrize("argument", ["max_choices", "max_tool_calls", "max_total_bytes"])
@@ -83,7 +83,7 @@ def test_a_body_that_cannot_be_json_fails_at_stream_before_any_thread(value: Any
     threads = threading.active_count()
     with pytest.raises(ConfigurationError, match="cannot be encoded as JSON"):
         Client(BASE).stream({"model": "m", "messages": [{"role": "user", "content": value}]})
-    assert threading.active_count() == threads
+    assert threading.active_count() <= threads  # no thread started (an idle one may end)
     assert len(responses.calls) == 0
 
 

@@ -37,6 +37,7 @@ from chatstream import (
     StreamConnectionError,
     Timeouts,
 )
+from chatstream._threads import idle_threads
 from tests.loopback import Conn, LoopbackServer
 
 PATH = "/v1/chat/completions"
@@ -117,10 +118,16 @@ class Report:
         return not self.wrong and g["threads"] <= 0 and g["fds"] <= 0 and g["rss"] <= max_rss_growth
 
 
+def _busy_threads() -> int:
+    """Threads, not counting the pool's idle ones (they hold no stream and end by
+    themselves)."""
+    return threading.active_count() - len(idle_threads())
+
+
 def _settle(baseline_threads: int, timeout: float = 5.0) -> None:
     """Wait (bounded) for worker and handler threads to end."""
     deadline = time.monotonic() + timeout
-    while threading.active_count() > baseline_threads and time.monotonic() < deadline:
+    while _busy_threads() > baseline_threads and time.monotonic() < deadline:
         gc.collect()
         time.sleep(0.01)
     gc.collect()
@@ -128,7 +135,7 @@ def _settle(baseline_threads: int, timeout: float = 5.0) -> None:
 
 def _measure(baseline_threads: int) -> dict[str, int]:
     _settle(baseline_threads)
-    return {"threads": threading.active_count(), "fds": _fds(), "rss": _status()["VmRSS"]}
+    return {"threads": _busy_threads(), "fds": _fds(), "rss": _status()["VmRSS"]}
 
 
 def _forget(server: LoopbackServer) -> None:
@@ -193,7 +200,7 @@ def soak(streams: int = 5000, seed: int = 0, log: Callable[[str], object] | None
             retry=Retry(max_retries=0),
         )
         with client:
-            threads = threading.active_count()
+            threads = _busy_threads()
             warmup = max(20, streams // 10)
             for _ in range(warmup):
                 one_stream(client, rng, report)
