@@ -52,6 +52,7 @@ from typing import Any
 
 import gen
 from paced_server import raise_open_files_limit
+from serving import serving
 
 HERE = Path(__file__).resolve().parent
 STREAM = "content-200"
@@ -277,25 +278,8 @@ def _pct(values: list[float], q: float) -> float | None:
 def paced_server() -> Iterator[int]:
     """paced_server.py in a process of its own; yields its port."""
     gen.ensure(STREAM)
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "paced_server.py"), STREAM],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the paced server did not start: {line!r}")
-        yield int(line.split()[1])
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serving("paced_server.py", STREAM) as port:
+        yield port
 
 
 def _busy_seconds() -> float:

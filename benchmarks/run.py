@@ -40,14 +40,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import adapters
 import gen
+import serving as _serving
 
 HERE = Path(__file__).resolve().parent
 MiB = 1024 * 1024
@@ -57,28 +57,9 @@ _tags = itertools.count()
 # --- plumbing ------------------------------------------------------------------------------
 
 
-@contextmanager
-def serving() -> Iterator[int]:
+def serving() -> contextlib.AbstractContextManager[int]:
     """Start server.py in its own process; yield its port."""
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "server.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the benchmark server did not start: {line!r}")
-        yield int(line.split()[1])
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return _serving.serving("server.py")
 
 
 def url(port: int, stream: str, framing: str, interval_us: int = 0) -> str:
