@@ -246,17 +246,7 @@ class ChoiceState:
                 if call is not None and len(function) == 1 and type(arguments) is str:
                     if arguments:
                         call.arguments.append(arguments)
-                        if call.view is None and call.output_index is not None:
-                            events.append(
-                                _arguments_delta(
-                                    call.announced_id,
-                                    arguments,
-                                    call.output_index,
-                                    self.index,
-                                    None,
-                                )
-                            )
-                        elif call.output_index is not None:
+                        if call.output_index is not None:
                             self._arguments_delta(call, arguments, events)
                     self.last_call = call
                     return

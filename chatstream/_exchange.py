@@ -57,8 +57,6 @@ class Settings:
     telemetry: Telemetry | None
     include_usage: bool
     max_event_bytes: int
-    drop_tool_calls_on_stop: bool
-    length_is_error: bool
     turn_state_header: str
     #: requests' ``verify`` and ``cert`` for every request, given explicitly: otherwise
     #: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replace the session's own.

@@ -80,11 +80,7 @@ class Worker:
         self.timeouts = settings.timeouts
         self.delivery = delivery
         self.queue = delivery.queue
-        self.parser = parser or StreamParser(
-            max_event_bytes=settings.max_event_bytes,
-            drop_tool_calls_on_stop=settings.drop_tool_calls_on_stop,
-            length_is_error=settings.length_is_error,
-        )
+        self.parser = parser or StreamParser(max_event_bytes=settings.max_event_bytes)
         self._open_body = opener or self._open_http
         self.finished = threading.Event()
         self.outcome: Response | None = None

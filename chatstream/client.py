@@ -233,8 +233,6 @@ class Client:
             telemetry=self.telemetry,
             include_usage=self.include_usage,
             max_event_bytes=self.max_event_bytes,
-            drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
-            length_is_error=self.length_is_error,
             turn_state_header=self.turn_state_header,
             verify=self.session.verify if self.verify is None else self.verify,
             cert=self.session.cert if self.cert is None else self.cert,

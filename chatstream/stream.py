@@ -62,7 +62,7 @@ def make_worker(
 ) -> Worker:
     """A worker and its delivery, as :meth:`Client.stream <chatstream.Client.stream>`
     describes the arguments (``opener`` replaces the HTTP exchange, for tests; ``parser``
-    is the core with the stream's limits, else one made from ``settings``)."""
+    is the core with the stream's options, else one with the defaults)."""
     worker: Worker
     delivery = Delivery(
         on_event=on_event,

@@ -102,8 +102,6 @@ def settings(
         telemetry=telemetry,
         include_usage=True,
         max_event_bytes=1 << 20,
-        drop_tool_calls_on_stop=False,
-        length_is_error=False,
         turn_state_header="x-turn",
         coalescing=coalescing,
     )

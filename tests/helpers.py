@@ -36,17 +36,25 @@ def build_body(
     return body.encode()
 
 
+def drain(
+    events: Iterable[ResponseEvent],
+) -> tuple[list[ResponseEvent], ChatStreamError | None]:
+    """Iterate ``events`` (a stream, or the core's events) to the end: what it gave, and
+    the error it raised (or None)."""
+    out: list[ResponseEvent] = []
+    try:
+        for event in events:
+            out.append(event)
+    except ChatStreamError as exc:
+        return out, exc
+    return out, None
+
+
 def run(
     pieces: Iterable[bytes], **options: Any
 ) -> tuple[list[ResponseEvent], ChatStreamError | None]:
     """Every event the core gives for ``pieces``, and the error it ended in (or None)."""
-    events: list[ResponseEvent] = []
-    try:
-        for event in chatstream.iter_events(pieces, **options):
-            events.append(event)
-    except ChatStreamError as exc:
-        return events, exc
-    return events, None
+    return drain(chatstream.iter_events(pieces, **options))
 
 
 def collect_events(body: bytes, **options: Any) -> list[ResponseEvent]:

@@ -62,7 +62,7 @@ from tests.loopback import (
     sse_body,
 )
 
-from .helpers import CORPUS, comparable, corpus_names, expectation
+from .helpers import CORPUS, comparable, corpus_names, drain, expectation
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -197,17 +197,6 @@ def failure(stream: ChatStream) -> ChatStreamError:
     with pytest.raises(ChatStreamError) as info:
         stream.result(timeout=WAIT)
     return info.value
-
-
-def drain(stream: ChatStream) -> tuple[list[ResponseEvent], ChatStreamError | None]:
-    """Iterate the stream to its end: the events, and the error it raised (or None)."""
-    events: list[ResponseEvent] = []
-    try:
-        for event in stream:
-            events.append(event)
-    except ChatStreamError as error:
-        return events, error
-    return events, None
 
 
 def first_text(stream: ChatStream) -> str:

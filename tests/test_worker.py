@@ -34,7 +34,7 @@ from chatstream._deadlines import DRAIN_TIME
 from chatstream._watchdog import Watchdog
 
 from .fakes import STALL, FakeBody, FakeClock, fake_stream
-from .helpers import DONE, answer, chunk, event, kinds
+from .helpers import DONE, answer, chunk, drain, event, kinds
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -99,16 +99,6 @@ def observed(body: FakeBody, **options: Any) -> tuple[ChatStream, Observers]:
     options.setdefault("on_end", seen.on_end)
     stream = fake_stream(body, telemetry=seen, **options)
     return stream, seen
-
-
-def drain(stream: ChatStream) -> tuple[list[ResponseEvent], BaseException | None]:
-    events: list[ResponseEvent] = []
-    try:
-        for item in stream:
-            events.append(item)
-    except ChatStreamError as exc:
-        return events, exc
-    return events, None
 
 
 # --- the outcome --------------------------------------------------------------------------
