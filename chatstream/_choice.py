@@ -34,7 +34,7 @@ from .partial_json import PartialJson
 from .response import ChoiceResult
 from .textcalls import TextCall
 
-__all__ = ["RARE_DELTA_KEYS", "ChoiceState", "Events", "read_rare_fields"]
+__all__ = ["RARE_DELTA_KEYS", "UNCOMMON_DELTA_KEYS", "ChoiceState", "Events", "read_rare_fields"]
 
 log = logging.getLogger("chatstream")
 
@@ -246,8 +246,16 @@ class ChoiceState:
                 if call is not None and len(function) == 1 and type(arguments) is str:
                     if arguments:
                         call.arguments.append(arguments)
-                        if call.output_index is not None:
-                            self._arguments_delta(call, arguments, events)
+                        position = call.output_index
+                        if position is not None:
+                            if call.view is None:
+                                events.append(
+                                    _arguments_delta(
+                                        call.announced_id, arguments, position, self.index, None
+                                    )
+                                )
+                            else:
+                                self._arguments_delta(call, arguments, events)
                     self.last_call = call
                     return
         index = fragment.get("index")
@@ -426,6 +434,13 @@ class ChoiceState:
 
 # Entry types whose data comes whole (encrypted reasoning): never joined with another.
 RARE_DELTA_KEYS = frozenset({"reasoning_details", "thinking_blocks", "annotations", "audio"})
+#: Every field of a delta that is read, besides its content and tool calls.
+UNCOMMON_DELTA_KEYS = RARE_DELTA_KEYS | {
+    "reasoning",
+    "reasoning_content",
+    "refusal",
+    "function_call",
+}
 
 
 def read_rare_fields(state: ChoiceState, delta: dict[str, Any], events: Events) -> None:

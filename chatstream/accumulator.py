@@ -41,7 +41,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._choice import RARE_DELTA_KEYS, ChoiceState, Events, read_rare_fields
+from ._choice import RARE_DELTA_KEYS, UNCOMMON_DELTA_KEYS, ChoiceState, Events, read_rare_fields
 from ._content import ContentFilter
 from ._provider_fields import normalised_usage, provider_error, reasoning_field, reasoning_text
 from .errors import (
@@ -58,6 +58,11 @@ from .textcalls import requires_tool_call
 from .think import ThinkTags
 
 __all__ = ["DEFAULT_MAX_CHOICES", "DEFAULT_MAX_TOOL_CALLS", "Accumulator"]
+
+#: The top-level fields of a chunk besides its id, model and choices that are read.
+_CHUNK_FIELDS = frozenset(
+    {"citations", "search_results", "timings", "usage", "x_groq", "error", "type"}
+)
 
 log = logging.getLogger("chatstream")
 
@@ -194,6 +199,25 @@ class Accumulator:
             if type(value) is str and value:
                 self._service_tier = value
             self._head_read = bool(chunk.get("choices"))
+        # Most chunks carry none of the rarer top-level fields: one look says so.
+        failed = not _CHUNK_FIELDS.isdisjoint(chunk) and self._read_chunk_fields(chunk)
+        choices = chunk.get("choices")
+        if type(choices) is list:
+            for position, choice in enumerate(choices):
+                if type(choice) is dict:
+                    self._feed_choice(choice, position, events, finish=not failed)
+                    if self.ended:  # a limit was reached
+                        return events
+        if failed:
+            # The chunk's deltas are kept, but its finish reason is not applied: a stream
+            # that ends in an error completes nothing.
+            self._fail(provider_error(chunk))
+        elif self._error_finish is not None:
+            self._fail(self._error_finish)
+        return events
+
+    def _read_chunk_fields(self, chunk: dict[str, Any]) -> bool:
+        """Keep the rarer top-level fields of a chunk; return whether it is an error."""
         # Perplexity repeats these on every chunk; llama.cpp sends timings on the last.
         value = chunk.get("citations")
         if type(value) is list:
@@ -210,22 +234,7 @@ class Accumulator:
             usage = groq.get("usage") if type(groq) is dict else None
         if type(usage) is dict:
             self._usage = usage  # the last one wins (xAI sends it before the last chunk)
-        error = chunk.get("error")
-        failed = error is not None or chunk.get("type") == "error"
-        choices = chunk.get("choices")
-        if type(choices) is list:
-            for position, choice in enumerate(choices):
-                if type(choice) is dict:
-                    self._feed_choice(choice, position, events, finish=not failed)
-                    if self.ended:  # a limit was reached
-                        return events
-        if failed:
-            # The chunk's deltas are kept, but its finish reason is not applied: a stream
-            # that ends in an error completes nothing.
-            self._fail(provider_error(chunk))
-        elif self._error_finish is not None:
-            self._fail(self._error_finish)
-        return events
+        return chunk.get("error") is not None or chunk.get("type") == "error"
 
     def _feed_choice(
         self, choice: dict[str, Any], position: int, events: Events, *, finish: bool
@@ -246,35 +255,39 @@ class Accumulator:
             logprobs = choice.get("logprobs")
             if type(logprobs) is dict:
                 text_logprobs, refusal_logprobs = state.extras().add_logprobs(logprobs)
-            reasoning = reasoning_text(delta)
-            if reasoning:
-                state.add_reasoning(reasoning, events)
-                if state.reasoning_field is None:
-                    state.reasoning_field = reasoning_field(delta)
-            # A lone content delta (most chunks) has none of the rarer fields.
-            if (len(delta) > 1 or "content" not in delta) and not RARE_DELTA_KEYS.isdisjoint(delta):
-                read_rare_fields(state, delta, events)
+            # Most deltas hold only content or tool-call fragments: one look says so.
+            uncommon = not UNCOMMON_DELTA_KEYS.isdisjoint(delta)
+            if uncommon:
+                reasoning = reasoning_text(delta)
+                if reasoning:
+                    state.add_reasoning(reasoning, events)
+                    if state.reasoning_field is None:
+                        state.reasoning_field = reasoning_field(delta)
+                if not RARE_DELTA_KEYS.isdisjoint(delta):
+                    read_rare_fields(state, delta, events)
             content = delta.get("content")
             if type(content) is str:
                 if content:
                     state.add_text(content, events, logprobs=text_logprobs)
             elif type(content) is list:
                 self._content_parts(state, content, events)
-            refusal = delta.get("refusal")
-            if type(refusal) is str and refusal:
-                state.add_refusal(refusal, events, refusal_logprobs)
+            if uncommon:
+                refusal = delta.get("refusal")
+                if type(refusal) is str and refusal:
+                    state.add_refusal(refusal, events, refusal_logprobs)
             calls = delta.get("tool_calls")
             if type(calls) is list and calls:
                 for fragment in calls:
                     if type(fragment) is dict:
                         mark = len(events)
+                        opened = len(state.calls)
                         state.add_call_fragment(fragment, events)
-                        if state.call_count() > self.max_tool_calls:
+                        if len(state.calls) > opened and state.call_count() > self.max_tool_calls:
                             state.drop_last_call()  # the partial keeps the calls allowed
                             del events[mark:]  # and the events, the calls announced
                             self._over_limit("max_tool_calls", self.max_tool_calls, "tool calls")
                             return
-            else:
+            elif uncommon:
                 legacy = delta.get("function_call")
                 if type(legacy) is dict:
                     # The legacy single-call form; ignored when tool_calls is present,

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import jiter
+
 from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
 from .errors import (
     ChatStreamError,
@@ -41,20 +43,23 @@ log = logging.getLogger("chatstream")
 # The end-of-stream sentinel, and the bracketless form some servers and stubs send.
 _SENTINELS = ("[DONE]", "DONE")
 
-# The C scanner behind json.loads, called without json.loads' Python layers.
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_from_json: Callable[[bytes], Any] = jiter.from_json
 
 
 def _loads(data: str) -> Any:
-    """``json.loads(data)`` for text with no whitespace around it (0.6 us less per chunk,
-    a tenth of the parser's time)."""
+    """``json.loads(data)``, in a third of the time (a third of the parser's time).
+
+    jiter reads every text json reads the same way, and nothing json rejects
+    (``tests/test_parser.py`` checks both on generated and hostile input). What jiter
+    rejects goes to ``json.loads``, whose value or error is the answer: that keeps what
+    only the standard library reads, such as the lone surrogate escape some servers
+    leave when they split an emoji between two chunks, or nesting deeper than jiter's
+    limit.
+    """
     try:
-        value, end = _scan(data, 0)
-    except StopIteration:
-        end = -1
-    if end != len(data):
-        return json.loads(data)  # not exactly one JSON value: raises json.loads' error
-    return value
+        return _from_json(data.encode())
+    except ValueError:  # UnicodeEncodeError included
+        return json.loads(data)
 
 
 class StreamParser:
