@@ -167,12 +167,16 @@ class Accumulator:
         """Add one chunk (the parsed data of one SSE event) and return its events.
 
         Args:
-            chunk: The decoded JSON. Anything but an object is skipped and counted.
+            chunk: The decoded JSON: a dict, or any other mapping (an ``OrderedDict``
+                from ``object_pairs_hook``, say), read as the same dict. Anything but an
+                object is skipped and counted.
             event: The SSE event type; data of an ``error`` event is a provider error.
         """
         if self.ended:
             return []
         self._cache = None
+        if type(chunk) is not dict and isinstance(chunk, Mapping):
+            chunk = _plain(chunk)
         if event == "error":
             self._fail(provider_error(chunk))
             return []
@@ -456,3 +460,13 @@ class Accumulator:
                 timings=self._timings,
             )
         return self._cache
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every mapping in it a dict and every tuple a list, as ``json.loads``
+    would have made them: the rules look for exactly those types."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +32,13 @@ from chatstream import (
     RefusalDelta,
     Response,
     ResponseEvent,
+    SSEDecoder,
     StreamClosedError,
     StreamParser,
     TokenUsage,
 )
 
-from .helpers import build_body, kinds
+from .helpers import CORPUS, build_body, corpus_names, kinds
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -1082,6 +1084,30 @@ def test_the_accumulator_skips_and_counts_anything_but_an_object() -> None:
     assert acc.feed([1]) == []
     assert acc.feed("x") == []
     assert acc.response.skipped_events == 2
+
+
+@pytest.mark.parametrize("name", corpus_names())
+def test_chunks_given_as_other_mappings_reduce_as_dicts_do(name: str) -> None:
+    # json.loads(..., object_pairs_hook=OrderedDict) at every level, against plain dicts.
+    decoder = SSEDecoder()
+    messages = decoder.feed((CORPUS / f"{name}.sse").read_bytes()) + decoder.close()
+    plain, ordered = Accumulator(), Accumulator()
+    got: list[list[ResponseEvent]] = [[], []]
+    for message in messages:
+        data = message.data.strip()
+        if data in ("[DONE]", "DONE"):
+            break
+        try:
+            chunks = json.loads(data), json.loads(data, object_pairs_hook=OrderedDict)
+        except ValueError:
+            chunks = data, data
+        got[0] += plain.feed(chunks[0], event=message.event)
+        got[1] += ordered.feed(chunks[1], event=message.event)
+    got[0] += plain.finish(done=True)
+    got[1] += ordered.finish(done=True)
+    assert got[1] == got[0]
+    assert ordered.response == plain.response
+    assert ordered.response.skipped_events == plain.response.skipped_events
 
 
 def test_the_accumulator_ignores_input_once_ended() -> None:

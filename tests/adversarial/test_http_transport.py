@@ -548,7 +548,7 @@ def test_close_while_waiting_to_retry_returns_at_once(
     time.sleep(0.1)
     began = time.monotonic()
     stream.close()
-    assert time.monotonic() - began < 0.1
+    assert time.monotonic() - began < 1.0  # not the 30 s Retry-After
     stream._worker.job.join(1.0)
     assert not stream._worker.job.is_alive()
     assert threading.active_count() > 0
