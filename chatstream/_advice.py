@@ -8,16 +8,16 @@ settings the command was given.
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ._http import names_stream_options
 from ._redact import redact_url
 from .client import Telemetry
 from .errors import (
+    APIStatusError,
     AuthenticationError,
     ChatStreamError,
     ConnectError,
@@ -171,58 +171,24 @@ class RetryNotes(Telemetry):
     """Says on standard error what is being retried and for how long, as the client
     waits (it would otherwise wait in silence: a ``Retry-After: 20`` is 20 s of nothing).
 
-    The client reports each failed attempt to :meth:`on_request` (a telemetry hook) and
-    logs its decision to wait (``retrying in … s``, on the ``chatstream`` logger); the
-    two make one note. Use it as a context manager around the client's use: it listens to
-    the logger only meanwhile.
+    ``attempts`` is how many requests the retry policy allows in all, for the
+    ``(attempt 2 of 3)`` of each note.
     """
 
     def __init__(
         self,
         note: Callable[[str], None],
         describe: Callable[[ChatStreamError], str] | None = None,
+        *,
+        attempts: int | None = None,
     ) -> None:
         self._note = note
         self._describe = describe or (lambda error: error.message)
-        self._lock = threading.Lock()
-        self._failure: dict[int, str] = {}  # per worker thread: the last failed attempt
-        self._handler = _Handler(self)
-        self._logger = logging.getLogger("chatstream")
-        self._level = self._logger.level
+        self._attempts = attempts
 
-    def on_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
-    ) -> None:
-        if error is not None:
-            with self._lock:
-                self._failure[threading.get_ident()] = self._describe(error)
-
-    def _logged(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if not text.startswith(("retrying", "the server rejects")):
+    def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+        if delay == 0.0 and isinstance(error, APIStatusError) and names_stream_options(error):
+            self._note("· the server rejects stream_options; sending the request without it")
             return
-        with self._lock:
-            failure = self._failure.pop(threading.get_ident(), None)
-        self._note(
-            f"· {failure} {text}" if failure and text.startswith("retrying") else f"· {text}"
-        )
-
-    def __enter__(self) -> RetryNotes:
-        self._level = self._logger.level
-        if not self._logger.isEnabledFor(logging.INFO):
-            self._logger.setLevel(logging.INFO)
-        self._logger.addHandler(self._handler)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._logger.removeHandler(self._handler)
-        self._logger.setLevel(self._level)
-
-
-class _Handler(logging.Handler):
-    def __init__(self, notes: RetryNotes) -> None:
-        super().__init__(logging.INFO)
-        self.notes = notes
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.notes._logged(record)
+        of = "" if self._attempts is None else f" of {self._attempts}"
+        self._note(f"· {self._describe(error)} retrying in {delay:.2f} s (attempt {attempt}{of})")

@@ -139,7 +139,7 @@ def open_response(
             # error's __context__.
             _report(settings, sent, None, error, started)
             retryable = error.kind in ("connect", "connect_timeout")
-            if retryable and _wait_to_retry(settings, attempt, None, stopped):
+            if retryable and _wait_to_retry(settings, attempt, sent, error, None, stopped):
                 continue
             raise error
         attach(response)
@@ -165,6 +165,7 @@ def open_response(
             and _http.names_stream_options(failure)
         ):
             log.info("the server rejects stream_options; sending the request without it")
+            _report_retry(settings, sent + 1, 0.0, failure)
             body = {k: v for k, v in body.items() if k != "stream_options"}
             attempt -= 1  # not a retry of the same request
             continue
@@ -172,15 +173,21 @@ def open_response(
             hint = failure.retry_after if isinstance(failure, RateLimitError) else None
             if hint is None:
                 hint = _http.retry_after(response.headers)
-            if _wait_to_retry(settings, attempt, hint, stopped):
+            if _wait_to_retry(settings, attempt, sent, failure, hint, stopped):
                 continue
         raise failure
 
 
 def _wait_to_retry(
-    settings: Settings, attempt: int, retry_after: float | None, stopped: threading.Event
+    settings: Settings,
+    attempt: int,
+    sent: int,
+    error: ChatStreamError,
+    retry_after: float | None,
+    stopped: threading.Event,
 ) -> bool:
-    """Wait before the next attempt; False when no retry is left (or stopped)."""
+    """Wait before the next attempt; False when no retry is left (or stopped).
+    ``attempt`` counts for the retry policy, ``sent`` every request (for telemetry)."""
     retry = settings.retry
     if attempt > retry.max_retries or stopped.is_set():
         return False
@@ -188,7 +195,13 @@ def _wait_to_retry(
     if delay is None:
         return False
     log.info("retrying in %.2f s (attempt %d of %d)", delay, attempt + 1, retry.max_retries + 1)
+    _report_retry(settings, sent + 1, delay, error)
     return not stopped.wait(delay)
+
+
+def _report_retry(settings: Settings, attempt: int, delay: float, error: ChatStreamError) -> None:
+    if settings.telemetry is not None:
+        call_hook(settings.telemetry.on_retry, attempt, delay, error)
 
 
 def _report(

@@ -16,7 +16,7 @@ log = logging.getLogger("chatstream")
 class Telemetry:
     """Hooks called as streams run; subclass it and override what you need.
 
-    Both hooks run on the stream's worker thread and must be quick and must not raise.
+    The hooks run on the stream's worker thread and must be quick and must not raise.
     """
 
     def on_request(
@@ -24,6 +24,13 @@ class Telemetry:
     ) -> None:
         """One HTTP attempt ended: its number (1 for the first), the status (``None`` if
         no response arrived), the error if it failed, and how long it took in seconds."""
+
+    def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+        """The request failed with ``error`` before any answer, and will be sent again in
+        ``delay`` seconds as request number ``attempt`` (the numbering of
+        :meth:`on_request`: 2 for the first retry). Also called, with a delay of 0, when
+        the server rejected ``stream_options`` and the request is sent again without it
+        (see :ref:`retries`)."""
 
     def on_sse_event(
         self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float

@@ -76,7 +76,7 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         key_sent=key is not None,
     )
     presenter = _presenter(args, out, err, advice)
-    notes = RetryNotes(presenter.note, advice.brief)
+    notes = RetryNotes(presenter.note, advice.brief, attempts=args.max_retries + 1)
     try:
         client = Client(
             base_url,
@@ -91,7 +91,7 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     recorder = Recorder(args.record)
     client.session.hooks["response"].append(recorder.on_response)
     reader = LineReader(presenter)
-    with client, recorder, notes:
+    with client, recorder:
         session = Session(client, request, presenter, system=args.system, recorder=recorder)
         run_tool = typed_tool_result(reader)
         if args.prompt is not None:

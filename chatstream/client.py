@@ -62,7 +62,7 @@ class Client:
         headers: Extra request headers.
         session: A ``requests.Session`` to send with (proxies, certificates, adapters);
             by default the client makes its own.
-        telemetry: Hooks for each HTTP attempt and each event.
+        telemetry: Hooks for each HTTP attempt, each retry and each event.
         include_usage: Ask for usage (``stream_options.include_usage``). A server that
             rejects the field gets the request once more without it.
         max_event_bytes: Largest allowed SSE event.

@@ -32,6 +32,7 @@ from chatstream import (
     RedirectError,
     Retry,
     ServerError,
+    Telemetry,
     Timeouts,
 )
 from chatstream._exchange import request_headers
@@ -422,6 +423,71 @@ def test_the_fallback_happens_only_once(rs: responses.RequestsMock) -> None:
     rs.post(URL, json=error, status=400)
     assert isinstance(fail(client()), BadRequestError)
     assert len(rs.calls) == 2  # once with, once without; then the error
+
+
+# --- telemetry of retries -----------------------------------------------------------------
+
+
+class Retries(Telemetry):
+    def __init__(self) -> None:
+        self.requests: list[tuple[int, int | None]] = []
+        self.retries: list[tuple[int, float, ChatStreamError]] = []
+
+    def on_request(
+        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+    ) -> None:
+        self.requests.append((attempt, status))
+
+    def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+        self.retries.append((attempt, delay, error))
+
+
+def test_each_retry_is_announced_with_its_wait_and_its_cause(
+    rs: responses.RequestsMock,
+) -> None:
+    rs.post(URL, json={"error": {"message": "busy"}}, status=503)
+    rs.post(URL, json={"error": {"message": "slow"}}, status=429, headers={"Retry-After": "0"})
+    ok(rs)
+    telemetry = Retries()
+    retry = Retry(max_retries=2, backoff=0.01, jitter=0.0)
+    assert client(retry=retry, telemetry=telemetry).stream(BODY).result(timeout=5).content == "Hi"
+    assert telemetry.requests == [(1, 503), (2, 429), (3, 200)]
+    assert [(a, d) for a, d, _ in telemetry.retries] == [(2, 0.01), (3, 0.02)]
+    first, second = (error for _, _, error in telemetry.retries)
+    assert isinstance(first, ServerError) and first.status == 503
+    assert isinstance(second, RateLimitError)
+
+
+def test_no_retry_is_announced_when_none_is_left(rs: responses.RequestsMock) -> None:
+    rs.post(URL, json={"error": {"message": "busy"}}, status=503)
+    telemetry = Retries()
+    assert isinstance(fail(client(retry=0, telemetry=telemetry)), ServerError)
+    assert telemetry.requests == [(1, 503)]
+    assert telemetry.retries == []
+
+
+def test_sending_again_without_stream_options_is_announced_as_a_retry_at_once(
+    rs: responses.RequestsMock,
+) -> None:
+    message = "Extra inputs are not permitted: stream_options"
+    rs.add_callback("POST", URL, callback=_rejects_stream_options(400, message))
+    telemetry = Retries()
+    assert client(telemetry=telemetry).stream(BODY).result(timeout=5).content == "Hi"
+    assert telemetry.requests == [(1, 400), (2, 200)]
+    [(attempt, delay, error)] = telemetry.retries
+    assert (attempt, delay) == (2, 0.0)
+    assert isinstance(error, BadRequestError)
+
+
+def test_a_raising_retry_hook_does_not_stop_the_retry(rs: responses.RequestsMock) -> None:
+    class Broken(Telemetry):
+        def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+            raise RuntimeError("hook")
+
+    rs.post(URL, json={"error": {"message": "busy"}}, status=503)
+    ok(rs)
+    retry = Retry(max_retries=1, backoff=0.0, jitter=0.0)
+    assert client(retry=retry, telemetry=Broken()).stream(BODY).result(timeout=5).content == "Hi"
 
 
 # --- redirects -----------------------------------------------------------------------------
