@@ -2,13 +2,12 @@
 the URL it tried, the cause of a connection failure, the option to change.
 
 The library's messages cannot know the command line (``--base-url``, ``--max-retries``);
-these lines add what they cannot, from the error's type, its redacted cause and the
+these lines add what they cannot, from the error's type, its reason and the
 settings the command was given.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -21,7 +20,6 @@ from .errors import (
     AuthenticationError,
     ChatStreamError,
     ConnectError,
-    ConnectTimeoutError,
     ContextWindowExceeded,
     IdleTimeoutError,
     NotFoundError,
@@ -30,46 +28,7 @@ from .errors import (
     UnexpectedResponseError,
 )
 
-__all__ = ["Advice", "RetryNotes", "connect_cause"]
-
-# Words of the underlying exception (its type name and message, as the redacted cause
-# keeps them) that say why no connection was made, in the order they are tried.
-_CAUSES: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(
-            r"NameResolution|Name or service not known|nodename nor servname|"
-            r"Temporary failure in name resolution|getaddrinfo|No address associated",
-            re.IGNORECASE,
-        ),
-        "unknown host",
-    ),
-    (re.compile(r"refused|Errno 111|WinError 10061", re.IGNORECASE), "connection refused"),
-    (re.compile(r"SSL|TLS|WRONG_VERSION_NUMBER|record layer", re.IGNORECASE), "tls"),
-    (
-        re.compile(r"RemoteDisconnected|without response|Connection aborted|reset", re.IGNORECASE),
-        "closed",
-    ),
-]
-
-
-def connect_cause(error: ChatStreamError) -> str | None:
-    """Why no connection was made: ``"unknown host"``, ``"connection refused"``,
-    ``"tls"``, ``"closed"`` (before answering) or ``"timeout"``; ``None`` if unknown.
-
-    >>> from chatstream import ConnectError
-    >>> error = ConnectError("Could not connect.")
-    >>> error.__cause__ = Exception("urllib3.exceptions.NewConnectionError: "
-    ...                             "[Errno 111] Connection refused")
-    >>> connect_cause(error)
-    'connection refused'
-    """
-    if isinstance(error, ConnectTimeoutError):
-        return "timeout"
-    text = f"{error.__cause__ or ''}"
-    for pattern, cause in _CAUSES:
-        if pattern.search(text):
-            return cause
-    return None
+__all__ = ["Advice", "RetryNotes"]
 
 
 @dataclass(frozen=True)
@@ -103,19 +62,20 @@ class Advice:
     def brief(self, error: ChatStreamError) -> str:
         """What happened, without advice (for a note about a retry)."""
         if isinstance(error, ConnectError):
-            cause = connect_cause(error)
-            named = {"tls": "the TLS handshake failed", "closed": "closed without answering"}
-            return f"Could not connect to {self.shown_url} ({named.get(cause or '', cause)})."
+            if error.reason is None:
+                return f"Could not connect to {self.shown_url}."
+            reason = _REASONS.get(error.reason, error.reason)
+            return f"Could not connect to {self.shown_url} ({reason})."
         return error.message
 
-    def _connect(self, error: ChatStreamError) -> str:
+    def _connect(self, error: ConnectError) -> str:
         url = self.shown_url
         parts = urlsplit(url)
         host = parts.hostname or "the host"
-        cause = connect_cause(error)
-        if cause == "unknown host":
+        cause = error.reason
+        if cause == "unknown_host":
             return f"Could not connect to {url}: unknown host {host!r}. Check --base-url."
-        if cause == "connection refused":
+        if cause == "refused":
             return (
                 f"Could not connect to {url}: connection refused (nothing listens on "
                 f"{parts.netloc}). Is the server running? Check --base-url."
@@ -160,6 +120,15 @@ class Advice:
         if isinstance(error, (RateLimitError, ServerError)):
             return "--max-retries sets how often it is tried again."
         return None
+
+
+# How a note about a retry names each ConnectError.reason.
+_REASONS = {
+    "unknown_host": "unknown host",
+    "refused": "connection refused",
+    "tls": "the TLS handshake failed",
+    "closed": "closed without answering",
+}
 
 
 def _api_root(url: str) -> str:

@@ -8,10 +8,13 @@ redacted pieces (their own messages may quote URLs and headers, credentials incl
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
 import math
 import re
+import socket
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -407,6 +410,52 @@ def unexpected_response(
     )
 
 
+def connect_reason(exc: BaseException) -> str | None:
+    """Why no connection was made (see :attr:`ConnectError.reason
+    <chatstream.ConnectError.reason>`), from the types of the exceptions requests and
+    urllib3 wrap around the socket's, never from their messages."""
+    chain = _wrapped(exc)
+    for reason, types in _REASONS:
+        if any(isinstance(e, types) for e in chain):
+            return reason
+    return None
+
+
+# In the order they are told apart: a refused connection is also an OSError, and
+# urllib3's NewConnectionError (and so NameResolutionError) is also its
+# ConnectTimeoutError, so only the standard library's TimeoutError means a timeout.
+_REASONS: tuple[tuple[str, tuple[type[BaseException], ...]], ...] = (
+    ("unknown_host", (socket.gaierror, urllib3.exceptions.NameResolutionError)),
+    ("refused", (ConnectionRefusedError,)),
+    ("tls", (ssl.SSLError, urllib3.exceptions.SSLError)),
+    (
+        "closed",
+        (
+            http.client.RemoteDisconnected,
+            ConnectionResetError,
+            ConnectionAbortedError,
+            BrokenPipeError,
+        ),
+    ),
+    ("timeout", (TimeoutError,)),
+)
+
+
+def _wrapped(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps: causes, contexts, urllib3's ``reason`` and
+    exceptions among the arguments (requests and urllib3 wrap them each their own way)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 32:
+        e = todo.pop()
+        if any(e is s for s in seen):
+            continue
+        seen.append(e)
+        inner = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+        todo += [i for i in inner if isinstance(i, BaseException)]
+    return seen
+
+
 def transport_error(
     exc: BaseException, *, before_response: bool, secrets: tuple[str, ...], idle: float | None
 ) -> ChatStreamError:
@@ -425,7 +474,8 @@ def transport_error(
     elif before_response:
         error = ConnectError(
             f"Could not connect to the server, or it closed the connection before "
-            f"answering ({detail})."
+            f"answering ({detail}).",
+            reason=connect_reason(exc),
         )
     elif isinstance(
         exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)

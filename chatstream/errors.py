@@ -217,15 +217,35 @@ class StreamConnectionError(StreamError, ConnectionError):
 
 
 class ConnectError(StreamConnectionError):
-    """No connection could be made, or it failed before any response arrived."""
+    """No connection could be made, or it failed before any response arrived.
+
+    Attributes:
+        reason: Why, when it is known: ``"unknown_host"`` (the host name did not
+            resolve), ``"refused"`` (nothing listens at that address and port),
+            ``"tls"`` (the TLS handshake or the certificate check failed), ``"closed"``
+            (the server closed or reset the connection before answering) or
+            ``"timeout"`` (connecting took longer than the connect timeout); ``None``
+            when the cause is none of these.
+    """
 
     kind = "connect"
 
+    def __init__(
+        self, message: str, *, reason: str | None = None, partial: Response | None = None
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.reason = reason
+
 
 class ConnectTimeoutError(ConnectError, TimeoutError):
-    """Connecting took longer than the connect timeout."""
+    """Connecting took longer than the connect timeout (``reason`` is ``"timeout"``)."""
 
     kind = "connect_timeout"
+
+    def __init__(
+        self, message: str, *, reason: str | None = "timeout", partial: Response | None = None
+    ) -> None:
+        super().__init__(message, reason=reason, partial=partial)
 
 
 class StreamClosedError(StreamError):

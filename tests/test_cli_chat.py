@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 import chatstream
-from chatstream._advice import connect_cause
 from tests.helpers import build_body
 from tests.loopback import Conn, LoopbackServer, json_error, sequence, sse_body
 
@@ -471,30 +470,6 @@ def test_https_to_a_plain_http_server_is_named_a_tls_failure(server: LoopbackSer
     assert result.status == 1
     assert "the TLS handshake failed" in result.err
     assert f"Try --base-url {server.url}/v1" in result.err
-
-
-@pytest.mark.parametrize(
-    ("cause", "expected"),
-    [
-        ("urllib3.exceptions.NameResolutionError: Failed to resolve 'nohost'", "unknown host"),
-        ("socket.gaierror: [Errno -2] Name or service not known", "unknown host"),
-        (
-            "urllib3.exceptions.NewConnectionError: [Errno 111] Connection refused",
-            "connection refused",
-        ),
-        ("requests.exceptions.SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version", "tls"),
-        ("http.client.RemoteDisconnected: Remote end closed connection without response", "closed"),
-        ("something else entirely", None),
-    ],
-)
-def test_connect_causes_are_told_apart(cause: str, expected: str | None) -> None:
-    error = chatstream.ConnectError("Could not connect.")
-    error.__cause__ = Exception(cause)
-    assert connect_cause(error) == expected
-
-
-def test_a_connect_timeout_is_named() -> None:
-    assert connect_cause(chatstream.ConnectTimeoutError("timed out")) == "timeout"
 
 
 def test_a_404_shows_the_url_and_a_base_url_ending_in_the_endpoint_gets_advice(

@@ -7,6 +7,7 @@ made by ``trustme``, which no default CA bundle trusts.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
+import urllib3.exceptions
 
-from chatstream import Client, ConfigurationError, ConnectError, Retry
+from chatstream import Client, ConfigurationError, ConnectError, ConnectTimeoutError, Retry
+from chatstream._http import transport_error
 from tests.loopback import Conn, LoopbackServer, sse_body
 
 from .test_client_stream import BODY, TIMEOUTS, drain, text_body, texts
@@ -175,8 +178,9 @@ def test_the_clients_verify_setting_wins_over_the_sessions(
 @pytest.mark.usefixtures("ca_variables")
 def test_an_untrusted_certificate_fails_to_connect(tls_server: LoopbackServer) -> None:
     client = Client(tls_server.url + "/v1", timeouts=TIMEOUTS, retry=Retry(max_retries=0))
-    with pytest.raises(ConnectError):
+    with pytest.raises(ConnectError) as caught:
         _content(client)
+    assert caught.value.reason == "tls"
 
 
 def test_with_the_defaults_the_ca_bundle_variable_still_chooses_the_bundle(
@@ -241,3 +245,55 @@ def test_without_a_client_certificate_mutual_tls_fails(
 def test_invalid_tls_settings_are_a_configuration_error(options: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError, match=r"verify|cert"):
         Client("https://127.0.0.1:9/v1", **options)  # type: ignore[arg-type]
+
+
+# --- why no connection was made -----------------------------------------------------------
+
+
+def _connect_error(url: str) -> ConnectError:
+    client = Client(url, timeouts=TIMEOUTS, retry=Retry(max_retries=0))
+    with pytest.raises(ConnectError) as caught:
+        _content(client)
+    return caught.value
+
+
+def test_a_refused_connection_says_refused() -> None:
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        port = bound.getsockname()[1]
+        assert _connect_error(f"http://127.0.0.1:{port}/v1").reason == "refused"
+
+
+def test_a_server_closing_before_answering_says_closed(server: LoopbackServer) -> None:
+    server.route("/v1/chat/completions", lambda conn: None)  # reads the request, closes
+    assert _connect_error(server.url + "/v1").reason == "closed"
+
+
+def test_https_to_a_plain_http_server_says_tls(server: LoopbackServer) -> None:
+    url = server.url.replace("http://", "https://") + "/v1"
+    assert _connect_error(url).reason == "tls"
+
+
+def test_a_connect_timeout_says_timeout() -> None:
+    assert ConnectTimeoutError("Connecting timed out.").reason == "timeout"
+
+
+def test_an_unknown_host_says_unknown_host() -> None:
+    # The chain requests and urllib3 build when a name does not resolve (no resolver is
+    # asked here: the tests have no network).
+    failure = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    resolving = urllib3.exceptions.NameResolutionError("nohost.invalid", None, failure)  # type: ignore[arg-type]
+    resolving.__cause__ = failure
+    retries = urllib3.exceptions.MaxRetryError(None, "/v1/chat/completions", resolving)  # type: ignore[arg-type]
+    error = transport_error(
+        requests.ConnectionError(retries), before_response=True, secrets=(), idle=None
+    )
+    assert isinstance(error, ConnectError) and error.reason == "unknown_host"
+
+
+def test_the_reason_comes_from_exception_types_never_from_their_words() -> None:
+    text = OSError("[Errno 111] Connection refused; SSL; Name or service not known")
+    error = transport_error(
+        requests.ConnectionError(text), before_response=True, secrets=(), idle=None
+    )
+    assert isinstance(error, ConnectError) and error.reason is None
