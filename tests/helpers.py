@@ -146,16 +146,22 @@ def kinds(events: Iterable[object]) -> list[str]:
 def chunk(
     content: str | None = None,
     *,
+    delta: dict[str, Any] | None = None,
     finish: str | None = None,
     index: int = 0,
-    usage: dict[str, int] | None = None,
+    usage: dict[str, Any] | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
     reasoning: str | None = None,
     choices: bool = True,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One Chat Completions chunk (with one choice, unless ``choices`` is false)."""
-    delta: dict[str, Any] = {}
+    """One Chat Completions chunk (with one choice, unless ``choices`` is false).
+
+    ``delta`` is the choice's delta as given (any fields, any values); ``content``,
+    ``reasoning`` and ``tool_calls`` are added to it. The choice's ``finish_reason`` is
+    always there (null unless ``finish``); ``usage`` only when given; ``extra`` are more
+    top-level fields. A test that needs a field absent or null otherwise says so itself."""
+    delta = {} if delta is None else dict(delta)
     if content is not None:
         delta["content"] = content
     if reasoning is not None:

@@ -38,27 +38,9 @@ from chatstream import (
     TokenUsage,
 )
 
-from .helpers import CORPUS, build_body, corpus_names, kinds
+from .helpers import CORPUS, build_body, chunk, corpus_names, kinds
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def chunk(
-    delta: dict[str, Any] | None = None,
-    *,
-    finish: str | None = None,
-    index: int = 0,
-    **extra: Any,
-) -> dict[str, Any]:
-    """One chat.completion.chunk with a single choice."""
-    choice: dict[str, Any] = {"index": index, "delta": {} if delta is None else delta}
-    if finish is not None:
-        choice["finish_reason"] = finish
-    return {"id": "chatcmpl-1", "model": "m", "choices": [choice], **extra}
-
-
-def text(content: str, **kw: Any) -> dict[str, Any]:
-    return chunk({"content": content}, **kw)
 
 
 def frag(
@@ -84,11 +66,11 @@ def frag(
 
 
 def calls(*fragments: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    return chunk({"tool_calls": list(fragments)}, **kw)
+    return chunk(tool_calls=list(fragments), **kw)
 
 
 def finish(reason: str = "stop", **kw: Any) -> dict[str, Any]:
-    return chunk({}, finish=reason, **kw)
+    return chunk(finish=reason, **kw)
 
 
 @dataclass
@@ -129,7 +111,7 @@ def call_dicts(calls: list[FunctionCall]) -> list[tuple[str, str, str]]:
 
 
 def test_string_content_is_text_in_one_message() -> None:
-    out = parse([text("Hello"), text(", world"), finish()])
+    out = parse([chunk("Hello"), chunk(", world"), finish()])
     assert out.kinds == [
         "OutputItemAdded(Message)",
         "OutputTextDelta",
@@ -144,14 +126,20 @@ def test_string_content_is_text_in_one_message() -> None:
 
 def test_empty_and_null_content_open_no_message() -> None:
     # OpenAI's first delta is {"role": "assistant", "content": ""}.
-    out = parse([chunk({"role": "assistant", "content": ""}), chunk({"content": None}), finish()])
+    out = parse(
+        [
+            chunk(delta={"role": "assistant", "content": ""}),
+            chunk(delta={"content": None}),
+            finish(),
+        ]
+    )
     assert out.kinds == ["Completed"]
     assert out.response.content == ""
 
 
 def test_each_text_part_of_a_content_array_is_text() -> None:
     parts = [{"type": "text", "text": "a"}, {"text": "b"}, {"type": "image_url"}, "junk"]
-    out = parse([chunk({"content": parts}), finish()])
+    out = parse([chunk(delta={"content": parts}), finish()])
     assert out.response.content == "ab"
     assert [e for e in out.events if isinstance(e, OutputTextDelta)] == [
         OutputTextDelta("a"),
@@ -164,7 +152,7 @@ def test_thinking_parts_of_a_content_array_are_reasoning() -> None:
         {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
         {"type": "text", "text": "answer"},
     ]
-    out = parse([chunk({"content": parts}), finish()])
+    out = parse([chunk(delta={"content": parts}), finish()])
     assert (out.response.reasoning, out.response.content) == ("hmm", "answer")
     assert out.kinds == [
         "OutputItemAdded(Reasoning)",
@@ -208,7 +196,7 @@ def test_thinking_parts_of_a_content_array_are_reasoning() -> None:
     ],
 )
 def test_reasoning_is_read_from_each_providers_field(delta: dict[str, Any]) -> None:
-    out = parse([chunk(delta), finish()])
+    out = parse([chunk(delta=delta), finish()])
     assert out.response.reasoning == "think"
     assert out.kinds == [
         "OutputItemAdded(Reasoning)",
@@ -238,7 +226,7 @@ def test_reasoning_is_read_from_each_providers_field(delta: dict[str, Any]) -> N
     ],
 )
 def test_reasoning_sent_under_two_names_is_never_doubled(delta: dict[str, Any]) -> None:
-    out = parse([chunk(delta), chunk(delta), finish()])
+    out = parse([chunk(delta=delta), chunk(delta=delta), finish()])
     assert out.response.reasoning == "xx"
 
 
@@ -249,14 +237,14 @@ def test_reasoning_in_a_choices_message_counts(field: str) -> None:
 
 
 def test_reasoning_deltas_join_into_one_reasoning_item() -> None:
-    out = parse([chunk({"reasoning": "a"}), chunk({"reasoning": "b"}), finish()])
+    out = parse([chunk(delta={"reasoning": "a"}), chunk(delta={"reasoning": "b"}), finish()])
     deltas = [e for e in out.events if isinstance(e, ReasoningContentDelta)]
     assert deltas == [ReasoningContentDelta("a"), ReasoningContentDelta("b")]
     assert out.response.items == [Reasoning(content=[ReasoningText("ab")])]
 
 
 def test_on_stop_reasoning_is_finished_before_the_message() -> None:
-    out = parse([chunk({"reasoning": "r"}), text("t"), finish()])
+    out = parse([chunk(delta={"reasoning": "r"}), chunk("t"), finish()])
     assert out.kinds == [
         "OutputItemAdded(Reasoning)",
         "ReasoningContentDelta",
@@ -269,7 +257,7 @@ def test_on_stop_reasoning_is_finished_before_the_message() -> None:
 
 
 def test_within_one_delta_reasoning_comes_before_text() -> None:
-    out = parse([chunk({"content": "t", "reasoning_content": "r"}), finish()])
+    out = parse([chunk(delta={"content": "t", "reasoning_content": "r"}), finish()])
     assert out.kinds[:4] == [
         "OutputItemAdded(Reasoning)",
         "ReasoningContentDelta",
@@ -282,7 +270,7 @@ def test_within_one_delta_reasoning_comes_before_text() -> None:
 
 
 def test_refusal_strings_are_joined() -> None:
-    out = parse([chunk({"refusal": "I can"}), chunk({"refusal": "not."}), finish()])
+    out = parse([chunk(delta={"refusal": "I can"}), chunk(delta={"refusal": "not."}), finish()])
     assert out.response.refusal == "I cannot."
     assert out.kinds == [
         "OutputItemAdded(Message)",
@@ -296,12 +284,12 @@ def test_refusal_strings_are_joined() -> None:
 
 
 def test_refusal_is_none_when_none_was_sent() -> None:
-    out = parse([chunk({"content": "hi", "refusal": None}), finish()])
+    out = parse([chunk(delta={"content": "hi", "refusal": None}), finish()])
     assert out.response.refusal is None
 
 
 def test_message_parts_keep_their_order_and_join_runs_of_one_kind() -> None:
-    out = parse([text("a"), text("b"), chunk({"refusal": "no"}), text("c"), finish()])
+    out = parse([chunk("a"), chunk("b"), chunk(delta={"refusal": "no"}), chunk("c"), finish()])
     assert out.response.items == [
         Message(content=[OutputText("ab"), Refusal("no"), OutputText("c")])
     ]
@@ -443,16 +431,16 @@ def test_a_legacy_function_call_twin_is_ignored_when_tool_calls_are_present() ->
         "tool_calls": [frag(0, "call_a", "f", '{"a":1}')],
         "function_call": {"name": "f", "arguments": '{"a":1}'},
     }
-    out = parse([chunk(delta), finish("tool_calls")])
+    out = parse([chunk(delta=delta), finish("tool_calls")])
     assert call_dicts(out.response.tool_calls) == [("call_a", "f", '{"a":1}')]
 
 
 def test_a_lone_legacy_function_call_is_handled_as_a_call() -> None:
     out = parse(
         [
-            chunk({"function_call": {"name": "f", "arguments": ""}}),
-            chunk({"function_call": {"arguments": '{"a":'}}),
-            chunk({"function_call": {"arguments": "1}"}}),
+            chunk(delta={"function_call": {"name": "f", "arguments": ""}}),
+            chunk(delta={"function_call": {"arguments": '{"a":'}}),
+            chunk(delta={"function_call": {"arguments": "1}"}}),
             finish("function_call"),
         ]
     )
@@ -480,8 +468,8 @@ def test_a_call_that_never_got_a_name_is_dropped() -> None:
 def test_on_tool_calls_reasoning_then_every_call_is_finished_and_the_message_at_the_end() -> None:
     out = parse(
         [
-            chunk({"reasoning": "r"}),
-            text("t"),
+            chunk(delta={"reasoning": "r"}),
+            chunk("t"),
             calls(frag(0, "a", "fa", "{}"), frag(1, "b", "fb", "{}")),
             finish("tool_calls"),
         ]
@@ -518,7 +506,7 @@ def test_on_another_finish_reason_a_call_with_whole_arguments_is_completed(
     reason: str, arguments: str
 ) -> None:
     # Ollama, Gemini and sometimes OpenAI end finished calls with "stop".
-    out = parse([text("t"), calls(frag(0, "c", "f", arguments)), finish(reason)])
+    out = parse([chunk("t"), calls(frag(0, "c", "f", arguments)), finish(reason)])
     assert call_dicts(out.done_calls) == [("c", "f", arguments)]
     assert out.kinds == [
         "OutputItemAdded(Message)",
@@ -603,7 +591,7 @@ def test_end_of_input_after_a_finish_reason_completes_calls_received_after_it() 
 
 def test_end_of_input_while_a_call_is_partial_is_an_incomplete_stream_keeping_the_call() -> None:
     # A.19: EOF with neither [DONE] nor a finish reason.
-    out = parse([text("t"), calls(frag(0, "a", "f", '{"x": 1}'))], done=False)
+    out = parse([chunk("t"), calls(frag(0, "a", "f", '{"x": 1}'))], done=False)
     assert isinstance(out.error, IncompleteStreamError)
     assert out.done_calls == []
     assert call_dicts(out.response.incomplete_tool_calls) == [("a", "f", '{"x": 1}')]
@@ -644,7 +632,7 @@ FULL_USAGE = {
 
 
 def test_usage_fields_are_normalised() -> None:
-    out = parse([text("t"), finish(usage=FULL_USAGE)])
+    out = parse([chunk("t"), finish(usage=FULL_USAGE)])
     assert out.response.usage == TokenUsage(
         input_tokens=10,
         cached_input_tokens=4,
@@ -657,7 +645,7 @@ def test_usage_fields_are_normalised() -> None:
 
 
 def test_completed_carries_the_usage_and_the_response_id() -> None:
-    out = parse([text("t"), finish(usage=FULL_USAGE)])
+    out = parse([chunk("t"), finish(usage=FULL_USAGE)])
     assert isinstance(out.events[-1], Completed)
     assert out.events[-1].response_id == "chatcmpl-1"
     assert out.events[-1].token_usage == out.response.usage
@@ -706,9 +694,9 @@ def test_cached_input_tokens_come_from_the_first_field_present(
 def test_the_last_non_null_usage_wins() -> None:
     out = parse(
         [
-            text("a", usage={"prompt_tokens": 1, "completion_tokens": 1}),
-            text("b", usage={"prompt_tokens": 1, "completion_tokens": 2}),
-            text("c", usage=None),
+            chunk("a", usage={"prompt_tokens": 1, "completion_tokens": 1}),
+            chunk("b", usage={"prompt_tokens": 1, "completion_tokens": 2}),
+            {**chunk("c"), "usage": None},  # present as null, not absent
             finish(),
         ]
     )
@@ -717,7 +705,7 @@ def test_the_last_non_null_usage_wins() -> None:
 
 def test_usage_on_a_chunk_with_empty_choices_after_the_finish_counts() -> None:
     trailing = {"id": "chatcmpl-1", "choices": [], "usage": {"prompt_tokens": 2, "total_tokens": 2}}
-    out = parse([text("t"), finish(), trailing])
+    out = parse([chunk("t"), finish(), trailing])
     assert out.response.usage == TokenUsage(2, 0, 0, 0, 2)
     assert isinstance(out.events[-1], Completed)
     assert out.events[-1].token_usage == out.response.usage
@@ -734,7 +722,7 @@ def test_a_top_level_usage_wins_over_x_groq() -> None:
 
 
 def test_no_usage_is_none() -> None:
-    assert parse([text("t"), finish()]).response.usage is None
+    assert parse([chunk("t"), finish()]).response.usage is None
 
 
 # --- how a stream ends -----------------------------------------------------------------
@@ -742,7 +730,7 @@ def test_no_usage_is_none() -> None:
 
 @pytest.mark.parametrize("sentinel", [b"[DONE]", b"DONE", b" [DONE] "])
 def test_the_done_sentinel_ends_the_stream_normally(sentinel: bytes) -> None:
-    body = build_body([text("t")], event=None) + b"data: " + sentinel + b"\n\n"
+    body = build_body([chunk("t")], event=None) + b"data: " + sentinel + b"\n\n"
     out = parse_body(body)
     assert out.error is None
     assert out.kinds[-2:] == ["OutputItemDone(Message)", "Completed"]
@@ -750,24 +738,26 @@ def test_the_done_sentinel_ends_the_stream_normally(sentinel: bytes) -> None:
 
 def test_input_after_done_is_ignored() -> None:
     # A.13: junk after [DONE], and a connection held open, change nothing.
-    body = build_body([text("t")], event=None, done=True) + b'data: {"choices": [{\n\ngarbage'
+    body = build_body([chunk("t")], event=None, done=True) + b'data: {"choices": [{\n\ngarbage'
     parser = StreamParser()
     events = parser.feed(body)
     assert isinstance(events[-1], Completed)
     assert parser.ended
-    assert parser.feed(build_body([text("more")])) == []
+    assert parser.feed(build_body([chunk("more")])) == []
     assert parser.close() == []
     assert parser.result().content == "t"
 
 
 def test_end_of_input_after_a_finish_reason_ends_the_stream_normally() -> None:
-    out = parse([text("t"), finish()], done=False)
+    out = parse([chunk("t"), finish()], done=False)
     assert out.error is None
     assert isinstance(out.events[-1], Completed)
 
 
 def test_end_of_input_without_done_or_finish_is_an_incomplete_stream_keeping_everything() -> None:
-    out = parse([chunk({"reasoning": "r"}), text("t", usage={"prompt_tokens": 1})], done=False)
+    out = parse(
+        [chunk(delta={"reasoning": "r"}), chunk("t", usage={"prompt_tokens": 1})], done=False
+    )
     assert isinstance(out.error, IncompleteStreamError)
     assert out.error.kind == "incomplete_stream"
     assert not any(isinstance(e, Completed) for e in out.events)
@@ -781,7 +771,7 @@ def test_a_cut_short_finish_ends_normally_keeping_the_text_and_the_trailing_usag
     reason: str,
 ) -> None:
     trailing = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 8}}
-    out = parse([text("cut"), finish(reason), trailing])
+    out = parse([chunk("cut"), finish(reason), trailing])
     assert out.error is None
     assert out.kinds[-3:] == ["OutputTextDelta", "OutputItemDone(Message)", "Completed"]
     assert out.response.content == "cut"
@@ -791,7 +781,7 @@ def test_a_cut_short_finish_ends_normally_keeping_the_text_and_the_trailing_usag
 
 
 def test_a_stop_finish_is_not_truncated() -> None:
-    assert not parse([text("whole"), finish("stop")]).response.truncated
+    assert not parse([chunk("whole"), finish("stop")]).response.truncated
 
 
 def test_length_keeps_finished_calls_and_reports_cut_ones_as_incomplete() -> None:
@@ -808,7 +798,7 @@ def test_length_keeps_finished_calls_and_reports_cut_ones_as_incomplete() -> Non
 
 def test_length_is_context_window_exceeded_in_the_specifications_mode() -> None:
     trailing = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 8}}
-    out = parse([text("cut"), finish("length"), trailing], length_is_error=True)
+    out = parse([chunk("cut"), finish("length"), trailing], length_is_error=True)
     assert isinstance(out.error, ContextWindowExceeded)
     assert out.error.kind == "context_window_exceeded"
     assert out.response.content == "cut"
@@ -818,13 +808,13 @@ def test_length_is_context_window_exceeded_in_the_specifications_mode() -> None:
 
 
 def test_content_filter_is_not_an_error_in_the_specifications_mode() -> None:
-    out = parse([text("so"), finish("content_filter")], length_is_error=True)
+    out = parse([chunk("so"), finish("content_filter")], length_is_error=True)
     assert out.error is None
     assert out.response.truncated
 
 
 def test_finish_reason_error_without_an_error_object_is_a_provider_error() -> None:
-    out = parse([text("so far"), finish("error")])
+    out = parse([chunk("so far"), finish("error")])
     assert isinstance(out.error, ProviderError)
     assert out.error.kind == "provider_error"
     assert "finish_reason" in out.error.message
@@ -834,19 +824,19 @@ def test_finish_reason_error_without_an_error_object_is_a_provider_error() -> No
 
 @pytest.mark.parametrize(
     "extra",
-    [[finish()], [chunk({})], [chunk({"content": ""}, finish="stop")]],
+    [[finish()], [chunk()], [chunk("", finish="stop")]],
     ids=["same-finish-chunk", "empty-delta", "empty-content-and-finish"],
 )
 def test_a_duplicated_final_chunk_gives_exactly_one_completed(extra: list[Any]) -> None:
     # A.14
-    out = parse([text("t"), finish(), *extra])
+    out = parse([chunk("t"), finish(), *extra])
     assert out.kinds.count("Completed") == 1
     assert out.kinds.count("OutputItemDone(Message)") == 1
     assert out.response.finish_reason == "stop"
 
 
 def test_old_ollamas_empty_finish_reason_is_no_finish_reason() -> None:
-    out = parse([text("a", finish=""), text("b", finish="")], done=False)
+    out = parse([chunk("a", finish=""), chunk("b", finish="")], done=False)
     assert isinstance(out.error, IncompleteStreamError)
     assert out.response.finish_reason is None
 
@@ -858,7 +848,7 @@ def test_a_last_event_without_its_closing_blank_line_is_read() -> None:
 
 
 def test_the_finish_reason_is_reported_as_sent() -> None:
-    assert parse([text("t"), finish("end_turn")]).response.finish_reason == "end_turn"
+    assert parse([chunk("t"), finish("end_turn")]).response.finish_reason == "end_turn"
 
 
 def test_response_id_and_model_are_the_first_non_empty_ones() -> None:
@@ -876,7 +866,7 @@ def test_response_id_and_model_are_the_first_non_empty_ones() -> None:
 
 
 def test_an_event_error_frame_is_a_provider_error_keeping_earlier_deltas() -> None:
-    body = build_body([text("a"), text("b")], event=None) + (
+    body = build_body([chunk("a"), chunk("b")], event=None) + (
         b"event: error\n"
         b'data: {"error":{"message":"m","type":"server_error","code":"c","param":"p"}}\n\n'
     )
@@ -913,7 +903,7 @@ def test_an_event_error_frame_whose_data_is_not_json_is_a_provider_error_with_th
 def test_in_band_error_shapes_are_provider_errors(
     payload: dict[str, Any], message: str, type_: str | None, code: int | None
 ) -> None:
-    out = parse([text("kept"), payload, text("after")])
+    out = parse([chunk("kept"), payload, chunk("after")])
     assert isinstance(out.error, ProviderError)
     assert message in out.error.message
     assert (out.error.type, out.error.code) == (type_, code)
@@ -932,7 +922,7 @@ def test_an_error_chunks_deltas_are_kept_but_its_finish_reason_is_not_applied() 
         "error": {"message": "m"},
         "choices": [{"delta": {"content": "x"}, "finish_reason": "stop"}],
     }
-    out = parse([text("a"), payload])
+    out = parse([chunk("a"), payload])
     assert isinstance(out.error, ProviderError)
     assert out.response.content == "ax"
     assert not any(isinstance(e, OutputItemDone) for e in out.events)
@@ -947,11 +937,11 @@ def test_an_error_chunks_deltas_are_kept_but_its_finish_reason_is_not_applied() 
 )
 def test_data_that_is_not_a_json_object_is_skipped_and_counted(data: bytes) -> None:
     body = (
-        build_body([text("a")], event=None)
+        build_body([chunk("a")], event=None)
         + b"data: "
         + data
         + b"\n\n"
-        + build_body([text("b"), finish()], event=None, done=True)
+        + build_body([chunk("b"), finish()], event=None, done=True)
     )
     out = parse_body(body)
     assert out.error is None
@@ -961,7 +951,7 @@ def test_data_that_is_not_a_json_object_is_skipped_and_counted(data: bytes) -> N
 
 def test_deeply_nested_json_data_is_skipped_not_raised() -> None:
     # Regression: json.loads raises RecursionError (not ValueError) on deep nesting.
-    body = b"data: " + b"[" * 100_000 + b"\n\n" + build_body([text("t"), finish()], event=None)
+    body = b"data: " + b"[" * 100_000 + b"\n\n" + build_body([chunk("t"), finish()], event=None)
     out = parse_body(body)
     assert out.error is None
     assert out.response.content == "t"
@@ -996,14 +986,14 @@ def test_an_error_nested_as_deeply_as_json_can_read_does_not_raise(
 def test_the_skipped_count_of_the_response_so_far_is_current() -> None:
     # Regression: the count was bumped behind the response cache's back.
     parser = StreamParser()
-    parser.feed(build_body([text("a")]))
+    parser.feed(build_body([chunk("a")]))
     assert parser.response.skipped_events == 0
     parser.feed(b"data: ping\n\n")
     assert parser.response.skipped_events == 1
 
 
 def test_chunks_whose_choices_are_not_a_list_are_ignored() -> None:
-    out = parse([text("a"), {"choices": {"0": {"delta": {"content": "x"}}}}, finish()])
+    out = parse([chunk("a"), {"choices": {"0": {"delta": {"content": "x"}}}}, finish()])
     assert out.response.content == "a"
 
 
@@ -1031,7 +1021,7 @@ def test_chunks_whose_choices_are_not_a_list_are_ignored() -> None:
     ],
 )
 def test_odd_but_harmless_shapes_change_nothing(odd: dict[str, Any]) -> None:
-    out = parse([text("a"), odd, text("b"), finish()])
+    out = parse([chunk("a"), odd, chunk("b"), finish()])
     assert out.error is None
     assert out.response.content == "ab"
     assert out.response.reasoning == ""
@@ -1044,10 +1034,10 @@ def test_odd_but_harmless_shapes_change_nothing(odd: dict[str, Any]) -> None:
 def test_choices_interleaved_are_accumulated_apart_with_their_index_on_events() -> None:
     out = parse(
         [
-            text("a0", index=0),
-            text("b0", index=1),
+            chunk("a0", index=0),
+            chunk("b0", index=1),
             calls(frag(0, "c1", "f", "{}"), index=1),
-            text("a1", index=0),
+            chunk("a1", index=0),
             finish("stop", index=0),
             finish("tool_calls", index=1),
         ]
@@ -1065,7 +1055,7 @@ def test_choices_interleaved_are_accumulated_apart_with_their_index_on_events() 
 
 
 def test_the_shortcuts_of_the_response_are_choice_zeros() -> None:
-    out = parse([text("one", index=1), text("zero", index=0), finish(index=0), finish(index=1)])
+    out = parse([chunk("one", index=1), chunk("zero", index=0), finish(index=0), finish(index=1)])
     assert out.response.content == "zero"
     assert [c.index for c in out.response.choices] == [0, 1]
 
@@ -1112,17 +1102,17 @@ def test_chunks_given_as_other_mappings_reduce_as_dicts_do(name: str) -> None:
 
 def test_the_accumulator_ignores_input_once_ended() -> None:
     acc = Accumulator()
-    acc.feed(text("a"))
+    acc.feed(chunk("a"))
     events = acc.finish(done=True)
     assert isinstance(events[-1], Completed)
-    assert acc.feed(text("b")) == []
+    assert acc.feed(chunk("b")) == []
     assert acc.finish(done=True) == []
     assert acc.response.content == "a"
 
 
 def test_failing_the_accumulator_keeps_what_arrived_in_the_errors_partial() -> None:
     acc = Accumulator()
-    acc.feed(text("a"))
+    acc.feed(chunk("a"))
     error = acc.fail(StreamClosedError("closed"))
     assert acc.ended and acc.error is error
     assert error.partial is not None and error.partial.content == "a"
@@ -1131,8 +1121,8 @@ def test_failing_the_accumulator_keeps_what_arrived_in_the_errors_partial() -> N
 
 def test_all_choices_finished_once_every_choice_seen_has_a_finish_reason() -> None:
     acc = Accumulator()
-    acc.feed(text("a", index=0))
-    acc.feed(text("b", index=1))
+    acc.feed(chunk("a", index=0))
+    acc.feed(chunk("b", index=1))
     acc.feed(finish(index=0))
     assert not acc.all_choices_finished
     acc.feed(finish(index=1))
@@ -1140,7 +1130,7 @@ def test_all_choices_finished_once_every_choice_seen_has_a_finish_reason() -> No
 
 
 def test_the_same_chunks_always_give_the_same_events() -> None:
-    chunks = [chunk({"reasoning": "r"}), text("t"), calls(frag(0, "c", "f", "{}")), finish()]
+    chunks = [chunk(delta={"reasoning": "r"}), chunk("t"), calls(frag(0, "c", "f", "{}")), finish()]
     first = parse(chunks)
     again = parse(json.loads(json.dumps(chunks)))
     assert first.events == again.events
@@ -1149,7 +1139,7 @@ def test_the_same_chunks_always_give_the_same_events() -> None:
 def test_responses_without_a_choice_zero_share_no_lists() -> None:
     # Regression: every such response returned one shared ChoiceResult, so appending to
     # one response's tool_calls changed every other's.
-    first = parse([text("only choice 1", index=1), finish(index=1)]).response
+    first = parse([chunk("only choice 1", index=1), finish(index=1)]).response
     first.tool_calls.append(FunctionCall("f", "{}", "c"))
     first.incomplete_tool_calls.append(FunctionCall("g", "{", "d"))
     assert Response().tool_calls == []

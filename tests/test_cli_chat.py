@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import chatstream
-from tests.helpers import build_body
+from tests.helpers import build_body, chunk
 from tests.loopback import Conn, LoopbackServer, json_error, sequence, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -38,14 +38,6 @@ TOOLS = [
 TIMEOUT = 60
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "model": "m",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
 USAGE = {
     "id": "chatcmpl-1",
     "choices": [],
@@ -55,18 +47,18 @@ USAGE = {
 
 def answer(text: str, reasoning: str = "", finish: str = "stop") -> bytes:
     """A streamed answer: optional reasoning, the text, a finish, usage, [DONE]."""
-    chunks = [_chunk({"role": "assistant"})]
+    chunks = [chunk(delta={"role": "assistant"})]
     if reasoning:
-        chunks.append(_chunk({"reasoning_content": reasoning}))
-    chunks += [_chunk({"content": text}), _chunk({}, finish), USAGE]
+        chunks.append(chunk(reasoning=reasoning))
+    chunks += [chunk(text), chunk(finish=finish), USAGE]
     return build_body(chunks, event=None, done=True)
 
 
 TOOL_CALL = build_body(
     [
-        _chunk({"role": "assistant", "content": "Checking."}),
-        _chunk(
-            {
+        chunk(delta={"role": "assistant", "content": "Checking."}),
+        chunk(
+            delta={
                 "tool_calls": [
                     {
                         "index": 0,
@@ -77,15 +69,15 @@ TOOL_CALL = build_body(
                 ]
             }
         ),
-        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": ' "Oslo"}'}}]}),
-        _chunk({}, "tool_calls"),
+        chunk(delta={"tool_calls": [{"index": 0, "function": {"arguments": ' "Oslo"}'}}]}),
+        chunk(finish="tool_calls"),
         USAGE,
     ],
     event=None,
     done=True,
 )
 
-SLOW = build_body([_chunk({"content": f"word{i} "}) for i in range(400)], event=None)
+SLOW = build_body([chunk(f"word{i} ") for i in range(400)], event=None)
 
 
 def echo(conn: Conn) -> None:

@@ -16,44 +16,27 @@ import pytest
 from chatstream import Completed, OutputItemAdded, ResponseEvent, _recording, event_from_json
 from chatstream.cli import main
 
-from .helpers import CORPUS, build_body, comparable, expectation, result_of, run
+from .helpers import CORPUS, build_body, chunk, comparable, expectation, result_of, run
 
 REASONING = "Let me think about it."
 TEXT = "Checking the weather in Paris."
 CHUNKS: list[dict[str, Any]] = [
-    {"id": "c1", "choices": [{"index": 0, "delta": {"reasoning_content": REASONING}}]},
-    {"id": "c1", "choices": [{"index": 0, "delta": {"content": TEXT}}]},
-    {
-        "id": "c1",
-        "choices": [
+    chunk(reasoning=REASONING),
+    chunk(TEXT),
+    chunk(
+        tool_calls=[
             {
                 "index": 0,
-                "delta": {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": "call_w",
-                            "function": {"name": "get_weather", "arguments": '{"city":'},
-                        }
-                    ]
-                },
+                "id": "call_w",
+                "function": {"name": "get_weather", "arguments": '{"city":'},
             }
-        ],
-    },
-    {
-        "id": "c1",
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
-            }
-        ],
-    },
-    {
-        "id": "c1",
-        "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-    },
+        ]
+    ),
+    chunk(tool_calls=[{"index": 0, "function": {"arguments": '"Paris"}'}}]),
+    chunk(
+        finish="tool_calls",
+        usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    ),
 ]
 GOOD = build_body(CHUNKS, event=None, done=True)
 # Cut off: no [DONE] and no finish_reason.

@@ -62,7 +62,17 @@ from tests.loopback import (
     sse_body,
 )
 
-from .helpers import CORPUS, comparable, corpus_names, drain, expectation
+from .helpers import (
+    CORPUS,
+    DONE,
+    answer,
+    chunk,
+    comparable,
+    corpus_names,
+    drain,
+    event,
+    expectation,
+)
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -84,35 +94,13 @@ MODES: list[BodyMode] = ["chunked", "close"]
 # --- building bodies ----------------------------------------------------------------------
 
 
-def chunk(
-    content: str | None = None,
-    *,
-    finish: str | None = None,
-    usage: dict[str, int] | None = None,
-    tool_calls: list[dict[str, Any]] | None = None,
-    choices: bool = True,
-) -> bytes:
-    """One ``data:`` event of a Chat Completions stream."""
-    delta: dict[str, Any] = {}
-    if content is not None:
-        delta["content"] = content
-    if tool_calls is not None:
-        delta["tool_calls"] = tool_calls
-    payload: dict[str, Any] = {"id": "chatcmpl-1", "model": "m"}
-    payload["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []
-    if usage is not None:
-        payload["usage"] = usage
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
-DONE = b"data: [DONE]\n\n"
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
 def text_body(*pieces: str, done: bool = True, usage: bool = True) -> bytes:
-    body = b"".join(chunk(p) for p in pieces) + chunk(finish="stop")
+    body = answer(*pieces, done=False)
     if usage:
-        body += chunk(usage=USAGE, choices=False)
+        body += event(chunk(usage=USAGE, choices=False))
     return body + (DONE if done else b"")
 
 
@@ -156,8 +144,8 @@ def stall_after(*events: bytes, mode: BodyMode = "chunked") -> Callable[[Conn], 
 
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"}, mode=mode)
-        for event in events:
-            conn.write(event)
+        for piece in events:
+            conn.write(piece)
         conn.sleep(60)
 
     return handler
@@ -201,9 +189,9 @@ def failure(stream: ChatStream) -> ChatStreamError:
 
 def first_text(stream: ChatStream) -> str:
     """Iterate up to the first text delta and return it."""
-    for event in stream:
-        if isinstance(event, OutputTextDelta):
-            return event.delta
+    for item in stream:
+        if isinstance(item, OutputTextDelta):
+            return item.delta
     raise AssertionError("the stream ended without text")
 
 
@@ -268,10 +256,10 @@ def test_an_event_arrives_before_the_rest_of_the_body(
 
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"}, mode=mode, gzip=gzip)
-        conn.write(chunk("first"))
+        conn.write(event(chunk("first")))
         if not released.wait(HOLD):
             gave_up.set()  # the client did not see the first event in time
-        conn.write(chunk(finish="stop") + DONE)
+        conn.write(event(chunk(finish="stop")) + DONE)
         conn.end()
 
     server.set_default(handler)
@@ -287,8 +275,8 @@ def test_an_event_in_a_partly_sent_http_chunk_arrives_at_once(
 ) -> None:
     # One HTTP chunk holds the whole body, and only its first event has been sent: the
     # client must not wait for the rest of the chunk (a whole-chunk reader would).
-    first = chunk("first")
-    rest = chunk(finish="stop") + DONE
+    first = event(chunk("first"))
+    rest = event(chunk(finish="stop")) + DONE
     released, gave_up = threading.Event(), threading.Event()
 
     def handler(conn: Conn) -> None:
@@ -352,7 +340,7 @@ def test_iteration_raises_the_typed_error_after_the_events_before_it(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
     error_event = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
-    server.set_default(sse_body(chunk("par") + chunk("tial") + error_event))
+    server.set_default(sse_body(event(chunk("par")) + event(chunk("tial")) + error_event))
     with make_client().stream(BODY) as stream:
         events, error = drain(stream)
     assert isinstance(error, ProviderError)
@@ -367,7 +355,7 @@ def test_iteration_raises_the_typed_error_after_the_events_before_it(
 def test_close_from_another_thread_returns_at_once_during_a_blocked_read(
     server: LoopbackServer, make_client: Callable[..., Client], mode: BodyMode
 ) -> None:
-    server.set_default(stall_after(chunk("first"), mode=mode))
+    server.set_default(stall_after(event(chunk("first")), mode=mode))
     stream = make_client().stream(BODY)
     assert first_text(stream) == "first"
     rest, out = in_thread(lambda: drain(stream))  # blocked: the server says nothing more
@@ -384,7 +372,7 @@ def test_result_after_close_raises_stream_closed_with_the_partial_response(
 ) -> None:
     # On a close-delimited body the woken reader sees a clean EOF: it must still end as
     # closed, not as completed or incomplete.
-    server.set_default(stall_after(chunk("first"), chunk(finish="stop"), mode=mode))
+    server.set_default(stall_after(event(chunk("first")), event(chunk(finish="stop")), mode=mode))
     stream = make_client().stream(BODY, queue_size=1)
     assert first_text(stream) == "first"
     stream.close()
@@ -428,7 +416,7 @@ def test_close_during_a_retry_wait_ends_the_stream_as_closed(
 def test_the_with_statement_closes_the_stream(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    server.set_default(stall_after(chunk("a")))
+    server.set_default(stall_after(event(chunk("a"))))
     with make_client().stream(BODY) as stream:
         assert first_text(stream) == "a"
     assert isinstance(failure(stream), StreamClosedError)
@@ -438,7 +426,7 @@ def test_the_with_statement_closes_the_stream(
 def test_a_stream_dropped_without_close_is_closed_when_collected(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    server.set_default(stall_after(chunk("a")))
+    server.set_default(stall_after(event(chunk("a"))))
     stream = make_client().stream(BODY)
     events = iter(stream)
     assert isinstance(next(events), chatstream.OutputItemAdded)
@@ -451,7 +439,9 @@ def test_a_stream_dropped_without_close_is_closed_when_collected(
 def test_a_new_stream_on_the_same_client_works_after_a_close(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    server.route("/v1/chat/completions", sequence(stall_after(chunk("old")), sse_body(HELLO)))
+    server.route(
+        "/v1/chat/completions", sequence(stall_after(event(chunk("old"))), sse_body(HELLO))
+    )
     client = make_client()
     with client.stream(BODY) as old:
         assert first_text(old) == "old"
@@ -496,7 +486,7 @@ def test_interpreter_exit_is_not_held_up_by_a_live_stream(tmp_path: Path) -> Non
 def test_done_on_a_connection_kept_open_completes_at_once(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    server.set_default(stall_after(chunk("Hi"), chunk(finish="stop"), DONE))
+    server.set_default(stall_after(event(chunk("Hi")), event(chunk(finish="stop")), DONE))
     started = time.monotonic()
     with make_client().stream(BODY) as stream:  # finish grace: the default 2 s
         assert stream.result(timeout=WAIT).content == "Hi"
@@ -506,7 +496,9 @@ def test_done_on_a_connection_kept_open_completes_at_once(
 def test_junk_after_done_is_ignored(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    server.set_default(sse_body(chunk("Hi") + DONE + chunk("junk") + b"data: {not json\n\n"))
+    server.set_default(
+        sse_body(event(chunk("Hi")) + DONE + event(chunk("junk")) + b"data: {not json\n\n")
+    )
     with make_client().stream(BODY) as stream:
         assert stream.result(timeout=WAIT).content == "Hi"
 
@@ -516,15 +508,15 @@ def test_junk_after_done_is_ignored(
 
 def flood(total: int, sent_all: threading.Event) -> Callable[[Conn], None]:
     """Write ``total`` events of 1 KiB of text as fast as the client takes them."""
-    event = chunk("y" * 1000)
-    block = event * 64
+    one = event(chunk("y" * 1000))
+    block = one * 64
 
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"})
         try:
             for _ in range(total // 64):
                 conn.write(block)
-            conn.write(chunk(finish="stop") + DONE)
+            conn.write(event(chunk(finish="stop")) + DONE)
             sent_all.set()
         except OSError:
             pass  # the client went away
@@ -568,7 +560,7 @@ def test_the_idle_timeout_fires_with_an_injected_clock_without_waiting(
 ) -> None:
     clock = FakeClock()
     watchdog = Watchdog(clock=clock, thread=False)
-    server.set_default(stall_after(chunk("before the silence")))
+    server.set_default(stall_after(event(chunk("before the silence"))))
     # The real idle limit is the default 300 s: nothing may wait for it.
     client = make_client(timeouts=Timeouts(), watchdog=watchdog)
     started = time.monotonic()
@@ -587,7 +579,7 @@ def test_the_idle_timeout_fires_with_an_injected_clock_without_waiting(
 def test_the_idle_timeout_fires_with_the_real_clock(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    server.set_default(stall_after(chunk("x")))
+    server.set_default(stall_after(event(chunk("x"))))
     client = make_client(timeouts=TIMEOUTS.replace(idle=0.3))
     started = time.monotonic()
     with client.stream(BODY) as stream:
@@ -621,7 +613,7 @@ def test_a_trickle_is_caught_by_the_event_timeout(
     # neither the socket timeout nor the idle limit would ever fire.
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"})
-        conn.write(chunk("so far"))
+        conn.write(event(chunk("so far")))
         conn.write(b":")
         while True:
             conn.sleep(0.05)
@@ -643,7 +635,7 @@ def test_the_total_timeout_ends_a_stream_that_still_flows(
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"})
         while True:
-            conn.write(chunk("tick "))
+            conn.write(event(chunk("tick ")))
             conn.sleep(0.05)
 
     server.set_default(handler)
@@ -819,7 +811,7 @@ def test_a_connection_cut_mid_body_is_a_connection_error_keeping_the_events(
 
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"})
-        conn.write(chunk("kept"))
+        conn.write(event(chunk("kept")))
         sent.wait(WAIT)
         conn.write(b'data: {"choices":[{"delta":{"cont')
         conn.abort(rst=rst)
@@ -840,7 +832,7 @@ def test_a_close_delimited_body_cut_before_the_finish_is_incomplete(
 ) -> None:
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"}, mode="close")
-        conn.write(chunk("half an ans") + b'data: {"choices":[{"delta":{"content":"w')
+        conn.write(event(chunk("half an ans")) + b'data: {"choices":[{"delta":{"content":"w')
         conn.end()
 
     server.set_default(handler)
@@ -906,7 +898,7 @@ def test_a_200_that_breaks_mid_body_is_not_requested_again(
 ) -> None:
     def handler(conn: Conn) -> None:
         conn.send_head(headers={"Content-Type": "text/event-stream"})
-        conn.write(chunk("once"))
+        conn.write(event(chunk("once")))
         conn.abort()
 
     server.set_default(handler)
@@ -1110,7 +1102,7 @@ def test_telemetry_reports_each_event(
 def test_telemetry_reports_the_error_once(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    server.set_default(sse_body(chunk("par"), mode="close"))
+    server.set_default(sse_body(event(chunk("par")), mode="close"))
     recorder = Recorder()
     with make_client(telemetry=recorder).stream(BODY) as stream:
         error = failure(stream)
@@ -1129,7 +1121,7 @@ def test_a_raising_telemetry_hook_does_not_break_the_stream(
         def on_sse_event(self, *args: Any) -> None:
             raise RuntimeError("hook")
 
-    server.set_default(sse_body(chunk("par"), mode="close"))
+    server.set_default(sse_body(event(chunk("par")), mode="close"))
     with make_client(telemetry=Broken()).stream(BODY) as stream:
         assert isinstance(failure(stream), IncompleteStreamError)
 
@@ -1194,7 +1186,7 @@ def assert_no_key(error: BaseException, *texts: str) -> None:
 
 def cut_mid_body(conn: Conn) -> None:
     conn.send_head(headers={"Content-Type": "text/event-stream"})
-    conn.write(chunk("x"))
+    conn.write(event(chunk("x")))
     conn.abort(rst=True)
 
 
@@ -1346,7 +1338,12 @@ def test_two_hundred_concurrent_streams_on_one_client(
 
 # --- an answer cut short ------------------------------------------------------------------
 
-CUT = chunk("Once upon") + chunk(finish="length") + chunk(usage=USAGE, choices=False) + DONE
+CUT = (
+    event(chunk("Once upon"))
+    + event(chunk(finish="length"))
+    + event(chunk(usage=USAGE, choices=False))
+    + DONE
+)
 
 
 def test_a_length_finish_ends_the_stream_normally_with_a_truncated_result(

@@ -3,7 +3,6 @@ client, overridden per stream, and given the request body."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from chatstream import (
     ThinkTags,
     Timeouts,
 )
+from tests.helpers import build_body, chunk
 from tests.loopback import LoopbackServer, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -28,13 +28,8 @@ WAIT = 5.0
 
 def sse(*contents: str | dict[str, Any], finish: str = "stop") -> bytes:
     """A body of content deltas (or other deltas), a finish and [DONE]."""
-    chunks = [
-        {"choices": [{"index": 0, "delta": {"content": c} if isinstance(c, str) else c}]}
-        for c in contents
-    ]
-    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
-    return body.encode()
+    chunks = [chunk(c) if isinstance(c, str) else chunk(delta=c) for c in contents]
+    return build_body([*chunks, chunk(finish=finish)], event=None, done=True)
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from chatstream import (
     _redact,
 )
 
+from .helpers import chunk, event
+
 BASE = "http://api.test/v1"
 URL = BASE + "/chat/completions"
 BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -121,15 +123,10 @@ def test_a_completion_over_max_event_bytes_is_too_large() -> None:
 # --- limits ----------------------------------------------------------------------------------
 
 
-def _chunk(index: int = 0, **delta: Any) -> bytes:
-    data = {"choices": [{"index": index, "delta": delta, "finish_reason": None}]}
-    return b"data: " + json.dumps(data).encode() + b"\n\n"
-
-
 def test_max_choices_ends_the_stream_keeping_the_choices_within_it() -> None:
     parser = StreamParser(max_choices=2)
     for index in range(3):
-        parser.feed(_chunk(index, content=f"c{index}"))
+        parser.feed(event(chunk(f"c{index}", index=index)))
     error = parser.error
     assert isinstance(error, LimitExceededError) and error.limit == "max_choices"
     assert [c.content for c in parser.response.choices] == ["c0", "c1"]
@@ -139,7 +136,7 @@ def test_max_tool_calls_ends_the_stream_keeping_the_calls_within_it() -> None:
     parser = StreamParser(max_tool_calls=2)
     for n in range(3):
         call = {"index": n, "id": f"t{n}", "function": {"name": "f", "arguments": ""}}
-        parser.feed(_chunk(tool_calls=[call]))
+        parser.feed(event(chunk(tool_calls=[call])))
     error = parser.error
     assert isinstance(error, LimitExceededError) and error.maximum == 2
     assert [c.call_id for c in parser.response.choices[0].incomplete_tool_calls] == ["t0", "t1"]
@@ -149,14 +146,14 @@ def test_max_tool_calls_counts_per_choice() -> None:
     parser = StreamParser(max_tool_calls=1)
     for index in range(3):
         call = {"index": 0, "id": f"t{index}", "function": {"name": "f", "arguments": "{}"}}
-        parser.feed(_chunk(index, tool_calls=[call]))
+        parser.feed(event(chunk(tool_calls=[call], index=index)))
     assert parser.error is None
 
 
 def test_max_total_bytes_keeps_every_byte_up_to_it() -> None:
-    first = _chunk(content="kept")
+    first = event(chunk("kept"))
     parser = StreamParser(max_total_bytes=len(first))
-    parser.feed(first + _chunk(content="over"))
+    parser.feed(first + event(chunk("over")))
     assert isinstance(parser.error, LimitExceededError)
     assert parser.response.content == "kept"
 
@@ -164,7 +161,7 @@ def test_max_total_bytes_keeps_every_byte_up_to_it() -> None:
 def test_max_total_bytes_is_off_by_default() -> None:
     parser = StreamParser()
     for _ in range(2000):
-        parser.feed(_chunk(content="x" * 1000))
+        parser.feed(event(chunk("x" * 1000)))
     assert parser.error is None and len(parser.response.content) == 2_000_000
 
 

@@ -21,11 +21,7 @@ from chatstream import (
     StreamParser,
 )
 
-from .helpers import build_body, kinds
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> dict[str, Any]:
-    return {"choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+from .helpers import build_body, chunk, kinds
 
 
 def frag(index: int, *, id: str | None = None, name: str | None = None, args: str = "") -> Any:
@@ -35,7 +31,7 @@ def frag(index: int, *, id: str | None = None, name: str | None = None, args: st
     out: dict[str, Any] = {"index": index, "function": function}
     if id is not None:
         out["id"] = id
-    return chunk({"tool_calls": [out]})
+    return chunk(tool_calls=[out])
 
 
 def events_of(chunks: list[dict[str, Any]], **options: Any) -> list[ResponseEvent]:
@@ -56,7 +52,7 @@ def test_a_call_is_announced_with_its_name_and_id_before_its_arguments_arrive() 
 def test_each_argument_fragment_is_a_delta_in_arrival_order() -> None:
     pieces = ['{"pa', 'th": "a', '.txt"}']
     chunks = [frag(0, id="c", name="f")] + [frag(0, args=p) for p in pieces]
-    events = events_of([*chunks, chunk({}, "tool_calls")])
+    events = events_of([*chunks, chunk(finish="tool_calls")])
     assert [(d.call_id, d.delta, d.output_index) for d in deltas(events)] == [
         ("c", p, 0) for p in pieces
     ]
@@ -64,7 +60,7 @@ def test_each_argument_fragment_is_a_delta_in_arrival_order() -> None:
 
 def test_fragments_before_the_name_follow_the_announcement_at_once() -> None:
     chunks = [frag(0, args='{"a"'), frag(0, args=": 1"), frag(0, id="c", name="f", args="}")]
-    events = events_of([*chunks, chunk({}, "tool_calls")])
+    events = events_of([*chunks, chunk(finish="tool_calls")])
     assert kinds(events) == [
         "OutputItemAdded(FunctionCall)",
         "FunctionCallArgumentsDelta",
@@ -85,7 +81,7 @@ def test_the_deltas_of_a_call_join_to_exactly_its_final_arguments(
         frag(0, id="c" if i == named_at else None, name="f" if i == named_at else None, args=p)
         for i, p in enumerate(pieces)
     ]
-    events = events_of([*chunks, chunk({}, "tool_calls")])
+    events = events_of([*chunks, chunk(finish="tool_calls")])
     done = [e.item for e in events if isinstance(e, OutputItemDone)]
     assert [c.arguments for c in done] == ["".join(pieces)]  # type: ignore[union-attr]
     assert "".join(d.delta for d in deltas(events)) == "".join(pieces)
@@ -97,7 +93,7 @@ def test_parallel_calls_have_their_own_output_index() -> None:
         frag(1, id="b", name="g", args="["),
         frag(0, args="}"),
         frag(1, args="]"),
-        chunk({}, "tool_calls"),
+        chunk(finish="tool_calls"),
     ]
     events = events_of(chunks)
     assert [(d.call_id, d.output_index, d.delta) for d in deltas(events)] == [
@@ -111,7 +107,7 @@ def test_parallel_calls_have_their_own_output_index() -> None:
 def test_each_choice_announces_its_own_calls() -> None:
     def call(index: int) -> dict[str, Any]:
         fragment = {"index": 0, "id": f"c{index}", "function": {"name": "f", "arguments": "{}"}}
-        return chunk({"tool_calls": [fragment]}, index=index)
+        return chunk(tool_calls=[fragment], index=index)
 
     events = events_of([call(0), call(1)], request=None)
     added = [(e.choice_index, e.item.call_id) for e in events if isinstance(e, OutputItemAdded)]
@@ -120,7 +116,7 @@ def test_each_choice_announces_its_own_calls() -> None:
 
 
 def test_a_call_cut_off_at_a_normal_end_ends_with_an_incomplete_event() -> None:
-    events = events_of([frag(0, id="c", name="f", args='{"q": "ca'), chunk({}, "stop")])
+    events = events_of([frag(0, id="c", name="f", args='{"q": "ca'), chunk(finish="stop")])
     assert kinds(events) == [
         "OutputItemAdded(FunctionCall)",
         "FunctionCallArgumentsDelta",
@@ -133,14 +129,14 @@ def test_a_call_cut_off_at_a_normal_end_ends_with_an_incomplete_event() -> None:
 
 
 def test_a_call_dropped_by_the_specifications_stop_rule_ends_as_incomplete() -> None:
-    chunks = [frag(0, id="c", name="f", args="{}"), chunk({}, "stop")]
+    chunks = [frag(0, id="c", name="f", args="{}"), chunk(finish="stop")]
     events = events_of(chunks, drop_tool_calls_on_stop=True)
     assert "OutputItemIncomplete(FunctionCall)" in kinds(events)
     assert "OutputItemDone(FunctionCall)" not in kinds(events)
 
 
 def test_a_call_that_never_gets_a_name_is_never_announced() -> None:
-    events = events_of([frag(0, args="{}"), chunk({}, "tool_calls")])
+    events = events_of([frag(0, args="{}"), chunk(finish="tool_calls")])
     assert kinds(events) == ["Completed"]
 
 
@@ -160,10 +156,10 @@ def test_a_custom_tool_calls_input_streams_as_argument_deltas() -> None:
         fragment = {"index": 0, "type": "custom", "custom": {"input": text, **extra}}
         if "name" in extra:
             fragment["id"] = "ct"
-        return chunk({"tool_calls": [fragment]})
+        return chunk(tool_calls=[fragment])
 
     events = events_of(
-        [custom("*** Begin", name="apply_patch"), custom(" Patch"), chunk({}, "tool_calls")],
+        [custom("*** Begin", name="apply_patch"), custom(" Patch"), chunk(finish="tool_calls")],
         partial_json=True,
     )
     assert events[0].item == FunctionCall("apply_patch", "", "ct", custom=True)  # type: ignore[union-attr]
@@ -174,7 +170,7 @@ def test_a_custom_tool_calls_input_streams_as_argument_deltas() -> None:
 
 
 def test_without_partial_json_a_delta_has_no_view() -> None:
-    events = events_of([frag(0, id="c", name="f", args='{"a": "b"}'), chunk({}, "tool_calls")])
+    events = events_of([frag(0, id="c", name="f", args='{"a": "b"}'), chunk(finish="tool_calls")])
     assert [d.parsed for d in deltas(events)] == [None]
 
 
@@ -195,7 +191,7 @@ def test_a_custom_call_cut_off_by_length_ends_with_an_incomplete_event() -> None
         "type": "custom",
         "custom": {"name": "apply_patch", "input": "*** Begin"},
     }
-    events = events_of([chunk({"tool_calls": [fragment]}), chunk({}, "length")])
+    events = events_of([chunk(tool_calls=[fragment]), chunk(finish="length")])
     ended = [e for e in events if isinstance(e, OutputItemIncomplete)]
     assert [e.item for e in ended] == [FunctionCall("apply_patch", "*** Begin", "ct", custom=True)]
     assert "OutputItemDone(FunctionCall)" not in kinds(events)

@@ -9,17 +9,14 @@ import threading
 import pytest
 
 import chatstream
-from tests.helpers import build_body
+from tests.helpers import build_body, chunk
 from tests.loopback import LoopbackServer, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 PATH = "/v1/chat/completions"
 BODY = build_body(
-    [
-        {"id": "c1", "choices": [{"index": 0, "delta": {"content": "h\u00e9llo"}}]},
-        {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-    ],
+    [chunk("h\u00e9llo"), chunk(finish="stop")],
     event=None,
     done=True,
 )

@@ -20,7 +20,7 @@ from chatstream import (
 )
 from chatstream.partial_json import PartialJson, parse_partial
 
-from .helpers import build_body
+from .helpers import build_body, chunk
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=6),
@@ -97,12 +97,9 @@ def test_a_long_text_is_parsed_again_only_as_it_grows_by_a_quarter() -> None:
 
 def call_chunks(arguments: list[str], finish: str) -> list[dict[str, Any]]:
     head = {"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}
-    chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"tool_calls": [head]}}]}]
-    for piece in arguments:
-        fragment = {"index": 0, "function": {"arguments": piece}}
-        chunks.append({"choices": [{"delta": {"tool_calls": [fragment]}}]})
-    chunks.append({"choices": [{"delta": {}, "finish_reason": finish}]})
-    return chunks
+    fragments = [{"index": 0, "function": {"arguments": piece}} for piece in arguments]
+    calls = [chunk(tool_calls=[fragment]) for fragment in [head, *fragments]]
+    return [*calls, chunk(finish=finish)]
 
 
 def test_each_argument_delta_carries_the_arguments_parsed_so_far() -> None:
@@ -124,9 +121,7 @@ def test_a_call_cut_off_with_a_view_that_parses_stays_incomplete() -> None:
 
 
 def content_body(pieces: list[str]) -> bytes:
-    chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": p}}]} for p in pieces]
-    chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}]})
-    return build_body(chunks)
+    return build_body([*(chunk(p) for p in pieces), chunk(finish="stop")])
 
 
 def test_json_content_is_parsed_when_the_request_asked_for_json() -> None:

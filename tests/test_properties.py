@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from chatstream import Accumulator, ResponseEvent, SSEDecoder, SSEMessage, StreamParser
 
-from .helpers import CORPUS, corpus_names, examples
+from .helpers import CORPUS, chunk, corpus_names, examples
 
 NAMES = corpus_names()
 
@@ -129,7 +129,7 @@ def generated_streams(draw: st.DrawFn) -> Generated:
         st.lists(st.tuples(st.sampled_from(["content", "reasoning_content"]), TEXT), max_size=12)
     ):
         (content if kind == "content" else reasoning).append(value)
-        chunks.append({"id": "gen", "choices": [{"index": 0, "delta": {kind: value}}]})
+        chunks.append(chunk(delta={kind: value}))
     call_arguments = None
     if draw(st.booleans()):
         call_arguments = json.dumps({"q": draw(TEXT)}, ensure_ascii=draw(st.booleans()))
@@ -140,11 +140,11 @@ def generated_streams(draw: st.DrawFn) -> Generated:
         for a, b in itertools.pairwise(bounds):
             fragments.append({"index": 0, "function": {"arguments": call_arguments[a:b]}})
         for fragment in fragments:
-            chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [fragment]}}]})
+            chunks.append(chunk(tool_calls=[fragment]))
     reason = "stop" if call_arguments is None else "tool_calls"
-    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+    chunks.append(chunk(finish=reason))
     if draw(st.booleans()):
-        chunks.append({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}})
+        chunks.append(chunk(usage={"prompt_tokens": 3, "completion_tokens": 4}, choices=False))
     return Generated(
         chunks, "".join(content), "".join(reasoning), call_arguments, draw(st.booleans())
     )
@@ -156,16 +156,16 @@ def sse_bodies(draw: st.DrawFn, stream: Generated) -> bytes:
     comments, optional ``event:`` lines and one line-ending style."""
     eol = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     events: list[list[str]] = []
-    for chunk in stream.chunks:
+    for payload in stream.chunks:
         lines = []
         if draw(st.booleans()):
             lines.append(": keep-alive")
         if draw(st.booleans()):
             lines.append("event: message")
-        text = json.dumps(chunk, ensure_ascii=draw(st.booleans()))
+        text = json.dumps(payload, ensure_ascii=draw(st.booleans()))
         if draw(st.booleans()):
             # Multi-line data: the JSON spread over lines, joined again with LF.
-            text = json.dumps(chunk, ensure_ascii=draw(st.booleans()), indent=1)
+            text = json.dumps(payload, ensure_ascii=draw(st.booleans()), indent=1)
         prefix = draw(st.sampled_from(["data: ", "data:"]))
         lines += [prefix + line for line in text.split("\n")]
         events.append(lines)
@@ -183,8 +183,8 @@ def reference_events(stream: Generated) -> list[ResponseEvent]:
     """The chunks fed straight to the reducer, no SSE involved."""
     accumulator = Accumulator()
     events: list[ResponseEvent] = []
-    for chunk in stream.chunks:
-        events += accumulator.feed(json.loads(json.dumps(chunk)))
+    for payload in stream.chunks:
+        events += accumulator.feed(json.loads(json.dumps(payload)))
     return events + accumulator.finish(done=stream.done)
 
 
@@ -309,8 +309,8 @@ def test_the_reducer_never_raises_on_any_json_and_its_result_is_json(
     chunks: list[Any], done: bool
 ) -> None:
     accumulator = Accumulator()
-    for chunk in chunks:
-        accumulator.feed(chunk)
+    for value in chunks:
+        accumulator.feed(value)
     accumulator.finish(done=done)
     assert accumulator.ended
     json.dumps(accumulator.response.to_result_dict())

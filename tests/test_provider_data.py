@@ -24,14 +24,7 @@ from chatstream import (
     event_from_json,
 )
 
-from .helpers import CORPUS, build_body, corpus_names, kinds
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None, **top: Any) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
-    if "logprobs" in top:
-        choice["logprobs"] = top.pop("logprobs")
-    return {"id": "chatcmpl-1", "model": "m", "choices": [choice], **top}
+from .helpers import CORPUS, build_body, chunk, corpus_names, kinds
 
 
 def parse(chunks: list[dict[str, Any]], **options: Any) -> tuple[list[Any], Response]:
@@ -59,13 +52,13 @@ GEMINI_CALL = {
 
 
 def test_a_gemini_thought_signature_is_kept_on_the_call() -> None:
-    _, response = parse([chunk({"tool_calls": [GEMINI_CALL]}, "stop")])
+    _, response = parse([chunk(tool_calls=[GEMINI_CALL], finish="stop")])
     assert response.tool_calls[0].extra_content == {"google": {"thought_signature": "c2lnbmF0dXJl"}}
 
 
 def test_a_call_without_extra_content_has_none() -> None:
     call = {k: v for k, v in GEMINI_CALL.items() if k != "extra_content"}
-    _, response = parse([chunk({"tool_calls": [call]}, "tool_calls")])
+    _, response = parse([chunk(tool_calls=[call], finish="tool_calls")])
     assert response.tool_calls[0].extra_content is None
 
 
@@ -73,7 +66,7 @@ def test_a_call_without_extra_content_has_none() -> None:
 
 OPENROUTER_DETAILS = [
     chunk(
-        {
+        delta={
             "reasoning": "Let me",
             "reasoning_details": [
                 {"type": "reasoning.text", "text": "Let me", "index": 0, "format": "x"}
@@ -81,26 +74,26 @@ OPENROUTER_DETAILS = [
         }
     ),
     chunk(
-        {
+        delta={
             "reasoning": " think.",
             "reasoning_details": [{"type": "reasoning.text", "text": " think.", "index": 0}],
         }
     ),
     chunk(
-        {
+        delta={
             "reasoning_details": [
                 {"type": "reasoning.text", "text": "", "signature": "sig-1", "index": 0}
             ]
         }
     ),
     chunk(
-        {
+        delta={
             "reasoning_details": [
                 {"type": "reasoning.encrypted", "data": "ZW5j", "id": "rs_9", "index": 1}
             ]
         }
     ),
-    chunk({"content": "Done."}, "stop"),
+    chunk("Done.", finish="stop"),
 ]
 
 
@@ -135,7 +128,7 @@ def test_an_encrypted_entry_fills_encrypted_content_and_id() -> None:
 def test_an_encrypted_entry_alone_still_makes_a_reasoning_item() -> None:
     encrypted = {"type": "reasoning.encrypted", "data": "ZW5j"}
     events, response = parse(
-        [chunk({"reasoning_details": [encrypted]}), chunk({"content": "Hi"}, "stop")]
+        [chunk(delta={"reasoning_details": [encrypted]}), chunk("Hi", finish="stop")]
     )
     assert kinds(events)[:2] == ["OutputItemAdded(Reasoning)", "OutputItemAdded(Message)"]
     assert reasoning_item(response).details == [encrypted]
@@ -143,14 +136,10 @@ def test_an_encrypted_entry_alone_still_makes_a_reasoning_item() -> None:
 
 
 def test_thinking_block_signatures_are_kept() -> None:
-    _, response = parse(
-        [
-            chunk({"thinking_blocks": [{"type": "thinking", "thinking": "Hm", "signature": None}]}),
-            chunk({"thinking_blocks": [{"type": "thinking", "thinking": "m.", "signature": None}]}),
-            chunk({"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "EqQ"}]}),
-            chunk({"content": "ok"}, "stop"),
-        ]
-    )
+    pieces = [("Hm", None), ("m.", None), ("", "EqQ")]
+    blocks = [{"type": "thinking", "thinking": t, "signature": s} for t, s in pieces]
+    chunks = [chunk(delta={"thinking_blocks": [block]}) for block in blocks]
+    _, response = parse([*chunks, chunk("ok", finish="stop")])
     assert reasoning_item(response).thinking_blocks == [
         {"type": "thinking", "thinking": "Hmm.", "signature": "EqQ"}
     ]
@@ -158,7 +147,7 @@ def test_thinking_block_signatures_are_kept() -> None:
 
 
 def test_the_reasoning_field_name_is_remembered() -> None:
-    _, response = parse([chunk({"reasoning_content": "r"}), chunk({"content": "a"}, "stop")])
+    _, response = parse([chunk(delta={"reasoning_content": "r"}), chunk("a", finish="stop")])
     assert response.choices[0].reasoning_field == "reasoning_content"
 
 
@@ -201,7 +190,7 @@ CITATION = {
 
 def test_delta_annotations_are_kept_on_the_message_and_the_result() -> None:
     _, response = parse(
-        [chunk({"content": "See"}), chunk({"annotations": [CITATION]}), chunk({}, "stop")]
+        [chunk("See"), chunk(delta={"annotations": [CITATION]}), chunk(finish="stop")]
     )
     messages = [item for item in response.items if isinstance(item, Message)]
     assert messages[0].annotations == [CITATION]
@@ -218,7 +207,7 @@ def test_perplexity_citations_reach_the_result_and_completed() -> None:
 
 def test_search_results_are_kept() -> None:
     results = [{"title": "A", "url": "https://example.com/a", "date": None}]
-    _, response = parse([chunk({"content": "x"}, "stop", search_results=results)])
+    _, response = parse([chunk("x", finish="stop", search_results=results)])
     assert response.search_results == results
 
 
@@ -235,7 +224,7 @@ def test_openrouter_cost_is_kept_with_the_usage() -> None:
 def test_the_full_token_details_are_kept() -> None:
     details = {"cached_tokens": 2, "audio_tokens": 1}
     usage = {"prompt_tokens": 5, "completion_tokens": 1, "prompt_tokens_details": details}
-    _, response = parse([chunk({"content": "x"}, "stop", usage=usage)])
+    _, response = parse([chunk("x", finish="stop", usage=usage)])
     assert response.usage is not None
     assert response.usage.prompt_tokens_details == details
     assert response.usage.cached_input_tokens == 2
@@ -243,7 +232,7 @@ def test_the_full_token_details_are_kept() -> None:
 
 def test_top_level_reasoning_tokens_count_when_there_are_no_details() -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": 9, "reasoning_tokens": 4}
-    _, response = parse([chunk({"content": "x"}, "stop", usage=usage)])
+    _, response = parse([chunk("x", finish="stop", usage=usage)])
     assert response.usage is not None
     assert response.usage.reasoning_output_tokens == 4
 
@@ -265,9 +254,9 @@ def test_system_fingerprint_and_service_tier_are_kept() -> None:
 # --- audio -----------------------------------------------------------------------------
 
 AUDIO_STREAM = [
-    chunk({"audio": {"id": "audio_1", "transcript": "Hel", "data": "AAA", "expires_at": 17}}),
-    chunk({"audio": {"transcript": "lo", "data": "BBB"}}),
-    chunk({"audio": {"data": "CCC"}}, "stop"),
+    chunk(delta={"audio": {"id": "audio_1", "transcript": "Hel", "data": "AAA", "expires_at": 17}}),
+    chunk(delta={"audio": {"transcript": "lo", "data": "BBB"}}),
+    chunk(delta={"audio": {"data": "CCC"}}, finish="stop"),
 ]
 
 
@@ -295,8 +284,8 @@ def test_the_whole_audio_is_on_the_result() -> None:
 
 
 def test_raw_chunks_deliver_unknown_fields_before_their_events() -> None:
-    odd = chunk({"content": "Hi", "vendor_delta": 1}, vendor_top={"x": [1]})
-    events, _ = parse([odd, chunk({}, "stop")], raw_chunks=True)
+    odd = chunk(delta={"content": "Hi", "vendor_delta": 1}, vendor_top={"x": [1]})
+    events, _ = parse([odd, chunk(finish="stop")], raw_chunks=True)
     assert isinstance(events[0], RawChunk)
     assert events[0].chunk == odd
     assert kinds(events[:3]) == ["RawChunk", "OutputItemAdded(Message)", "OutputTextDelta"]
@@ -304,7 +293,7 @@ def test_raw_chunks_deliver_unknown_fields_before_their_events() -> None:
 
 
 def test_raw_chunks_are_off_by_default() -> None:
-    events, _ = parse([chunk({"content": "Hi"}, "stop")])
+    events, _ = parse([chunk("Hi", finish="stop")])
     assert not any(isinstance(e, RawChunk) for e in events)
 
 
@@ -313,8 +302,8 @@ def test_raw_chunks_are_off_by_default() -> None:
 RICH_STREAMS = {
     "details": OPENROUTER_DETAILS,
     "audio": AUDIO_STREAM,
-    "gemini": [chunk({"tool_calls": [GEMINI_CALL]}, "stop")],
-    "annotations": [chunk({"content": "See", "annotations": [CITATION]}, "stop")],
+    "gemini": [chunk(tool_calls=[GEMINI_CALL], finish="stop")],
+    "annotations": [chunk(delta={"content": "See", "annotations": [CITATION]}, finish="stop")],
 }
 
 
@@ -355,7 +344,7 @@ def test_a_failed_result_loads_back_with_its_error() -> None:
 def test_a_provider_errors_facts_load_back() -> None:
     error_chunk = {"error": {"message": "overloaded", "type": "server_error", "code": 529}}
     parser = StreamParser()
-    parser.feed(build_body([chunk({"content": "a"}), error_chunk]))
+    parser.feed(build_body([chunk("a"), error_chunk]))
     loaded = Response.from_json(parser.response.to_json())
     assert loaded.error is not None
     assert (loaded.error.kind, loaded.error.attributes.get("code")) == ("provider_error", 529)
@@ -368,7 +357,7 @@ def test_a_malformed_result_is_a_value_error(text: str) -> None:
 
 
 def test_provider_data_costs_no_json_in_a_plain_stream() -> None:
-    events, _ = parse([chunk({"content": "Hi"}, "stop")])
+    events, _ = parse([chunk("Hi", finish="stop")])
     for event in events:
         data = json.loads(event.to_json())
         assert "logprobs" not in data and "citations" not in data
@@ -377,7 +366,7 @@ def test_provider_data_costs_no_json_in_a_plain_stream() -> None:
 
 
 def test_items_compare_as_before_when_there_is_no_provider_data() -> None:
-    events, _ = parse([chunk({"content": "Hi"}, "stop")])
+    events, _ = parse([chunk("Hi", finish="stop")])
     done = [e for e in events if isinstance(e, OutputItemDone)]
     added = [e for e in events if isinstance(e, OutputItemAdded)]
     assert done[0].item == Message(content=done[0].item.content)  # type: ignore[union-attr]
@@ -389,7 +378,7 @@ def test_items_compare_as_before_when_there_is_no_provider_data() -> None:
 
 
 def test_to_message_of_a_plain_answer_is_its_text() -> None:
-    _, response = parse([chunk({"content": "Hi"}, "stop")])
+    _, response = parse([chunk("Hi", finish="stop")])
     assert response.to_message() == {"role": "assistant", "content": "Hi"}
 
 
@@ -404,7 +393,11 @@ def test_to_message_sends_a_custom_call_as_custom() -> None:
     custom = {"index": 0, "id": "call_c", "type": "custom", "custom": {"name": "patch"}}
     more = {"index": 0, "custom": {"input": "*** Begin"}}
     _, response = parse(
-        [chunk({"tool_calls": [custom]}), chunk({"tool_calls": [more]}), chunk({}, "tool_calls")]
+        [
+            chunk(tool_calls=[custom]),
+            chunk(tool_calls=[more]),
+            chunk(finish="tool_calls"),
+        ]
     )
     assert response.to_message()["tool_calls"] == [
         {"id": "call_c", "type": "custom", "custom": {"name": "patch", "input": "*** Begin"}}
@@ -421,13 +414,13 @@ def test_to_message_sends_openrouters_reasoning_details_and_reasoning_back() -> 
 
 def test_to_message_sends_thinking_blocks_back() -> None:
     block = {"type": "thinking", "thinking": "Hm", "signature": "EqQ"}
-    _, response = parse([chunk({"thinking_blocks": [block]}), chunk({"content": "ok"}, "stop")])
+    _, response = parse([chunk(delta={"thinking_blocks": [block]}), chunk("ok", finish="stop")])
     assert response.to_message()["thinking_blocks"] == [block]
 
 
 def test_to_message_never_invents_reasoning_from_content_parts() -> None:
     parts = [{"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]}]
-    _, response = parse([chunk({"content": parts}), chunk({"content": "ok"}, "stop")])
+    _, response = parse([chunk(delta={"content": parts}), chunk("ok", finish="stop")])
     assert response.reasoning == "hm"
     assert response.to_message() == {"role": "assistant", "content": "ok"}
 

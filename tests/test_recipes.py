@@ -22,7 +22,7 @@ import chatstream
 from chatstream.demo import DemoServer, load_script
 from chatstream.notebook import show
 from chatstream.wsgi import SSE_HEADERS, sse_events
-from tests.helpers import build_body
+from tests.helpers import build_body, chunk
 from tests.loopback import LoopbackServer, json_error, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -32,10 +32,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
 
 def _text_body(words: list[str], finish: str = "stop") -> bytes:
-    chunks: list[dict[str, Any]] = [
-        {"id": "c1", "choices": [{"index": 0, "delta": {"content": w}}]} for w in words
-    ]
-    chunks.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    chunks = [*(chunk(w) for w in words), chunk(finish=finish)]
     return build_body(chunks, event=None, done=True)
 
 
@@ -105,9 +102,9 @@ def test_flask_relays_a_tool_call_as_it_streams(
         call = {"index": 0, "function": function}
         if "name" in function:
             call["id"] = "call_1"
-        return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
+        return chunk(tool_calls=[call])
 
-    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+    finish = chunk(finish="tool_calls")
     chunks = [fragment(name="ls", arguments='{"pa'), fragment(arguments='th": "/"}'), finish]
     server.route(PATH, sse_body(build_body(chunks, event=None, done=True)))
     app, _ = relay_app(client)

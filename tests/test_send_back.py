@@ -20,7 +20,7 @@ import pytest
 
 import chatstream
 from chatstream import BadRequestError, Client, Conversation, FunctionCall, Response
-from tests.helpers import build_body
+from tests.helpers import build_body, chunk
 from tests.loopback import Conn, LoopbackServer, json_error, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -39,25 +39,17 @@ REASONING = "The user wants the weather; call the tool."
 SIGNATURE = "Q2lnbmF0dXJlIG9mIHRoZSB0aG91Z2h0"
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "model": "m",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
 def _answer(text: str) -> bytes:
-    return build_body([_chunk({"content": text}), _chunk({}, "stop")], event=None, done=True)
+    return build_body([chunk(text), chunk(finish="stop")], event=None, done=True)
 
 
 # DeepSeek's thinking mode with tools: reasoning_content, then the call.
 DEEPSEEK_CALL = build_body(
     [
-        _chunk({"role": "assistant", "content": None, "reasoning_content": "The user wants "}),
-        _chunk({"reasoning_content": "the weather; call the tool."}),
-        _chunk(
-            {
+        chunk(delta={"role": "assistant", "content": None, "reasoning_content": "The user wants "}),
+        chunk(delta={"reasoning_content": "the weather; call the tool."}),
+        chunk(
+            delta={
                 "tool_calls": [
                     {
                         "index": 0,
@@ -68,8 +60,8 @@ DEEPSEEK_CALL = build_body(
                 ]
             }
         ),
-        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":"Oslo"}'}}]}),
-        _chunk({}, "tool_calls"),
+        chunk(delta={"tool_calls": [{"index": 0, "function": {"arguments": '{"city":"Oslo"}'}}]}),
+        chunk(finish="tool_calls"),
     ],
     event=None,
     done=True,
@@ -79,8 +71,8 @@ DEEPSEEK_CALL = build_body(
 # signature in extra_content, and finish_reason "stop".
 GEMINI_CALL = build_body(
     [
-        _chunk(
-            {
+        chunk(
+            delta={
                 "role": "assistant",
                 "tool_calls": [
                     {
@@ -91,7 +83,7 @@ GEMINI_CALL = build_body(
                     }
                 ],
             },
-            "stop",
+            finish="stop",
         )
     ],
     event=None,
@@ -280,7 +272,7 @@ def test_reasoning_of_earlier_turns_is_not_sent_again(server: LoopbackServer) ->
 
 
 def test_a_turn_cut_by_length_stays_in_the_history(server: LoopbackServer) -> None:
-    cut = build_body([_chunk({"content": "Once upon"}), _chunk({}, "length")], done=True)
+    cut = build_body([chunk("Once upon"), chunk(finish="length")], done=True)
     server.route(PATH, sse_body(cut))
     with Client(server.url + "/v1") as client:
         conversation = Conversation(client, {"model": "m", "max_tokens": 2})
@@ -342,7 +334,7 @@ def test_the_chat_repl_keeps_a_turn_cut_by_max_tokens(
 ) -> None:
     from chatstream import cli
 
-    cut = build_body([_chunk({"content": "Once upon"}), _chunk({}, "length")], done=True)
+    cut = build_body([chunk("Once upon"), chunk(finish="length")], done=True)
     server.route(PATH, sse_body(cut))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO("Tell a story\ngo on\n"))

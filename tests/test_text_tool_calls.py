@@ -9,16 +9,14 @@ import pytest
 from chatstream import FunctionCall, OutputTextDelta, StreamParser
 from chatstream.textcalls import TextCallSplitter, requires_tool_call
 
-from .helpers import build_body, kinds
+from .helpers import build_body, chunk, kinds
 
 TOOLS = [{"type": "function", "function": {"name": "ls", "parameters": {}}}]
 REQUIRED = {"tools": TOOLS, "tool_choice": "required"}
 
 
 def body_of(pieces: list[str], finish: str = "stop") -> bytes:
-    chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": p}}]} for p in pieces]
-    chunks.append({"choices": [{"delta": {}, "finish_reason": finish}]})
-    return build_body(chunks, done=True)
+    return build_body([*(chunk(p) for p in pieces), chunk(finish=finish)], done=True)
 
 
 def splits(text: str) -> list[list[str]]:

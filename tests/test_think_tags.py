@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from chatstream import StreamParser, ThinkTags
 from chatstream.think import ThinkSplitter
 
-from .helpers import CORPUS, build_body
+from .helpers import CORPUS, build_body, chunk
 
 RECORDING = CORPUS / "llamacpp-server-think-tags-in-content.sse"
 
@@ -37,9 +36,7 @@ def rechunked(text: str, rng: random.Random) -> bytes:
         step = rng.randint(1, 9)
         pieces.append(text[i : i + step])
         i += step
-    chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": p}}]} for p in pieces]
-    chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}]})
-    return build_body(chunks, done=True)
+    return build_body([*(chunk(p) for p in pieces), chunk(finish="stop")], done=True)
 
 
 def split_and_reasoning(body: bytes, think_tags: bool | ThinkTags = True) -> tuple[str, str]:
