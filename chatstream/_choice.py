@@ -7,6 +7,7 @@ the :class:`~chatstream.Accumulator` decides when (see its module for the rules)
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from typing import Any
@@ -34,7 +35,14 @@ from .partial_json import PartialJson
 from .response import ChoiceResult
 from .textcalls import TextCall
 
-__all__ = ["RARE_DELTA_KEYS", "UNCOMMON_DELTA_KEYS", "ChoiceState", "Events", "read_rare_fields"]
+__all__ = [
+    "RARE_DELTA_KEYS",
+    "UNCOMMON_DELTA_KEYS",
+    "ChoiceState",
+    "Events",
+    "Handover",
+    "read_rare_fields",
+]
 
 log = logging.getLogger("chatstream")
 
@@ -49,6 +57,17 @@ def join_text(pieces: list[str]) -> str:
     if any(piece and "\ud800" <= piece[-1] <= "\udbff" for piece in pieces):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
     return text
+
+
+class Handover(enum.Enum):
+    """Which of a choice's open tool calls are handed over as finished when it ends."""
+
+    #: Every named call (``finish_reason: "tool_calls"``: the model says they are whole).
+    ALL = "all"
+    #: The named calls that were not cut off (arguments empty or parsing as JSON).
+    WHOLE = "whole"
+    #: None (the specification's ``stop`` drops them): each is reported incomplete.
+    NONE = "none"
 
 
 class CallState:
@@ -358,13 +377,15 @@ class ChoiceState:
             annotations = None if self.provider is None else self.provider.take_annotations()
             self._done(Message(content=content, annotations=annotations), events)
 
-    def finish_calls(self, events: Events, *, complete: bool, check_json: bool) -> None:
-        """Hand over the open calls: all named ones when ``complete``, else none; with
-        ``check_json`` only those that were not cut off. Unnamed calls are dropped."""
+    def finish_calls(self, events: Events, handover: Handover) -> None:
+        """End the open calls: the named ones ``handover`` picks are finished, the other
+        named ones reported incomplete; unnamed calls are dropped."""
         for call in self.calls:
             if call.name is None:
                 log.debug("dropping tool call %s: it never got a name", call.slot)
-            elif complete and (not check_json or call.looks_whole(self.finish_reason)):
+            elif handover is Handover.ALL or (
+                handover is Handover.WHOLE and call.looks_whole(self.finish_reason)
+            ):
                 item = call.item()
                 self.done_calls.append(item)
                 self._done(item, events)

@@ -41,7 +41,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._choice import RARE_DELTA_KEYS, UNCOMMON_DELTA_KEYS, ChoiceState, Events, read_rare_fields
+from ._choice import (
+    RARE_DELTA_KEYS,
+    UNCOMMON_DELTA_KEYS,
+    ChoiceState,
+    Events,
+    Handover,
+    read_rare_fields,
+)
 from ._content import ContentFilter
 from ._provider_fields import normalised_usage, provider_error, reasoning_field, reasoning_text
 from .errors import (
@@ -352,7 +359,7 @@ class Accumulator:
         self._seen_finish = True
         if reason in ("tool_calls", "function_call"):
             state.finish_reasoning(events)
-            state.finish_calls(events, complete=True, check_json=False)
+            state.finish_calls(events, Handover.ALL)
         elif reason == "error":
             # An error with no error object: nothing of the choice is finished.
             if self._error_finish is None:
@@ -366,8 +373,8 @@ class Accumulator:
         else:
             state.finish_reasoning(events)
             state.finish_message(events)
-            keep = not (reason == "stop" and self.drop_tool_calls_on_stop)
-            state.finish_calls(events, complete=keep, check_json=True)
+            drop = reason == "stop" and self.drop_tool_calls_on_stop
+            state.finish_calls(events, Handover.NONE if drop else Handover.WHOLE)
 
     def finish(self, *, done: bool = False) -> Events:
         """The input ended; return the last events.
@@ -392,7 +399,7 @@ class Accumulator:
             state.flush_content(events)
             state.finish_reasoning(events)
             state.finish_message(events)
-            state.finish_calls(events, complete=True, check_json=True)
+            state.finish_calls(events, Handover.WHOLE)
         self.ended = True
         events.append(
             Completed(
