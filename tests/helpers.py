@@ -50,7 +50,7 @@ def drain(
     return out, None
 
 
-def run(
+def run_core(
     pieces: Iterable[bytes], **options: Any
 ) -> tuple[list[ResponseEvent], ChatStreamError | None]:
     """Every event the core gives for ``pieces``, and the error it ended in (or None)."""
@@ -59,7 +59,7 @@ def run(
 
 def collect_events(body: bytes, **options: Any) -> list[ResponseEvent]:
     """The events of a body that must end normally."""
-    events, error = run([body], **options)
+    events, error = run_core([body], **options)
     assert error is None, f"stream failed: {error!r}"
     return events
 
@@ -187,7 +187,23 @@ def event(payload: Any, *, name: str | None = None, eol: str = "\n") -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
-def answer(*pieces: str, done: bool = True) -> bytes:
-    """A whole streamed answer: the pieces of text, a ``stop`` finish, ``[DONE]``."""
-    body = b"".join(event(chunk(p)) for p in pieces) + event(chunk(finish="stop"))
-    return body + (DONE if done else b"")
+def answer(
+    *pieces: str,
+    finish: str = "stop",
+    role: bool = False,
+    reasoning: str | None = None,
+    usage: dict[str, Any] | None = None,
+    done: bool = True,
+) -> bytes:
+    """A whole streamed answer: an ``assistant`` role chunk (when ``role``), a reasoning
+    chunk (when ``reasoning`` is given), one text chunk per piece, the ``finish`` chunk, a
+    usage-only chunk without choices (when ``usage`` is given), then ``[DONE]`` (unless
+    ``done`` is false)."""
+    chunks = [chunk(delta={"role": "assistant"})] if role else []
+    if reasoning is not None:
+        chunks.append(chunk(reasoning=reasoning))
+    chunks += [chunk(p) for p in pieces]
+    chunks.append(chunk(finish=finish))
+    if usage is not None:
+        chunks.append(chunk(usage=usage, choices=False))
+    return b"".join(event(c) for c in chunks) + (DONE if done else b"")

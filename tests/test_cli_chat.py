@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import chatstream
-from tests.helpers import build_body, chunk
+from tests.helpers import answer, build_body, chunk
 from tests.loopback import Conn, LoopbackServer, json_error, sequence, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -38,20 +38,7 @@ TOOLS = [
 TIMEOUT = 60
 
 
-USAGE = {
-    "id": "chatcmpl-1",
-    "choices": [],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
-}
-
-
-def answer(text: str, reasoning: str = "", finish: str = "stop") -> bytes:
-    """A streamed answer: optional reasoning, the text, a finish, usage, [DONE]."""
-    chunks = [chunk(delta={"role": "assistant"})]
-    if reasoning:
-        chunks.append(chunk(reasoning=reasoning))
-    chunks += [chunk(text), chunk(finish=finish), USAGE]
-    return build_body(chunks, event=None, done=True)
+USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
 
 
 TOOL_CALL = build_body(
@@ -71,7 +58,7 @@ TOOL_CALL = build_body(
         ),
         chunk(delta={"tool_calls": [{"index": 0, "function": {"arguments": ' "Oslo"}'}}]}),
         chunk(finish="tool_calls"),
-        USAGE,
+        chunk(usage=USAGE, choices=False),
     ],
     event=None,
     done=True,
@@ -83,7 +70,8 @@ SLOW = build_body([chunk(f"word{i} ") for i in range(400)], event=None)
 def echo(conn: Conn) -> None:
     """Answers "echo: <the last user message>" (with a little reasoning)."""
     last = conn.json()["messages"][-1]
-    sse_body(answer(f"echo: {last['content']}", reasoning="Thinking."))(conn)
+    text = f"echo: {last['content']}"
+    sse_body(answer(text, role=True, reasoning="Thinking.", usage=USAGE))(conn)
 
 
 def weather(conn: Conn) -> None:
@@ -96,7 +84,7 @@ def weather(conn: Conn) -> None:
         sse_body(TOOL_CALL, headers={"x-codex-turn-state": "backend-7"})(conn)
     else:
         temp = json.loads(last["content"])["temp"]
-        sse_body(answer(f"It is {temp} degrees in Oslo."))(conn)
+        sse_body(answer(f"It is {temp} degrees in Oslo.", role=True, usage=USAGE))(conn)
 
 
 def completion(conn: Conn) -> None:
@@ -136,7 +124,7 @@ def environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> Run:
+def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> Run:
     """``chatstream ARGS`` in a subprocess, ``stdin`` as its input."""
     done = subprocess.run(
         [sys.executable, "-m", "chatstream", *args],
@@ -168,7 +156,7 @@ def test_one_shot_sends_the_prompt_and_prints_only_the_answer_on_stdout(
     server.route(PATH, echo)
     options = ["--system", "Be brief.", "--temperature", "0.5", "--max-tokens", "50"]
     env = environment(OPENAI_API_KEY="sk-test")
-    result = run(*chat(server, *options, "--header", "X-Team: blue", "hello"), env=env)
+    result = run_cli(*chat(server, *options, "--header", "X-Team: blue", "hello"), env=env)
     assert (result.status, result.out) == (0, "echo: hello\n")
     assert result.err.splitlines()[:2] == ["thinking…", "Thinking."]
     assert result.err.splitlines()[-1].startswith("· first token ")
@@ -193,7 +181,7 @@ def test_settings_come_from_the_environment(server: LoopbackServer) -> None:
         OPENAI_API_KEY="sk-default",
         MY_KEY="sk-mine",
     )
-    result = run("chat", "--api-key-env", "MY_KEY", "--no-reasoning", "hi", env=env)
+    result = run_cli("chat", "--api-key-env", "MY_KEY", "--no-reasoning", "hi", env=env)
     assert result.status == 0
     assert "thinking… (hidden)" in result.err and "Thinking." not in result.err
     (request,) = server.requests
@@ -203,13 +191,13 @@ def test_settings_come_from_the_environment(server: LoopbackServer) -> None:
 
 def test_no_key_sends_no_credentials(server: LoopbackServer) -> None:
     server.route(PATH, echo)
-    assert run(*chat(server, "hi")).status == 0
+    assert run_cli(*chat(server, "hi")).status == 0
     assert "Authorization" not in server.requests[0].headers
 
 
 def test_result_prints_one_result_object(server: LoopbackServer) -> None:
     server.route(PATH, echo)
-    result = run(*chat(server, "--result", "hi"))
+    result = run_cli(*chat(server, "--result", "hi"))
     (line,) = result.out.splitlines()
     data = json.loads(line)
     assert (data["content"], data["reasoning"]) == ("echo: hi", "Thinking.")
@@ -218,7 +206,7 @@ def test_result_prints_one_result_object(server: LoopbackServer) -> None:
 
 def test_json_prints_one_event_per_line(server: LoopbackServer) -> None:
     server.route(PATH, echo)
-    result = run(*chat(server, "--json", "hi"))
+    result = run_cli(*chat(server, "--json", "hi"))
     events = [chatstream.event_from_json(line) for line in result.out.splitlines()]
     assert isinstance(events[-1], chatstream.Completed)
     assert [e.delta for e in events if isinstance(e, chatstream.OutputTextDelta)] == ["echo: hi"]
@@ -226,7 +214,7 @@ def test_json_prints_one_event_per_line(server: LoopbackServer) -> None:
 
 def test_a_reply_that_came_whole_shows_no_token_rate(server: LoopbackServer) -> None:
     server.route(PATH, completion)
-    result = run(*chat(server, "hi"))
+    result = run_cli(*chat(server, "hi"))
     assert (result.status, result.out) == (0, "A whole answer at once.\n")
     summary = result.err.splitlines()[-1]
     assert summary.startswith("· first token ") and summary.endswith("9 in, 6 out")
@@ -234,8 +222,8 @@ def test_a_reply_that_came_whole_shows_no_token_rate(server: LoopbackServer) -> 
 
 
 def test_an_answer_cut_at_max_tokens_is_shown_with_a_note(server: LoopbackServer) -> None:
-    server.route(PATH, sse_body(answer("Once upon a", finish="length")))
-    result = run(*chat(server, "--max-tokens", "3", "a story"))
+    server.route(PATH, sse_body(answer("Once upon a", role=True, finish="length", usage=USAGE)))
+    result = run_cli(*chat(server, "--max-tokens", "3", "a story"))
     assert (result.status, result.out) == (0, "Once upon a\n")
     assert "· cut short: max tokens" in result.err
     assert "error" not in result.err
@@ -246,7 +234,7 @@ def test_an_answer_cut_at_max_tokens_is_shown_with_a_note(server: LoopbackServer
 
 def test_the_conversation_keeps_the_history(server: LoopbackServer) -> None:
     server.route(PATH, echo)
-    result = run(*chat(server, "--system", "sys"), stdin="first\n\n  \nsecond\n")
+    result = run_cli(*chat(server, "--system", "sys"), stdin="first\n\n  \nsecond\n")
     assert result.status == 0
     assert result.out == "echo: first\necho: second\n"
     assert result.err.index("you> first") < result.err.index("you> second")
@@ -262,8 +250,9 @@ def test_the_conversation_keeps_the_history(server: LoopbackServer) -> None:
 
 
 def test_an_answer_cut_at_max_tokens_stays_in_the_history(server: LoopbackServer) -> None:
-    server.route(PATH, sequence(sse_body(answer("Once upon", finish="length")), echo))
-    result = run(*chat(server), stdin="a story\ngo on\n")
+    cut = answer("Once upon", role=True, finish="length", usage=USAGE)
+    server.route(PATH, sequence(sse_body(cut), echo))
+    result = run_cli(*chat(server), stdin="a story\ngo on\n")
     assert result.status == 0
     assert server.requests[1].json()["messages"] == [
         {"role": "user", "content": "a story"},
@@ -274,7 +263,7 @@ def test_an_answer_cut_at_max_tokens_stays_in_the_history(server: LoopbackServer
 
 def test_help_lists_the_commands_and_is_not_sent(server: LoopbackServer) -> None:
     server.route(PATH, echo)
-    result = run(*chat(server), stdin="/help\nhi\n/quit\nnever sent\n")
+    result = run_cli(*chat(server), stdin="/help\nhi\n/quit\nnever sent\n")
     assert result.status == 0
     assert "/exit" in result.err and "/quit" in result.err and "Ctrl-C" in result.err
     assert [r.json()["messages"][-1]["content"] for r in server.requests] == ["hi"]
@@ -282,7 +271,7 @@ def test_help_lists_the_commands_and_is_not_sent(server: LoopbackServer) -> None
 
 def test_exit_leaves_the_conversation(server: LoopbackServer) -> None:
     server.route(PATH, echo)
-    result = run(*chat(server), stdin="/exit\nhi\n")
+    result = run_cli(*chat(server), stdin="/exit\nhi\n")
     assert (result.status, result.out, server.requests) == (0, "", [])
 
 
@@ -291,7 +280,7 @@ def test_a_tool_result_typed_by_the_user_goes_back_in_the_same_turn(
 ) -> None:
     server.route(PATH, weather)
     stdin = 'weather in Oslo?\n{"temp": 21}\nthanks\n'
-    result = run(*chat(server, "--tools", tools_file(tmp_path, {"tools": TOOLS})), stdin=stdin)
+    result = run_cli(*chat(server, "--tools", tools_file(tmp_path, {"tools": TOOLS})), stdin=stdin)
     assert result.status == 0
     # The call as it streamed (on stderr), then the answer built from the result.
     assert '→ get_weather({"city": "Oslo"})  (call_1)\n' in result.err
@@ -324,14 +313,14 @@ def test_result_prints_one_object_per_request_of_a_tool_round_trip(
 ) -> None:
     server.route(PATH, weather)
     args = chat(server, "--tools", tools_file(tmp_path), "--result", "weather?")
-    result = run(*args, stdin='{"temp": -3}\n')
+    result = run_cli(*args, stdin='{"temp": -3}\n')
     results = [json.loads(line) for line in result.out.splitlines()]
     assert [r["finish_reason"] for r in results] == ["tool_calls", "stop"]
     assert results[1]["content"] == "It is -3 degrees in Oslo."
 
 
 def test_help_says_what_result_prints_and_lists_the_commands() -> None:
-    result = run("chat", "--help")
+    result = run_cli("chat", "--help")
     assert result.status == 0
     assert "one JSON object per request" in result.out
     assert "/exit" in result.out and "/quit" in result.out
@@ -339,7 +328,7 @@ def test_help_says_what_result_prints_and_lists_the_commands() -> None:
 
 def test_a_missing_tool_result_is_a_usage_error(server: LoopbackServer, tmp_path: Path) -> None:
     server.route(PATH, weather)
-    result = run(*chat(server, "--tools", tools_file(tmp_path), "weather?"))
+    result = run_cli(*chat(server, "--tools", tools_file(tmp_path), "weather?"))
     assert result.status == 2
     assert result.err.endswith(
         "error: the model called get_weather, but the input ended before its result\n"
@@ -351,7 +340,7 @@ def test_the_conversation_goes_on_after_a_failed_turn_and_exits_1(
 ) -> None:
     bad = json_error(400, {"error": {"message": "Unsupported value: 'm'"}})
     server.route(PATH, sequence(bad, echo))
-    result = run(*chat(server), stdin="one\ntwo\n")
+    result = run_cli(*chat(server), stdin="one\ntwo\n")
     assert result.status == 1
     assert "error: HTTP 400: Unsupported value: 'm' (check the request body)\n" in result.err
     assert result.out == "echo: two\n"
@@ -380,7 +369,7 @@ def test_tool_choice_param_and_system_shape_the_request(
         "Be brief.",
         "hi",
     )
-    assert run(*args, stdin='{"temp": 1}\n').status == 0
+    assert run_cli(*args, stdin='{"temp": 1}\n').status == 0
     body = server.requests[0].json()
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert (body["seed"], body["stop"]) == (7, ["\n\n"])
@@ -403,7 +392,7 @@ def test_bad_input_is_a_usage_error_before_any_request(
     server: LoopbackServer, args: list[str], message: str
 ) -> None:
     server.route(PATH, echo)
-    result = run(*chat(server, *args))
+    result = run_cli(*chat(server, *args))
     assert result.status == 2
     assert message in result.err
     assert server.requests == []
@@ -422,7 +411,7 @@ def test_bad_input_is_a_usage_error_before_any_request(
 def test_usage_errors_are_one_line_with_one_prefix_and_status_2(
     args: list[str], message: str
 ) -> None:
-    result = run("chat", *args)
+    result = run_cli("chat", *args)
     assert result.status == 2 and result.out == ""
     assert message in result.err and result.err.count("\n") == 1
     assert result.err.startswith("error: ")
@@ -436,7 +425,7 @@ def test_http_401_is_one_clear_line_naming_the_key_variable(server: LoopbackServ
         "error": {"message": "Incorrect API key provided: sk-bad.", "type": "invalid_request_error"}
     }
     server.route(PATH, json_error(401, error))
-    result = run(*chat(server, "hi"), env=environment(OPENAI_API_KEY="sk-bad"))
+    result = run_cli(*chat(server, "hi"), env=environment(OPENAI_API_KEY="sk-bad"))
     assert (result.status, result.out) == (1, "")
     assert result.err == (
         "error: HTTP 401: Incorrect API key provided: [REDACTED]. (check the API key) "
@@ -448,7 +437,7 @@ def test_a_refused_connection_names_the_cause_and_the_url_without_credentials() 
     with LoopbackServer() as gone:
         netloc = gone.url.removeprefix("http://")
     base_url = f"http://alice:s3cret@{netloc}/v1"
-    result = run("chat", "--base-url", base_url, "--model", "m", "--max-retries", "0", "hi")
+    result = run_cli("chat", "--base-url", base_url, "--model", "m", "--max-retries", "0", "hi")
     assert result.status == 1 and "Traceback" not in result.err
     assert result.err == (
         f"error: Could not connect to http://{netloc}/v1/chat/completions: connection "
@@ -458,7 +447,7 @@ def test_a_refused_connection_names_the_cause_and_the_url_without_credentials() 
 
 def test_https_to_a_plain_http_server_is_named_a_tls_failure(server: LoopbackServer) -> None:
     base_url = server.url.replace("http://", "https://") + "/v1"
-    result = run("chat", "--base-url", base_url, "--model", "m", "--max-retries", "0", "hi")
+    result = run_cli("chat", "--base-url", base_url, "--model", "m", "--max-retries", "0", "hi")
     assert result.status == 1
     assert "the TLS handshake failed" in result.err
     assert f"Try --base-url {server.url}/v1" in result.err
@@ -469,7 +458,7 @@ def test_a_404_shows_the_url_and_a_base_url_ending_in_the_endpoint_gets_advice(
 ) -> None:
     server.route(PATH, echo)
     base_url = server.url + "/v1/chat/completions"
-    result = run("chat", "--base-url", base_url, "--model", "m", "hi")
+    result = run_cli("chat", "--base-url", base_url, "--model", "m", "hi")
     assert result.status == 1
     assert f"The URL requested was {base_url}/chat/completions." in result.err
     assert "--base-url is the API root: drop /chat/completions from its end." in result.err
@@ -478,7 +467,7 @@ def test_a_404_shows_the_url_and_a_base_url_ending_in_the_endpoint_gets_advice(
 def test_a_retry_is_announced_on_stderr_with_its_wait(server: LoopbackServer) -> None:
     limited = json_error(429, {"error": {"message": "Slow down."}}, headers={"Retry-After": "0.2"})
     server.route(PATH, sequence(limited, echo))
-    result = run(*chat(server, "hi"))
+    result = run_cli(*chat(server, "hi"))
     assert (result.status, result.out) == (0, "echo: hi\n")
     (note,) = [line for line in result.err.splitlines() if "retrying" in line]
     assert note.startswith("· HTTP 429: Slow down.") and "retrying in " in note
@@ -488,7 +477,7 @@ def test_a_retry_is_announced_on_stderr_with_its_wait(server: LoopbackServer) ->
 def test_a_retried_connection_names_its_cause_in_the_note() -> None:
     with LoopbackServer() as gone:
         url = gone.url + "/v1"
-    result = run("chat", "--base-url", url, "--model", "m", "--max-retries", "1", "hi")
+    result = run_cli("chat", "--base-url", url, "--model", "m", "--max-retries", "1", "hi")
     assert result.status == 1
     (note,) = [line for line in result.err.splitlines() if "retrying" in line]
     assert note.startswith(
@@ -498,7 +487,7 @@ def test_a_retried_connection_names_its_cause_in_the_note() -> None:
 
 def test_max_retries_0_fails_at_once(server: LoopbackServer) -> None:
     server.route(PATH, json_error(503, {"error": {"message": "Busy."}}))
-    result = run(*chat(server, "--max-retries", "0", "hi"))
+    result = run_cli(*chat(server, "--max-retries", "0", "hi"))
     assert result.status == 1 and "retrying" not in result.err
     assert len(server.requests) == 1
     assert "--max-retries" in result.err
@@ -510,14 +499,14 @@ def test_max_retries_0_fails_at_once(server: LoopbackServer) -> None:
 def test_record_saves_the_body_that_replay_reads_back_identically(
     server: LoopbackServer, tmp_path: Path
 ) -> None:
-    body = answer("recorded words", reasoning="hmm")
+    body = answer("recorded words", role=True, reasoning="hmm", usage=USAGE)
     # Split into 1-9 byte writes: the recording is the bytes, not the events.
     server.route(PATH, sse_body(body, split=True))
     recording = tmp_path / "odd.sse"
-    live = run(*chat(server, "--result", "--record", str(recording), "hi"))
+    live = run_cli(*chat(server, "--result", "--record", str(recording), "hi"))
     assert live.status == 0
     assert recording.read_bytes() == body
-    replayed = run("replay", str(recording), "--result")
+    replayed = run_cli("replay", str(recording), "--result")
     assert (replayed.status, replayed.out) == (live.status, live.out)
 
 
@@ -536,11 +525,11 @@ def test_a_response_that_is_no_event_stream_replays_as_it_ran(
 ) -> None:
     server.route(PATH, handler)
     recording = tmp_path / "odd.sse"
-    live = run(*chat(server, "--result", "--record", str(recording), "hi"))
+    live = run_cli(*chat(server, "--result", "--record", str(recording), "hi"))
     assert recording.read_bytes().startswith(b"HTTP/1.1 ")
-    replayed = run("replay", str(recording), "--result")
+    replayed = run_cli("replay", str(recording), "--result")
     assert (replayed.status, replayed.out) == (live.status, live.out)
-    replayed_text = run("replay", str(recording))
+    replayed_text = run_cli("replay", str(recording))
     assert replayed_text.status == live.status
 
 
@@ -550,7 +539,7 @@ def test_record_numbers_the_responses_after_the_first(
     server.route(PATH, weather)
     recording = tmp_path / "chat.sse"
     args = chat(server, "--tools", tools_file(tmp_path), "--record", str(recording), "weather?")
-    assert run(*args, stdin='{"temp": 4}\n').status == 0
+    assert run_cli(*args, stdin='{"temp": 4}\n').status == 0
     assert recording.read_bytes() == TOOL_CALL
     assert b"It is 4 degrees" in (tmp_path / "chat-2.sse").read_bytes()
 

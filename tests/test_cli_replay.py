@@ -16,7 +16,7 @@ import pytest
 from chatstream import Completed, OutputItemAdded, ResponseEvent, _recording, event_from_json
 from chatstream.cli import main
 
-from .helpers import CORPUS, build_body, chunk, comparable, expectation, result_of, run
+from .helpers import CORPUS, build_body, chunk, comparable, expectation, result_of, run_core
 
 REASONING = "Let me think about it."
 TEXT = "Checking the weather in Paris."
@@ -58,7 +58,7 @@ def cut_file(tmp_path: Path) -> Path:
 
 
 def events_of(body: bytes) -> tuple[list[ResponseEvent], Any]:
-    return run([body])
+    return run_core([body])
 
 
 # --- human output ----------------------------------------------------------------------

@@ -97,14 +97,7 @@ MODES: list[BodyMode] = ["chunked", "close"]
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
-def text_body(*pieces: str, done: bool = True, usage: bool = True) -> bytes:
-    body = answer(*pieces, done=False)
-    if usage:
-        body += event(chunk(usage=USAGE, choices=False))
-    return body + (DONE if done else b"")
-
-
-HELLO = text_body("Hel", "lo")
+HELLO = answer("Hel", "lo", usage=USAGE)
 
 
 def core_events(body: bytes) -> list[ResponseEvent]:
@@ -327,7 +320,7 @@ def test_a_conformance_stream_in_tiny_writes_gives_its_expected_result(
 def test_iteration_yields_every_event_in_order(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
-    body = text_body(*[f"w{i} " for i in range(50)])
+    body = answer(*[f"w{i} " for i in range(50)], usage=USAGE)
     server.set_default(sse_body(body, split=True))
     with make_client().stream(BODY) as stream:
         events, error = drain(stream)
@@ -597,7 +590,7 @@ def test_keep_alive_comments_count_as_activity(
         for _ in range(10):  # 1 s of pings, twice the idle limit
             conn.write(b": ping\n\n")
             conn.sleep(0.1)
-        conn.write(text_body("awake"))
+        conn.write(answer("awake", usage=USAGE))
         conn.end()
 
     server.set_default(handler)
@@ -665,7 +658,7 @@ def test_a_slow_callback_does_not_trip_the_idle_timeout(
 ) -> None:
     # The bytes keep arriving while the callback works; the idle limit counts only the
     # time the reader waits for bytes.
-    server.set_default(sse_body(text_body("slow", "er"), delay=0.02))
+    server.set_default(sse_body(answer("slow", "er", usage=USAGE), delay=0.02))
 
     def slow(event: ResponseEvent) -> None:
         if isinstance(event, OutputTextDelta):
@@ -941,7 +934,7 @@ def test_a_stale_keep_alive_connection_is_retried_on_a_new_one(
             return  # close without a response
         conn.keep_alive = True
         conn.send_head(headers={"Content-Type": "text/event-stream"})
-        conn.write(text_body("ok", done=False))
+        conn.write(answer("ok", usage=USAGE, done=False))
         conn.end()
 
     server.set_default(handler)
@@ -1305,7 +1298,7 @@ def test_two_hundred_concurrent_streams_on_one_client(
     server: LoopbackServer, make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="urllib3")
-    body = text_body(*[f"{i} " for i in range(20)])
+    body = answer(*[f"{i} " for i in range(20)], usage=USAGE)
     expected = "".join(f"{i} " for i in range(20))
     server.set_default(sse_body(body))
     # Two hundred connects at once overflow the listen backlog, and a dropped SYN is sent

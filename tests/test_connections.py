@@ -22,11 +22,12 @@ from chatstream import Client, ConfigurationError, ConnectError, ConnectTimeoutE
 from chatstream._http import transport_error
 from tests.loopback import Conn, LoopbackServer, sse_body
 
-from .test_client_stream import BODY, TIMEOUTS, drain, text_body, texts
+from .helpers import answer
+from .test_client_stream import BODY, TIMEOUTS, USAGE, drain, texts
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
-ANSWER = text_body("Hello", ", world.")
+ANSWER = answer("Hello", ", world.", usage=USAGE)
 #: The longest a test waits for something that should happen promptly.
 WAIT = 10.0
 #: Variables through which requests lets the environment choose the CA bundle.
@@ -45,7 +46,7 @@ def _held_until(server: LoopbackServer, count: int) -> None:
         server.wait_for_requests(count, timeout=WAIT)
         conn.keep_alive = True
         conn.send_head(headers={"Content-Type": "text/event-stream"})
-        conn.write(text_body("Hello", ", world.", done=False))
+        conn.write(answer("Hello", ", world.", usage=USAGE, done=False))
         conn.end()
 
     server.set_default(handler)

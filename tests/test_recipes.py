@@ -22,18 +22,13 @@ import chatstream
 from chatstream.demo import DemoServer, load_script
 from chatstream.notebook import show
 from chatstream.wsgi import SSE_HEADERS, sse_events
-from tests.helpers import build_body, chunk
+from tests.helpers import answer, build_body, chunk
 from tests.loopback import LoopbackServer, json_error, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 PATH = "/v1/chat/completions"
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
-
-
-def _text_body(words: list[str], finish: str = "stop") -> bytes:
-    chunks = [*(chunk(w) for w in words), chunk(finish=finish)]
-    return build_body(chunks, event=None, done=True)
 
 
 @pytest.fixture
@@ -73,7 +68,7 @@ def frames(body: bytes) -> list[tuple[str, Any]]:
 def test_flask_relays_every_event_then_the_result(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
-    server.route(PATH, sse_body(_text_body(["Hel", "lo"])))
+    server.route(PATH, sse_body(answer("Hel", "lo")))
     app, streams = relay_app(client)
     response = app.test_client().get("/chat?q=hi")
     assert response.status_code == 200
@@ -122,7 +117,7 @@ def test_flask_relays_a_tool_call_as_it_streams(
 def test_flask_relays_text_a_word_at_a_time_when_asked(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
-    server.route(PATH, sse_body(_text_body(["Hel", "lo the", "re!"])))
+    server.route(PATH, sse_body(answer("Hel", "lo the", "re!")))
     stream = client.stream({"model": "m", "messages": []})
     relayed = frames(b"".join(sse_events(stream, smooth_by="word")))
     deltas = [d["delta"] for name, d in relayed if name == "output_text_delta"]
@@ -143,7 +138,7 @@ def test_flask_relays_an_error_as_an_error_event(
 def test_flask_ends_an_answer_cut_at_max_tokens_with_done_and_its_reason(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
-    server.route(PATH, sse_body(_text_body(["Once", " upon"], finish="length")))
+    server.route(PATH, sse_body(answer("Once", " upon", finish="length")))
     app, _ = relay_app(client)
     relayed = frames(app.test_client().get("/chat?q=hi").data)
     name, result = relayed[-1]
@@ -155,7 +150,7 @@ def test_a_browser_going_away_closes_the_upstream_stream(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
     # A long answer, slowly: the browser leaves after the first event.
-    server.route(PATH, sse_body(_text_body([f"w{i} " for i in range(500)]), delay=0.02))
+    server.route(PATH, sse_body(answer(*[f"w{i} " for i in range(500)]), delay=0.02))
     app, streams = relay_app(client)
     response = app.test_client().get("/chat?q=hi", buffered=False)
     first = next(iter(response.response))
@@ -174,7 +169,7 @@ def test_a_browser_going_away_closes_the_upstream_stream(
 def test_closing_a_body_never_iterated_closes_the_stream(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
-    server.route(PATH, sse_body(_text_body(["x"] * 100), delay=0.02))
+    server.route(PATH, sse_body(answer(*["x"] * 100), delay=0.02))
     stream = client.stream({"model": "m", "messages": []})
     body = sse_events(stream)
     body.close()  # e.g. Django closing a StreamingHttpResponse that was never sent
@@ -358,7 +353,7 @@ def test_notebook_shows_an_error_then_raises(
 def test_notebook_shows_an_answer_cut_at_max_tokens_without_raising(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
-    server.route(PATH, sse_body(_text_body(["Once", " upon"], finish="length")))
+    server.route(PATH, sse_body(answer("Once", " upon", finish="length")))
     handle = FakeHandle()
     response = show(client.stream({"model": "m", "messages": []}), handle=handle)
     assert (response.content, response.truncated) == ("Once upon", True)
@@ -369,7 +364,7 @@ def test_notebook_shows_an_answer_cut_at_max_tokens_without_raising(
 def test_notebook_printing_notes_an_answer_cut_at_max_tokens(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:
-    server.route(PATH, sse_body(_text_body(["Once", " upon"], finish="length")))
+    server.route(PATH, sse_body(answer("Once", " upon", finish="length")))
     out = io.StringIO()
     show(client.stream({"model": "m", "messages": []}), out=out)
     assert out.getvalue().startswith("Once upon\n")

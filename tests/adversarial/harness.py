@@ -1,7 +1,7 @@
 """Shared machinery of the adversarial suite: the canary key, a consumer with a
 wall-clock guard, and the checks of the four invariants.
 
-Every stream of the suite is read through :func:`run` (or :func:`consume`) and judged by
+Every stream of the suite is read through :func:`run_stream` (or :func:`consume`) and judged by
 :func:`check`:
 
 * **no hang** -- the consumer runs on its own thread, joined with a timeout (the idle
@@ -49,7 +49,7 @@ from chatstream import (
     Timeouts,
 )
 from chatstream._threads import idle_threads
-from tests.helpers import DONE, chunk, event
+from tests.helpers import DONE, event
 
 #: The API key every adversarial client uses; it must never surface anywhere.
 CANARY = f"sk-CANARY-{uuid.uuid4()}"
@@ -85,11 +85,6 @@ def sse(*payloads: Any, done: bool = True) -> bytes:
 def words(n: int, prefix: str = "w") -> list[str]:
     """``n`` distinct little text deltas."""
     return [f"{prefix}{i} " for i in range(n)]
-
-
-def text_body(pieces: Iterable[str], *, finish: str = "stop", done: bool = True) -> bytes:
-    """A body streaming ``pieces`` as text deltas, then a finish chunk (and ``[DONE]``)."""
-    return sse(*(chunk(p) for p in pieces), chunk(finish=finish), done=done)
 
 
 # --- clients ----------------------------------------------------------------------------
@@ -262,7 +257,7 @@ def start(
     return consume(stream, guard=guard, outcome=outcome, iterate=iterate, on_each=on_each)
 
 
-def run(client: Client, **options: Any) -> Outcome:
+def run_stream(client: Client, **options: Any) -> Outcome:
     """:func:`start` a stream and wait for its outcome."""
     return start(client, **options).wait()
 

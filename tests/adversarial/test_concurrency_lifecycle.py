@@ -31,6 +31,7 @@ from chatstream import (
     ResponseEvent,
     StreamClosedError,
 )
+from tests.helpers import answer, chunk
 from tests.loopback import Conn, LoopbackServer, sequence, sse_body
 
 from .harness import (
@@ -40,11 +41,9 @@ from .harness import (
     MiB,
     PeakRSS,
     check,
-    chunk,
     event,
-    run,
+    run_stream,
     start,
-    text_body,
     wait_until,
     words,
 )
@@ -81,8 +80,8 @@ def _worker_gone(stream: ChatStream, within: float = 1.0) -> None:
 
 
 def _next_stream_works(server: LoopbackServer, client: Client) -> None:
-    server.route(PATH, sse_body(text_body(["next ", "one"])))
-    out = check(run(client))
+    server.route(PATH, sse_body(answer("next ", "one")))
+    out = check(run_stream(client))
     assert out.final.content == "next one"
 
 
@@ -151,7 +150,7 @@ def test_a_total_limit_ends_a_header_wait_on_time(
 ) -> None:
     server.route(PATH, _never_answers)
     client = client_for(server, idle=5.0, total=0.5)
-    out = check(run(client, guard=3.0), IdleTimeoutError)
+    out = check(run_stream(client, guard=3.0), IdleTimeoutError)
     assert out.error is not None and out.error.limit == "total"  # type: ignore[attr-defined]
     assert out.elapsed < 1.0
 
@@ -289,7 +288,7 @@ def test_44_close_is_idempotent_from_any_thread_at_any_time(
         stream.result(timeout=1)
 
     # After it completed: the outcome stays the completion.
-    server.route(PATH, sse_body(text_body(["done"])))
+    server.route(PATH, sse_body(answer("done")))
     with client.stream(BODY) as stream:
         response = stream.result(timeout=5)
     stream.close()
@@ -310,7 +309,7 @@ def test_45_a_raising_callback_ends_the_stream_with_callback_error(
         if len(calls) == 3:
             raise Boom("the third event")
 
-    out = check(run(client, on_event=third_raises, guard=3.0), CallbackError, prefix=True)
+    out = check(run_stream(client, on_event=third_raises, guard=3.0), CallbackError, prefix=True)
     assert isinstance(out.error.__cause__, Boom)
     assert len(calls) == 3  # nothing after the failing call
     assert out.elapsed < 1.0  # the stall does not matter: the socket was closed
@@ -321,8 +320,8 @@ def test_45_a_raising_callback_ends_the_stream_with_callback_error(
 def test_46_a_slow_callback_is_no_idle_time(server: LoopbackServer, client: Client) -> None:
     # Each event takes longer in the callback than the idle limit; the watchdog measures
     # time blocked reading, so nothing times out.
-    server.route(PATH, sse_body(text_body(words(3))))
-    out = check(run(client, on_event=lambda _: time.sleep(IDLE * 0.6), guard=10.0))
+    server.route(PATH, sse_body(answer(*words(3))))
+    out = check(run_stream(client, on_event=lambda _: time.sleep(IDLE * 0.6), guard=10.0))
     assert out.final.content == "".join(words(3))
     assert out.elapsed > 3 * IDLE * 0.6
 
@@ -330,7 +329,7 @@ def test_46_a_slow_callback_is_no_idle_time(server: LoopbackServer, client: Clie
 def test_47_two_hundred_concurrent_streams_on_one_client(
     server: LoopbackServer, client_for: Callable[..., Client], secret_logs: logging.Handler
 ) -> None:
-    server.route(PATH, sse_body(text_body(words(50))))
+    server.route(PATH, sse_body(answer(*words(50))))
     # 200 connects at once can overflow the test server's listen backlog (64): a dropped
     # SYN is sent again after 1 s, so the connect limit must be longer than that.
     client = client_for(server, connect=5.0, idle=5.0)
@@ -425,10 +424,10 @@ def test_50_cancel_mid_stream_then_a_new_stream_on_the_same_client(
     server: LoopbackServer, client: Client
 ) -> None:
     first = _stall(b"".join(event(chunk(w)) for w in words(3, "old")))
-    server.route(PATH, sequence(first, sse_body(text_body(words(3, "new")))))
+    server.route(PATH, sequence(first, sse_body(answer(*words(3, "new")))))
     running = start(client, guard=5.0)
     running.wait_events(2)
     _close_fast(running.stream)
     check(running.wait(), StreamClosedError, prefix=True)
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.content == "".join(words(3, "new"))  # nothing of the old stream

@@ -29,17 +29,16 @@ from chatstream import (
     ServerError,
     UnexpectedResponseError,
 )
+from tests.helpers import answer, chunk
 from tests.loopback import Conn, LoopbackServer, json_error, sequence, sse_body
 
 from .harness import (
     CANARY,
     PATH,
     check,
-    chunk,
     event,
-    run,
+    run_stream,
     sse,
-    text_body,
 )
 
 HTTP_ERRORS = Path(__file__).parent.parent / "data" / "http-errors"
@@ -77,7 +76,7 @@ def test_an_event_stream_sent_as_json_is_an_unexpected_response(
     server: LoopbackServer, client: Client
 ) -> None:
     server.route(PATH, _json_200(sse(chunk("looks fine"), chunk(finish="stop"))))
-    out = check(run(client), UnexpectedResponseError)
+    out = check(run_stream(client), UnexpectedResponseError)
     assert "event stream" in str(out.error)
     assert out.error.body.startswith("data: ")  # type: ignore[union-attr]
     assert out.final.content == ""
@@ -88,7 +87,7 @@ def test_a_json_completion_cut_off_mid_way_is_incomplete(
 ) -> None:
     whole = json.dumps(COMPLETION).encode()
     server.route(PATH, _json_200(whole[: len(whole) // 2], mode="close"))
-    out = check(run(client), IncompleteStreamError)
+    out = check(run_stream(client), IncompleteStreamError)
     assert "cut off" in str(out.error)
 
 
@@ -96,7 +95,7 @@ def test_a_gateways_detail_object_is_an_unexpected_response_quoting_it(
     server: LoopbackServer, client: Client
 ) -> None:
     server.route(PATH, _json_200(b'{"detail": "Upstream model is loading"}'))
-    out = check(run(client), UnexpectedResponseError)
+    out = check(run_stream(client), UnexpectedResponseError)
     assert 'no "choices"' in str(out.error) and "Upstream model is loading" in str(out.error)
     assert out.error.status == 200  # type: ignore[union-attr]
     assert out.error.content_type == "application/json"  # type: ignore[union-attr]
@@ -142,7 +141,7 @@ def test_a_hostile_json_completion_is_a_typed_error_saying_what_is_wrong(
     server: LoopbackServer, client: Client, body: bytes, says: str
 ) -> None:
     server.route(PATH, _json_200(body))
-    out = check(run(client), UnexpectedResponseError)
+    out = check(run_stream(client), UnexpectedResponseError)
     assert says in str(out.error)
 
 
@@ -153,14 +152,14 @@ def test_a_hostile_json_completion_is_a_typed_error_saying_what_is_wrong(
 def test_interim_responses_before_the_answer_are_skipped(
     server: LoopbackServer, client: Client, interim: bytes
 ) -> None:
-    answer = sse_body(text_body(["after ", "interim"]))
+    respond = sse_body(answer("after ", "interim"))
 
     def handler(conn: Conn) -> None:
         conn.raw(b"HTTP/1.1 " + interim + b"\r\n\r\n")
-        answer(conn)
+        respond(conn)
 
     server.route(PATH, handler)
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.content == "after interim"
     assert len(server.requests) == 1
 
@@ -169,16 +168,16 @@ def test_a_content_type_sent_twice_as_event_stream_is_an_event_stream(
     server: LoopbackServer, client: Client
 ) -> None:
     twice = [("Content-Type", "text/event-stream"), ("Content-Type", "text/event-stream")]
-    server.route(PATH, sse_body(text_body(["proxied"]), headers=twice))
-    assert check(run(client)).final.content == "proxied"
+    server.route(PATH, sse_body(answer("proxied"), headers=twice))
+    assert check(run_stream(client)).final.content == "proxied"
 
 
 def test_a_content_type_sent_twice_with_another_type_is_still_unexpected(
     server: LoopbackServer, client: Client
 ) -> None:
     mixed = [("Content-Type", "text/event-stream"), ("Content-Type", "text/html")]
-    server.route(PATH, sse_body(text_body(["?"]), headers=mixed))
-    check(run(client), UnexpectedResponseError)
+    server.route(PATH, sse_body(answer("?"), headers=mixed))
+    check(run_stream(client), UnexpectedResponseError)
 
 
 # --- 5: surrogates --------------------------------------------------------------------------
@@ -194,7 +193,7 @@ def test_a_surrogate_pair_split_across_two_deltas_is_joined(
         b"\n\ndata: [DONE]\n\n"
     )
     server.route(PATH, sse_body(body))
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.content == "smile \U0001f600!"
     out.final.content.encode()  # UTF-8 again: it can be sent back
 
@@ -202,9 +201,9 @@ def test_a_surrogate_pair_split_across_two_deltas_is_joined(
 def test_a_lone_surrogate_sent_back_is_replaced_not_an_internal_error(
     server: LoopbackServer, client: Client
 ) -> None:
-    server.route(PATH, sse_body(text_body(["ok"])))
+    server.route(PATH, sse_body(answer("ok")))
     messages = [{"role": "assistant", "content": "half \ud83d emoji"}]
-    check(run(client, body={"model": "m", "messages": messages}))
+    check(run_stream(client, body={"model": "m", "messages": messages}))
     sent = server.requests[0].json()["messages"][0]["content"]
     assert sent == "half \ufffd emoji"
 
@@ -219,7 +218,7 @@ def test_an_unusable_retry_after_is_absent(
     server: LoopbackServer, client: Client, value: str
 ) -> None:
     server.route(PATH, json_error(429, {"error": {"message": "slow"}}, {"Retry-After": value}))
-    out = check(run(client), RateLimitError)
+    out = check(run_stream(client), RateLimitError)
     assert out.error.retry_after is None  # type: ignore[union-attr]
 
 
@@ -229,8 +228,8 @@ def test_a_429_with_an_overflowing_retry_after_date_is_still_retried(
     limited = json_error(
         429, {"error": {"message": "slow"}}, {"Retry-After": "Fri, 01 Jan 99999999999 00:00:00 GMT"}
     )
-    server.route(PATH, sequence(limited, sse_body(text_body(["second ", "try"]))))
-    out = check(run(client_for(server, retries=1)))
+    server.route(PATH, sequence(limited, sse_body(answer("second ", "try"))))
+    out = check(run_stream(client_for(server, retries=1)))
     assert out.final.content == "second try" and len(server.requests) == 2
 
 
@@ -239,7 +238,7 @@ def test_a_retry_after_date_still_gives_a_finite_wait(
 ) -> None:
     date = email.utils.formatdate(time.time() + 20, usegmt=True)
     server.route(PATH, json_error(429, {"error": {"message": "slow"}}, {"Retry-After": date}))
-    out = check(run(client), RateLimitError)
+    out = check(run_stream(client), RateLimitError)
     assert 10 < out.error.retry_after < 30  # type: ignore[union-attr, operator]
 
 
@@ -252,8 +251,8 @@ def test_an_error_body_in_an_unknown_charset_is_decoded_and_retried(
         '{"error": {"message": "overloaded"}}',
         {"Content-Type": f"application/json; charset={charset}"},
     )
-    server.route(PATH, sequence(failed, sse_body(text_body(["recovered"]))))
-    out = check(run(client_for(server, retries=1)))
+    server.route(PATH, sequence(failed, sse_body(answer("recovered"))))
+    out = check(run_stream(client_for(server, retries=1)))
     assert out.final.content == "recovered" and len(server.requests) == 2
 
 
@@ -268,7 +267,7 @@ def test_an_error_body_in_an_unknown_charset_is_quoted(
             {"Content-Type": "application/json; charset=utf8mb4"},
         ),
     )
-    out = check(run(client), ServerError)
+    out = check(run_stream(client), ServerError)
     assert "overloaded" in str(out.error) and "overloaded" in out.error.body  # type: ignore[union-attr]
 
 
@@ -282,7 +281,7 @@ def test_a_key_cut_by_the_snippet_of_a_200_page_is_not_shown(
     # The page's 512th character falls inside the echoed key.
     page = "x" * (512 - cut) + CANARY + "</html>"
     server.route(PATH, lambda c: c.respond(200, page.encode(), {"Content-Type": "text/html"}))
-    out = check(run(client), UnexpectedResponseError)
+    out = check(run_stream(client), UnexpectedResponseError)
     assert _no_piece_of(CANARY, out.error.body, size=4)  # type: ignore[union-attr]
 
 
@@ -291,7 +290,7 @@ def test_a_key_cut_by_the_snippet_of_a_json_200_is_not_shown(
 ) -> None:
     detail = "y" * (512 - 14 - 20) + CANARY
     server.route(PATH, _json_200(json.dumps({"detail": detail}).encode()))
-    out = check(run(client), UnexpectedResponseError)
+    out = check(run_stream(client), UnexpectedResponseError)
     assert _no_piece_of(CANARY, out.error.body, size=4)  # type: ignore[union-attr]
 
 
@@ -300,7 +299,7 @@ def test_a_key_cut_by_the_snippet_of_an_error_status_is_not_shown(
 ) -> None:
     page = "z" * (512 - 9) + CANARY
     server.route(PATH, lambda c: c.respond(403, page.encode(), {"Content-Type": "text/html"}))
-    out = check(run(client), APIStatusError)
+    out = check(run_stream(client), APIStatusError)
     assert _no_piece_of(CANARY, out.error.body, size=4)  # type: ignore[union-attr]
 
 
@@ -322,7 +321,7 @@ def test_basic_credentials_in_the_base_url_are_never_shown(server: LoopbackServe
     server.route(PATH, _echo_credentials(401))
     base = server.url.replace("http://", f"http://someone:{password}@") + "/v1"
     with Client(base, api_key=None, max_retries=0, idle_timeout=1.0) as client:
-        out = check(run(client), APIStatusError, client=client)
+        out = check(run_stream(client), APIStatusError, client=client)
     sent = server.requests[0].headers["Authorization"]
     basic = sent.split()[-1]
     assert sent.startswith("Basic ") and base64.b64decode(basic).decode().endswith(password)
@@ -341,7 +340,7 @@ def test_proxy_credentials_are_never_shown(
     monkeypatch.setenv("http_proxy", proxy_url)
     server.set_default(_echo_credentials(407))  # the "proxy" asks again, echoing them
     client = client_for(server)
-    out = check(run(client), APIStatusError, client=client)
+    out = check(run_stream(client), APIStatusError, client=client)
     assert out.error.status == 407  # type: ignore[union-attr]
     sent = server.requests[0].headers["Proxy-Authorization"]
     basic = sent.split()[-1]
@@ -357,7 +356,7 @@ def test_a_key_echoed_as_a_payload_key_is_redacted(server: LoopbackServer, clien
         sse_body(event(chunk("kept ")) + event(frame))(conn)
 
     server.route(PATH, echo)
-    out = check(run(client), ProviderError)  # check() looks into payload's repr
+    out = check(run_stream(client), ProviderError)  # check() looks into payload's repr
     assert out.final.content == "kept "
     assert "[REDACTED]" in out.error.payload["error"]["usage_by_key"]  # type: ignore[union-attr]
 
@@ -371,12 +370,12 @@ def test_an_invalid_turn_state_value_is_ignored_and_the_turn_keeps_working(
 ) -> None:
     # A value with a control character or outside ASCII is no valid header value to
     # send back (servers may refuse the request); the turn goes on without it.
-    body = text_body(["turn"])
+    body = answer("turn")
     pinned = sse_body(body, headers=[("x-codex-turn-state", value)])
     server.route(PATH, sequence(pinned, sse_body(body)))
     with client.turn() as turn:
         for _ in range(2):
-            assert check(run(client, turn=turn)).final.content == "turn"
+            assert check(run_stream(client, turn=turn)).final.content == "turn"
     assert turn.state is None and len(server.requests) == 2
     assert "x-codex-turn-state" not in server.requests[1].headers
 
@@ -388,7 +387,7 @@ def test_too_many_choices_end_the_stream_keeping_the_partial(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     server.route(PATH, sse_body(sse(*(chunk(f"c{i}", index=i) for i in range(4)))))
-    out = check(run(client_for(server, max_choices=3)), LimitExceededError)
+    out = check(run_stream(client_for(server, max_choices=3)), LimitExceededError)
     error = out.error
     assert (error.limit, error.maximum) == ("max_choices", 3)  # type: ignore[union-attr]
     assert [c.content for c in out.final.choices] == ["c0", "c1", "c2"]
@@ -404,7 +403,7 @@ def test_too_many_tool_calls_in_a_choice_end_the_stream_keeping_the_partial(
         for i in range(5)
     ]
     server.route(PATH, sse_body(sse(chunk("text "), *calls)))
-    out = check(run(client_for(server, max_tool_calls=4)), LimitExceededError)
+    out = check(run_stream(client_for(server, max_tool_calls=4)), LimitExceededError)
     assert out.error.limit == "max_tool_calls"  # type: ignore[union-attr]
     assert out.final.content == "text "
     assert len(out.final.choices[0].incomplete_tool_calls) == 4
@@ -415,7 +414,7 @@ def test_a_body_over_max_total_bytes_ends_the_stream_keeping_the_partial(
 ) -> None:
     first = event(chunk("kept"))
     server.route(PATH, sse_body(first + b"".join(event(chunk("x" * 100)) for _ in range(50))))
-    out = check(run(client, max_total_bytes=len(first) + 10), LimitExceededError)
+    out = check(run_stream(client, max_total_bytes=len(first) + 10), LimitExceededError)
     assert out.error.limit == "max_total_bytes"  # type: ignore[union-attr]
     assert out.final.content == "kept"
 
@@ -425,8 +424,8 @@ def test_a_limit_given_to_stream_overrides_the_clients(
 ) -> None:
     server.route(PATH, sse_body(sse(*(chunk(f"c{i}", index=i) for i in range(3)))))
     client = client_for(server, max_choices=2)
-    assert len(check(run(client, max_choices=3)).final.choices) == 3
-    check(run(client), LimitExceededError)
+    assert len(check(run_stream(client, max_choices=3)).final.choices) == 3
+    check(run_stream(client), LimitExceededError)
 
 
 # --- context windows --------------------------------------------------------------------------
@@ -446,7 +445,7 @@ def test_a_recorded_llamacpp_context_error_is_a_context_window_error(
     server: LoopbackServer, client: Client
 ) -> None:
     _serve_recorded(server, "llamacpp-400-exceed-context.http")
-    out = check(run(client), ContextLengthExceededError)
+    out = check(run_stream(client), ContextLengthExceededError)
     error = out.error
     assert isinstance(error, ContextWindowExceeded) and isinstance(error, BadRequestError)
     assert error.status == 400 and error.type == "exceed_context_size_error"
@@ -459,5 +458,5 @@ def test_a_recorded_llamacpp_invalid_request_is_a_plain_bad_request(
     server: LoopbackServer, client: Client
 ) -> None:
     _serve_recorded(server, "llamacpp-400-invalid-request.http")
-    out = check(run(client), BadRequestError)
+    out = check(run_stream(client), BadRequestError)
     assert not isinstance(out.error, ContextWindowExceeded)

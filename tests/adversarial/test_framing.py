@@ -22,7 +22,7 @@ from chatstream import (
     ResponseEvent,
     StreamParser,
 )
-from tests.helpers import CORPUS, comparable, corpus_names, expectation
+from tests.helpers import CORPUS, answer, chunk, comparable, corpus_names, expectation
 from tests.loopback import BodyMode, Conn, LoopbackServer, sse_body
 
 from .harness import (
@@ -32,11 +32,9 @@ from .harness import (
     PeakRSS,
     assert_reduces_to,
     check,
-    chunk,
     event,
-    run,
+    run_stream,
     sse,
-    text_body,
     words,
 )
 
@@ -89,7 +87,7 @@ def test_61_the_corpus_over_loopback_in_random_small_writes(
         body = (CORPUS / f"{name}.sse").read_bytes()
         server.route(PATH, sse_body(body, mode=mode, split=True, seed=number))
         want = expectation(name)
-        out = run(client)
+        out = run_stream(client)
         expect = None
         if want.get("error"):
             expect = type(out.error) if isinstance(out.error, ChatStreamError) else ChatStreamError
@@ -129,7 +127,7 @@ def test_1_the_generated_stream_over_loopback(
     body = _big_stream(2000)
     _, _, whole = core([body])
     server.route(PATH, sse_body(body, mode=mode, split=True, seed=5))
-    out = check(run(client, guard=10.0))
+    out = check(run_stream(client, guard=10.0))
     assert out.final.content == whole.content
 
 
@@ -137,7 +135,7 @@ def test_1_the_generated_stream_over_loopback(
 
 
 def test_2_lf_crlf_and_cr_endings_give_the_same_result() -> None:
-    lf = text_body(words(20))
+    lf = answer(*words(20))
     results = [core([lf.replace(b"\n", eol)])[2] for eol in (b"\n", b"\r\n", b"\r")]
     assert results[0] == results[1] == results[2]
 
@@ -163,9 +161,9 @@ def test_4_a_leading_bom_does_not_hide_the_first_event(
     server: LoopbackServer, client: Client, mode: BodyMode
 ) -> None:
     server.route(
-        PATH, sse_body(b"\xef\xbb\xbf" + text_body(["first ", "second"]), mode=mode, split=True)
+        PATH, sse_body(b"\xef\xbb\xbf" + answer("first ", "second"), mode=mode, split=True)
     )
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.content == "first second"
 
 
@@ -191,7 +189,7 @@ def test_5_an_unterminated_last_event(
         conn.end()  # FIN: a close-delimited body ends here
 
     server.route(PATH, handler)
-    out = check(run(client), cls)
+    out = check(run_stream(client), cls)
     assert out.final.content == content
 
 
@@ -203,7 +201,7 @@ def test_6_invalid_utf8_costs_one_character_not_the_stream(
         event(chunk("before ")) + bad + event(chunk(" after")) + event(chunk(finish="stop")) + DONE
     )
     server.route(PATH, sse_body(body, split=True))
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.content == "before bad \ufffd\ufffd here after"
 
 
@@ -218,7 +216,7 @@ def test_7_non_json_data_is_skipped_and_counted(server: LoopbackServer, client: 
         event(chunk("a")) + b"".join(junk) + event(chunk("b")) + event(chunk(finish="stop")) + DONE
     )
     server.route(PATH, sse_body(body))
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.content == "ab"
     assert out.final.skipped_events == 3  # the object with "choices": {} is a chunk
 
@@ -226,7 +224,7 @@ def test_7_non_json_data_is_skipped_and_counted(server: LoopbackServer, client: 
 def test_8_an_error_frame_after_two_deltas(server: LoopbackServer, client: Client) -> None:
     frame = b'event: error\ndata: {"error":{"message":"m","type":"server_error","code":"c"}}\n\n'
     server.route(PATH, sse_body(event(chunk("one ")) + event(chunk("two")) + frame + DONE))
-    out = check(run(client), ProviderError)
+    out = check(run_stream(client), ProviderError)
     error = out.error
     assert isinstance(error, ProviderError)
     assert (error.type, error.code) == ("server_error", "c") and "m" in error.message
@@ -248,10 +246,10 @@ def test_9_in_band_error_variants(
     body = event(chunk("ok")) + event(payload) + event(chunk(finish="stop")) + DONE
     server.route(PATH, sse_body(body))
     if message == "not an error":
-        out = check(run(client))
+        out = check(run_stream(client))
         assert out.final.content == "ok!"
         return
-    out = check(run(client), ProviderError)
+    out = check(run_stream(client), ProviderError)
     if message is not None:
         assert message in str(out.error)
     assert out.final.content == "ok"
@@ -280,7 +278,7 @@ def test_11_an_8_MiB_event_below_the_cap(
     # No time limit here but the guard: that the cost is linear in the event's size is
     # measured by benchmarks/bench_core.py ("one event", 10 and 20 MB), not asserted.
     with PeakRSS() as rss:
-        out = check(run(client, guard=10.0))
+        out = check(run_stream(client, guard=10.0))
     assert out.final.content == text
     # The in-process server's copies count too (framing one 8 MiB chunk copies it); the
     # client holds a few transient copies of one event (its bytes, its decoded text, the
@@ -289,10 +287,10 @@ def test_11_an_8_MiB_event_below_the_cap(
 
 
 def test_12_a_comment_flood_costs_nothing(server: LoopbackServer, client: Client) -> None:
-    body = b": ping\n" * 10_000 + b"\n" + text_body(["content"])
+    body = b": ping\n" * 10_000 + b"\n" + answer("content")
     server.route(PATH, sse_body(body))
     began = time.process_time()
-    out = check(run(client))
+    out = check(run_stream(client))
     assert time.process_time() - began < 1.0
     assert out.final.content == "content"
     assert next(e for e in out.events if type(e).__name__ == "OutputTextDelta").delta == "content"
@@ -312,7 +310,7 @@ def test_13_done_then_junk_and_a_socket_held_open(
         conn.sleep(60)
 
     server.route(PATH, handler)
-    out = check(run(client_for(server, idle=5.0), guard=8.0))
+    out = check(run_stream(client_for(server, idle=5.0), guard=8.0))
     assert out.times[-1] - done_at[0] < 2.5  # never the idle timeout (5 s)
     assert out.final.content == "fin"
 
@@ -321,7 +319,7 @@ def test_14_a_duplicated_final_chunk_completes_once(server: LoopbackServer, clie
     final = event(chunk(finish="stop"))
     body = event(chunk("x")) + final + final + event(chunk("")) + DONE
     server.route(PATH, sse_body(body))
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.finish_reason == "stop" and out.final.content == "x"
 
 
@@ -335,7 +333,7 @@ def test_a_finished_stream_without_done_on_an_open_socket_completes_after_the_gr
 
     server.route(PATH, handler)
     client = client_for(server, idle=5.0, grace=0.3)
-    out = check(run(client, guard=3.0))
+    out = check(run_stream(client, guard=3.0))
     assert out.elapsed < 1.0
 
 

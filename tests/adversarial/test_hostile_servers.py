@@ -23,6 +23,7 @@ from chatstream import (
     IdleTimeoutError,
     OutputTextDelta,
 )
+from tests.helpers import chunk
 from tests.loopback import Conn, LoopbackServer
 
 from .harness import (
@@ -32,9 +33,8 @@ from .harness import (
     MiB,
     PeakRSS,
     check,
-    chunk,
     event,
-    run,
+    run_stream,
 )
 
 LIMIT = 4 * MiB
@@ -83,7 +83,7 @@ def test_57_an_endless_event_stops_at_the_event_limit(
 ) -> None:
     server.route(PATH, handler)
     with PeakRSS() as rss:
-        out = check(run(capped, guard=5.0), EventTooLargeError)
+        out = check(run_stream(capped, guard=5.0), EventTooLargeError)
     assert out.error.limit == LIMIT  # type: ignore[union-attr]
     assert out.final.content == "before "
     assert out.elapsed < 2.0
@@ -108,7 +108,7 @@ def test_58_a_decompression_bomb_stops_at_the_event_limit(
     sizes: list[int] = []
     server.route(PATH, bomb)
     with PeakRSS() as rss:
-        out = check(run(capped, guard=5.0), EventTooLargeError)
+        out = check(run_stream(capped, guard=5.0), EventTooLargeError)
     assert out.final.content == "before "
     assert sizes[1] < 16 * 1024  # each inflating MiB costs the server a few KiB
     assert rss.growth < 3 * LIMIT, f"peak RSS grew {rss.growth / MiB:.1f} MiB"
@@ -148,7 +148,7 @@ def test_endless_headers_are_refused(server: LoopbackServer, client: Client) -> 
             conn.raw(b"X-Filler-%d: %s\r\n" % (i, b"v" * 100))
 
     server.route(PATH, many)
-    check(run(client), ConnectError)
+    check(run_stream(client), ConnectError)
 
 
 def test_an_endless_status_line_is_refused(server: LoopbackServer, client: Client) -> None:
@@ -158,7 +158,7 @@ def test_an_endless_status_line_is_refused(server: LoopbackServer, client: Clien
             conn.raw(b"O" * 65536)
 
     server.route(PATH, endless)
-    check(run(client), ConnectError)
+    check(run_stream(client), ConnectError)
 
 
 def test_trickled_headers_are_bounded_by_the_idle_limit(
@@ -174,7 +174,7 @@ def test_trickled_headers_are_bounded_by_the_idle_limit(
 
     server.route(PATH, trickle)
     idle = client.timeouts.idle or 0.0
-    out = check(run(client, guard=idle + 3.0), IdleTimeoutError)
+    out = check(run_stream(client, guard=idle + 3.0), IdleTimeoutError)
     assert out.elapsed < idle + 1.0 + 0.6
 
 
@@ -185,4 +185,4 @@ def test_a_reset_before_the_headers_is_a_connect_error(
         conn.abort(rst=True)
 
     server.route(PATH, reset)
-    check(run(client), ConnectError)
+    check(run_stream(client), ConnectError)

@@ -29,6 +29,7 @@ from chatstream import (
     StreamConnectionError,
     UnexpectedResponseError,
 )
+from tests.helpers import answer, chunk
 from tests.loopback import Conn, LoopbackServer, json_error, sequence, sse_body
 
 from .harness import (
@@ -37,10 +38,8 @@ from .harness import (
     PATH,
     QUERY_CANARY,
     check,
-    chunk,
     event,
-    run,
-    text_body,
+    run_stream,
     words,
 )
 
@@ -61,7 +60,7 @@ def _error_body(message: str, kind: str, code: str) -> dict[str, object]:
 def test_22_html_200_is_an_unexpected_response(server: LoopbackServer, client: Client) -> None:
     page = b"<!doctype html><html><title>Sign in</title>" + b"<p>login</p>" * 500 + b"</html>"
     server.route(PATH, lambda c: c.respond(200, page, {"Content-Type": "text/html"}))
-    out = check(run(client), UnexpectedResponseError)
+    out = check(run_stream(client), UnexpectedResponseError)
     error = out.error
     assert isinstance(error, UnexpectedResponseError)
     assert error.status == 200 and error.content_type == "text/html"
@@ -85,7 +84,7 @@ def test_23_json_completion_from_a_server_that_ignored_stream(
         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
     }
     server.route(PATH, json_error(200, completion))
-    out = check(run(client))
+    out = check(run_stream(client))
     assert out.final.content == "whole" and out.final.usage is not None
 
 
@@ -106,7 +105,7 @@ def test_24_error_status_with_a_json_body(
 ) -> None:
     server.route(PATH, json_error(status, _error_body("nope", "invalid_request_error", "bad")))
     client = client_for(server, retries=2)
-    out = check(run(client), cls)
+    out = check(run_stream(client), cls)
     error = out.error
     assert error.status == status  # type: ignore[union-attr]
     assert "nope" in str(error)
@@ -129,7 +128,7 @@ def test_24_a_huge_error_body_is_read_only_up_to_64_KiB(
             sent += 1024
 
     server.route(PATH, huge)
-    out = check(run(client), AuthenticationError, within=1.0)
+    out = check(run_stream(client), AuthenticationError, within=1.0)
     assert len(out.error.body) <= 512  # type: ignore[union-attr]
 
 
@@ -152,7 +151,7 @@ def test_25_rate_limit_hints(
     if headers.get("Retry-After") == "in 30 s":
         headers = {"Retry-After": _date_in(30)}
     server.route(PATH, json_error(429, _error_body("slow down", "rate_limit", "429"), headers))
-    out = check(run(client), RateLimitError)
+    out = check(run_stream(client), RateLimitError)
     retry_after = out.error.retry_after  # type: ignore[union-attr]
     assert retry_after is not None and abs(retry_after - hint) < 2.0
 
@@ -161,9 +160,9 @@ def test_25_a_429_is_retried_after_its_hint(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     limited = json_error(429, _error_body("wait", "rate_limit", "429"), {"retry-after-ms": "300"})
-    server.route(PATH, sequence(limited, sse_body(text_body(["after ", "wait"]))))
+    server.route(PATH, sequence(limited, sse_body(answer("after ", "wait"))))
     client = client_for(server, retries=2)
-    out = check(run(client, guard=4.0))
+    out = check(run_stream(client, guard=4.0))
     assert out.final.content == "after wait"
     assert len(server.requests) == 2
     assert out.elapsed >= 0.3
@@ -176,7 +175,7 @@ def test_25_a_hint_beyond_the_cap_is_not_retried(
         PATH, json_error(429, _error_body("later", "rate_limit", "429"), {"Retry-After": "3600"})
     )
     client = client_for(server, retries=2)
-    out = check(run(client), RateLimitError, within=1.0)
+    out = check(run_stream(client), RateLimitError, within=1.0)
     assert len(server.requests) == 1
     assert out.error is not None
 
@@ -192,7 +191,7 @@ def test_25_never_retried_once_an_event_was_delivered(
 
     server.route(PATH, breaks)
     client = client_for(server, retries=3)
-    out = check(run(client), StreamConnectionError)
+    out = check(run_stream(client), StreamConnectionError)
     assert out.final.content == "once only"
     assert len(server.requests) == 1  # output is never duplicated
 
@@ -203,7 +202,7 @@ def test_26_server_errors_with_an_html_page_are_retried_then_typed(
 ) -> None:
     server.route(PATH, lambda c: c.respond(status, NGINX_502, {"Content-Type": "text/html"}))
     client = client_for(server, retries=2)
-    out = check(run(client, guard=4.0), ServerError)
+    out = check(run_stream(client, guard=4.0), ServerError)
     assert out.error.status == status  # type: ignore[union-attr]
     assert len(server.requests) == 3
     assert "nginx" in out.error.body  # type: ignore[union-attr]
@@ -218,12 +217,12 @@ def test_27_redirects_are_never_followed(
     server: LoopbackServer, client_for: Callable[..., Client], status: int, where: str
 ) -> None:
     with LoopbackServer() as other:
-        other.route(PATH, sse_body(text_body(["stolen"])))
+        other.route(PATH, sse_body(answer("stolen")))
         target = other.url if where == "other-host" else server.url
         location = f"{target}{PATH}?sig=SECRETSIG&key={QUERY_CANARY}"
         server.route(PATH, lambda c: c.respond(status, b"", {"Location": location}))
         client = client_for(server, retries=2, headers={"x-api-key": "sk-CANARY-header"})
-        out = check(run(client), RedirectError)
+        out = check(run_stream(client), RedirectError)
         error = out.error
         assert isinstance(error, RedirectError) and error.status == status
         assert error.location == f"{target}{PATH}"  # the query string is dropped
@@ -281,7 +280,7 @@ def test_28_29_truncated_bodies_keep_every_event_before_the_cut(
     server: LoopbackServer, client: Client, kind: str, cls: type
 ) -> None:
     server.route(PATH, _cut(kind))
-    out = check(run(client), cls)
+    out = check(run_stream(client), cls)
     assert out.final.content == "kept too"  # the unterminated tail is not applied
 
 
@@ -303,7 +302,7 @@ def test_30_gzip_with_a_sync_flush_per_event_streams_promptly(
         conn.write(event(chunk(finish="stop")) + DONE)
 
     server.route(PATH, handler)
-    out = check(run(client, guard=4.0))
+    out = check(run_stream(client, guard=4.0))
     deltas = [
         t
         for t, e in zip(out.times, out.events, strict=True)
@@ -328,7 +327,7 @@ def test_31_corrupt_gzip_mid_stream_is_a_connection_error(
         conn.end()
 
     server.route(PATH, handler)
-    out = check(run(client), StreamConnectionError)
+    out = check(run_stream(client), StreamConnectionError)
     assert "decompress" in str(out.error)
     assert out.final.content == "fine "
 
@@ -340,7 +339,7 @@ def test_32_a_server_closing_idle_connections_is_retried_before_any_byte(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     answered: list[int] = []
-    body = text_body(["fresh"])
+    body = answer("fresh")
 
     def keep_then_drop(conn: Conn) -> None:
         conn.keep_alive = True
@@ -353,7 +352,7 @@ def test_32_a_server_closing_idle_connections_is_retried_before_any_byte(
     client = client_for(server, retries=2)
     rng = random.Random(32)
     for _ in range(20):
-        out = run(client)
+        out = run_stream(client)
         if out.error is not None:
             check(out, ConnectError)
         else:
@@ -425,8 +424,8 @@ def test_34a_a_pass_through_proxy_works(
     server: LoopbackServer, proxy: LoopbackServer, client: Client
 ) -> None:
     proxy.set_default(_proxy(buffering=False))
-    server.route(PATH, sse_body(text_body(["via ", "proxy"]), split=True))
-    out = check(run(client))
+    server.route(PATH, sse_body(answer("via ", "proxy"), split=True))
+    out = check(run_stream(client))
     assert out.final.content == "via proxy"
     assert len(proxy.requests) == 1 and proxy.requests[0].path.startswith("http://")
 
@@ -443,7 +442,7 @@ def test_34b_a_buffering_proxy_looks_idle_and_says_so(
             conn.sleep(0.1)
 
     server.route(PATH, slow)
-    out = check(run(client), IdleTimeoutError)
+    out = check(run_stream(client), IdleTimeoutError)
     assert "proxy" in str(out.error)
 
 
@@ -452,8 +451,8 @@ def test_34c_no_proxy_bypasses_it(
 ) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     proxy.set_default(_proxy(buffering=False))
-    server.route(PATH, sse_body(text_body(["direct"])))
-    check(run(client))
+    server.route(PATH, sse_body(answer("direct")))
+    check(run_stream(client))
     assert proxy.requests == []
 
 
@@ -463,7 +462,7 @@ def test_34c_no_proxy_bypasses_it(
 def _late_head(delay: float) -> Callable[[Conn], None]:
     def handler(conn: Conn) -> None:
         conn.sleep(delay)
-        sse_body(text_body(["late"]))(conn)
+        sse_body(answer("late"))(conn)
 
     return handler
 
@@ -475,7 +474,7 @@ def test_35_a_late_status_line_is_not_a_connect_timeout(
     # 1 s) allows 1.5 s.
     server.route(PATH, _late_head(1.0))
     client = client_for(server, connect=0.2, idle=IDLE)
-    out = check(run(client, guard=4.0))
+    out = check(run_stream(client, guard=4.0))
     assert out.final.content == "late"
 
 
@@ -483,7 +482,7 @@ def test_35_headers_later_than_the_idle_limit_time_out(
     server: LoopbackServer, client: Client
 ) -> None:
     server.route(PATH, _late_head(30.0))
-    out = check(run(client, guard=IDLE + 1.0 + 2.0), IdleTimeoutError)
+    out = check(run_stream(client, guard=IDLE + 1.0 + 2.0), IdleTimeoutError)
     assert IDLE + 1.0 - 0.1 <= out.elapsed <= IDLE + 1.0 + 0.6
     assert "proxy" in str(out.error)
 
@@ -514,7 +513,7 @@ def test_36_a_listener_that_never_accepts_is_a_connect_timeout(
     full_backlog: str, client_for: Callable[..., Client]
 ) -> None:
     client = client_for(full_backlog, connect=0.5, retries=0)
-    out = check(run(client, guard=3.0), ConnectTimeoutError)
+    out = check(run_stream(client, guard=3.0), ConnectTimeoutError)
     assert out.elapsed < 0.5 + 0.5
 
 
@@ -522,7 +521,7 @@ def test_36_connect_timeouts_are_retried_within_their_bound(
     full_backlog: str, client_for: Callable[..., Client]
 ) -> None:
     client = client_for(full_backlog, connect=0.3, retries=1)
-    out = check(run(client, guard=4.0), ConnectTimeoutError)
+    out = check(run_stream(client, guard=4.0), ConnectTimeoutError)
     assert out.elapsed < 2 * 0.3 + 0.2 + 0.5
 
 
@@ -531,7 +530,7 @@ def test_connection_refused_is_a_connect_error(client_for: Callable[..., Client]
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: refused
         client = client_for(f"http://127.0.0.1:{port}", retries=1)
-        out = check(run(client), ConnectError)
+        out = check(run_stream(client), ConnectError)
     assert not isinstance(out.error, ConnectTimeoutError)
 
 

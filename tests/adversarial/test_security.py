@@ -22,6 +22,7 @@ from chatstream import (
     ConnectError,
     ProviderError,
 )
+from tests.helpers import answer, chunk
 from tests.loopback import Conn, LoopbackServer, json_error, sse_body
 
 from .harness import (
@@ -30,19 +31,17 @@ from .harness import (
     QUERY_CANARY,
     assert_no_canary,
     check,
-    chunk,
     contains_canary,
     event,
     make_client,
-    run,
-    text_body,
+    run_stream,
 )
 
 
 def test_51_reprs_and_tracebacks_of_every_public_object(
     server: LoopbackServer, client: Client
 ) -> None:
-    server.route(PATH, sse_body(text_body(["fine"])))
+    server.route(PATH, sse_body(answer("fine")))
     with client.stream({"model": "m", "messages": []}) as stream:
         response = stream.result(timeout=5)
     assert_no_canary(client, client.timeouts, client.retry, client._auth, stream, response)
@@ -64,7 +63,7 @@ def test_52_a_key_in_the_query_string_is_redacted_everywhere(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))  # bound, never listening: refused
         client = client_for(f"http://127.0.0.1:{s.getsockname()[1]}", retries=1)
-        out = check(run(client), ConnectError)
+        out = check(run_stream(client), ConnectError)
     texts = [str(out.error), repr(out.error), "".join(traceback.format_exception(out.error))]
     assert not any(QUERY_CANARY in t for t in texts)
     assert "key=[REDACTED]" in repr(client)
@@ -73,8 +72,8 @@ def test_52_a_key_in_the_query_string_is_redacted_everywhere(
 def test_52_urllib3s_request_line_is_redacted(
     server: LoopbackServer, client: Client, secret_logs: object
 ) -> None:
-    server.route(PATH, sse_body(text_body(["x"])))
-    check(run(client))
+    server.route(PATH, sse_body(answer("x")))
+    check(run_stream(client))
     lines = [r.getMessage() for r in secret_logs.records if r.name.startswith("urllib3")]  # type: ignore[attr-defined]
     request_lines = [line for line in lines if '"POST ' in line]
     assert request_lines and all("key=[REDACTED]" in line for line in request_lines)
@@ -132,7 +131,7 @@ def test_54_an_error_body_echoing_the_credentials_is_redacted(
 
     server.route(PATH, echo)
     client = client_for(server, headers={"api-key": "sk-CANARY-azure-style"})
-    out = check(run(client), AuthenticationError)
+    out = check(run_stream(client), AuthenticationError)
     error = out.error
     assert isinstance(error, AuthenticationError)
     assert "[REDACTED]" in error.body and "[REDACTED]" in error.message
@@ -149,7 +148,7 @@ def test_54_a_stream_error_echoing_the_key_is_redacted(
         sse_body(event(chunk("partial ")) + event(frame))(conn)
 
     server.route(PATH, echo)
-    out = check(run(client), ProviderError)
+    out = check(run_stream(client), ProviderError)
     assert "[REDACTED]" in str(out.error)
     assert out.final.content == "partial "
 
@@ -161,17 +160,17 @@ def test_56_a_netrc_entry_does_not_replace_the_bearer_key(
     netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    server.route(PATH, sse_body(text_body(["ok"])))
+    server.route(PATH, sse_body(answer("ok")))
     client = make_client(server.url)
     try:
-        check(run(client))
+        check(run_stream(client))
     finally:
         client.close()
     assert server.requests[0].headers["Authorization"] == f"Bearer {CANARY}"
 
 
 def test_an_unset_key_sends_no_credentials(server: LoopbackServer) -> None:
-    server.route(PATH, sse_body(text_body(["ok"])))
+    server.route(PATH, sse_body(answer("ok")))
     with chatstream.Client(server.url + "/v1", api_key=None, idle_timeout=1.0) as client:
         client.stream({"model": "m", "messages": []}).result(timeout=5)
     assert "Authorization" not in server.requests[0].headers

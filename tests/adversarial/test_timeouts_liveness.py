@@ -10,9 +10,10 @@ import json
 from collections.abc import Callable
 
 from chatstream import Client, IdleTimeoutError
+from tests.helpers import answer, chunk
 from tests.loopback import Conn, LoopbackServer
 
-from .harness import IDLE, PATH, check, chunk, event, run, text_body, words
+from .harness import IDLE, PATH, check, event, run_stream, words
 
 
 def _stall_after(first: bytes, *, mode: str = "chunked") -> Callable[[Conn], None]:
@@ -27,7 +28,7 @@ def _stall_after(first: bytes, *, mode: str = "chunked") -> Callable[[Conn], Non
 def test_37_stall_after_one_event_times_out_on_time(server: LoopbackServer, client: Client) -> None:
     for mode in ("chunked", "close"):
         server.route(PATH, _stall_after(event(chunk("kept")), mode=mode))
-        out = check(run(client), IdleTimeoutError)
+        out = check(run_stream(client), IdleTimeoutError)
         assert out.error is not None and out.error.limit == "idle"  # type: ignore[attr-defined]
         assert out.final.content == "kept"
         # Not before the limit, and within half a second of it.
@@ -50,7 +51,7 @@ def test_38_a_trickle_never_completing_a_line_hits_the_idle_limit(
 
     server.route(PATH, trickle)
     client = client_for(server, idle=0.5)
-    out = check(run(client, guard=3.0), IdleTimeoutError)
+    out = check(run_stream(client, guard=3.0), IdleTimeoutError)
     assert out.error is not None and out.error.limit == "idle"  # type: ignore[attr-defined]
     assert out.final.content == "first"
 
@@ -72,7 +73,7 @@ def test_38_completed_lines_of_a_slow_event_keep_the_idle_clock_alive(
 
     server.route(PATH, lines)
     client = client_for(server, idle=0.5)
-    out = check(run(client, guard=5.0))
+    out = check(run_stream(client, guard=5.0))
     assert out.final.content == "slow"
 
 
@@ -87,7 +88,7 @@ def test_38_trickle_is_ended_by_the_total_limit_too(
 
     server.route(PATH, trickle)
     client = client_for(server, idle=0.5, total=1.0)
-    out = check(run(client, guard=3.0), IdleTimeoutError)
+    out = check(run_stream(client, guard=3.0), IdleTimeoutError)
     assert out.error is not None and out.error.limit == "total"  # type: ignore[attr-defined]
 
 
@@ -106,18 +107,18 @@ def test_39_keepalives_keep_the_idle_timer_alive(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     # 1.5 s of keep-alives every 0.1 s against an idle limit of 0.5 s: completes.
-    server.route(PATH, _keepalives_then(text_body(["late ", "answer"]), seconds=1.5, every=0.1))
+    server.route(PATH, _keepalives_then(answer("late ", "answer"), seconds=1.5, every=0.1))
     client = client_for(server, idle=0.5)
-    out = check(run(client, guard=4.0))
+    out = check(run_stream(client, guard=4.0))
     assert out.final.content == "late answer"
 
 
 def test_39_keepalives_do_not_count_for_the_event_limit(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
-    server.route(PATH, _keepalives_then(text_body(["never"]), seconds=3.0, every=0.1))
+    server.route(PATH, _keepalives_then(answer("never"), seconds=3.0, every=0.1))
     client = client_for(server, idle=0.5, event=0.8)
-    out = check(run(client, guard=3.0), IdleTimeoutError)
+    out = check(run_stream(client, guard=3.0), IdleTimeoutError)
     assert out.error is not None and out.error.limit == "event"  # type: ignore[attr-defined]
     assert 0.75 <= out.elapsed <= 1.5
 
@@ -134,7 +135,7 @@ def test_40_total_limit_ends_a_healthy_long_stream_with_its_partial(
 
     server.route(PATH, slow)
     client = client_for(server, idle=0.5, total=1.0)
-    out = check(run(client, guard=3.0), IdleTimeoutError)
+    out = check(run_stream(client, guard=3.0), IdleTimeoutError)
     assert out.error is not None and out.error.limit == "total"  # type: ignore[attr-defined]
     assert 0.95 <= out.elapsed <= 1.6
     assert out.final.content.startswith("w0 w1 ")
