@@ -36,7 +36,17 @@ from .errors import ChatStreamError
 from .events import ResponseEvent
 from .response import Response
 
-__all__ = ["POLL", "Delivery", "EventQueue", "Interrupted", "Terminal"]
+__all__ = [
+    "POLL",
+    "BytesCallback",
+    "Delivery",
+    "Dispatch",
+    "EndCallback",
+    "EventCallback",
+    "EventQueue",
+    "Interrupted",
+    "Terminal",
+]
 
 log = logging.getLogger("chatstream")
 

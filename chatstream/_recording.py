@@ -26,7 +26,14 @@ from ._local_server import LocalHTTPServer
 from ._redact import SECRET_HEADERS
 from .errors import APIStatusError, ChatStreamError, UnexpectedResponseError
 
-__all__ = ["FRAMED_PREFIX", "Recorder", "UsageError", "parse_recording", "serve_recording"]
+__all__ = [
+    "FRAMED_PREFIX",
+    "Recorder",
+    "UsageError",
+    "parse_recording",
+    "read_input",
+    "serve_recording",
+]
 
 #: How a recording with framing starts.
 FRAMED_PREFIX = b"HTTP/1.1 "

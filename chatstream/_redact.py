@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REDACTED",
+    "SECRET_HEADERS",
     "redact",
     "redact_query_in_logs",
     "redact_snippet",
