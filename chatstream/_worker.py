@@ -104,10 +104,9 @@ class Worker:
             clock=self.clock,
             stopped=lambda: self.reason is not None,
             settle=self._settle,
-            # Only a stream that nobody iterates pauses: with an iterating thread per
-            # stream, pauses made the threads queue longer for the interpreter lock at
-            # 500 streams (8 s became 11 to 14 s; docs/performance.rst).
-            pause=self._pause if settings.coalescing is not None and not delivery.iterate else None,
+            # Iterated streams pause too: a pause saves their iterating thread's
+            # wake-ups as well as the worker's (docs/performance.rst, "Coalescing").
+            pause=self._pause if settings.coalescing is not None else None,
         )
         #: The worker's run on a thread of the pool (see :mod:`chatstream._threads`).
         self.job = _threads.Job(self._run)

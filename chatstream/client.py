@@ -94,10 +94,10 @@ class Client:
         cert: A client certificate: the path of a file holding the certificate and its
             key, or a ``(certificate, key)`` pair of paths. By default, the
             ``session``'s own ``cert``.
-        coalescing: When many streams run at once, each one that nobody iterates
-            pauses a little before a read so that one wake-up reads several chunks:
-            less CPU per chunk, and a throughput that holds up better with the number
-            of streams, for chunks that reach you up to 50 ms later (see
+        coalescing: When many streams run at once, each one pauses a little before a
+            read so that one wake-up reads several chunks: less CPU per chunk, and a
+            throughput that holds up better with the number of streams, for chunks
+            that reach you up to 100 ms later (see
             :class:`~chatstream.Coalescing`; the default pauses only beyond 64 streams
             running). ``None``: never pause.
         idle_timeout: Older spelling of ``timeouts=Timeouts(idle=...)``.

@@ -134,9 +134,8 @@ class Coalescing:
     Every wake-up of a thread costs a few microseconds of CPU and a turn at Python's
     interpreter lock; with hundreds of streams paced like a model, the wake-ups (and
     the threads queueing for the lock) cost more than reading the chunks. Beyond
-    ``above`` streams running in the process, a stream that nobody iterates (its events
-    go to ``on_event``, or ``iterate=False``) and whose last read had to wait for its
-    bytes pauses before the next read, so that the streams together wake up about
+    ``above`` streams running in the process, a stream whose last read had to wait for
+    its bytes pauses before the next read, so that the streams together wake up about
     ``wakeups`` times a second: the pause is the number of streams running divided by
     ``wakeups``, at most ``max_pause`` seconds. A stream never pauses before its first
     content (the time to the first text is not delayed), and a read that finds bytes
@@ -155,15 +154,17 @@ class Coalescing:
     ::
 
         >>> from chatstream import Coalescing
-        >>> Coalescing().pause(running=100)
-        0.025
+        >>> Coalescing().pause(running=80)
+        0.08
+        >>> Coalescing().pause(running=500)
+        0.1
         >>> Coalescing().pause(running=10)
         0.0
     """
 
     above: int = 64
-    wakeups: float = 4000.0
-    max_pause: float = 0.05
+    wakeups: float = 1000.0
+    max_pause: float = 0.1
 
     def __post_init__(self) -> None:
         if isinstance(self.above, bool) or not isinstance(self.above, int) or self.above < 0:
