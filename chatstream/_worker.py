@@ -105,7 +105,7 @@ class Worker:
             stopped=lambda: self.reason is not None,
             settle=self._settle,
             # Iterated streams pause too: a pause saves their iterating thread's
-            # wake-ups as well as the worker's (docs/performance.rst, "Coalescing").
+            # wake-ups as well as the worker's (docs/performance.rst, "Longer pauses").
             pause=self._pause if settings.coalescing is not None else None,
         )
         #: The worker's run on a thread of the pool (see :mod:`chatstream._threads`).
