@@ -265,16 +265,8 @@ class ChoiceState:
                 if call is not None and len(function) == 1 and type(arguments) is str:
                     if arguments:
                         call.arguments.append(arguments)
-                        position = call.output_index
-                        if position is not None:
-                            if call.view is None:
-                                events.append(
-                                    _arguments_delta(
-                                        call.announced_id, arguments, position, self.index, None
-                                    )
-                                )
-                            else:
-                                self._arguments_delta(call, arguments, events)
+                        if call.output_index is not None:
+                            self._arguments_delta(call, arguments, events)
                     self.last_call = call
                     return
         index = fragment.get("index")
