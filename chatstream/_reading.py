@@ -12,6 +12,9 @@ it is closed instead if the end does not come.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -38,6 +41,22 @@ QUICK_READ = 0.0005
 _sleep = time.sleep  # (replaced in tests)
 #: Events that open a stream: a pause never delays them (nor the first text).
 _OPENING = (OutputItemAdded, RateLimits, RawChunk)
+
+#: Held by the stream whose bytes are being parsed, when streams coalesce: see
+#: :meth:`ReadLoop.run`. Not with free-threaded Python, where streams parse in parallel.
+_turn: threading.Lock | None = (
+    None if not getattr(sys, "_is_gil_enabled", lambda: True)() else threading.Lock()
+)
+
+
+def _new_turn_after_fork() -> None:
+    # The child has none of the parent's threads: one may have held it at the fork.
+    global _turn
+    if _turn is not None:
+        _turn = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_turn_after_fork)
 
 
 class Body(Protocol):
@@ -131,6 +150,13 @@ class ReadLoop:
         seen = 0
         data = b""
         pause = self.pause
+        # With hundreds of streams whose bytes arrive together, each of their threads
+        # would queue for the interpreter lock and wake up every switch interval (5 ms)
+        # to ask for it: a thousand threads make a few hundred thousand wake-ups a
+        # second, which took more CPU than the streams' work and grew with their number
+        # (docs/performance.rst, "A thousand streams"). Parsing one at a time, the others
+        # wait on this lock instead, which wakes each of them once, when its turn comes.
+        turn = _turn if pause is not None else None
         content = False  # the first content event was delivered
         woke: float | None = None  # when the last pause ended
         resumed = False  # the last read was the first after a pause
@@ -159,7 +185,11 @@ class ReadLoop:
                 delivery.body_bytes(data)
             if b"\n" in data or b"\r" in data:
                 self.line_waited = 0.0  # a line was completed: the server makes progress
-            events = parser.feed(data)
+            if turn is None:
+                events = parser.feed(data)
+            else:
+                with turn:
+                    events = parser.feed(data)
             if parser.ended:
                 self.settle()
             if events:

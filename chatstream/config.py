@@ -140,7 +140,9 @@ class Coalescing:
     ``wakeups``, at most ``max_pause`` seconds. A stream never pauses before its first
     content (the time to the first text is not delayed), and a read that finds bytes
     already there is never delayed. The cost: each chunk reaches you up to
-    ``max_pause`` later; see :doc:`threading`.
+    ``max_pause`` later; see :doc:`threading`. With coalescing on, streams also parse
+    what they read one at a time, so that their threads wait for their turn on a lock
+    rather than in the interpreter lock's queue.
 
     Pass ``coalescing=None`` to :class:`~chatstream.Client` to read every chunk as
     soon as it arrives, whatever the load.

@@ -244,6 +244,25 @@ def test_an_internal_error_keeps_the_cause_text_but_not_its_frames(
     _ended(stream)
 
 
+def test_a_core_that_raises_leaves_the_parse_turn_to_the_next_stream(
+    server: LoopbackServer, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.set_default(sse_body(HI))
+    feed = chatstream.StreamParser.feed
+    calls = []
+
+    def broken_once(self: chatstream.StreamParser, data: bytes) -> list[ResponseEvent]:
+        calls.append(data)
+        if len(calls) == 1:
+            raise KeyError("a bug")
+        return feed(self, data)
+
+    monkeypatch.setattr(chatstream.StreamParser, "feed", broken_once)
+    with pytest.raises(StreamError):
+        client.stream(BODY).result(timeout=WAIT)
+    assert client.stream(BODY).result(timeout=WAIT).content == "Hello"
+
+
 # --- 11. fire-and-forget callback streams -------------------------------------------------
 
 
@@ -399,6 +418,40 @@ urllib.request.urlopen(url + "/release", data=b"").read()
 rest = list(events)
 print(os.waitstatus_to_exitcode(status), parent.result(timeout=20).content)
 """
+
+
+TURN_FORK_SCRIPT = """
+import os, sys, threading
+import chatstream
+from chatstream import _reading
+
+held, forked = threading.Event(), threading.Event()
+
+def holder():
+    with _reading._turn:  # another thread is parsing when the process forks
+        held.set()
+        forked.wait(10)
+
+thread = threading.Thread(target=holder)
+thread.start()
+held.wait(10)
+pid = os.fork()
+if pid == 0:
+    client = chatstream.Client(sys.argv[1] + "/v1", retry=0)
+    content = client.stream({"model": "m", "messages": []}).result(timeout=20).content
+    os._exit(0 if content == "Hello" else 3)
+forked.set()
+thread.join()
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_parses_though_a_parent_thread_held_the_parse_turn(
+    server: LoopbackServer,
+) -> None:
+    server.set_default(sse_body(HI))
+    assert _run_script(TURN_FORK_SCRIPT, server.url).strip() == "0"
 
 
 def test_a_forked_child_has_its_own_watchdog_and_never_touches_the_parents_stream(

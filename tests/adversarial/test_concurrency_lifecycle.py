@@ -31,6 +31,7 @@ from chatstream import (
     ResponseEvent,
     StreamClosedError,
 )
+from chatstream._reading import READ_SIZE
 from tests.helpers import answer, chunk
 from tests.loopback import Conn, LoopbackServer, sequence, sse_body
 
@@ -167,6 +168,13 @@ def _flood(count: int, size: int = 1) -> Callable[[Conn], None]:
     return handler
 
 
+def _per_read(size: int) -> int:
+    """The most events of ``_flood(..., size)`` one read can bring: a queue holds its
+    limit less one plus one read's batch, at most (docs/threading.rst)."""
+    # A read is at most READ_SIZE bytes, and may complete an event the one before began.
+    return READ_SIZE // len(event(chunk("x" * size))) + 1
+
+
 def test_43_close_while_the_worker_waits_on_a_full_queue(
     server: LoopbackServer, client: Client
 ) -> None:
@@ -217,7 +225,7 @@ def test_41_a_consumer_that_never_reads_bounds_memory_and_still_closes(
         assert wait_until(lambda: worker.queue.qsize() >= 64, 5)
         time.sleep(IDLE + 0.3)
         assert not stream.done
-        assert worker.queue.qsize() <= 64 + 100  # one read's batch over the limit at most
+        assert worker.queue.qsize() <= 64 - 1 + _per_read(16)
         _close_fast(stream)
         _worker_gone(stream)
     assert rss.growth < 10 * MiB, f"RSS grew {rss.growth / MiB:.1f} MiB"
@@ -238,7 +246,7 @@ def test_41_the_total_limit_still_ends_a_stream_blocked_on_its_queue(
         for item in stream:  # the queued events, then the error
             seen.append(item)
     assert info.value.limit == "total"
-    assert 0 < len(seen) <= 8 + 100
+    assert 0 < len(seen) <= 8 - 1 + _per_read(1)
     _worker_gone(stream)
 
 
