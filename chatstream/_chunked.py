@@ -93,12 +93,12 @@ class ChunkedDecoder:
                 newline = data.find(b"\n", pos)
                 if newline < 0:
                     if end - pos > MAX_LINE:
-                        raise ChunkedError("chunk size line too long")
+                        raise ChunkedError("chunk size or trailer line too long")
                     break
                 line = data[pos:newline]
                 pos = newline + 1
                 if len(line) > MAX_LINE:
-                    raise ChunkedError("chunk size line too long")
+                    raise ChunkedError("chunk size or trailer line too long")
                 if state == _SIZE:
                     self._size(line)
                 elif not line.strip(b"\r"):  # the blank line after the trailers

@@ -1,0 +1,70 @@
+"""The queue between a stream's worker and its iterating threads: a wake-up from a signal
+handler that found the queue's lock taken is passed on by the thread holding it, not
+left to the bounded wait (set to a minute here, so that only the hand-over can pass)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from chatstream import _delivery
+from chatstream._delivery import EventQueue, Interrupted
+from chatstream.events import OutputTextDelta
+
+WAIT = 10.0
+
+
+@pytest.fixture(autouse=True)
+def long_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_delivery, "POLL", 60.0)
+    monkeypatch.setattr(_delivery, "_WAKE_TRY", 0.01)
+
+
+def waiting(condition: threading.Condition) -> Callable[[], bool]:
+    return lambda: bool(condition._waiters)  # type: ignore[attr-defined]
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_a_close_that_found_the_lock_taken_reaches_the_worker_waiting_for_room() -> None:
+    queue = EventQueue(1)
+    queue.put([OutputTextDelta("x")])  # full: the next put waits for room
+    outcome: list[str] = []
+
+    def worker() -> None:
+        try:
+            queue.put([OutputTextDelta("x")])
+            outcome.append("put")
+        except Interrupted:
+            outcome.append("interrupted")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    wait_until(waiting(queue._room))
+    with queue._lock:  # a signal handler closed the stream while this thread held it
+        queue.close()
+        queue.interrupt()
+    assert queue.get() is None  # the holder's next turn at the lock passes it on
+    thread.join(WAIT)
+    assert outcome == ["interrupted"]
+
+
+def test_a_close_that_found_the_lock_taken_reaches_every_waiting_consumer() -> None:
+    queue = EventQueue(4)
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.append(queue.get()))
+    thread.start()
+    wait_until(waiting(queue._ready))
+    with queue._lock:
+        queue.close()
+    assert queue.get() is None
+    thread.join(WAIT)
+    assert got == [None]
