@@ -22,6 +22,12 @@ from chatstream import (
 )
 
 DATA = Path(__file__).parent / "data"
+#: The request body every client test sends.
+BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+#: Short limits, so that a client test that goes wrong fails fast instead of hanging.
+TIMEOUTS = chatstream.Timeouts(connect=2.0, idle=5.0)
+#: A usage chunk's figures.
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 CORPUS = DATA / "conformance"
 
 
@@ -207,3 +213,12 @@ def answer(
     if usage is not None:
         chunks.append(chunk(usage=usage, choices=False))
     return b"".join(event(c) for c in chunks) + (DONE if done else b"")
+
+
+#: A short answer: "Hello", with usage.
+HELLO = answer("Hel", "lo", usage=USAGE)
+
+
+def texts(events: Iterable[object]) -> str:
+    """The text deltas among ``events``, joined."""
+    return "".join(e.delta for e in events if isinstance(e, chatstream.OutputTextDelta))

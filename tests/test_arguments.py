@@ -13,10 +13,10 @@ import responses
 
 from chatstream import Client, ConfigurationError, Timeouts
 from chatstream.client import Turn
+from tests.helpers import BODY
 
 BASE = "http://api.test/v1"
 URL = BASE + "/chat/completions"
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.mark.parametrize(

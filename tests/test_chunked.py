@@ -15,11 +15,9 @@ from chatstream import Client, StreamConnectionError, Timeouts
 from chatstream._chunked import MAX_LINE, ChunkedDecoder, ChunkedError
 from tests.loopback import Conn, LoopbackServer
 
-from .helpers import answer, chunk, event
+from .helpers import BODY, answer, chunk, event
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
-
-BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def encode(pieces: list[bytes], *, trailers: bytes = b"") -> bytes:

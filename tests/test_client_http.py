@@ -36,13 +36,13 @@ from chatstream import (
     Timeouts,
 )
 from chatstream._exchange import request_headers
+from tests.helpers import BODY
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 BASE = "http://api.test/v1"
 URL = BASE + "/chat/completions"
 KEY = "sk-CANARY-http-0123456789"
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 SSE = (
     b'data: {"id":"r1","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}'
     b"\n\ndata: [DONE]\n\n"

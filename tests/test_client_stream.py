@@ -63,8 +63,12 @@ from tests.loopback import (
 )
 
 from .helpers import (
+    BODY,
     CORPUS,
     DONE,
+    HELLO,
+    TIMEOUTS,
+    USAGE,
     answer,
     chunk,
     comparable,
@@ -72,14 +76,12 @@ from .helpers import (
     drain,
     event,
     expectation,
+    texts,
 )
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 KEY = "sk-CANARY-5f0c2a41-loopback"
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-#: Short limits, so that a test that goes wrong fails fast instead of hanging.
-TIMEOUTS = Timeouts(connect=2.0, idle=5.0)
 #: Quick retries.
 RETRY = Retry(max_retries=2, backoff=0.01, jitter=0.0)
 #: The longest any test waits for something that should happen at once.
@@ -92,12 +94,6 @@ MODES: list[BodyMode] = ["chunked", "close"]
 
 
 # --- building bodies ----------------------------------------------------------------------
-
-
-USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-
-
-HELLO = answer("Hel", "lo", usage=USAGE)
 
 
 def core_events(body: bytes) -> list[ResponseEvent]:
@@ -206,10 +202,6 @@ def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[obje
 def joined(job: Job, timeout: float = WAIT) -> bool:
     job.join(timeout)
     return not job.is_alive()
-
-
-def texts(events: list[ResponseEvent]) -> str:
-    return "".join(e.delta for e in events if isinstance(e, OutputTextDelta))
 
 
 # --- reading: framing and promptness ------------------------------------------------------

@@ -17,12 +17,11 @@ from chatstream import (
     ThinkTags,
     Timeouts,
 )
-from tests.helpers import build_body, chunk
+from tests.helpers import BODY, build_body, chunk
 from tests.loopback import LoopbackServer, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 WAIT = 5.0
 
 

@@ -15,11 +15,10 @@ import trustme
 from chatstream import Client, Timeouts
 from tests.loopback import Conn, LoopbackServer
 
-from .helpers import answer, chunk, event
+from .helpers import BODY, answer, chunk, event
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 STREAMS = 50
 HI = answer("Hel", "lo")
 

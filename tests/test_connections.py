@@ -22,8 +22,7 @@ from chatstream import Client, ConfigurationError, ConnectError, ConnectTimeoutE
 from chatstream._http import transport_error
 from tests.loopback import Conn, LoopbackServer, sse_body
 
-from .helpers import answer
-from .test_client_stream import BODY, TIMEOUTS, USAGE, drain, texts
+from .helpers import BODY, TIMEOUTS, USAGE, answer, drain, texts
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -27,11 +27,10 @@ from chatstream import (
     _redact,
 )
 
-from .helpers import chunk, event
+from .helpers import BODY, chunk, event
 
 BASE = "http://api.test/v1"
 URL = BASE + "/chat/completions"
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def _completion(**message: Any) -> bytes:

@@ -15,7 +15,6 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -33,11 +32,10 @@ from chatstream import (
 )
 from tests.loopback import Conn, LoopbackServer, json_error, sse_body
 
-from .helpers import answer, chunk, event
+from .helpers import BODY, answer, chunk, event
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 WAIT = 10.0
 HI = answer("Hel", "lo")
 HI_EVENTS = list(chatstream.iter_events([HI]))

@@ -13,7 +13,7 @@ from chatstream import Client, Response, Retry, _threads
 from tests.loopback import LoopbackServer, sse_body
 
 from .adversarial.harness import wait_until
-from .test_client_stream import BODY, HELLO
+from .helpers import BODY, HELLO
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

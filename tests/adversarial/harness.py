@@ -49,7 +49,7 @@ from chatstream import (
     Timeouts,
 )
 from chatstream._threads import idle_threads
-from tests.helpers import DONE, event
+from tests.helpers import BODY, DONE, event
 
 #: The API key every adversarial client uses; it must never surface anywhere.
 CANARY = f"sk-CANARY-{uuid.uuid4()}"
@@ -66,7 +66,6 @@ PATH = "/v1/chat/completions"
 #: The idle timeout of the suite's clients (seconds): short, so stalls fail fast.
 IDLE = 0.5
 #: The request body of every stream.
-BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def contains_canary(text: str) -> bool:
