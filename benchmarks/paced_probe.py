@@ -22,6 +22,10 @@ the client process:
   ``switch-20ms``
       ``sys.setswitchinterval(0.02)`` (the default is 5 ms): how much of the cost is the
       interpreter lock being handed over on request.
+  ``header-hub``
+      one thread waits, with a selector, for every request's response headers, and wakes
+      the waiting workers at most eight at a time, so that a thousand answers arriving
+      together do not wake a thousand threads at once.
 
   Worker threads come from the pool (``chatstream._threads``) and outlive their streams:
   a worker's switches are counted per run of a stream, from its start to its end.
@@ -136,6 +140,68 @@ def _prewave(spec: dict[str, Any]) -> None:
         rec.done.acquire(timeout=spec["budget_s"])
 
 
+class _HeaderHub:
+    """One thread waits, with a selector, for every request's response headers, and
+    wakes the waiting workers at most ``AT_ONCE`` at a time (a worker that runs wakes
+    the next): a thousand answers that arrive together wake a few threads, not a
+    thousand (prototype: no cancellation, no idle exit)."""
+
+    AT_ONCE = 8
+
+    def __init__(self) -> None:
+        import collections
+        import selectors
+        import socket
+
+        self.sel = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.r, self.w = socket.socketpair()
+        self.r.setblocking(False)
+        self.sel.register(self.r, selectors.EVENT_READ, None)
+        self.pending: list[tuple[Any, Any]] = []
+        self.ready: Any = collections.deque()
+        self.woken = 0
+        self.event_read = selectors.EVENT_READ
+        threading.Thread(target=self.loop, name="probe-hub", daemon=True).start()
+
+    def wait(self, sock: Any, timeout: float | None) -> None:
+        gate = threading.Lock()
+        gate.acquire()
+        with self.lock:
+            self.pending.append((sock, gate))
+        self.w.send(b"x")
+        if gate.acquire(timeout=-1 if timeout is None else timeout):
+            with self.lock:
+                self.woken -= 1
+                self._admit()
+
+    def _admit(self) -> None:
+        while self.ready and self.woken < self.AT_ONCE:
+            self.woken += 1
+            self.ready.popleft().release()
+
+    def loop(self) -> None:
+        while True:
+            events = self.sel.select()
+            with self.lock:
+                pending, self.pending = self.pending, []
+            for sock, gate in pending:
+                self.sel.register(sock, self.event_read, gate)
+            with self.lock:
+                for key, _ in events:
+                    if key.data is None:
+                        while True:
+                            try:
+                                if not self.r.recv(4096):
+                                    break
+                            except BlockingIOError:
+                                break
+                    else:
+                        self.sel.unregister(key.fileobj)
+                        self.ready.append(key.data)
+                self._admit()
+
+
 def _patch(name: str) -> None:
     from chatstream import _worker
 
@@ -153,6 +219,19 @@ def _patch(name: str) -> None:
         worker._attach = attach_blocking  # type: ignore[method-assign]
     elif name == "switch-20ms":
         sys.setswitchinterval(0.02)
+    elif name == "header-hub":
+        from chatstream import _transport
+
+        hub = _HeaderHub()
+        getresponse = _transport._HTTPConnection.getresponse
+
+        def hub_getresponse(self: Any) -> Any:
+            sock = self.sock
+            if sock is not None:
+                hub.wait(sock, sock.gettimeout())
+            return getresponse(self)
+
+        _transport._HTTPConnection.getresponse = hub_getresponse  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown patch {name!r}")
 
