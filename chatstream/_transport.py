@@ -110,7 +110,7 @@ class BodyReader:
     def _read_chunked(self, size: int) -> bytes:
         body, chunks = self._body, self._chunks
         while True:
-            if chunks.error is not None:
+            if chunks.error is not None:  # after the bytes before it: raise, never read on
                 raise chunks.error
             buffered = body.fp
             if buffered is None:  # the end was read
