@@ -32,6 +32,7 @@ from chatstream import (
 )
 from tests.loopback import Conn, LoopbackServer, json_error, sse_body
 
+from .adversarial.harness import wait_until
 from .helpers import BODY, answer, chunk, event
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -259,6 +260,38 @@ def test_a_core_that_raises_leaves_the_parse_turn_to_the_next_stream(
     with pytest.raises(StreamError):
         client.stream(BODY).result(timeout=WAIT)
     assert client.stream(BODY).result(timeout=WAIT).content == "Hello"
+
+
+def test_a_callback_waiting_for_another_stream_does_not_hold_up_its_parsing(
+    server: LoopbackServer, client: Client
+) -> None:
+    server.set_default(sse_body(HI))
+    other_read = threading.Event()
+    waited: list[bool] = []
+
+    def wait_for_the_other(event: ResponseEvent) -> None:
+        if not waited:
+            waited.append(other_read.wait(WAIT))
+
+    first = client.stream(BODY, on_event=wait_for_the_other, iterate=False)
+    second = client.stream(BODY, on_event=lambda event: other_read.set(), iterate=False)
+    assert second.result(timeout=WAIT).content == "Hello"
+    assert first.result(timeout=WAIT).content == "Hello"
+    assert waited == [True]
+
+
+def test_a_stream_waiting_for_room_in_its_queue_does_not_hold_up_the_others(
+    server: LoopbackServer, client: Client
+) -> None:
+    many = answer(*["x"] * 2000)
+    server.route("/many/v1/chat/completions", sse_body(many))
+    server.set_default(sse_body(HI))
+    with Client(server.url + "/many/v1", retry=0, timeouts=Timeouts(idle=5.0)) as flooding:
+        stuck = flooding.stream(BODY, queue_size=1)  # nobody iterates it: its queue fills
+        room = stuck._worker.queue._room
+        assert wait_until(lambda: bool(room._waiters), WAIT)  # type: ignore[attr-defined]
+        assert client.stream(BODY).result(timeout=WAIT).content == "Hello"
+        stuck.close()
 
 
 # --- 11. fire-and-forget callback streams -------------------------------------------------
