@@ -15,7 +15,7 @@ from chatstream import Client, StreamConnectionError, Timeouts
 from chatstream._chunked import MAX_LINE, ChunkedDecoder, ChunkedError
 from tests.loopback import Conn, LoopbackServer
 
-from .helpers import BODY, answer, chunk, event
+from .helpers import BODY, answer, chunk, event, examples
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -72,7 +72,7 @@ def test_a_body_cut_anywhere_decodes_as_http_client_decodes_it(wire: bytes) -> N
         assert decoder.done
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     pieces=st.lists(st.binary(max_size=300), max_size=12),
     cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=8),
