@@ -16,7 +16,8 @@ from __future__ import annotations
 
 __all__ = ["MAX_LINE", "ChunkedDecoder", "ChunkedError"]
 
-#: The longest chunk-size or trailer line accepted (``http.client``'s limit).
+#: The longest line accepted: a chunk size, a trailer, or an interim response's header
+#: (``http.client``'s limit).
 MAX_LINE = 65536
 
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)

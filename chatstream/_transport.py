@@ -50,7 +50,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 import urllib3.response
 
-from ._chunked import ChunkedDecoder, ChunkedError
+from ._chunked import MAX_LINE, ChunkedDecoder, ChunkedError
 
 __all__ = [
     "READ_ERRORS",
@@ -245,7 +245,6 @@ def _before_response(connection: urllib3.connection.HTTPConnection) -> None:
 # Interim responses skipped before one request's final response, at most: a server that
 # sends them forever is held to this (and to the watchdog's bound on the header wait).
 _MAX_INTERIM = 32
-_MAX_LINE = 65536
 _MAX_HEADERS = 100
 
 
@@ -266,8 +265,8 @@ class _HTTPResponse(http.client.HTTPResponse):
 def _skip_headers(fp: Any) -> None:
     """Read and drop the header lines of an interim response, up to its blank line."""
     for _ in range(_MAX_HEADERS + 1):
-        line = fp.readline(_MAX_LINE + 1)
-        if len(line) > _MAX_LINE:
+        line = fp.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
             raise http.client.LineTooLong("header line")
         if line in (b"\r\n", b"\n", b""):
             return

@@ -53,6 +53,7 @@ __all__ = [
     "sequence",
     "split_pieces",
     "sse_body",
+    "sse_events",
 ]
 
 BodyMode = Literal["chunked", "close", "length"]
@@ -852,7 +853,7 @@ def _report_failure(conn: Conn, exc: Exception) -> None:
         conn.abort()
 
 
-def _sse_events(body: bytes) -> list[bytes]:
+def sse_events(body: bytes) -> list[bytes]:
     """Split an SSE body after each blank-line event terminator, keeping all bytes."""
     events: list[bytes] = []
     start = 0
@@ -892,7 +893,7 @@ def sse_body(
 
     def handler(conn: Conn) -> None:
         rng = random.Random(seed)  # per request, so every response is byte-identical
-        events = _sse_events(data)
+        events = sse_events(data)
         writes = [split_pieces(event, rng=rng) if split else [event] for event in events]
         length: int | None = None
         if mode == "length":

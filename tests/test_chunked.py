@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from chatstream import Client, StreamConnectionError, Timeouts
 from chatstream._chunked import MAX_LINE, ChunkedDecoder, ChunkedError
-from tests.loopback import Conn, LoopbackServer
+from tests.loopback import Conn, LoopbackServer, sse_events
 
 from .helpers import BODY, answer, chunk, event, examples
 
@@ -135,11 +135,6 @@ def test_a_line_longer_than_the_limit_is_an_error_even_unfinished(where: str) ->
 # --- over a real socket -----------------------------------------------------------------------
 
 
-def events_of(body: bytes) -> list[bytes]:
-    """A streamed answer's events, each as one chunk would carry it."""
-    return [e + b"\n\n" for e in body.split(b"\n\n") if e]
-
-
 def send_raw(conn: Conn, wire: bytes) -> None:
     """Answer with ``wire`` as a chunked body, head and framing written here."""
     conn.raw(
@@ -160,7 +155,7 @@ def test_chunks_that_arrived_together_are_read_together(
     texts = [f"w{i} " for i in range(200)]
     body = answer(*texts)
 
-    server.route("/v1/chat/completions", lambda conn: send_raw(conn, encode(events_of(body))))
+    server.route("/v1/chat/completions", lambda conn: send_raw(conn, encode(sse_events(body))))
     reads: list[bytes] = []
     with client.stream(BODY, on_bytes=reads.append) as stream:
         assert stream.result(timeout=10).content == "".join(texts)
@@ -173,7 +168,8 @@ def test_chunk_extensions_and_trailers_are_read_and_the_connection_reused(
 ) -> None:
     def handler(conn: Conn) -> None:
         conn.keep_alive = True
-        wire = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(e), e) for e in events_of(answer("Hel", "lo")))
+        events = sse_events(answer("Hel", "lo"))
+        wire = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(e), e) for e in events)
         send_raw(conn, wire + b"0\r\nX-Trailer: yes\r\n\r\n")
 
     server.set_default(handler)

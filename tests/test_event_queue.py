@@ -5,7 +5,6 @@ left to the bounded wait (set to a minute here, so that only the hand-over can p
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +12,8 @@ import pytest
 from chatstream import _delivery
 from chatstream._delivery import EventQueue, Interrupted
 from chatstream.events import OutputTextDelta
+
+from .adversarial.harness import wait_until
 
 WAIT = 10.0
 
@@ -25,13 +26,6 @@ def long_poll(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def waiting(condition: threading.Condition) -> Callable[[], bool]:
     return lambda: bool(condition._waiters)  # type: ignore[attr-defined]
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
 
 
 def test_a_close_that_found_the_lock_taken_reaches_the_worker_waiting_for_room() -> None:
@@ -48,7 +42,7 @@ def test_a_close_that_found_the_lock_taken_reaches_the_worker_waiting_for_room()
 
     thread = threading.Thread(target=worker)
     thread.start()
-    wait_until(waiting(queue._room))
+    assert wait_until(waiting(queue._room), WAIT)
     with queue._lock:  # a signal handler closed the stream while this thread held it
         queue.close()
         queue.interrupt()
@@ -62,7 +56,7 @@ def test_a_close_that_found_the_lock_taken_reaches_every_waiting_consumer() -> N
     got: list[object] = []
     thread = threading.Thread(target=lambda: got.append(queue.get()))
     thread.start()
-    wait_until(waiting(queue._ready))
+    assert wait_until(waiting(queue._ready), WAIT)
     with queue._lock:
         queue.close()
     assert queue.get() is None
