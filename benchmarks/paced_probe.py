@@ -27,7 +27,7 @@ the client process:
       the waiting workers at most eight at a time, so that a thousand answers arriving
       together do not wake a thousand threads at once.
 
-  Worker threads come from the pool (``chatstream._threads``) and outlive their streams:
+  Worker threads come from the pool (``chatstream._shell.threads``) and outlive their streams:
   a worker's switches are counted per run of a stream, from its start to its end.
   ``--prewave`` runs a first, unmeasured wave of N streams, which leaves N idle threads
   for the measured one.
@@ -38,7 +38,7 @@ the client process:
   callback; no thread per stream. What a worker that shares one reading thread could
   cost per chunk (no retries, timeouts or TLS: a lower bound).
 
-It monkeypatches private parts of ``chatstream._worker`` and ``chatstream._threads``: a
+It monkeypatches private parts of ``chatstream._shell.worker`` and ``chatstream._shell.threads``: a
 tool for this worker, to be kept in step with it.
 """
 
@@ -108,7 +108,7 @@ def _count_switches_per_thread() -> None:
 
     threading.Thread.run = counted  # type: ignore[method-assign]
 
-    from chatstream import _threads
+    from chatstream._shell import threads as _threads
 
     job_run = _threads.Job._run
 
@@ -203,7 +203,7 @@ class _HeaderHub:
 
 
 def _patch(name: str) -> None:
-    from chatstream import _worker
+    from chatstream._shell import worker as _worker
 
     worker = _worker.Worker
     if name == "blocking-socket":
@@ -220,7 +220,7 @@ def _patch(name: str) -> None:
     elif name == "switch-20ms":
         sys.setswitchinterval(0.02)
     elif name == "header-hub":
-        from chatstream import _transport
+        from chatstream._shell import transport as _transport
 
         hub = _HeaderHub()
         getresponse = _transport._HTTPConnection.getresponse

@@ -597,7 +597,7 @@ def paced(args: argparse.Namespace, port: int, report: Report) -> None:
 
 def profile(args: argparse.Namespace, port: int) -> None:
     """cProfile of chatstream's worker thread and of the iterating thread."""
-    from chatstream import _worker as worker_module
+    from chatstream._shell import worker as worker_module
 
     worker_profile = cProfile.Profile()
     run = worker_module.Worker._run

@@ -7,10 +7,13 @@ thread over a real connection.
 """
 
 from ._version import __version__
-from .accumulator import Accumulator
 from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
 from .config import Coalescing, Retry, Timeouts
 from .conversation import Conversation
+from .core.accumulator import Accumulator
+from .core.parser import StreamParser, iter_events
+from .core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
+from .core.think import ThinkTags
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -68,11 +71,8 @@ from .events import (
     event_from_json,
     item_from_dict,
 )
-from .parser import StreamParser, iter_events
 from .response import ChoiceResult, ErrorInfo, Response
-from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .stream import ChatStream
-from .think import ThinkTags
 
 __all__ = [
     "APIStatusError",

@@ -15,27 +15,34 @@ import http.cookiejar
 import logging
 import os
 import random
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import requests
 
-from . import _arguments, _http, _redact, _transport
-from ._exchange import Settings
-from ._telemetry import Telemetry
-from ._turn import TURN_STATE_HEADER, Turn
-from ._watchdog import Watchdog, default_watchdog
-from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
+from . import _arguments
+from ._shell import http as _http
+from ._shell import redact as _redact
+from ._shell import transport as _transport
+from ._shell.exchange import Settings
+from ._shell.watchdog import Watchdog, default_watchdog
 from .config import Coalescing, Retry, Timeouts
+from .core.accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
+from .core.parser import StreamParser
+from .core.sse import DEFAULT_MAX_EVENT_BYTES
+from .core.think import ThinkTags
 from .errors import ConfigurationError
-from .parser import StreamParser
-from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, make_worker
-from .think import ThinkTags
+from .telemetry import Telemetry
 
 __all__ = ["Client", "Telemetry", "Turn", "TURN_STATE_HEADER"]
 
 log = logging.getLogger("chatstream")
+
+#: The response header that pins a turn to one backend (the specification's
+#: sticky turn routing).
+TURN_STATE_HEADER = "x-codex-turn-state"
 
 #: How many connections a client's own session keeps for reuse, unless ``pool_size``
 #: says otherwise: room for a thousand concurrent streams.
@@ -352,3 +359,41 @@ def _views(defaults: dict[str, Any], *overrides: Any) -> dict[str, Any]:
         name: default if value is None else value
         for (name, default), value in zip(defaults.items(), overrides, strict=True)
     }
+
+
+class Turn:
+    """One user turn: its requests share the backend the first response pinned.
+
+    The first response of the turn that carries the turn-state header (see
+    :data:`TURN_STATE_HEADER`) fixes its value for the turn; every later request of the
+    turn sends it back, so retries and tool follow-ups reach the same backend. Set once,
+    safe to share between threads. Made by :meth:`Client.turn`.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._state: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str | None:
+        """The pinned value, or ``None`` until a response carried one."""
+        return self._state
+
+    def capture(self, value: str | None) -> None:
+        """Keep ``value`` if the turn has none yet (later values are ignored, and so is a
+        value that cannot be sent back as a header)."""
+        if _http.usable_header_value(self.client.turn_state_header, value):
+            with self._lock:
+                if self._state is None:
+                    self._state = value
+
+    def stream(self, body: Mapping[str, Any], **options: Any) -> ChatStream:
+        """:meth:`Client.stream`, as part of this turn."""
+        return self.client.stream(body, turn=self, **options)
+
+    def __enter__(self) -> Turn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Nothing to release: the ``with`` block only marks the turn's extent."""

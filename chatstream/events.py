@@ -483,7 +483,7 @@ class FunctionCallArgumentsDelta(_Event):
     ``call_id`` is the id known when the call was announced.
 
     ``parsed`` is ``None`` unless ``partial_json=True``: then it is the arguments parsed
-    so far (see :mod:`chatstream.partial_json`) — a view for showing progress, never the
+    so far (see :mod:`chatstream.core.partial_json`) — a view for showing progress, never the
     final value.
     """
 
@@ -533,7 +533,7 @@ class OutputTextParsed(_Event):
     (``response_format`` ``json_object`` or ``json_schema``) and ``partial_json=True``.
 
     Sent after an :class:`OutputTextDelta` whenever the view was refreshed (see
-    :mod:`chatstream.partial_json`); a view for showing progress, never the final value.
+    :mod:`chatstream.core.partial_json`); a view for showing progress, never the final value.
     """
 
     parsed: Any

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
-from ._render import Renderer, pretty_arguments
+from .cli.render import Renderer, pretty_arguments
 from .errors import ChatStreamError
 from .events import (
     FunctionCall,

@@ -3,11 +3,11 @@ reach you through a bounded queue (iterate the stream) and through callbacks.
 
 Threads
 -------
-* The **worker** (one per stream, a daemon; see :mod:`chatstream._worker`) sends the
+* The **worker** (one per stream, a daemon; see :mod:`chatstream._shell.worker`) sends the
   request, reads the body with blocking reads, runs the core, calls ``on_event`` (unless
   ``dispatch`` hands the call to another thread) and puts the events on the queue. When
   the queue is full it waits, which stops reading: that is the backpressure.
-* The **watchdog** (one per process, see :mod:`chatstream._watchdog`) ends a stream that
+* The **watchdog** (one per process, see :mod:`chatstream._shell.watchdog`) ends a stream that
   waited too long for bytes by shutting its socket down.
 * **Your** threads iterate, wait in :meth:`ChatStream.result`, or call
   :meth:`ChatStream.close`, which returns at once from any thread, and from a signal
@@ -25,14 +25,14 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from ._delivery import BytesCallback, Delivery, Dispatch, EndCallback, EventCallback, Terminal
-from ._exchange import Settings, TurnState
-from ._outcome import StopReason
-from ._watchdog import Watchdog
-from ._worker import Opener, Worker
+from ._shell.delivery import BytesCallback, Delivery, Dispatch, EndCallback, EventCallback, Terminal
+from ._shell.exchange import Settings, TurnState
+from ._shell.outcome import StopReason
+from ._shell.watchdog import Watchdog
+from ._shell.worker import Opener, Worker
+from .core.parser import StreamParser
 from .errors import ConfigurationError, StreamClosedError
 from .events import ResponseEvent
-from .parser import StreamParser
 from .response import Response
 
 __all__ = [

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from chatstream._threads import idle_threads
+from chatstream._shell.threads import idle_threads
 from tests.loopback import LoopbackServer
 
 # Hypothesis: random (not derandomized, so every run explores new inputs) but bounded, so
@@ -50,7 +50,7 @@ def _open_fds() -> int:
 
 def busy_threads() -> int:
     """How many threads this process runs, not counting chatstream's idle pool threads
-    (they hold no stream, and end by themselves: see :mod:`chatstream._threads`)."""
+    (they hold no stream, and end by themselves: see :mod:`chatstream._shell.threads`)."""
     return threading.active_count() - len(idle_threads())
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import requests
 
 from chatstream import ChatStream, Coalescing, Retry, Telemetry, Timeouts
-from chatstream._exchange import Settings
-from chatstream._watchdog import Watchdog
-from chatstream._worker import Body
+from chatstream._shell.exchange import Settings
+from chatstream._shell.watchdog import Watchdog
+from chatstream._shell.worker import Body
 from chatstream.stream import make_worker
 
 #: A read that blocks until the body is shut down (then fails, as a socket read does).

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatstream import Client, StreamConnectionError, Timeouts
-from chatstream._chunked import MAX_LINE, ChunkedDecoder, ChunkedError
+from chatstream._shell.chunked import MAX_LINE, ChunkedDecoder, ChunkedError
 from tests.loopback import Conn, LoopbackServer, sse_events
 
 from .helpers import BODY, answer, chunk, event, examples

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from chatstream import Completed, OutputItemAdded, ResponseEvent, _recording, event_from_json
-from chatstream.cli import main
+from chatstream import Completed, OutputItemAdded, ResponseEvent, event_from_json
+from chatstream.cli import recording as _recording
+from chatstream.cli.command import main
 
 from .helpers import CORPUS, build_body, chunk, comparable, expectation, result_of, run_core
 

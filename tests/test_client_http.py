@@ -35,7 +35,7 @@ from chatstream import (
     Telemetry,
     Timeouts,
 )
-from chatstream._exchange import request_headers
+from chatstream._shell.exchange import request_headers
 from tests.helpers import BODY
 
 pytestmark = pytest.mark.usefixtures("no_leaks")

@@ -51,8 +51,8 @@ from chatstream import (
     Timeouts,
     UnexpectedResponseError,
 )
-from chatstream._threads import Job
-from chatstream._watchdog import Watchdog
+from chatstream._shell.threads import Job
+from chatstream._shell.watchdog import Watchdog
 from tests.loopback import (
     BodyMode,
     Conn,
@@ -693,14 +693,14 @@ def test_a_huge_error_body_is_not_read_whole(
             pass
 
     reads: list[int] = []
-    original = chatstream._http.read_limited
+    original = chatstream._shell.http.read_limited
 
     def counting(response: Any, limit: int) -> bytes:
         data = original(response, limit)
         reads.append(len(data))
         return data
 
-    monkeypatch.setattr(chatstream._http, "read_limited", counting)
+    monkeypatch.setattr(chatstream._shell.http, "read_limited", counting)
     server.set_default(handler)
     started = time.monotonic()
     with make_client().stream(BODY) as stream:

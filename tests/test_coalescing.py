@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatstream import Client, Coalescing, ConfigurationError, _reading
-from chatstream._watchdog import Watchdog
+from chatstream import Client, Coalescing, ConfigurationError
+from chatstream._shell import reading as _reading
+from chatstream._shell.watchdog import Watchdog
 
 from .fakes import FakeBody, FakeClock, fake_stream
 from .helpers import DONE, answer, chunk, event

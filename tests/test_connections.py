@@ -19,7 +19,7 @@ import trustme
 import urllib3.exceptions
 
 from chatstream import Client, ConfigurationError, ConnectError, ConnectTimeoutError, Retry
-from chatstream._http import transport_error
+from chatstream._shell.http import transport_error
 from tests.loopback import Conn, LoopbackServer, sse_body
 
 from .helpers import BODY, TIMEOUTS, USAGE, answer, drain, texts

@@ -1,4 +1,4 @@
-"""The time limits as a pure function (chatstream._deadlines): plain numbers in, the
+"""The time limits as a pure function (chatstream._shell.deadlines): plain numbers in, the
 next deadline and its kind out. No clock, thread or socket."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chatstream import Timeouts
-from chatstream._deadlines import DRAIN_TIME, HEADERS_SLACK, Clocks, Expiry, next_deadline
+from chatstream._shell.deadlines import DRAIN_TIME, HEADERS_SLACK, Clocks, Expiry, next_deadline
 
 T = Timeouts(connect=5.0, idle=10.0, event=30.0, total=100.0, finish_grace=2.0)
 NO_LIMITS = Timeouts(idle=None)

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import chatstream
-from chatstream import cli
-from chatstream.demo import DemoServer, load_script
+from chatstream.cli import command as cli
+from chatstream.cli.demo import DemoServer, load_script
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -23,9 +23,9 @@ from chatstream import (
     ProviderError,
     StreamParser,
     UnexpectedResponseError,
-    _http,
-    _redact,
 )
+from chatstream._shell import http as _http
+from chatstream._shell import redact as _redact
 
 from .helpers import BODY, chunk, event
 

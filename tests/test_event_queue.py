@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from chatstream import _delivery
-from chatstream._delivery import EventQueue, Interrupted
+from chatstream._shell import delivery as _delivery
+from chatstream._shell.delivery import EventQueue, Interrupted
 from chatstream.events import OutputTextDelta
 
 from .adversarial.harness import wait_until

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatstream.parser import _loads
+from chatstream.core.parser import _loads
 
 from .helpers import examples
 

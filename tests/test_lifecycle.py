@@ -454,7 +454,7 @@ print(os.waitstatus_to_exitcode(status), parent.result(timeout=20).content)
 TURN_FORK_SCRIPT = """
 import os, sys, threading
 import chatstream
-from chatstream import _reading
+from chatstream._shell import reading as _reading
 
 held, forked = threading.Event(), threading.Event()
 

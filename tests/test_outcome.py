@@ -1,4 +1,4 @@
-"""The one-outcome rules as a pure function (chatstream._outcome.decide): what happened
+"""The one-outcome rules as a pure function (chatstream._shell.outcome.decide): what happened
 in, the stream's single outcome out."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from chatstream import (
     StreamClosedError,
     Timeouts,
 )
-from chatstream._outcome import StopReason, decide
+from chatstream._shell.outcome import StopReason, decide
 
 BODY_ERROR = ContentFilterError("filtered")
 MET = ServerError("down", status=503)

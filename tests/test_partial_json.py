@@ -18,7 +18,7 @@ from chatstream import (
     OutputTextParsed,
     StreamParser,
 )
-from chatstream.partial_json import PartialJson, parse_partial
+from chatstream.core.partial_json import PartialJson, parse_partial
 
 from .helpers import build_body, chunk
 

@@ -19,7 +19,7 @@ import flask
 import pytest
 
 import chatstream
-from chatstream.demo import DemoServer, load_script
+from chatstream.cli.demo import DemoServer, load_script
 from chatstream.notebook import show
 from chatstream.wsgi import SSE_HEADERS, sse_events
 from tests.helpers import answer, build_body, chunk

@@ -12,7 +12,7 @@ from chatstream import (
     OutputItemIncomplete,
     OutputTextDelta,
 )
-from chatstream._render import Renderer
+from chatstream.cli.render import Renderer
 
 
 def renderer() -> tuple[Renderer, io.StringIO]:

@@ -332,7 +332,7 @@ def test_the_strict_servers_reject_what_the_cli_used_to_send(server: LoopbackSer
 def test_the_chat_repl_keeps_a_turn_cut_by_max_tokens(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatstream import cli
+    from chatstream.cli import command as cli
 
     cut = build_body([chunk("Once upon"), chunk(finish="length")], done=True)
     server.route(PATH, sse_body(cut))

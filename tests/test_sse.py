@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sseclient import SSEClient
 
 from chatstream import EventTooLargeError, SSEDecoder, SSEMessage
-from chatstream.sse import _parse_lines
+from chatstream.core.sse import _parse_lines
 
 from .helpers import examples
 

@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
-from chatstream.sse import SSEDecoder, SSEMessage
+from chatstream.core.sse import SSEDecoder, SSEMessage
 
 # Line content: any bytes but line breaks, weighted towards what the shortcut looks at
 # (spaces after the colon, colons, invalid UTF-8).

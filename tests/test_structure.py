@@ -1,6 +1,18 @@
-"""The shell's imports run one way: client -> stream -> the worker's parts -> the core.
-Nothing below the client imports it, at run time or for typing. And a module takes from
-another only what that one offers in its ``__all__`` (or a name marked private)."""
+"""The package's layers, enforced by folder.
+
+* **vocabulary** (top-level ``events``, ``response``, ``errors``, ``config``,
+  ``telemetry``, ``_arguments``, ``_version``): the types every layer speaks; they import
+  only each other.
+* **core** (``chatstream/core/``): the sans-I/O reader. It imports the vocabulary and
+  itself, and no I/O: no HTTP library, no threads, sockets, queues or clocks.
+* **shell** (``chatstream/_shell/``): the threaded I/O around the core. It imports the
+  core and the vocabulary, never a face.
+* **faces** (``client``, ``stream``, ``conversation``, ``notebook``, ``wsgi``, ``smooth``
+  and ``chatstream/cli/``): what users call, built on the rest.
+
+A module also takes from another only what that one offers in its ``__all__`` (or a
+name marked private).
+"""
 
 from __future__ import annotations
 
@@ -12,42 +24,117 @@ import pytest
 import chatstream
 
 PACKAGE = Path(chatstream.__file__).parent
-BELOW_THE_CLIENT = [
-    "stream",
-    "_worker",
-    "_reading",
-    "_delivery",
-    "_exchange",
-    "_deadlines",
-    "_outcome",
-    "_completion",
-    "_transport",
-    "_telemetry",
-    "_watchdog",
-]
+
+VOCABULARY = {"events", "response", "errors", "config", "telemetry", "_arguments", "_version"}
+FACES = {"client", "stream", "conversation", "notebook", "wsgi", "smooth", "cli"}
+#: What the sans-I/O core must never import.
+IO_MODULES = {"requests", "urllib3", "threading", "socket", "selectors", "queue", "time", "http"}
+#: At most this many modules at the top of the package (the layout must show the design).
+MOST_TOP_LEVEL_MODULES = 16
 
 
-def _imported(module: str) -> set[str]:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+def _modules() -> dict[str, Path]:
+    """Every module of the package by dotted name below ``chatstream`` (a package as
+    its own name)."""
+    found: dict[str, Path] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _layer(module: str) -> str:
+    top = module.split(".")[0]
+    if top == "core":
+        return "core"
+    if top == "_shell":
+        return "shell"
+    if top in VOCABULARY:
+        return "vocabulary"
+    return "face"
+
+
+def _imports(module: str) -> set[str]:
+    """What ``module`` imports, as absolute names (every import, ``TYPE_CHECKING``
+    blocks and imports inside functions included)."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    is_package = MODULES[module].name == "__init__.py"
+    here = ["chatstream", *module.split(".")] if module else ["chatstream"]
+    package = here if is_package else here[:-1]
     names: set[str] = set()
-    for node in ast.walk(tree):  # every import, TYPE_CHECKING blocks included
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                absolute = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                absolute = node.module or ""
+            names.add(absolute)
+            names.update(f"{absolute}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
     return names
 
 
-@pytest.mark.parametrize("module", BELOW_THE_CLIENT)
-def test_no_module_below_the_client_imports_it(module: str) -> None:
-    # ".client" is "from .client import ...", "..client" is "from . import client".
-    assert {".client", "..client", "chatstream.client"}.isdisjoint(_imported(module))
+def _internal(names: set[str]) -> set[str]:
+    """The package modules among ``names`` (as dotted names below ``chatstream``)."""
+    found = set()
+    for name in names:
+        if name == "chatstream" or not name.startswith("chatstream."):
+            continue
+        parts = name.split(".")[1:]
+        while parts and ".".join(parts) not in MODULES:
+            parts.pop()
+        if parts:
+            found.add(".".join(parts))
+    return found
+
+
+def _of_layer(layer: str) -> list[str]:
+    return sorted(m for m in MODULES if m and _layer(m) == layer)
+
+
+@pytest.mark.parametrize("module", _of_layer("vocabulary"))
+def test_the_vocabulary_imports_only_itself(module: str) -> None:
+    outside = {m for m in _internal(_imports(module)) if _layer(m) != "vocabulary"}
+    assert outside == set()
+
+
+@pytest.mark.parametrize("module", _of_layer("core"))
+def test_the_core_imports_nothing_of_the_shell_or_the_faces(module: str) -> None:
+    outside = {m for m in _internal(_imports(module)) if _layer(m) in {"shell", "face"}}
+    assert outside == set()
+
+
+@pytest.mark.parametrize("module", _of_layer("core"))
+def test_the_core_does_no_io(module: str) -> None:
+    roots = {name.split(".")[0] for name in _imports(module)}
+    assert roots & IO_MODULES == set()
+
+
+@pytest.mark.parametrize("module", _of_layer("shell"))
+def test_the_shell_imports_no_face(module: str) -> None:
+    faces = {m for m in _internal(_imports(module)) if _layer(m) == "face"}
+    assert faces == set()
+
+
+def test_the_top_of_the_package_shows_few_modules() -> None:
+    top = [p for p in PACKAGE.glob("*.py") if p.name not in {"__init__.py", "__main__.py"}]
+    assert len(top) <= MOST_TOP_LEVEL_MODULES, sorted(p.name for p in top)
+
+
+def test_every_folder_of_the_package_is_a_layer() -> None:
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {"core", "_shell", "cli"}
 
 
 def _offered(module: str) -> set[str] | None:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
@@ -56,20 +143,28 @@ def _offered(module: str) -> set[str] | None:
     return None
 
 
-@pytest.mark.parametrize("module", sorted(path.stem for path in PACKAGE.glob("*.py")))
+@pytest.mark.parametrize("module", sorted(MODULES))
 def test_a_module_imports_from_its_siblings_only_what_they_offer(module: str) -> None:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
-    taken = [
-        (node.module, alias.name)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
-        for alias in node.names
-    ]
-    unoffered = [
-        f"{source}.{name}"
-        for source, name in taken
-        if not name.startswith("_")
-        and (offered := _offered(source)) is not None
-        and name not in offered
-    ]
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    is_package = MODULES[module].name == "__init__.py"
+    here = ["chatstream", *module.split(".")] if module else ["chatstream"]
+    package = here if is_package else here[:-1]
+    unoffered = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.level and node.module):
+            continue
+        source = ".".join([*package[: len(package) - node.level + 1], node.module])[
+            len("chatstream.") :
+        ]
+        if source not in MODULES:
+            continue
+        offered = _offered(source)
+        unoffered += [
+            f"{source}.{alias.name}"
+            for alias in node.names
+            if not alias.name.startswith("_")
+            and offered is not None
+            and alias.name not in offered
+            and f"{source}.{alias.name}" not in MODULES
+        ]
     assert unoffered == []

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chatstream import FunctionCall, OutputTextDelta, StreamParser
-from chatstream.textcalls import TextCallSplitter, requires_tool_call
+from chatstream.core.textcalls import TextCallSplitter, requires_tool_call
 
 from .helpers import build_body, chunk, kinds
 

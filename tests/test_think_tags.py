@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatstream import StreamParser, ThinkTags
-from chatstream.think import ThinkSplitter
+from chatstream.core.think import ThinkSplitter
 
 from .helpers import CORPUS, build_body, chunk
 

@@ -1,4 +1,4 @@
-"""The worker threads' pool (chatstream._threads): starting a stream never waits for a
+"""The worker threads' pool (chatstream._shell.threads): starting a stream never waits for a
 thread to start, threads are reused while idle, and idle threads end."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from chatstream import Client, Response, Retry, _threads
+from chatstream import Client, Response, Retry
+from chatstream._shell import threads as _threads
 from tests.loopback import LoopbackServer, sse_body
 
 from .adversarial.harness import wait_until

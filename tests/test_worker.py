@@ -30,8 +30,8 @@ from chatstream import (
     Telemetry,
     Timeouts,
 )
-from chatstream._deadlines import DRAIN_TIME
-from chatstream._watchdog import Watchdog
+from chatstream._shell.deadlines import DRAIN_TIME
+from chatstream._shell.watchdog import Watchdog
 
 from .fakes import STALL, FakeBody, FakeClock, fake_stream
 from .helpers import DONE, answer, chunk, drain, event, kinds

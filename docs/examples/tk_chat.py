@@ -226,7 +226,7 @@ def main() -> None:
     tools: list[dict[str, Any]] | None = None
     run_tool: RunTool = no_tools
     if base_url is None:
-        from chatstream.demo import DemoServer
+        from chatstream.cli.demo import DemoServer
 
         demo = DemoServer().start()
         base_url = demo.base_url

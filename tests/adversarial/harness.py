@@ -48,7 +48,7 @@ from chatstream import (
     Retry,
     Timeouts,
 )
-from chatstream._threads import idle_threads
+from chatstream._shell.threads import idle_threads
 from tests.helpers import BODY, DONE, event
 
 #: The API key every adversarial client uses; it must never surface anywhere.
@@ -436,7 +436,7 @@ def open_fds() -> int:
 def worker_threads() -> list[threading.Thread]:
     """chatstream's live threads (workers and the watchdog), except the pool's idle
     threads (they hold no stream, and end by themselves: see
-    :mod:`chatstream._threads`)."""
+    :mod:`chatstream._shell.threads`)."""
     idle = idle_threads()
     return [t for t in threading.enumerate() if t.name.startswith("chatstream-") and t not in idle]
 

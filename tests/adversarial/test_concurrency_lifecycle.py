@@ -31,7 +31,7 @@ from chatstream import (
     ResponseEvent,
     StreamClosedError,
 )
-from chatstream._reading import READ_SIZE
+from chatstream._shell.reading import READ_SIZE
 from tests.helpers import answer, chunk
 from tests.loopback import Conn, LoopbackServer, sequence, sse_body
 

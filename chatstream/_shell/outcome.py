@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import enum
 
-from .config import Timeouts
-from .errors import CallbackError, ChatStreamError, IdleTimeoutError, StreamClosedError
+from ..config import Timeouts
+from ..errors import CallbackError, ChatStreamError, IdleTimeoutError, StreamClosedError
 
 __all__ = ["StopReason", "decide", "stop_error"]
 

@@ -1,11 +1,11 @@
 """The read loop: a response body's bytes into the core, its events to the delivery,
-and the timestamps the time limits are computed from (see :mod:`chatstream._deadlines`).
+and the timestamps the time limits are computed from (see :mod:`chatstream._shell.deadlines`).
 
 Progress, for the idle limit, is a completed line: an event's line or a keep-alive
 comment restarts the idle clock; bytes that never finish a line do not.
 
 After ``[DONE]`` the rest of the body (normally just the end of the chunked encoding) is
-read for at most :data:`~chatstream._deadlines.DRAIN_TIME` seconds and
+read for at most :data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and
 :data:`DRAIN_BYTES`, so that the connection goes back to the pool for the next request;
 it is closed instead if the end does not come.
 """
@@ -19,14 +19,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from . import _http, _transport
-from ._completion import read_completion
-from ._deadlines import Clocks
-from ._delivery import Delivery, Interrupted
-from ._exchange import Settings
-from .errors import ChatStreamError
-from .events import OutputItemAdded, RateLimits, RawChunk
-from .parser import StreamParser
+from ..core.parser import StreamParser
+from ..errors import ChatStreamError
+from ..events import OutputItemAdded, RateLimits, RawChunk
+from . import http as _http
+from . import transport as _transport
+from .completion import read_completion
+from .deadlines import Clocks
+from .delivery import Delivery, Interrupted
+from .exchange import Settings
 
 __all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "Body", "Opener", "ReadLoop"]
 
@@ -60,7 +61,7 @@ os.register_at_fork(after_in_child=_new_turn_after_fork)
 
 
 class Body(Protocol):
-    """What the worker reads (:class:`chatstream._transport.BodyReader`; tests use a
+    """What the worker reads (:class:`chatstream._shell.transport.BodyReader`; tests use a
     fake)."""
 
     @property
@@ -241,7 +242,7 @@ class ReadLoop:
 
     def _drain(self, body: Body) -> None:
         """After ``[DONE]``: read the rest of the body (normally just the end of the
-        chunked encoding) for at most :data:`~chatstream._deadlines.DRAIN_TIME` seconds and
+        chunked encoding) for at most :data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and
         :data:`DRAIN_BYTES`, and give the connection back to the pool; it is closed
         instead if the end does not come."""
         self.draining = True

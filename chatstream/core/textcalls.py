@@ -17,7 +17,7 @@ the text deltas so that a person never sees it:
 is not one (it does not parse, or has no ``name``) is handed on as text, unchanged: only
 what becomes a call is held back. Whitespace around recovered calls is dropped::
 
-    >>> from chatstream.textcalls import TextCallSplitter
+    >>> from chatstream.core.textcalls import TextCallSplitter
     >>> splitter = TextCallSplitter()
     >>> pieces = splitter.feed('Let me look.\\n<tool_call>\\n{"name": "ls", "argu')
     >>> pieces += splitter.feed('ments": {"path": "/"}}\\n</tool_call>') + splitter.flush()

@@ -12,9 +12,7 @@ import json
 import logging
 from typing import Any
 
-from ._content import ContentFilter, Piece
-from ._provider_fields import Events, ProviderData, merge_entries
-from .events import (
+from ..events import (
     FunctionCall,
     Message,
     OutputItemAdded,
@@ -31,8 +29,10 @@ from .events import (
     ResponseItem,
     _arguments_delta,
 )
+from ..response import ChoiceResult
+from .content import ContentFilter, Piece
 from .partial_json import PartialJson
-from .response import ChoiceResult
+from .provider_fields import Events, ProviderData, merge_entries
 from .textcalls import TextCall
 
 __all__ = [

@@ -32,10 +32,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from ._telemetry import Telemetry, call_hook
-from .errors import ChatStreamError
-from .events import ResponseEvent
-from .response import Response
+from ..errors import ChatStreamError
+from ..events import ResponseEvent
+from ..response import Response
+from ..telemetry import Telemetry, call_hook
 
 __all__ = [
     "POLL",

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .events import (
+from ..events import (
     Completed,
     FunctionCall,
     FunctionCallArgumentsDelta,

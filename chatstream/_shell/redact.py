@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from .errors import ChatStreamError
+    from ..errors import ChatStreamError
 
 __all__ = [
     "REDACTED",

@@ -12,16 +12,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Literal, TextIO
 
-from ._render import Renderer
-from .errors import ChatStreamError
-from .events import (
+from ..errors import ChatStreamError
+from ..events import (
     OutputTextDelta,
     RateLimits,
     ReasoningContentDelta,
     RefusalDelta,
     ResponseEvent,
 )
-from .response import Response
+from ..response import Response
+from .render import Renderer
 
 __all__ = ["CUT_SHORT", "Mode", "Presenter", "token_rate"]
 

@@ -16,7 +16,7 @@ assistant's tool call and a ``role: tool`` message answering it, and the turn-st
 header the first response set (sticky turn routing, see :class:`chatstream.Turn`)::
 
     >>> import chatstream
-    >>> from chatstream.demo import DemoServer
+    >>> from chatstream.cli.demo import DemoServer
     >>> with DemoServer(fast=True) as server, chatstream.Client(server.base_url) as client:
     ...     script = server.script
     ...     messages = [{"role": "user", "content": script.prompt}]
@@ -41,8 +41,8 @@ from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 
-from ._local_server import LocalHTTPServer
-from .events import FunctionCall
+from ..events import FunctionCall
+from .local_server import LocalHTTPServer
 
 __all__ = ["DemoScript", "DemoServer", "load_script"]
 

@@ -20,11 +20,12 @@ import requests
 import requests.auth
 import urllib3.exceptions
 
-from . import _http, _transport
-from ._telemetry import Telemetry, call_hook
-from ._version import __version__
-from .config import Coalescing, Retry, Timeouts
-from .errors import APIStatusError, ChatStreamError, RateLimitError
+from .._version import __version__
+from ..config import Coalescing, Retry, Timeouts
+from ..errors import APIStatusError, ChatStreamError, RateLimitError
+from ..telemetry import Telemetry, call_hook
+from . import http as _http
+from . import transport as _transport
 
 __all__ = ["Settings", "TurnState", "open_response"]
 
@@ -98,7 +99,7 @@ def open_response(
     ``attach`` is given each response as soon as its headers arrive, before any of its
     body is read (the stream uses it to be able to interrupt the reading). ``slot``
     records the connection while the request waits for its headers, so that the stream
-    can interrupt that wait too (see :mod:`chatstream._transport`).
+    can interrupt that wait too (see :mod:`chatstream._shell.transport`).
     """
     retry = settings.retry
     t = settings.timeouts

@@ -1,13 +1,13 @@
 """The worker: one thread per stream that opens the response, reads its body into the
 core and delivers what comes out, until the stream's one outcome is decided.
 
-The parts, each in its own module: the HTTP exchange (:mod:`chatstream._exchange`), the
-body reader (:mod:`chatstream._transport`), the time limits
-(:mod:`chatstream._deadlines`, enforced by :mod:`chatstream._watchdog`) and the delivery
-(:mod:`chatstream._delivery`), the read loop (:mod:`chatstream._reading`). This module
+The parts, each in its own module: the HTTP exchange (:mod:`chatstream._shell.exchange`), the
+body reader (:mod:`chatstream._shell.transport`), the time limits
+(:mod:`chatstream._shell.deadlines`, enforced by :mod:`chatstream._shell.watchdog`) and the delivery
+(:mod:`chatstream._shell.delivery`), the read loop (:mod:`chatstream._shell.reading`). This module
 is the thread and the stop state.
 
-How the outcome is decided: :mod:`chatstream._outcome`.
+How the outcome is decided: :mod:`chatstream._shell.outcome`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _http, _threads, _transport
-from ._deadlines import next_deadline
-from ._delivery import Delivery, Interrupted
-from ._exchange import Settings, TurnState, open_response
-from ._outcome import StopReason, decide
-from ._reading import Body, Opener, ReadLoop
-from ._watchdog import Watchdog
-from .errors import ChatStreamError, StreamError
-from .parser import StreamParser
-from .response import ErrorInfo, Response
+from ..core.parser import StreamParser
+from ..errors import ChatStreamError, StreamError
+from ..response import ErrorInfo, Response
+from . import http as _http
+from . import threads as _threads
+from . import transport as _transport
+from .deadlines import next_deadline
+from .delivery import Delivery, Interrupted
+from .exchange import Settings, TurnState, open_response
+from .outcome import StopReason, decide
+from .reading import Body, Opener, ReadLoop
+from .watchdog import Watchdog
 
 __all__ = ["Body", "Opener", "StopReason", "Worker"]
 
@@ -108,7 +110,7 @@ class Worker:
             # wake-ups as well as the worker's (docs/performance.rst, "Longer pauses").
             pause=self._pause if settings.coalescing is not None else None,
         )
-        #: The worker's run on a thread of the pool (see :mod:`chatstream._threads`).
+        #: The worker's run on a thread of the pool (see :mod:`chatstream._shell.threads`).
         self.job = _threads.Job(self._run)
 
     def start(self) -> None:
@@ -237,7 +239,7 @@ class Worker:
     # --- the end -------------------------------------------------------------------------
 
     def _end(self, error: ChatStreamError | None) -> None:
-        """Decide the outcome (see :mod:`chatstream._outcome`) and tell every observer."""
+        """Decide the outcome (see :mod:`chatstream._shell.outcome`) and tell every observer."""
         parser = self.parser
         with self._lock:
             self._decided = True

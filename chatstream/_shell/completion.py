@@ -2,17 +2,17 @@
 
 The reading is here; the meaning is the core's
 (:meth:`~chatstream.StreamParser.feed_completion`). One call site:
-:meth:`chatstream._reading.ReadLoop.run`.
+:meth:`chatstream._shell.reading.ReadLoop.run`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._delivery import Interrupted
+from .delivery import Interrupted
 
 if TYPE_CHECKING:
-    from ._reading import Body, ReadLoop
+    from .reading import Body, ReadLoop
 
 __all__ = ["read_completion"]
 

@@ -22,19 +22,8 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from ._arguments import check_api_key
-
-# redact_url and scrub_error are used by the shell through this module too.
-from ._redact import (
-    REDACTED,
-    SECRET_HEADERS,
-    redact,
-    redact_snippet,
-    redact_url,
-    scrub_error,
-    strip_query,
-)
-from .errors import (
+from .._arguments import check_api_key
+from ..errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -51,6 +40,17 @@ from .errors import (
     ServerError,
     StreamConnectionError,
     UnexpectedResponseError,
+)
+
+# redact_url and scrub_error are used by the shell through this module too.
+from .redact import (
+    REDACTED,
+    SECRET_HEADERS,
+    redact,
+    redact_snippet,
+    redact_url,
+    scrub_error,
+    strip_query,
 )
 
 __all__ = [

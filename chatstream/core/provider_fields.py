@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import ProviderError
-from .events import Audio, AudioDelta, Reasoning, ReasoningText, ResponseEvent, TokenUsage
+from ..errors import ProviderError
+from ..events import Audio, AudioDelta, Reasoning, ReasoningText, ResponseEvent, TokenUsage
 
 __all__ = [
     "Events",

@@ -7,7 +7,7 @@ as reasoning and the rest as text. Tags may be cut anywhere between two deltas (
 then ``ink>``): text that could be the start of a tag is held back until the next delta
 says whether it is one::
 
-    >>> from chatstream.think import ThinkSplitter, ThinkTags
+    >>> from chatstream.core.think import ThinkSplitter, ThinkTags
     >>> splitter = ThinkSplitter(ThinkTags())
     >>> splitter.feed("<th") + splitter.feed("ink>is it blue</thi") + splitter.feed("nk>\\nYes.")
     [(True, 'is it blue'), (False, 'Yes.')]

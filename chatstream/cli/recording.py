@@ -22,9 +22,9 @@ from typing import IO, Any
 
 import requests
 
-from ._local_server import LocalHTTPServer
-from ._redact import SECRET_HEADERS
-from .errors import APIStatusError, ChatStreamError, UnexpectedResponseError
+from .._shell.redact import SECRET_HEADERS
+from ..errors import APIStatusError, ChatStreamError, UnexpectedResponseError
+from .local_server import LocalHTTPServer
 
 __all__ = [
     "FRAMED_PREFIX",

@@ -1,7 +1,7 @@
 """The sans-I/O core: the bytes of a streamed response in, events out.
 
-:class:`StreamParser` joins SSE decoding (:mod:`chatstream.sse`) and the reduction rules
-(:mod:`chatstream.accumulator`). It has no sockets, threads or clocks; the client drives
+:class:`StreamParser` joins SSE decoding (:mod:`chatstream.core.sse`) and the reduction rules
+(:mod:`chatstream.core.accumulator`). It has no sockets, threads or clocks; the client drives
 it from a socket, and anyone can drive it from a recording::
 
     >>> import chatstream
@@ -23,16 +23,16 @@ from typing import Any
 
 import jiter
 
-from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
-from .errors import (
+from ..errors import (
     ChatStreamError,
     EventTooLargeError,
     IncompleteStreamError,
     LimitExceededError,
     UnexpectedResponseError,
 )
-from .events import ResponseEvent
-from .response import Response
+from ..events import ResponseEvent
+from ..response import Response
+from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .think import ThinkTags
 

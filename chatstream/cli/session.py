@@ -2,7 +2,7 @@
 results, Ctrl-C, the in-conversation commands.
 
 Each user turn is one :meth:`Client.turn <chatstream.Client.turn>` (tool round trips
-included), shown live through a :class:`~chatstream._present.Presenter`. In a
+included), shown live through a :class:`~chatstream.cli.present.Presenter`. In a
 conversation, Ctrl-C while an answer streams stops that answer (its stream and connection
 are closed) and returns to the prompt; the part already shown stays in the history,
 marked as cut. At the prompt, Ctrl-C, Ctrl-D, ``/exit`` and ``/quit`` leave.
@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ._present import Presenter
-from ._recording import Recorder, UsageError
-from .client import Client, Turn
-from .conversation import Conversation
-from .errors import ChatStreamError
-from .events import FunctionCall
-from .response import Response
-from .stream import ChatStream
+from ..client import Client, Turn
+from ..conversation import Conversation
+from ..errors import ChatStreamError
+from ..events import FunctionCall
+from ..response import Response
+from ..stream import ChatStream
+from .present import Presenter
+from .recording import Recorder, UsageError
 
 __all__ = [
     "COMMANDS",

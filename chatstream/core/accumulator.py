@@ -41,7 +41,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._choice import (
+from ..errors import (
+    ChatStreamError,
+    ContextWindowExceeded,
+    IncompleteStreamError,
+    LimitExceededError,
+    ProviderError,
+)
+from ..events import Completed, RawChunk, TokenUsage
+from ..response import ErrorInfo, Response
+from .choice import (
     RARE_DELTA_KEYS,
     UNCOMMON_DELTA_KEYS,
     ChoiceState,
@@ -49,18 +58,9 @@ from ._choice import (
     Handover,
     read_rare_fields,
 )
-from ._content import ContentFilter
-from ._provider_fields import normalised_usage, provider_error, reasoning_field, reasoning_text
-from .errors import (
-    ChatStreamError,
-    ContextWindowExceeded,
-    IncompleteStreamError,
-    LimitExceededError,
-    ProviderError,
-)
-from .events import Completed, RawChunk, TokenUsage
+from .content import ContentFilter
 from .partial_json import PartialJson
-from .response import ErrorInfo, Response
+from .provider_fields import normalised_usage, provider_error, reasoning_field, reasoning_text
 from .textcalls import requires_tool_call
 from .think import ThinkTags
 
@@ -102,11 +102,11 @@ class Accumulator:
         partial_json: Give each :class:`~chatstream.FunctionCallArgumentsDelta` the
             arguments parsed so far (``parsed``), and, when ``request`` asked for JSON
             content, send :class:`~chatstream.OutputTextParsed` as it grows (see
-            :mod:`chatstream.partial_json`).
+            :mod:`chatstream.core.partial_json`).
         think_tags: Move the content between these think tags to reasoning (see
-            :mod:`chatstream.think`).
+            :mod:`chatstream.core.think`).
         text_tool_calls: Recover tool calls written into the content as calls (see
-            :mod:`chatstream.textcalls`).
+            :mod:`chatstream.core.textcalls`).
         request: The request body, when known: its ``response_format`` and its
             ``tools`` and ``tool_choice`` tell what content to expect.
     """

@@ -26,7 +26,7 @@ at the read timeout (the idle timeout + 1 s), as before; mount a
 :class:`CancellableAdapter` on your session to get prompt cancellation there too. The
 TCP connect itself cannot be interrupted this way: it is bounded by the connect timeout.
 
-Query strings in urllib3's logs are masked by :mod:`chatstream._redact`.
+Query strings in urllib3's logs are masked by :mod:`chatstream._shell.redact`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 import urllib3.response
 
-from ._chunked import MAX_LINE, ChunkedDecoder, ChunkedError
+from .chunked import MAX_LINE, ChunkedDecoder, ChunkedError
 
 __all__ = [
     "READ_ERRORS",
@@ -83,7 +83,7 @@ class BodyReader:
     Each read returns whatever is buffered or arrives next, so no event waits for later
     bytes. A body with no Content-Encoding and no Content-Length is read straight from the
     socket's buffered reader under ``http.client``'s response: a chunked one through
-    :class:`~chatstream._chunked.ChunkedDecoder`, so that one read takes every chunk that
+    :class:`~chatstream._shell.chunked.ChunkedDecoder`, so that one read takes every chunk that
     has arrived (``http.client`` returns one chunk, one SSE event, per read), one that
     ends at connection close as it comes. Any other body goes through urllib3, which
     decodes it and notices a body shorter than its Content-Length.

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._http import names_stream_options
-from ._redact import redact_url
-from .client import Telemetry
-from .errors import (
+from .._shell.http import names_stream_options
+from .._shell.redact import redact_url
+from ..client import Telemetry
+from ..errors import (
     APIStatusError,
     AuthenticationError,
     ChatStreamError,

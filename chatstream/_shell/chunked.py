@@ -1,7 +1,7 @@
 """The chunked transfer coding (RFC 9112, section 7.1), decoded without I/O: bytes as
 they arrive in, the body's bytes out.
 
-:class:`chatstream._transport.BodyReader` reads a chunked body through it, so that one
+:class:`chatstream._shell.transport.BodyReader` reads a chunked body through it, so that one
 read takes every chunk that has arrived, where ``http.client`` returns one chunk per
 read (one SSE event, as servers send them). With hundreds of streams queueing for the
 interpreter lock, a stream that gets its turn then reads all it has been sent since its

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .config import Timeouts
+from ..config import Timeouts
 
 __all__ = ["DRAIN_TIME", "HEADERS_SLACK", "Clocks", "Expiry", "next_deadline"]
 

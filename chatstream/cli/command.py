@@ -16,22 +16,22 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from ._advice import Advice, RetryNotes
-from ._present import Mode, Presenter
-from ._recording import (
+from .._version import __version__
+from ..client import Client
+from ..core.parser import StreamParser
+from ..errors import ConfigurationError
+from ..events import FunctionCall
+from .advice import Advice, RetryNotes
+from .demo import DemoServer
+from .present import Mode, Presenter
+from .recording import (
     FRAMED_PREFIX,
     Recorder,
     UsageError,
     read_input,
     serve_recording,
 )
-from ._session import COMMANDS, LineReader, Session, outcome, typed_tool_result
-from ._version import __version__
-from .client import Client
-from .demo import DemoServer
-from .errors import ConfigurationError
-from .events import FunctionCall
-from .parser import StreamParser
+from .session import COMMANDS, LineReader, Session, outcome, typed_tool_result
 
 __all__ = ["main"]
 

@@ -3,7 +3,7 @@
 :class:`PartialJson` holds the text received so far and, as it grows, the value it
 parses to so far (an object whose keys and strings only grow)::
 
-    >>> from chatstream.partial_json import PartialJson
+    >>> from chatstream.core.partial_json import PartialJson
     >>> view = PartialJson()
     >>> for piece in ['{"path": "no', 'tes.md", "lines": [1', ', 2]', '}']:
     ...     _ = view.append(piece)
