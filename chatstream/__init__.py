@@ -1,5 +1,5 @@
-"""chatstream: OpenAI-compatible Chat Completions streaming, typed and ordered, without
-asyncio.
+"""chatstream: OpenAI-compatible streaming (Chat Completions and the Responses API),
+typed and ordered, without asyncio.
 
 The sans-I/O core (:class:`StreamParser`, :func:`iter_events`, :class:`Accumulator`)
 turns the bytes of a streamed response into events; the client runs it on a worker
@@ -33,6 +33,8 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
+    ProviderRateLimitError,
+    QuotaExceededError,
     RateLimitError,
     RedirectError,
     ServerError,
@@ -46,9 +48,11 @@ from .events import (
     AudioDelta,
     Completed,
     ContentPart,
+    Created,
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OtherItem,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -59,6 +63,8 @@ from .events import (
     RawChunk,
     Reasoning,
     ReasoningContentDelta,
+    ReasoningSummaryDelta,
+    ReasoningSummaryPartAdded,
     ReasoningText,
     Refusal,
     RefusalDelta,
@@ -71,7 +77,7 @@ from .events import (
     event_from_json,
     item_from_dict,
 )
-from .response import ChoiceResult, ErrorInfo, Response
+from .response import ChoiceResult, ErrorInfo, Response, tool_output
 from .stream import ChatStream
 
 __all__ = [
@@ -96,6 +102,7 @@ __all__ = [
     "ContextLengthExceededError",
     "ContextWindowExceeded",
     "Conversation",
+    "Created",
     "DEFAULT_MAX_EVENT_BYTES",
     "ErrorInfo",
     "EventTooLargeError",
@@ -106,6 +113,7 @@ __all__ = [
     "LimitExceededError",
     "Message",
     "NotFoundError",
+    "OtherItem",
     "OutputItemAdded",
     "OutputItemDone",
     "OutputItemIncomplete",
@@ -114,11 +122,15 @@ __all__ = [
     "OutputTextParsed",
     "PermissionDeniedError",
     "ProviderError",
+    "ProviderRateLimitError",
+    "QuotaExceededError",
     "RateLimitError",
     "RateLimits",
     "RawChunk",
     "Reasoning",
     "ReasoningContentDelta",
+    "ReasoningSummaryDelta",
+    "ReasoningSummaryPartAdded",
     "ReasoningText",
     "RedirectError",
     "Refusal",
@@ -148,4 +160,5 @@ __all__ = [
     "event_from_json",
     "item_from_dict",
     "iter_events",
+    "tool_output",
 ]

@@ -228,3 +228,39 @@ def retry(retry: int | Retry | None, max_retries: int) -> Retry:
     if isinstance(retry, bool) or not isinstance(retry, int):
         raise ConfigurationError("retry must be a Retry or a number of retries")
     return Retry(max_retries=retry)
+
+
+#: The body field that holds the conversation on each wire, and the other wire's.
+_WIRE_FIELDS = {"chat": ("messages", "input"), "responses": ("input", "messages")}
+
+
+def api(value: Any) -> str:
+    """The wire named by ``api``: ``"chat"`` or ``"responses"``.
+
+    Raises:
+        ConfigurationError: It is neither.
+    """
+    if value not in _WIRE_FIELDS:
+        raise ConfigurationError(f'api must be "chat" or "responses", not {value!r}')
+    return str(value)
+
+
+def wire_body(api: str, body: Any) -> None:
+    """Check that ``body`` is shaped for the wire ``api`` posts to.
+
+    Raises:
+        ConfigurationError: It carries the other wire's conversation field and not this
+            one's (``messages`` sent to ``/responses``, ``input`` to chat).
+    """
+    if not isinstance(body, Mapping):
+        return  # build_body says what is wrong with it
+    own, other = _WIRE_FIELDS[api]
+    if other in body and own not in body:
+        path = "/responses" if api == "responses" else "/chat/completions"
+        want = "Responses API" if api == "responses" else "Chat Completions"
+        switch = 'api="chat"' if api == "responses" else 'api="responses"'
+        raise ConfigurationError(
+            f'the request body has "{other}" but no "{own}": {path} (the {want} wire) '
+            f'reads "{own}". Send "{own}", or use {switch} for a body shaped for the '
+            "other wire."
+        )

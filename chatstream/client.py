@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.cookiejar
 import logging
 import os
@@ -52,13 +53,15 @@ DEFAULT_COALESCING = Coalescing()
 
 
 class Client:
-    """Streams Chat Completions from an OpenAI-compatible server.
+    """Streams Chat Completions (or Responses API) answers from an OpenAI-compatible
+    server.
 
     Safe to share between threads; each :meth:`stream` runs on its own worker thread.
 
     Args:
         base_url: The API root, e.g. ``https://api.openai.com/v1``; requests go to
-            ``{base_url}/chat/completions``.
+            ``{base_url}/chat/completions``, or ``{base_url}/responses`` on the
+            Responses wire.
         api_key: Sent as ``Authorization: Bearer …``; ``None`` or ``""`` sends no
             credentials (local servers). Surrounding whitespace and a ``Bearer`` prefix
             are removed.
@@ -71,7 +74,8 @@ class Client:
             by default the client makes its own.
         telemetry: Hooks for each HTTP attempt, each retry and each event.
         include_usage: Ask for usage (``stream_options.include_usage``). A server that
-            rejects the field gets the request once more without it.
+            rejects the field gets the request once more without it. (The Responses
+            wire always sends usage: nothing is added there.)
         max_event_bytes: Largest allowed SSE event.
         max_choices: Most choices a response may have (see :ref:`limits`).
         max_tool_calls: Most tool calls one choice may make.
@@ -110,6 +114,9 @@ class Client:
         idle_timeout: Older spelling of ``timeouts=Timeouts(idle=...)``.
         connect_timeout: Older spelling of ``timeouts=Timeouts(connect=...)``.
         max_retries: Older spelling of ``retry=...``.
+        api: The wire: ``"chat"`` (``POST {base_url}/chat/completions``, the default)
+            or ``"responses"`` (``POST {base_url}/responses``, read into the same
+            events; see :doc:`responses`). :meth:`stream` can choose per stream.
 
     Raises:
         ConfigurationError: An argument is invalid, or a setting is given in both its
@@ -146,12 +153,16 @@ class Client:
         idle_timeout: float | None = _arguments.UNSET,
         connect_timeout: float | None = _arguments.UNSET,
         max_retries: int = _arguments.UNSET,
+        api: str = "chat",
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
+        #: The wire every stream uses unless :meth:`stream` says otherwise.
+        self.api = _arguments.api(api)
         # The query string (a gateway's ``?key=...``) stays at the end of the URL.
         self.url = _transport.endpoint_url(self.base_url)
+        self.responses_url = _transport.endpoint_url(self.base_url, "/responses")
         api_key = _arguments.api_key(api_key)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
         self.timeouts = _arguments.timeouts(timeouts, idle_timeout, connect_timeout)
@@ -267,6 +278,7 @@ class Client:
         think_tags: bool | ThinkTags | None = None,
         text_tool_calls: bool | None = None,
         length_is_error: bool | None = None,
+        api: str | None = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -299,17 +311,26 @@ class Client:
             text_tool_calls: For this stream, instead of the client's setting.
             length_is_error: For this stream, instead of the client's setting (the
                 specification's mode: ``finish_reason: "length"`` is an error).
+            api: The wire for this stream (``"chat"`` or ``"responses"``), instead of
+                the client's.
 
         Raises:
-            ConfigurationError: An argument is invalid, or the body cannot be encoded as
-                JSON. Everything else is raised by the stream (iterating it, or
+            ConfigurationError: An argument is invalid, the body is shaped for the other
+                wire (``messages`` sent to ``/responses``, ``input`` to chat), or it
+                cannot be encoded as JSON. Everything else is raised by the stream (iterating it, or
                 :meth:`~chatstream.ChatStream.result`).
         """
         _arguments.count("queue_size", queue_size)
+        wire = self.api if api is None else _arguments.api(api)
+        _arguments.wire_body(wire, body)
         limits = _arguments.limits(self, max_choices, max_tool_calls, max_total_bytes)
-        request = _http.build_body(body, include_usage=self.include_usage)
+        settings = self.settings()
+        if wire == "responses":
+            # Usage always comes on this wire: stream_options.include_usage is not its.
+            settings = dataclasses.replace(settings, url=self.responses_url, include_usage=False)
+        request = _http.build_body(body, include_usage=settings.include_usage)
         worker = make_worker(
-            self.settings(),
+            settings,
             request,
             watchdog=self._watchdog or default_watchdog(),
             queue_size=queue_size,
@@ -326,6 +347,7 @@ class Client:
                 ),
                 raw_chunks=self.raw_chunks,
                 request=request,
+                api=wire,
                 **limits,
                 **_views(self.views, partial_json, think_tags, text_tool_calls),
             ),

@@ -8,6 +8,8 @@
     │   ├── ContextWindowExceeded      the conversation does not fit the model's context
     │   ├── ContentFilterError         (not raised for a stream since rules v2)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
+    │   │   ├── ProviderRateLimitError ... a rate limit (with retry_after), as response.failed says
+    │   │   └── QuotaExceededError     ... the account's quota is used up
     │   ├── EventTooLargeError         one SSE event over the size limit
     │   ├── LimitExceededError         too many choices, tool calls or bytes
     │   ├── IdleTimeoutError           nothing arrived for too long (also a TimeoutError)
@@ -61,6 +63,8 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "ProviderError",
+    "ProviderRateLimitError",
+    "QuotaExceededError",
     "RateLimitError",
     "RedirectError",
     "ServerError",
@@ -159,6 +163,29 @@ class ProviderError(StreamError):
         self.code = code
         self.param = param
         self.payload = payload
+
+
+class ProviderRateLimitError(ProviderError):
+    """The provider failed the response for a rate limit, inside the stream (the
+    Responses wire's ``response.failed`` with ``code: "rate_limit_exceeded"``).
+
+    Attributes:
+        retry_after: The wait its message asks for ("try again in 1.5s", "... in 20ms"),
+            in seconds, or ``None``.
+    """
+
+    kind = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class QuotaExceededError(ProviderError):
+    """The provider failed the response because the account's quota is used up
+    (``code: "insufficient_quota"``): retrying will not help."""
+
+    kind = "quota_exceeded"
 
 
 class LimitExceededError(StreamError):

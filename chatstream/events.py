@@ -29,12 +29,14 @@ __all__ = [
     "AudioDelta",
     "Completed",
     "ContentPart",
+    "Created",
     "FunctionCall",
     "FunctionCallArgumentsDelta",
     "Message",
     "OutputItemAdded",
     "OutputItemDone",
     "OutputItemIncomplete",
+    "OtherItem",
     "OutputText",
     "OutputTextDelta",
     "OutputTextParsed",
@@ -42,6 +44,8 @@ __all__ = [
     "RawChunk",
     "Reasoning",
     "ReasoningContentDelta",
+    "ReasoningSummaryDelta",
+    "ReasoningSummaryPartAdded",
     "ReasoningText",
     "Refusal",
     "RefusalDelta",
@@ -164,11 +168,18 @@ class _Part(Serializable):
 
 
 @_tagged("output_text")
+@_compact
 @dataclass(frozen=True)
 class OutputText(_Part):
-    """Assistant text inside a :class:`Message`."""
+    """Assistant text inside a :class:`Message`.
+
+    On the Responses wire a part also keeps its ``annotations`` (URL and file citations)
+    and ``logprobs`` as sent, when the provider sent them; otherwise they are ``None``.
+    """
 
     text: str
+    annotations: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
 
 
 @_tagged("refusal")
@@ -220,6 +231,8 @@ class Message(_Item):
     id: str | None = None
     #: The ``delta.annotations`` entries (URL citations), as sent, or ``None``.
     annotations: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    #: The item's ``status`` on the Responses wire (``"completed"``, ...), or ``None``.
+    status: str | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def text(self) -> str:
@@ -238,8 +251,10 @@ class Reasoning(_Item):
     and ``thinking_blocks`` the Anthropic-style blocks (with their ``signature``), each
     with the fragments of one entry joined. ``encrypted_content`` is the data of an
     encrypted entry (``reasoning.encrypted``, ``redacted_thinking``), and ``id`` the
-    first entry's id. ``summary`` stays empty: Chat Completions streams send summaries as
-    ``reasoning_details`` entries, whose text is in ``content``.
+    first entry's id. On the Chat Completions wire ``summary`` stays empty: those streams
+    send summaries as ``reasoning_details`` entries, whose text is in ``content``. On the
+    Responses wire ``id``, ``summary`` (one part per summary index), ``content`` and
+    ``encrypted_content`` are the item's own, and ``status`` its status when sent.
     """
 
     id: str = ""
@@ -248,6 +263,7 @@ class Reasoning(_Item):
     encrypted_content: str | None = None
     details: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
     thinking_blocks: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    status: str | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def text(self) -> str:
@@ -271,6 +287,10 @@ class FunctionCall(_Item):
 
     ``extra_content`` is the call's ``extra_content`` object as sent (Gemini puts its
     thought signature there, and needs it back on the next request), or ``None``.
+
+    On the Responses wire ``id`` is the item's id (``fc_...``) beside its ``call_id``
+    (``call_...``), a ``custom_tool_call`` item is a call with ``custom`` true, and
+    ``status`` is the item's status when sent.
     """
 
     name: str
@@ -279,10 +299,28 @@ class FunctionCall(_Item):
     id: str | None = None
     custom: bool = False
     extra_content: Raw | None = field(default=None, metadata=_OPTIONAL)
+    status: str | None = field(default=None, metadata=_OPTIONAL)
+
+
+@_tagged("other_item")
+@dataclass(frozen=True)
+class OtherItem(_Item):
+    """An output item of any other type, kept whole: the Responses wire's hosted and
+    server-side tools (``web_search_call``, ``file_search_call``,
+    ``code_interpreter_call``, ``image_generation_call``, ``mcp_call``,
+    ``local_shell_call``, ...) and types newer than this library.
+
+    ``item_type`` is its ``type``; ``data`` the item exactly as the provider sent it
+    (its ``response.output_item.done`` object); ``id`` its id, or ``None``.
+    """
+
+    item_type: str
+    data: Raw
+    id: str | None = None
 
 
 #: Any output item.
-ResponseItem = Message | Reasoning | FunctionCall
+ResponseItem = Message | Reasoning | FunctionCall | OtherItem
 
 
 def item_from_dict(kvs: Mapping[str, Any]) -> ResponseItem:
@@ -358,13 +396,36 @@ class RateLimits(_Event):
     headers: dict[str, str]
 
 
+@_tagged("created")
+@_compact
+@dataclass(frozen=True)
+class Created(_Event):
+    """The server accepted the request and started the response (the Responses wire's
+    ``response.created``; Chat Completions streams have no such event).
+
+    ``response_id`` and ``model`` are those of its ``response`` object (``""`` and
+    ``None`` when absent); ``sequence_number`` is the event's, when sent.
+    """
+
+    response_id: str = ""
+    model: str | None = None
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
+
+
 @_tagged("output_item_added")
+@_compact
 @dataclass(frozen=True)
 class OutputItemAdded(_Event):
-    """An item starts; deltas for it follow. ``item`` is its (empty) initial state."""
+    """An item starts; deltas for it follow. ``item`` is its (empty) initial state.
+
+    On the Responses wire ``output_index`` is the item's place in the response's
+    output and ``sequence_number`` the event's, when sent; both are ``None`` otherwise.
+    """
 
     item: ResponseItem = field(metadata=_polymorphic(_Item))
     choice_index: int = 0
+    output_index: int | None = field(default=None, metadata=_OPTIONAL)
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
 
 @_tagged("output_text_delta")
@@ -380,9 +441,15 @@ class OutputTextDelta(_Event):
     delta: str
     choice_index: int = 0
     logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    #: The event's ``sequence_number`` on the Responses wire, when sent.
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
     def __init__(
-        self, delta: str, choice_index: int = 0, logprobs: list[Raw] | None = None
+        self,
+        delta: str,
+        choice_index: int = 0,
+        logprobs: list[Raw] | None = None,
+        sequence_number: int | None = None,
     ) -> None:
         # The most frequent event: a field left at its class default costs nothing here
         # (a frozen dataclass's own __init__ would set every field, one call each).
@@ -390,6 +457,8 @@ class OutputTextDelta(_Event):
         _set(self, "choice_index", choice_index)
         if logprobs is not None:
             _set(self, "logprobs", logprobs)
+        if sequence_number is not None:
+            _set(self, "sequence_number", sequence_number)
 
 
 @_tagged("refusal_delta")
@@ -401,6 +470,7 @@ class RefusalDelta(_Event):
     delta: str
     choice_index: int = 0
     logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
 
 @_tagged("audio_delta")
@@ -429,6 +499,7 @@ class RawChunk(_Event):
 
 
 @_tagged("reasoning_content_delta")
+@_compact
 @dataclass(frozen=True)
 class ReasoningContentDelta(_Event):
     """More reasoning text; ``content_index`` is the part of the reasoning item it extends."""
@@ -436,15 +507,46 @@ class ReasoningContentDelta(_Event):
     delta: str
     content_index: int = 0
     choice_index: int = 0
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
+
+
+@_tagged("reasoning_summary_part_added")
+@_compact
+@dataclass(frozen=True)
+class ReasoningSummaryPartAdded(_Event):
+    """A new part of the reasoning summary starts (the Responses wire's
+    ``response.reasoning_summary_part.added``); its text follows as
+    :class:`ReasoningSummaryDelta` events with the same ``summary_index``."""
+
+    summary_index: int = 0
+    choice_index: int = 0
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
+
+
+@_tagged("reasoning_summary_delta")
+@_compact
+@dataclass(frozen=True)
+class ReasoningSummaryDelta(_Event):
+    """More text of reasoning summary part ``summary_index``; the finished parts are the
+    :class:`Reasoning` item's ``summary``."""
+
+    delta: str
+    summary_index: int = 0
+    choice_index: int = 0
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
 
 @_tagged("output_item_done")
+@_compact
 @dataclass(frozen=True)
 class OutputItemDone(_Event):
-    """An item is finished; ``item`` is complete."""
+    """An item is finished; ``item`` is complete. ``output_index`` and
+    ``sequence_number`` as on :class:`OutputItemAdded`."""
 
     item: ResponseItem = field(metadata=_polymorphic(_Item))
     choice_index: int = 0
+    output_index: int | None = field(default=None, metadata=_OPTIONAL)
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
 
 @_tagged("completed")
@@ -466,12 +568,14 @@ class Completed(_Event):
     citations: list[Any] | None = field(default=None, metadata=_OPTIONAL)
     search_results: list[Any] | None = field(default=None, metadata=_OPTIONAL)
     timings: Raw | None = field(default=None, metadata=_OPTIONAL)
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
 
 # --- live views: tool calls and JSON as they stream -------------------------------------
 
 
 @_tagged("function_call_arguments_delta")
+@_compact
 @dataclass(frozen=True)
 class FunctionCallArgumentsDelta(_Event):
     """More of a tool call's arguments (a custom tool's input text), in arrival order.
@@ -485,6 +589,9 @@ class FunctionCallArgumentsDelta(_Event):
     ``parsed`` is ``None`` unless ``partial_json=True``: then it is the arguments parsed
     so far (see :mod:`chatstream.core.partial_json`) — a view for showing progress, never the
     final value.
+
+    On the Responses wire ``output_index`` is the call item's place in the response's
+    output, and ``sequence_number`` the event's when sent.
     """
 
     call_id: str
@@ -492,6 +599,7 @@ class FunctionCallArgumentsDelta(_Event):
     output_index: int = 0
     choice_index: int = 0
     parsed: Any = None
+    sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
 
 def _arguments_delta(
@@ -507,6 +615,7 @@ def _arguments_delta(
     fields["output_index"] = output_index
     fields["choice_index"] = choice_index
     fields["parsed"] = parsed
+    fields["sequence_number"] = None
     return event
 
 
@@ -543,10 +652,13 @@ class OutputTextParsed(_Event):
 #: Any event of a stream.
 ResponseEvent = (
     RateLimits
+    | Created
     | OutputItemAdded
     | OutputTextDelta
     | RefusalDelta
     | ReasoningContentDelta
+    | ReasoningSummaryPartAdded
+    | ReasoningSummaryDelta
     | AudioDelta
     | OutputItemDone
     | Completed

@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ChatStreamError
-from .events import Audio, FunctionCall, Reasoning, ResponseItem, TokenUsage, item_from_dict
+from .events import (
+    Audio,
+    FunctionCall,
+    Message,
+    OtherItem,
+    OutputText,
+    Reasoning,
+    ResponseItem,
+    TokenUsage,
+    item_from_dict,
+)
 
-__all__ = ["ChoiceResult", "ErrorInfo", "Response", "TRUNCATING_FINISH_REASONS"]
+__all__ = [
+    "API_NAMES",
+    "ChoiceResult",
+    "ErrorInfo",
+    "Response",
+    "TRUNCATING_FINISH_REASONS",
+    "tool_output",
+]
 
-#: The finish reasons that end an answer before the model was done with it.
-TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
+#: The finish reasons that end an answer before the model was done with it (the
+#: Responses wire's ``response.incomplete`` says ``max_output_tokens``).
+TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter", "max_output_tokens"})
+
+#: The two wires: ``"chat"`` (``POST /chat/completions``) and ``"responses"``
+#: (``POST /responses``).
+API_NAMES = ("chat", "responses")
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,10 @@ class ChoiceResult:
         reasoning_field: The delta field its reasoning text came in
             (``"reasoning"``, ``"reasoning_content"``, ...), or ``None``:
             :meth:`to_message` sends the reasoning back under that name.
+        reasoning_summary: The texts of its reasoning summary parts, in order (the
+            Responses wire; ``[]`` on the Chat Completions wire).
+        other_items: Its finished items of any other type (hosted tools' calls and
+            results, ...), kept whole, in output order (the Responses wire).
     """
 
     index: int
@@ -93,11 +120,14 @@ class ChoiceResult:
     annotations: list[Any] | None = None
     audio: Audio | None = None
     reasoning_field: str | None = None
+    reasoning_summary: list[str] = field(default_factory=list)
+    other_items: list[OtherItem] = field(default_factory=list)
 
     @property
     def truncated(self) -> bool:
         """True when the answer was cut short: ``finish_reason`` is ``"length"`` (the
-        ``max_tokens`` limit or the context window) or ``"content_filter"``."""
+        ``max_tokens`` limit or the context window), ``"max_output_tokens"`` (the
+        Responses wire's) or ``"content_filter"``."""
         return self.finish_reason in TRUNCATING_FINISH_REASONS
 
     def to_message(self) -> dict[str, Any]:
@@ -149,6 +179,8 @@ class ChoiceResult:
             "annotations": self.annotations,
             "audio": None if self.audio is None else self.audio.to_dict(),
             "reasoning_field": self.reasoning_field,
+            "reasoning_summary": list(self.reasoning_summary),
+            "other_items": [item.to_dict() for item in self.other_items],
         }
 
     @classmethod
@@ -175,6 +207,8 @@ class ChoiceResult:
                 annotations=data.get("annotations"),
                 audio=None if audio is None else Audio.from_dict(audio),
                 reasoning_field=data.get("reasoning_field"),
+                reasoning_summary=list(data.get("reasoning_summary", [])),
+                other_items=[OtherItem.from_dict(i) for i in data.get("other_items", [])],
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot read a choice: missing or malformed field ({exc})") from exc
@@ -214,6 +248,68 @@ def _call_message(call: FunctionCall) -> dict[str, Any]:
     if call.extra_content is not None:
         entry["extra_content"] = call.extra_content
     return entry
+
+
+def tool_output(call: FunctionCall | str, output: str | list[Any]) -> dict[str, Any]:
+    """The Responses API ``input`` item carrying the result of ``call`` (a
+    :class:`~chatstream.FunctionCall`, or its ``call_id``): a
+    ``function_call_output``, or a ``custom_tool_call_output`` for a custom tool."""
+    if isinstance(call, FunctionCall):
+        kind = "custom_tool_call_output" if call.custom else "function_call_output"
+        call_id = call.call_id
+    else:
+        kind, call_id = "function_call_output", call
+    return {"type": kind, "call_id": call_id, "output": output}
+
+
+def _input_item(item: ResponseItem) -> dict[str, Any] | None:
+    """A finished item as a Responses API ``input`` item, or ``None`` when it cannot be
+    sent back (a reasoning item without an id)."""
+    entry: dict[str, Any]
+    if isinstance(item, Message):
+        content: list[dict[str, Any]] = []
+        for part in item.content:
+            if isinstance(part, OutputText):
+                content.append(
+                    {
+                        "type": "output_text",
+                        "text": part.text,
+                        "annotations": part.annotations or [],
+                    }
+                )
+            else:
+                content.append({"type": "refusal", "refusal": part.text})
+        entry = {"type": "message", "role": item.role, "content": content}
+        if item.id:
+            entry["id"] = item.id
+            entry["status"] = item.status or "completed"
+        return entry
+    if isinstance(item, Reasoning):
+        if not item.id:
+            return None
+        entry = {
+            "type": "reasoning",
+            "id": item.id,
+            "summary": [{"type": "summary_text", "text": p.text} for p in item.summary],
+        }
+        if item.content:
+            entry["content"] = [{"type": "reasoning_text", "text": p.text} for p in item.content]
+        if item.encrypted_content is not None:
+            entry["encrypted_content"] = item.encrypted_content
+        return entry
+    if isinstance(item, FunctionCall):
+        if item.custom:
+            entry = {"type": "custom_tool_call", "call_id": item.call_id, "name": item.name}
+            entry["input"] = item.arguments
+        else:
+            entry = {"type": "function_call", "call_id": item.call_id, "name": item.name}
+            entry["arguments"] = item.arguments
+        if item.id:
+            entry["id"] = item.id
+        if item.status:
+            entry["status"] = item.status
+        return entry
+    return dict(item.data)
 
 
 def _error_dict(error: ErrorInfo) -> dict[str, Any]:
@@ -257,6 +353,7 @@ class Response:
         citations: Perplexity's ``citations`` (URLs), or ``None``.
         search_results: Perplexity's ``search_results``, or ``None``.
         timings: llama.cpp's ``timings`` (prompt and generation speed), or ``None``.
+        api: The wire it was read from: ``"chat"`` or ``"responses"``.
 
     :meth:`to_dict` / :meth:`to_json` write it whole and :meth:`from_dict` /
     :meth:`from_json` read it back, so a recorded result loads as it was.
@@ -273,6 +370,7 @@ class Response:
     citations: list[Any] | None = None
     search_results: list[Any] | None = None
     timings: dict[str, Any] | None = None
+    api: str = "chat"
 
     @property
     def _first(self) -> ChoiceResult:
@@ -318,9 +416,20 @@ class Response:
         return self._first.items
 
     @property
+    def reasoning_summary(self) -> list[str]:
+        """Choice 0's reasoning summary parts (the Responses wire)."""
+        return self._first.reasoning_summary
+
+    @property
+    def other_items(self) -> list[OtherItem]:
+        """Choice 0's items of other types, kept whole (the Responses wire)."""
+        return self._first.other_items
+
+    @property
     def truncated(self) -> bool:
-        """True when choice 0's answer was cut short (``finish_reason`` ``"length"`` or
-        ``"content_filter"``): the stream ended normally, but the model was not done."""
+        """True when choice 0's answer was cut short (``finish_reason`` ``"length"``,
+        ``"max_output_tokens"`` or ``"content_filter"``): the stream ended normally, but
+        the model was not done."""
         return self._first.truncated
 
     @property
@@ -358,6 +467,35 @@ class Response:
             return self._first.to_message()
         raise IndexError(f"the response has no choice {choice}")
 
+    def to_input(
+        self, tool_outputs: Mapping[str, str | list[Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """The Responses API ``input`` items that give this answer back on the next
+        request, then the results of its tool calls::
+
+            outputs = {call.call_id: run(call) for call in response.tool_calls}
+            history += response.to_input(outputs)
+            body = {"model": m, "input": history}
+
+        The items are choice 0's finished items in output order, as the server sent them:
+        messages (with their ids, status, text, refusal and annotations), reasoning items
+        with their ``id``, ``summary``, ``content`` and ``encrypted_content`` (a
+        reasoning item without an id, as Chat Completions streams make them, is left
+        out: the wire cannot take it back), function calls and custom tool calls with
+        ``call_id`` and ``id``, and every other item whole. ``tool_outputs`` maps a
+        ``call_id`` to its result; each becomes a ``function_call_output`` (or
+        ``custom_tool_call_output``) item after the answer, in the order of the calls.
+
+        (To continue from the server's stored copy instead, send only the new items with
+        ``"previous_response_id": response.response_id``.)
+        """
+        items = [entry for entry in map(_input_item, self.items) if entry is not None]
+        if tool_outputs:
+            for call in self.tool_calls:
+                if call.call_id in tool_outputs:
+                    items.append(tool_output(call, tool_outputs[call.call_id]))
+        return items
+
     def to_dict(self) -> dict[str, Any]:
         """The whole response as a JSON-ready dict; :meth:`from_dict` reads it back.
 
@@ -374,6 +512,7 @@ class Response:
             "citations": self.citations,
             "search_results": self.search_results,
             "timings": self.timings,
+            "api": self.api,
         }
 
     def to_json(self) -> str:
@@ -404,6 +543,7 @@ class Response:
                 citations=data.get("citations"),
                 search_results=data.get("search_results"),
                 timings=data.get("timings"),
+                api=data.get("api", "chat"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot read a response: missing or malformed field ({exc})") from exc
@@ -432,6 +572,8 @@ class Response:
             "tool_calls": first["tool_calls"],
             "incomplete_tool_calls": first["incomplete_tool_calls"],
             "usage": None if usage is None else usage.counts(),
+            "reasoning_summary": list(self._first.reasoning_summary),
+            "other_items": [item.item_type for item in self._first.other_items],
             "error": None
             if self.error is None
             else {"kind": self.error.kind, "message": self.error.message},

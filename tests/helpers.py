@@ -29,6 +29,8 @@ TIMEOUTS = chatstream.Timeouts(connect=2.0, idle=5.0)
 #: A usage chunk's figures.
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 CORPUS = DATA / "conformance"
+#: The corpus of Responses API streams (rules v3).
+RESPONSES_CORPUS = DATA / "responses"
 
 
 def build_body(
@@ -104,24 +106,30 @@ def random_splits(data: bytes, rng: random.Random, max_piece: int = 9) -> list[b
     return pieces
 
 
-def corpus() -> list[dict[str, str]]:
-    """The manifest rows of the conformance corpus."""
-    with open(CORPUS / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
+def corpus(directory: Path = CORPUS) -> list[dict[str, str]]:
+    """The manifest rows of a corpus (by default the conformance corpus)."""
+    with open(directory / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-def corpus_names() -> list[str]:
-    return [row["file"][: -len(".sse")] for row in corpus()]
+def corpus_names(directory: Path = CORPUS) -> list[str]:
+    return [row["file"][: -len(".sse")] for row in corpus(directory)]
 
 
-def expectation(name: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads((CORPUS / f"{name}.expect.json").read_text("utf-8"))
+def expectation(name: str, directory: Path = CORPUS) -> dict[str, Any]:
+    text = (directory / f"{name}.expect.json").read_text("utf-8")
+    result: dict[str, Any] = json.loads(text)
     return result
 
 
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
-    """A result without what the conformance check ignores (model, error message)."""
+    """A result without what the conformance check ignores (model, error message).
+
+    The keys rules v3 added (``reasoning_summary``, ``other_items``) are ``[]`` where an
+    older expectation leaves them out, as rules v3 says of Chat Completions streams."""
     out = {k: v for k, v in result.items() if k != "model"}
+    out.setdefault("reasoning_summary", [])
+    out.setdefault("other_items", [])
     if out.get("error") is not None:
         out["error"] = {"kind": out["error"]["kind"]}
     return out

@@ -10,9 +10,11 @@ import pytest
 from chatstream import (
     AudioDelta,
     Completed,
+    Created,
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OtherItem,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -23,6 +25,8 @@ from chatstream import (
     RawChunk,
     Reasoning,
     ReasoningContentDelta,
+    ReasoningSummaryDelta,
+    ReasoningSummaryPartAdded,
     ReasoningText,
     Refusal,
     RefusalDelta,
@@ -42,7 +46,7 @@ PARTS: list[Serializable] = [
     SummaryText("in short"),
 ]
 
-ITEMS: list[Message | Reasoning | FunctionCall] = [
+ITEMS: list[Message | Reasoning | FunctionCall | OtherItem] = [
     Message(),
     Message(content=[OutputText("a"), Refusal("b"), OutputText("c")], id="msg_1"),
     Reasoning(),
@@ -70,6 +74,16 @@ ITEMS: list[Message | Reasoning | FunctionCall] = [
         extra_content={"google": {"thought_signature": "c2ln"}},
     ),
     FunctionCall(name="patch", arguments="*** free text", call_id="c3", custom=True),
+    # The Responses wire: ids, status, per-part annotations and logprobs, hosted items.
+    Message(
+        content=[OutputText("x", [{"type": "url_citation"}], [{"token": "x", "logprob": -1}])],
+        id="msg_2",
+        status="completed",
+    ),
+    FunctionCall(name="f", arguments="{}", call_id="call_9", id="fc_9", status="completed"),
+    OtherItem(
+        "web_search_call", {"type": "web_search_call", "id": "ws_1", "status": "done"}, "ws_1"
+    ),
 ]
 
 EVENTS: list[Any] = [
@@ -110,6 +124,13 @@ EVENTS: list[Any] = [
     FunctionCallArgumentsDelta("call_1", "ris", parsed={"city": "Pa", "n": [1, 2.5, None]}),
     OutputItemIncomplete(ITEMS[5], output_index=3, choice_index=1),
     OutputTextParsed({"answer": "4", "steps": ["a"]}, choice_index=1),
+    Created("resp_1", "gpt-5", sequence_number=0),
+    Created(),
+    ReasoningSummaryPartAdded(1, sequence_number=4),
+    ReasoningSummaryDelta("**Plan**", summary_index=1, sequence_number=5),
+    OutputTextDelta("seq", sequence_number=7),
+    OutputItemAdded(ITEMS[0], output_index=2, sequence_number=8),
+    Completed("resp_1", sequence_number=9),
 ]
 
 

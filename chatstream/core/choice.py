@@ -41,6 +41,7 @@ __all__ = [
     "ChoiceState",
     "Events",
     "Handover",
+    "join_text",
     "read_rare_fields",
 ]
 

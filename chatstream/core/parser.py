@@ -25,14 +25,16 @@ import jiter
 
 from ..errors import (
     ChatStreamError,
+    ConfigurationError,
     EventTooLargeError,
     IncompleteStreamError,
     LimitExceededError,
     UnexpectedResponseError,
 )
 from ..events import ResponseEvent
-from ..response import Response
+from ..response import API_NAMES, Response
 from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
+from .responses import ResponsesAccumulator
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .think import ThinkTags
 
@@ -63,7 +65,8 @@ def _loads(data: str) -> Any:
 
 
 class StreamParser:
-    """Turns the body of a streamed Chat Completions response into events.
+    """Turns the body of a streamed Chat Completions (or Responses API) response into
+    events.
 
     Feed it the body's bytes as they arrive, split anywhere, then call :meth:`close` at
     the end of the body. Each call returns the events the bytes completed. A stream that
@@ -100,6 +103,14 @@ class StreamParser:
             :class:`~chatstream.FunctionCall` items (off by default).
         request: The request body, when known (:meth:`Client.stream` passes it): its
             ``response_format`` and ``tool_choice`` tell which views apply.
+        api: The wire: ``"chat"`` (Chat Completions chunks, the default) or
+            ``"responses"`` (Responses API events, read by
+            :class:`~chatstream.core.responses.ResponsesAccumulator` into the same events).
+            On the Responses wire ``drop_tool_calls_on_stop``, ``length_is_error``,
+            ``max_choices``, ``think_tags`` and ``text_tool_calls`` do not apply.
+
+    Raises:
+        ConfigurationError: ``api`` is neither.
     """
 
     def __init__(
@@ -116,21 +127,35 @@ class StreamParser:
         think_tags: bool | ThinkTags = False,
         text_tool_calls: bool = False,
         request: Mapping[str, Any] | None = None,
+        api: str = "chat",
     ) -> None:
+        if api not in API_NAMES:
+            raise ConfigurationError(f'api must be "chat" or "responses", not {api!r}')
+        #: The wire read: ``"chat"`` or ``"responses"``.
+        self.api = api
         self._sse = SSEDecoder(max_event_bytes)
         self._max_event_bytes = max_event_bytes
         #: The reduction state; its events are the ones this parser returns.
-        self.accumulator = Accumulator(
-            drop_tool_calls_on_stop=drop_tool_calls_on_stop,
-            length_is_error=length_is_error,
-            raw_chunks=raw_chunks,
-            max_choices=max_choices,
-            max_tool_calls=max_tool_calls,
-            partial_json=partial_json,
-            think_tags=ThinkTags() if think_tags is True else think_tags or None,
-            text_tool_calls=text_tool_calls,
-            request=request,
-        )
+        self.accumulator: Accumulator | ResponsesAccumulator
+        if api == "responses":
+            self.accumulator = ResponsesAccumulator(
+                raw_chunks=raw_chunks,
+                max_tool_calls=max_tool_calls,
+                partial_json=partial_json,
+                request=request,
+            )
+        else:
+            self.accumulator = Accumulator(
+                drop_tool_calls_on_stop=drop_tool_calls_on_stop,
+                length_is_error=length_is_error,
+                raw_chunks=raw_chunks,
+                max_choices=max_choices,
+                max_tool_calls=max_tool_calls,
+                partial_json=partial_json,
+                think_tags=ThinkTags() if think_tags is True else think_tags or None,
+                text_tool_calls=text_tool_calls,
+                request=request,
+            )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
         self.messages = 0
@@ -221,6 +246,8 @@ class StreamParser:
             )
             return []
         text = body.decode("utf-8", "replace").lstrip("\ufeff")
+        if self.api == "responses":
+            return self._whole_response(text, content_type)
         try:
             chunk, problem = _completion_chunk(text)
         except _CutOff:
@@ -240,6 +267,39 @@ class StreamParser:
             return []
         events = self.accumulator.feed(chunk)
         return events + self.accumulator.finish(done=True)
+
+    def _whole_response(self, text: str, content_type: str) -> list[ResponseEvent]:
+        """A whole (non-streamed) Responses API response, read as the stream of its
+        items: each output item added and done, then its terminal event by status."""
+        accumulator = self.accumulator
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, dict) and value.get("error") is not None:
+            accumulator.feed(value)  # a provider error object
+            return accumulator.finish(done=True)
+        output = value.get("output") if isinstance(value, dict) else None
+        if not isinstance(value, dict) or not isinstance(output, list):
+            accumulator.fail(
+                UnexpectedResponseError(
+                    'The JSON body is not a Responses API response: it has no "output" list.',
+                    status=200,
+                    content_type=content_type,
+                    body=text[:_SNIPPET],
+                )
+            )
+            return []
+        events = accumulator.feed({"type": "response.created", "response": value})
+        for index, item in enumerate(output):
+            for kind in ("response.output_item.added", "response.output_item.done"):
+                events += accumulator.feed({"type": kind, "output_index": index, "item": item})
+        status = value.get("status")
+        terminal = {"failed": "response.failed", "incomplete": "response.incomplete"}
+        events += accumulator.feed(
+            {"type": terminal.get(str(status), "response.completed"), "response": value}
+        )
+        return events + accumulator.finish(done=True)
 
     def _too_many_bytes(self) -> LimitExceededError:
         limit = self._max_total_bytes or 0
