@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # config imports this module: at run time, inside the functio
 __all__ = [
     "MAX_SECONDS",
     "UNSET",
+    "api",
     "api_key",
     "check_api_key",
     "count",
@@ -43,6 +44,7 @@ __all__ = [
     "timeouts",
     "tls_cert",
     "tls_verify",
+    "wire_body",
 ]
 
 #: The longest time limit accepted (a year): longer ones overflow the socket and

@@ -28,6 +28,14 @@ and ``reasoning`` out of the assistant messages before the last user message, as
 DeepSeek asks (its thinking mode needs them on the tool follow-ups of a turn, and
 ignores or rejects them later). The history keeps them; signatures and
 ``reasoning_details`` are always sent.
+
+On the Responses wire (``Conversation(client, request, api="responses")``, or a client made
+with ``api="responses"``) the history is the ``input`` items: each answer goes back as
+:meth:`Response.to_input <chatstream.Response.to_input>` gives it (messages, function
+calls, reasoning items with their ids and ``encrypted_content``), each tool result as a
+``function_call_output``; reasoning items of earlier turns are left out unless
+``keep_reasoning``. With ``previous_response_id=True`` each request sends only the items
+added since the last answer, with that answer's id, and the server supplies the rest.
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._arguments import api as _api
 from .client import Client, Turn
+from .errors import ConfigurationError
 from .events import FunctionCall
-from .response import Response
+from .response import Response, tool_output
 
 __all__ = ["Conversation", "RunTool", "Send"]
 
@@ -49,9 +59,14 @@ RunTool = Callable[[FunctionCall], str]
 Send = Callable[[Turn, dict[str, Any]], Response]
 
 
-def _send_quietly(turn: Turn, body: dict[str, Any]) -> Response:
-    with turn.stream(body) as stream:
-        return stream.result()
+def _quietly(api: str) -> Send:
+    """The default :data:`Send`: the request streamed quietly on the wire ``api``."""
+
+    def send(turn: Turn, body: dict[str, Any]) -> Response:
+        with turn.stream(body, api=api) as stream:
+            return stream.result()
+
+    return send
 
 
 def _without_reasoning(message: dict[str, Any]) -> dict[str, Any]:
@@ -69,9 +84,19 @@ class Conversation:
             ...); ``messages`` is filled in from the history.
         system: A system message to start the conversation with.
         messages: Earlier messages to start from (after ``system``).
-        send: How each request is sent (see :data:`Send`); by default quietly.
+        send: How each request is sent (see :data:`Send`); by default quietly, on the
+            conversation's wire (a ``send`` of your own streams on the wire you choose).
         keep_reasoning: Send the reasoning text of earlier turns too (by default only
             the current turn's goes back).
+        api: The wire: ``"chat"`` (the history is ``messages``) or ``"responses"`` (the
+            history is ``input`` items); by default the client's.
+        previous_response_id: On the Responses wire, continue from the server's stored
+            copy of the last answer: send only the newer items, with its
+            ``previous_response_id`` (the server must store responses).
+
+    Raises:
+        ConfigurationError: ``api`` is neither wire, or ``previous_response_id`` is asked
+            for on the chat wire.
     """
 
     def __init__(
@@ -83,15 +108,26 @@ class Conversation:
         messages: Iterable[Mapping[str, Any]] = (),
         send: Send | None = None,
         keep_reasoning: bool = False,
+        api: str | None = None,
+        previous_response_id: bool = False,
     ) -> None:
+        #: The wire: ``"chat"`` or ``"responses"``.
+        self.api = _api(client.api if api is None else api)
+        if previous_response_id and self.api != "responses":
+            raise ConfigurationError('previous_response_id needs api="responses"')
+        self.previous_response_id = previous_response_id
+        # The last answer's id, and where the items after it start (previous_response_id).
+        self._last_id = ""
+        self._after = 0
         self.client = client
         self.request = dict(request or {})
-        #: The history: every message added, in order (plain dicts, as sent).
+        #: The history: every message (``input`` item on the Responses wire) added, in
+        #: order (plain dicts, as sent).
         self.messages: list[dict[str, Any]] = []
         if system:
             self.messages.append({"role": "system", "content": system})
         self.messages += [dict(m) for m in messages]
-        self._send = send or _send_quietly
+        self._send = send or _quietly(self.api)
         self.keep_reasoning = keep_reasoning
         self._turn: Turn | None = None
 
@@ -107,23 +143,49 @@ class Conversation:
         self._turn = Turn(self.client)
 
     def add_response(self, response: Response, choice: int = 0) -> dict[str, Any]:
-        """Add the assistant's message of ``response`` (its choice ``choice``); return it."""
+        """Add the assistant's message of ``response`` (its choice ``choice``); return it.
+
+        On the Responses wire its output items are added (see
+        :meth:`Response.to_input <chatstream.Response.to_input>`), and the last one is
+        returned."""
+        if self.api == "responses":
+            items = response.to_input()
+            self.messages += items
+            self._last_id = response.response_id
+            self._after = len(self.messages)
+            return items[-1] if items else {}
         message = response.to_message(choice)
         self.messages.append(message)
         return message
 
     def add_tool_result(self, call: FunctionCall | str, content: str | list[Any]) -> None:
-        """Add the result of a tool call (the call, or its ``call_id``)."""
+        """Add the result of a tool call (the call, or its ``call_id``): a ``tool``
+        message, or on the Responses wire a ``function_call_output`` item."""
+        if self.api == "responses":
+            self.messages.append(tool_output(call, content))
+            return
         call_id = call.call_id if isinstance(call, FunctionCall) else call
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
 
     def body(self) -> dict[str, Any]:
-        """The next request's body: the request, with the history as ``messages``
-        (reasoning text of earlier turns left out unless ``keep_reasoning``)."""
+        """The next request's body: the request, with the history as ``messages`` (as
+        ``input`` on the Responses wire), reasoning of earlier turns left out unless
+        ``keep_reasoning``."""
         messages = self.messages
+        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+        turn_start = users[-1] if users else 0
+        if self.api == "responses":
+            if self.previous_response_id and self._last_id:
+                items = messages[self._after :]
+                return {**self.request, "input": items, "previous_response_id": self._last_id}
+            if not self.keep_reasoning:
+                messages = [
+                    m
+                    for i, m in enumerate(messages)
+                    if not (i < turn_start and m.get("type") == "reasoning")
+                ]
+            return {**self.request, "input": list(messages)}
         if not self.keep_reasoning:
-            users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-            turn_start = users[-1] if users else 0
             messages = [
                 _without_reasoning(m) if i < turn_start and m.get("role") == "assistant" else m
                 for i, m in enumerate(messages)
@@ -162,6 +224,7 @@ class Conversation:
                 before the turn (so is it when ``run_tool`` raises).
         """
         before = len(self.messages)
+        chained = (self._last_id, self._after)
         try:
             self.add_user(content)
             response = self.send()
@@ -171,5 +234,6 @@ class Conversation:
                 response = self.send()
         except BaseException:
             del self.messages[before:]
+            self._last_id, self._after = chained
             raise
         return response

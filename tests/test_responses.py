@@ -31,10 +31,11 @@ from chatstream import (
     StreamParser,
     UnexpectedResponseError,
 )
+from chatstream.cli.command import main
 from chatstream.core.responses import retry_delay
 
-from .helpers import TIMEOUTS, drain, kinds
-from .loopback import LoopbackServer, sse_body
+from .helpers import RESPONSES_CORPUS, TIMEOUTS, comparable, drain, expectation, kinds
+from .loopback import Handler, LoopbackServer, sequence, sse_body
 
 RESPONSE = {"id": "resp_1", "model": "m", "status": "in_progress"}
 
@@ -442,3 +443,118 @@ def test_to_input_gives_the_items_back_with_their_ids_then_the_tool_outputs() ->
         },
         {"type": "function_call_output", "call_id": "call_1", "output": "42"},
     ]
+
+
+# --- the conversation ---------------------------------------------------------------------
+
+
+def _answers(*bodies: bytes) -> Handler:
+    """A handler giving each request the next body."""
+    return sequence(*[sse_body(b) for b in bodies])
+
+
+CALL_TURN = body(created(), added(CALL), done({**CALL, "arguments": "{}"}), completed())
+TEXT_TURN = body(created(), added(MESSAGE), text("done"), done(MESSAGE), completed(id="resp_2"))
+
+
+def test_a_conversation_on_the_responses_wire_sends_input_items_and_tool_outputs(
+    server: LoopbackServer,
+) -> None:
+    server.route("/v1/responses", _answers(CALL_TURN, TEXT_TURN))
+    client = Client(server.url + "/v1", timeouts=TIMEOUTS, api="responses")
+    with client:
+        conversation = chatstream.Conversation(client, {"model": "m"})
+        answer = conversation.ask("weather?", run_tool=lambda call: "sunny")
+    assert answer.content == "done"
+    second = json.loads(server.requests[1].body)
+    assert second["input"] == [
+        {"role": "user", "content": "weather?"},
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "f",
+            "arguments": "{}",
+            "id": "fc_1",
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+    ]
+
+
+def test_previous_response_id_sends_only_the_new_items(server: LoopbackServer) -> None:
+    server.route("/v1/responses", _answers(CALL_TURN, TEXT_TURN))
+    client = Client(server.url + "/v1", timeouts=TIMEOUTS)
+    with client:
+        conversation = chatstream.Conversation(
+            client, {"model": "m"}, api="responses", previous_response_id=True
+        )
+        conversation.ask("weather?", run_tool=lambda call: "sunny")
+    second = json.loads(server.requests[1].body)
+    assert second["previous_response_id"] == "resp_1"
+    assert second["input"] == [
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}
+    ]
+
+
+def test_a_failed_request_leaves_the_responses_history_unchanged(server: LoopbackServer) -> None:
+    cut = body(created(), added(MESSAGE), text("par"))
+    server.route("/v1/responses", _answers(CALL_TURN, TEXT_TURN, cut))
+    client = Client(server.url + "/v1", timeouts=TIMEOUTS, api="responses")
+    with client:
+        conversation = chatstream.Conversation(client, {"model": "m"}, previous_response_id=True)
+        conversation.ask("weather?", run_tool=lambda call: "sunny")
+        before = list(conversation.messages)
+        with pytest.raises(IncompleteStreamError):
+            conversation.ask("again?")
+        assert conversation.messages == before
+        assert conversation.body()["previous_response_id"] == "resp_2"
+
+
+def test_reasoning_items_of_earlier_turns_are_left_out_unless_kept(server: LoopbackServer) -> None:
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "e"}
+    turn = body(
+        created(), added(reasoning), done(reasoning), added(MESSAGE, 1), text("a", 1), completed()
+    )
+    server.route("/v1/responses", _answers(turn, turn, turn, turn))
+    client = Client(server.url + "/v1", timeouts=TIMEOUTS, api="responses")
+    with client:
+        for keep, count in ((False, 0), (True, 1)):
+            conversation = chatstream.Conversation(client, {"model": "m"}, keep_reasoning=keep)
+            conversation.ask("one")
+            conversation.ask("two")
+            sent = json.loads(server.requests[-1].body)["input"]
+            assert sum(item.get("type") == "reasoning" for item in sent) == count
+
+
+def test_previous_response_id_on_the_chat_wire_is_a_configuration_error() -> None:
+    with Client("http://127.0.0.1:9") as client, pytest.raises(ConfigurationError):
+        chatstream.Conversation(client, previous_response_id=True)
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["openai-custom-tool", "refusal"])
+def test_replay_tells_a_responses_recording_by_its_first_event(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(RESPONSES_CORPUS / f"{name}.sse"), "--result"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert comparable(result) == comparable(expectation(name, RESPONSES_CORPUS))
+
+
+def test_chat_api_responses_posts_input_with_the_options_responses_names(
+    server: LoopbackServer, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    server.route("/v1/responses", sse_body(TEXT_TURN))
+    tools = tmp_path / "tools.json"
+    function = {"name": "f", "parameters": {"type": "object"}}
+    tools.write_text(json.dumps([{"type": "function", "function": function}]))
+    argv = ["chat", "--base-url", server.url + "/v1", "--model", "m", "--api", "responses"]
+    argv += ["--max-tokens", "5", "--tools", str(tools), "--tool-choice", "f", "hello"]
+    assert main(argv) == 0
+    assert "done" in capsys.readouterr().out
+    sent = json.loads(server.requests[-1].body)
+    assert sent["input"] == [{"role": "user", "content": "hello"}]
+    assert sent["max_output_tokens"] == 5 and "max_tokens" not in sent
+    assert sent["tools"] == [{"type": "function", **function}]
+    assert sent["tool_choice"] == {"type": "function", "name": "f"}

@@ -28,7 +28,9 @@ from .recording import (
     FRAMED_PREFIX,
     Recorder,
     UsageError,
+    parse_recording,
     read_input,
+    recorded_api,
     serve_recording,
 )
 from .session import COMMANDS, LineReader, Session, outcome, typed_tool_result
@@ -69,9 +71,12 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.prompt is not None and not args.prompt.strip():
         raise UsageError("the prompt is empty: give a PROMPT, or none for a conversation")
     request = _request(args, model)
+    if args.api == "responses":
+        request = _for_responses(request)
     key = os.environ.get(args.api_key_env) or None
+    path = "/responses" if args.api == "responses" else "/chat/completions"
     advice = Advice(
-        url=base_url.rstrip("/") + "/chat/completions",
+        url=base_url.rstrip("/") + path,
         api_key_env=args.api_key_env,
         key_sent=key is not None,
     )
@@ -85,6 +90,7 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             max_retries=args.max_retries,
             headers=_parse_headers(args.header),
             telemetry=notes,
+            api=args.api,
         )
     except ConfigurationError as exc:
         raise UsageError(_in_flags(exc.message)) from None
@@ -130,12 +136,17 @@ def run_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if first.startswith(FRAMED_PREFIX):
         # Not an event stream: the status and headers decide, as the client judges them.
         data = b"".join(chunks)
-        with serve_recording(data) as base_url, Client(base_url, max_retries=0) as client:
-            stream = client.stream({"model": "replay", "messages": []})
+        api = args.api or recorded_api(parse_recording(data)[3])
+        body: dict[str, Any] = {"model": "replay", _CONVERSATION[api]: []}
+        with (
+            serve_recording(data) as base_url,
+            Client(base_url, max_retries=0, api=api) as client,
+        ):
+            stream = client.stream(body)
             with stream:
                 error = presenter.show(stream, lambda: outcome(stream))
         return EXIT_OK if error is None else EXIT_STREAM_ERROR
-    parser = StreamParser()
+    parser = StreamParser(api=args.api or recorded_api(first))
     try:
         error = presenter.show(parser.iter_events(chunks), lambda: parser.response)
     finally:
@@ -148,6 +159,9 @@ def run_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 # --- the pieces ------------------------------------------------------------------------
+
+#: The body field holding the conversation, on each wire.
+_CONVERSATION = {"chat": "messages", "responses": "input"}
 
 
 def _presenter(
@@ -183,6 +197,30 @@ def _request(args: argparse.Namespace, model: str) -> dict[str, Any]:
     for key, value in _parse_params(args.param):
         request[key] = value
     return request
+
+
+def _for_responses(request: dict[str, Any]) -> dict[str, Any]:
+    """The request's options as the Responses API names them: ``max_output_tokens``, and
+    function tools and a forced tool choice with their fields at the top."""
+    out = dict(request)
+    if "max_tokens" in out:
+        out["max_output_tokens"] = out.pop("max_tokens")
+    tools = out.get("tools")
+    if isinstance(tools, list):
+        out["tools"] = [_flat(tool) for tool in tools]
+    choice = out.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        out["tool_choice"] = _flat(choice)
+    return out
+
+
+def _flat(tool: Any) -> Any:
+    """``{"type": "function", "function": {...}}`` as ``{"type": "function", ...}``."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        inner = tool.get("function")
+        if isinstance(inner, dict):
+            return {"type": "function", **inner}
+    return tool
 
 
 def _tool_choice(text: str) -> Any:
@@ -337,6 +375,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Read a recorded response and show what it contains, as it was live.",
     )
     replay.add_argument("file", help="the recording; - for standard input")
+    replay.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        help="the wire it was recorded from (default: told by its first event)",
+    )
     _add_output_options(replay, result_help=_ONE_RESULT)
     replay.set_defaults(run=run_replay)
     return parser
@@ -364,6 +407,13 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default="OPENAI_API_KEY",
         help="the environment variable holding the API key (default: OPENAI_API_KEY; "
         "none is sent when it is unset)",
+    )
+    server.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        default="chat",
+        help="the wire: chat (POST {URL}/chat/completions, the default) or responses "
+        "(POST {URL}/responses, the Responses API)",
     )
     server.add_argument(
         "--header",

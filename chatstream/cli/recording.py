@@ -31,6 +31,7 @@ __all__ = [
     "Recorder",
     "UsageError",
     "parse_recording",
+    "recorded_api",
     "read_input",
     "serve_recording",
 ]
@@ -49,6 +50,34 @@ _LEFT_OUT = {
     "connection",
     "keep-alive",
 }
+
+
+def recorded_api(data: bytes) -> str:
+    """The wire a recorded event stream was read from, by its first event: ``"responses"``
+    when that event is a Responses API event (its ``event:`` name or its ``type`` starts
+    with ``response.``), else ``"chat"``."""
+    for raw in data.splitlines():
+        line = raw.strip()
+        if line.startswith(b"event:"):
+            return "responses" if line[6:].strip().startswith(b"response.") else "chat"
+        if line.startswith(b"data:"):
+            payload = line[5:].strip()
+            # The first event may be cut where the read stopped: its start is enough.
+            head = payload[:200].replace(b" ", b"")
+            return "responses" if head.startswith(b'{"type":"response.') else _typed(payload)
+    return "chat"
+
+
+def _typed(payload: bytes) -> str:
+    """``"responses"`` for a whole JSON event whose ``type`` starts with ``response.``."""
+    import json
+
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return "chat"
+    kind = event.get("type") if isinstance(event, dict) else None
+    return "responses" if isinstance(kind, str) and kind.startswith("response.") else "chat"
 
 
 class UsageError(Exception):
