@@ -18,6 +18,11 @@ the cost is linear (about 2x) or quadratic (about 4x):
 * ``mixed``: a stream of reasoning, text and interleaved tool-call deltas (shaped like
   ``shared/bench/gen_stream.py --kind mixed``), reported in microseconds per chunk.
 
+The ``responses`` rows are the same streams on the Responses API wire (``StreamParser(
+api="responses")``): the same text, reasoning and arguments, one event per chunk, each with
+the fields OpenAI sends (``sequence_number``, ``item_id``, ``output_index``, ...); the
+per-event cost is meant to stay within 1.2x of the chat wire's per-chunk cost.
+
 Every time is the best of ``--repeat`` runs; bodies are built and cut into pieces before
 the clock starts, and each run checks that the result is intact.
 """
@@ -49,6 +54,11 @@ def pieces_of(body: bytes, size: int) -> list[bytes]:
 def sse(chunks: list[dict[str, object]]) -> bytes:
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     return ("".join(f"data: {dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n").encode()
+
+
+def responses_sse(events: list[dict[str, object]]) -> bytes:
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    return "".join(f"data: {dumps(e)}\n\n" for e in events).encode()
 
 
 def choice(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
@@ -93,6 +103,122 @@ def big_argument(size: int, deltas: int) -> tuple[bytes, Callable[[StreamParser]
     chunks.append(choice({}, "tool_calls"))
     body = sse(chunks)
     return body, lambda p: p.result().tool_calls[0].arguments == arguments
+
+
+class Wire:
+    """A Responses stream built event by event, numbered as OpenAI numbers them."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, object]] = []
+        self.created()
+
+    def add(self, event: dict[str, object]) -> None:
+        self.events.append({**event, "sequence_number": len(self.events)})
+
+    def created(self) -> None:
+        self.add({"type": "response.created", "response": {"id": "resp_bench", "model": "b"}})
+
+    def item(self, index: int, item: dict[str, object], done: bool = False) -> None:
+        kind = "done" if done else "added"
+        self.add({"type": f"response.output_item.{kind}", "output_index": index, "item": item})
+
+    def delta(self, kind: str, index: int, item_id: str, text: str) -> None:
+        event: dict[str, object] = {"type": kind, "item_id": item_id, "output_index": index}
+        if kind != "response.function_call_arguments.delta":
+            event["content_index"] = 0
+        event["delta"] = text
+        if kind == "response.output_text.delta":
+            event["logprobs"] = []
+        self.add(event)
+
+    def body(self) -> bytes:
+        usage = {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+        self.add({"type": "response.completed", "response": {"id": "resp_bench", "usage": usage}})
+        return responses_sse(self.events)
+
+
+def _call(call_id: str) -> dict[str, object]:
+    return {"type": "function_call", "id": f"fc_{call_id}", "call_id": call_id, "name": "f"}
+
+
+def responses_giant_line(size: int) -> tuple[bytes, Callable[[StreamParser], bool]]:
+    content = filler(size, 1)
+    wire = Wire()
+    wire.item(0, {"type": "message", "id": "msg_1", "role": "assistant", "content": []})
+    wire.delta("response.output_text.delta", 0, "msg_1", content)
+    return wire.body(), lambda p: p.result().content == content
+
+
+def responses_big_argument(size: int, deltas: int) -> tuple[bytes, Callable[[StreamParser], bool]]:
+    arguments = json.dumps({"path": "big.txt", "content": filler(size - 40, 2)})
+    step = -(-len(arguments) // deltas)
+    wire = Wire()
+    wire.item(0, {**_call("call_big"), "arguments": ""})
+    for i in range(0, len(arguments), step):
+        wire.delta(
+            "response.function_call_arguments.delta", 0, "fc_call_big", arguments[i : i + step]
+        )
+    wire.item(0, {**_call("call_big"), "status": "completed"}, done=True)
+    return wire.body(), lambda p: p.result().tool_calls[0].arguments == arguments
+
+
+def responses_mixed(n_chunks: int) -> tuple[bytes, Callable[[StreamParser], bool], int]:
+    """The ``mixed`` stream's reasoning, text and calls, as Responses events."""
+    body, _, _ = mixed(n_chunks)
+    wire = Wire()
+    reasoning, content, calls = [], [], {}  # calls: index -> pieces
+    order: list[int] = []
+    for line in body.split(b"\n\n"):
+        if not line.startswith(b"data: {"):
+            continue
+        chunk = json.loads(line[6:])
+        if not chunk["choices"]:
+            continue
+        delta = chunk["choices"][0]["delta"]
+        if "reasoning_content" in delta:
+            reasoning.append(delta["reasoning_content"])
+        elif "content" in delta:
+            content.append(delta["content"])
+        elif "tool_calls" in delta:
+            fragment = delta["tool_calls"][0]
+            index = fragment["index"]
+            if index not in calls:
+                calls[index] = []
+            order.append(index)
+            calls[index].append(fragment["function"].get("arguments", ""))
+    wire.item(0, {"type": "reasoning", "id": "rs_1", "summary": []})
+    for text in reasoning:
+        wire.delta("response.reasoning_text.delta", 0, "rs_1", text)
+    wire.item(0, {"type": "reasoning", "id": "rs_1", "summary": []}, done=True)
+    wire.item(1, {"type": "message", "id": "msg_1", "role": "assistant", "content": []})
+    for text in content:
+        wire.delta("response.output_text.delta", 1, "msg_1", text)
+    wire.item(1, {"type": "message", "id": "msg_1", "role": "assistant"}, done=True)
+    seen: set[int] = set()
+    position = {index: 2 + index for index in calls}
+    cursor = dict.fromkeys(calls, 0)
+    for index in order:
+        if index not in seen:
+            seen.add(index)
+            wire.item(position[index], {**_call(f"call_{index}"), "arguments": ""})
+        piece = calls[index][cursor[index]]
+        cursor[index] += 1
+        if piece:
+            wire.delta("response.function_call_arguments.delta", position[index], "", piece)
+        if cursor[index] == len(calls[index]):
+            wire.item(position[index], _call(f"call_{index}"), done=True)
+    expected_text = "".join(content)
+    expected_args = ["".join(calls[i]) for i in sorted(calls)]
+
+    def check(p: StreamParser) -> bool:
+        result = p.result()
+        return (
+            result.content == expected_text
+            and [c.arguments for c in result.tool_calls] == expected_args
+        )
+
+    data = wire.body()
+    return data, check, len(wire.events)
 
 
 def mixed(n_chunks: int) -> tuple[bytes, Callable[[StreamParser], bool], int]:
@@ -165,13 +291,17 @@ class Row:
 
 
 def time_parser(
-    body: bytes, piece: int, check: Callable[[StreamParser], bool], repeat: int
+    body: bytes,
+    piece: int,
+    check: Callable[[StreamParser], bool],
+    repeat: int,
+    api: str = "chat",
 ) -> float:
     pieces = pieces_of(body, piece)
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
-        parser = StreamParser(max_event_bytes=len(body) + MB)
+        parser = StreamParser(max_event_bytes=len(body) + MB, api=api)
         start = time.perf_counter()
         for data in pieces:
             parser.feed(data)
@@ -250,6 +380,18 @@ def main() -> None:
         body, check, n_chunks = mixed(n)
         seconds = time_parser(body, 64 * KIB, check, repeat)
         report(Row("mixed", len(body) / MB, "64KiB", seconds, n_chunks))
+    for size in (10 * MB * scale, 20 * MB * scale):
+        body, check = responses_giant_line(int(size))
+        seconds = time_parser(body, 64 * KIB, check, repeat, "responses")
+        report(Row("responses giant line", size / MB, "64KiB", seconds))
+    for size, deltas in ((10 * MB * scale, 40_000 * scale), (20 * MB * scale, 80_000 * scale)):
+        body, check = responses_big_argument(int(size), int(deltas))
+        seconds = time_parser(body, 64 * KIB, check, repeat, "responses")
+        report(Row("responses big argument", size / MB, "64KiB", seconds))
+    for n in (int(20_000 * scale), int(40_000 * scale)):
+        body, check, n_events = responses_mixed(n)
+        seconds = time_parser(body, 64 * KIB, check, repeat, "responses")
+        report(Row("responses mixed", len(body) / MB, "64KiB", seconds, n_events))
     if args.baseline:
         # Plain sseclient-py is quadratic on both: smaller sizes, and one run each.
         for size in (1 * MB * scale, 2 * MB * scale):
