@@ -39,6 +39,7 @@ from .errors import (
     StreamClosedError,
     StreamConnectionError,
     StreamError,
+    ThreadLimitError,
     UnexpectedResponseError,
 )
 from .events import (
@@ -139,6 +140,7 @@ __all__ = [
     "TURN_STATE_HEADER",
     "Telemetry",
     "ThinkTags",
+    "ThreadLimitError",
     "Timeouts",
     "TokenUsage",
     "Turn",

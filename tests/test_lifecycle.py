@@ -243,7 +243,7 @@ def test_an_internal_error_keeps_the_cause_text_but_not_its_frames(
     _ended(stream)
 
 
-def test_a_core_that_raises_leaves_the_parse_turn_to_the_next_stream(
+def test_a_core_that_raises_leaves_the_parse_lock_to_the_next_stream(
     server: LoopbackServer, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server.set_default(sse_body(HI))
@@ -454,12 +454,12 @@ print(os.waitstatus_to_exitcode(status), parent.result(timeout=20).content)
 TURN_FORK_SCRIPT = """
 import os, sys, threading
 import chatstream
-from chatstream._shell import reading as _reading
+from chatstream._shell import process
 
 held, forked = threading.Event(), threading.Event()
 
 def holder():
-    with _reading._turn:  # another thread is parsing when the process forks
+    with process.parse_lock():  # another thread is parsing when the process forks
         held.set()
         forked.wait(10)
 
@@ -478,7 +478,7 @@ print(os.waitstatus_to_exitcode(status))
 """
 
 
-def test_a_forked_child_parses_though_a_parent_thread_held_the_parse_turn(
+def test_a_forked_child_parses_though_a_parent_thread_held_the_parse_lock(
     server: LoopbackServer,
 ) -> None:
     server.set_default(sse_body(HI))
