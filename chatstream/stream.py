@@ -183,8 +183,10 @@ class ChatStream:
                 yield event
 
     def _raise_failure(self, error: BaseException | None) -> None:
-        if error is not None and not self._worker.life.closed and not isinstance(
-            error, StreamClosedError
+        if (
+            error is not None
+            and not self._worker.life.closed
+            and not isinstance(error, StreamClosedError)
         ):
             raise error
 

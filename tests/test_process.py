@@ -7,10 +7,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
+import pytest
+
+from chatstream import Client
+from chatstream._shell import process as _process
+from chatstream._shell import transport as _transport
 from tests.loopback import Conn, LoopbackServer
 
-from .helpers import DONE, chunk, event
+from .helpers import BODY, DONE, HELLO, chunk, event
 
 PIECES = 12
 
@@ -81,3 +87,43 @@ def test_a_forked_child_and_its_parent_each_get_their_own_answer_on_a_used_clien
     server.set_default(_who_asks)
     out = _run_script(SHARED_POOL_SCRIPT, server.url, str(PIECES))
     assert out.split(" ", 2)[:2] == ["True", "True"], out
+
+
+def _keep_alive_hello(conn: Conn) -> None:
+    conn.keep_alive = True
+    conn.send_head(headers={"Content-Type": "text/event-stream"})
+    conn.write(HELLO)
+    conn.end()
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_a_session_whose_pooled_connections_were_forgotten_opens_a_new_one(
+    server: LoopbackServer,
+) -> None:
+    server.set_default(_keep_alive_hello)
+    with Client(server.url + "/v1", retry=0) as client:
+        assert client.stream(BODY).result(timeout=10).content == "Hello"
+        _transport.forget_pooled_connections(client.session)  # what a forked child does
+        assert client.stream(BODY).result(timeout=10).content == "Hello"
+    assert [r.connection_id for r in server.wait_for_requests(2)] == [0, 1]
+
+
+def test_streams_are_counted_while_they_run(server: LoopbackServer) -> None:
+    release = threading.Event()
+
+    def held(conn: Conn) -> None:
+        conn.send_head(headers={"Content-Type": "text/event-stream"})
+        conn.write(event(chunk("Hi")))
+        release.wait(10)
+        conn.write(event(chunk(finish="stop")) + DONE)
+
+    server.set_default(held)
+    before = _process.running()
+    with Client(server.url + "/v1", retry=0) as client:
+        stream = client.stream(BODY)
+        next(iter(stream))
+        assert _process.running() == before + 1
+        release.set()
+        assert stream.result(timeout=10).content == "Hi"
+        assert stream._worker.job.join(10)
+    assert _process.running() == before

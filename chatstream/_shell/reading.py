@@ -48,6 +48,7 @@ _sleep = time.sleep  # (replaced in tests)
 #: Events that open a stream: a pause never delays them (nor the first text).
 _OPENING = (OutputItemAdded, RateLimits, RawChunk)
 
+
 class Body(Protocol):
     """What the worker reads (:class:`chatstream._shell.transport.BodyReader`; tests use a
     fake)."""
@@ -282,9 +283,7 @@ class ReadLoop:
     def _unexpected(self, body: Body, mime: str) -> None:
         self.reading_since = self.clock()  # the snippet read is watched too
         try:
-            error = _http.unexpected_response(
-                body.status, mime, body.read, self.settings.secrets
-            )
+            error = _http.unexpected_response(body.status, mime, body.read, self.settings.secrets)
         finally:
             self.reading_since = None
         if self.life.stopping:
