@@ -69,6 +69,12 @@ class Lifecycle:
         self.state = State.RUNNING
         #: Why the stream was stopped from outside (the first reason), or ``None``.
         self.reason: StopReason | None = None
+        #: True once a stop was asked: no more callbacks, no more reads. (Attributes,
+        #: not properties: read for every event.)
+        self.stopping = False
+        #: True when the stream was closed or a callback raised: dispatched calls that
+        #: have not run yet are skipped.
+        self.halted = False
         #: The body ended: the core has its outcome (rule 2).
         self.settled = False
         #: The finish grace or the drain ran out: reading ends, without failing.
@@ -81,17 +87,6 @@ class Lifecycle:
         self.stopped = threading.Event()
         #: Set once the outcome is decided and stored: every observer may look.
         self.finished = threading.Event()
-
-    @property
-    def stopping(self) -> bool:
-        """True once a stop was asked: no more callbacks, no more reads."""
-        return self.reason is not None
-
-    @property
-    def halted(self) -> bool:
-        """True when the stream was closed or a callback raised: dispatched calls that
-        have not run yet are skipped."""
-        return self.reason is StopReason.CLOSED or self.reason is StopReason.CALLBACK
 
     def on_stop(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` when the stream is stopped (at once if it already was). A hook
@@ -123,6 +118,8 @@ class Lifecycle:
                 return
             self.state = State.STOPPING
             self.reason = reason
+            self.halted = reason is StopReason.CLOSED or reason is StopReason.CALLBACK
+            self.stopping = True
             hooks, self._on_stop = self._on_stop, []
         self.stopped.set()
         for hook in hooks:
