@@ -32,17 +32,26 @@ ignores or rejects them later). The history keeps them; signatures and
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .client import Client, Turn
+from .errors import ConfigurationError, MaxStepsExceededError
 from .events import FunctionCall
 from .response import Response
 
-__all__ = ["Conversation", "RunTool", "Send"]
+__all__ = ["DEFAULT_MAX_STEPS", "Conversation", "RunTool", "Send", "tool_content"]
 
-#: Answers a tool call: the result text to send back (raising abandons the turn).
-RunTool = Callable[[FunctionCall], str]
+#: Answers a tool call: the result to send back, text or a value JSON can encode
+#: (raising abandons the turn).
+RunTool = Callable[[FunctionCall], Any]
+#: The most model responses one turn of :meth:`Conversation.ask` may take (the first
+#: answer and the follow-ups after each round of tool calls).
+DEFAULT_MAX_STEPS = 10
+#: What a call that was not run is answered with, so the history stays valid.
+NOT_RUN = "Not run: the turn reached its step limit."
 #: Sends one request of a turn and returns its response; raises the
 #: :class:`~chatstream.ChatStreamError` the stream ended in. The default streams it
 #: quietly (``turn.stream(body).result()``); a caller that shows the stream passes its own.
@@ -52,6 +61,30 @@ Send = Callable[[Turn, dict[str, Any]], Response]
 def _send_quietly(turn: Turn, body: dict[str, Any]) -> Response:
     with turn.stream(body) as stream:
         return stream.result()
+
+
+def tool_content(value: Any) -> str:
+    """A tool's result as the text of a ``tool`` message: text as it is; anything else
+    JSON-encoded (a dict, a list, a number, ``None``, a dataclass, a pydantic model),
+    since providers answer 400 to a JSON object in ``content``.
+
+    Raises:
+        ConfigurationError: The value is neither text nor encodable as JSON.
+    """
+    if isinstance(value, str):
+        return value
+    dump = getattr(value, "model_dump_json", None)  # a pydantic model
+    if callable(dump):
+        return str(dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"a tool returned a {type(value).__name__}, which is neither text nor "
+            f"encodable as JSON ({exc}); return a str, or a value json.dumps accepts"
+        ) from None
 
 
 def _without_reasoning(message: dict[str, Any]) -> dict[str, Any]:
@@ -147,28 +180,63 @@ class Conversation:
         self.add_response(response)
         return response
 
-    def ask(self, content: str | list[Any], run_tool: RunTool | None = None) -> Response:
+    def ask(
+        self,
+        content: str | list[Any],
+        run_tool: RunTool | None = None,
+        *,
+        max_steps: int = DEFAULT_MAX_STEPS,
+    ) -> Response:
         """Run one user turn: add ``content``, send it, and while the model calls tools,
         answer each call with ``run_tool`` and send the results back.
 
         Without ``run_tool`` it returns after the first response, tool calls and all;
         add their results with :meth:`add_tool_result` and continue with :meth:`send`.
+        A result that is not text is sent JSON-encoded (see :func:`tool_content`).
+
+        Args:
+            content: The user's message.
+            run_tool: Answers each tool call.
+            max_steps: The most responses the turn may take (the first answer and one
+                follow-up per round of tool calls); a model still calling tools at the
+                last one ends the turn in :class:`~chatstream.MaxStepsExceededError`.
 
         Returns:
             The last response of the turn.
 
         Raises:
+            MaxStepsExceededError: The model still called tools at the last step. The
+                turn stays in the history (the calls of that step are answered as not
+                run, so the next request is valid); the error carries it too.
             ChatStreamError: A request of the turn failed. The history is as it was
-                before the turn (so is it when ``run_tool`` raises).
+                before the turn (so is it when ``run_tool`` raises, or returns what
+                cannot be encoded: then before the next request is sent).
         """
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+            raise ConfigurationError("max_steps must be a whole number of at least 1")
         before = len(self.messages)
         try:
             self.add_user(content)
             response = self.send()
+            steps = 1
             while run_tool is not None and response.tool_calls:
-                for call in response.tool_calls:
-                    self.add_tool_result(call, run_tool(call))
+                if steps >= max_steps:
+                    for call in response.tool_calls:
+                        self.add_tool_result(call, NOT_RUN)
+                    raise MaxStepsExceededError(
+                        f"The model still called tools after {max_steps} steps "
+                        "(max_steps); the turn was stopped there.",
+                        max_steps=max_steps,
+                        messages=[dict(m) for m in self.messages],
+                        partial=response,
+                    )
+                results = [(call, tool_content(run_tool(call))) for call in response.tool_calls]
+                for call, result in results:
+                    self.add_tool_result(call, result)
                 response = self.send()
+                steps += 1
+        except MaxStepsExceededError:
+            raise
         except BaseException:
             del self.messages[before:]
             raise
