@@ -38,7 +38,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .client import Client, Turn
-from .errors import ConfigurationError, MaxStepsExceededError
+from .core import typed as _typed
+from .core.schema import OutputType
+from .errors import ChatStreamError, ConfigurationError, MaxStepsExceededError
 from .events import FunctionCall
 from .response import Response
 
@@ -85,6 +87,21 @@ def tool_content(value: Any) -> str:
             f"a tool returned a {type(value).__name__}, which is neither text nor "
             f"encodable as JSON ({exc}); return a str, or a value json.dumps accepts"
         ) from None
+
+
+def _checked(response: Response, kind: OutputType) -> Response:
+    """``response`` with its answer validated as ``kind`` (for a ``send`` of the caller's
+    own, which streamed without the type)."""
+    first = response.choices[0] if response.choices else None
+    if first is None or (first.tool_calls and not first.content.strip()):
+        return response
+    try:
+        parsed = _typed.check_answer(kind, first.content, first.refusal, first.finish_reason)
+    except ChatStreamError as error:
+        error.partial = response
+        raise
+    choices = [dataclasses.replace(first, parsed=parsed), *response.choices[1:]]
+    return dataclasses.replace(response, choices=choices)
 
 
 def _without_reasoning(message: dict[str, Any]) -> dict[str, Any]:
@@ -163,20 +180,39 @@ class Conversation:
             ]
         return {**self.request, "messages": list(messages)}
 
-    def send(self) -> Response:
+    def send(self, *, output: Any = None) -> Response:
         """Send the history as the next request of the current turn, and add the
         answer to it.
+
+        Args:
+            output: The type of the answer (see :meth:`Client.stream
+                <chatstream.Client.stream>`): the request asks for it, and the
+                response's :attr:`~chatstream.Response.parsed` is the validated answer
+                (an answer made of tool calls is not checked).
 
         Returns:
             The response (complete; :attr:`~chatstream.Response.truncated` says when it
             was cut short).
 
         Raises:
+            OutputError: The answer is not a value of ``output`` (it is not added).
             ChatStreamError: The request failed; the history is unchanged.
         """
         if self._turn is None:
             self._turn = Turn(self.client)
-        response = self._send(self._turn, self.body())
+        body = self.body()
+        kind = None
+        if output is not None:
+            kind, response_format = _typed.for_request(output, body)
+            if response_format is not None:
+                body["response_format"] = response_format
+        if self._send is _send_quietly:
+            with self._turn.stream(body, output=kind) as stream:
+                response = stream.result()
+        else:
+            response = self._send(self._turn, body)
+            if kind is not None:
+                response = _checked(response, kind)
         self.add_response(response)
         return response
 
@@ -186,6 +222,7 @@ class Conversation:
         run_tool: RunTool | None = None,
         *,
         max_steps: int = DEFAULT_MAX_STEPS,
+        output: Any = None,
     ) -> Response:
         """Run one user turn: add ``content``, send it, and while the model calls tools,
         answer each call with ``run_tool`` and send the results back.
@@ -200,6 +237,8 @@ class Conversation:
             max_steps: The most responses the turn may take (the first answer and one
                 follow-up per round of tool calls); a model still calling tools at the
                 last one ends the turn in :class:`~chatstream.MaxStepsExceededError`.
+            output: The type of the answer (see :meth:`send`): the last response's
+                :attr:`~chatstream.Response.parsed` is the validated answer.
 
         Returns:
             The last response of the turn.
@@ -217,7 +256,7 @@ class Conversation:
         before = len(self.messages)
         try:
             self.add_user(content)
-            response = self.send()
+            response = self.send(output=output)
             steps = 1
             while run_tool is not None and response.tool_calls:
                 if steps >= max_steps:
@@ -233,7 +272,7 @@ class Conversation:
                 results = [(call, tool_content(run_tool(call))) for call in response.tool_calls]
                 for call, result in results:
                     self.add_tool_result(call, result)
-                response = self.send()
+                response = self.send(output=output)
                 steps += 1
         except MaxStepsExceededError:
             raise
