@@ -80,6 +80,7 @@ from .events import (
 )
 from .response import ChoiceResult, ErrorInfo, Response
 from .stream import ChatStream
+from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
 __all__ = [
     "APIStatusError",
@@ -144,6 +145,7 @@ __all__ = [
     "SSEMessage",
     "Serializable",
     "ServerError",
+    "StepEvent",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
@@ -154,7 +156,11 @@ __all__ = [
     "ThinkTags",
     "Timeouts",
     "TokenUsage",
+    "Tool",
     "ToolArgumentsError",
+    "ToolContext",
+    "ToolLoop",
+    "ToolResult",
     "Turn",
     "UnexpectedResponseError",
     "__version__",

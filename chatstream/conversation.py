@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .client import Client, Turn
@@ -43,6 +43,8 @@ from .core.schema import OutputType
 from .errors import ChatStreamError, ConfigurationError, MaxStepsExceededError
 from .events import FunctionCall
 from .response import Response
+from .stream import ChatStream
+from .tools import StepEvent, Tool, ToolLoop, as_tools
 
 __all__ = ["DEFAULT_MAX_STEPS", "Conversation", "RunTool", "Send", "tool_content"]
 
@@ -87,6 +89,11 @@ def tool_content(value: Any) -> str:
             f"a tool returned a {type(value).__name__}, which is neither text nor "
             f"encodable as JSON ({exc}); return a str, or a value json.dumps accepts"
         ) from None
+
+
+def _check_steps(max_steps: Any) -> None:
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ConfigurationError("max_steps must be a whole number of at least 1")
 
 
 def _checked(response: Response, kind: OutputType) -> Response:
@@ -216,6 +223,95 @@ class Conversation:
         self.add_response(response)
         return response
 
+    def stream_next(
+        self, *, tools: Sequence[Mapping[str, Any]] = (), output: Any = None
+    ) -> ChatStream:
+        """Start the next request of the current turn and return its stream; its answer
+        is not added to the history (see :meth:`add_response`).
+
+        Args:
+            tools: Tool definitions sent besides the request's own ``tools``.
+            output: The type of the answer (see :meth:`send`).
+        """
+        if self._turn is None:
+            self._turn = Turn(self.client)
+        body = self.body()
+        if tools:
+            body["tools"] = [*body.get("tools", ()), *tools]
+        kind = None
+        if output is not None:
+            kind, response_format = _typed.for_request(output, body)
+            if response_format is not None:
+                body["response_format"] = response_format
+        return self._turn.stream(body, output=kind)
+
+    def run_steps(
+        self,
+        prompt: str | list[Any] | None,
+        tools: Iterable[Tool | Callable[..., Any]],
+        *,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        parallel: bool = True,
+        approve: Callable[[FunctionCall], bool] | None = None,
+        on_tool_error: str = "send",
+        on_event: Callable[[StepEvent], None] | None = None,
+        output: Any = None,
+    ) -> ToolLoop:
+        """Start a tool loop: add ``prompt`` (unless ``None``), then stream a step, run
+        its tool calls, send the results back, and repeat until the model answers
+        without a call. Iterate the loop for each step's events, or call its
+        :meth:`~chatstream.tools.ToolLoop.result`; :meth:`~chatstream.tools.ToolLoop.close`
+        stops it from any thread (see :mod:`chatstream.tools`).
+
+        Args:
+            prompt: The user's message.
+            tools: Python functions (see :meth:`Tool.of <chatstream.tools.Tool.of>`)
+                or :class:`~chatstream.tools.Tool` values; their definitions are sent
+                with every step.
+            max_steps: The most responses (steps) of the loop; a model still calling
+                tools at the last one ends it in
+                :class:`~chatstream.MaxStepsExceededError`.
+            parallel: Run the calls of one step at once, each on its own thread.
+            approve: Asked before each call; ``False`` sends a refusal back instead.
+            on_tool_error: ``"send"``: a tool that raises sends its error text back to
+                the model; ``"stop"``: the loop raises the tool's exception (the history
+                answers every call first).
+            on_event: Called with each :class:`~chatstream.tools.StepEvent`, in the
+                thread running the loop.
+            output: The type of the final answer (see :meth:`send`).
+        """
+        _check_steps(max_steps)
+        loop = ToolLoop(
+            self,
+            as_tools(tools),
+            max_steps=max_steps,
+            parallel=parallel,
+            approve=approve,
+            on_tool_error=on_tool_error,
+            on_event=on_event,
+            output=output,
+        )
+        if prompt is not None:
+            self.add_user(prompt)
+        return loop
+
+    def run(
+        self,
+        prompt: str | list[Any] | None,
+        tools: Iterable[Tool | Callable[..., Any]],
+        **options: Any,
+    ) -> Response:
+        """:meth:`run_steps` to its end: the final response (the answer). The options
+        are those of :meth:`run_steps`.
+
+        Raises:
+            MaxStepsExceededError: The model still called tools at the last step.
+            StreamClosedError: The loop was closed before it answered.
+            ChatStreamError: A request failed. In every case the history stays valid
+                for a next request.
+        """
+        return self.run_steps(prompt, tools, **options).result()
+
     def ask(
         self,
         content: str | list[Any],
@@ -251,8 +347,7 @@ class Conversation:
                 before the turn (so is it when ``run_tool`` raises, or returns what
                 cannot be encoded: then before the next request is sent).
         """
-        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
-            raise ConfigurationError("max_steps must be a whole number of at least 1")
+        _check_steps(max_steps)
         before = len(self.messages)
         try:
             self.add_user(content)

@@ -31,6 +31,8 @@ same shape as pydantic's (``loc``, ``msg``, ``type``), so code handling
 from __future__ import annotations
 
 import dataclasses
+import enum
+import inspect
 import json
 import math
 import re
@@ -46,6 +48,7 @@ __all__ = [
     "PydanticType",
     "SchemaType",
     "Wrapped",
+    "function_parameters",
     "output_type",
     "strict_schema",
 ]
@@ -579,3 +582,183 @@ class _Shape(OutputType):
                 [{"loc": [], "msg": f"Expected an object with {self.key!r}", "type": "missing"}]
             )
         return value
+
+
+# --- a function's parameters ------------------------------------------------------------
+
+
+def _doc_parts(doc: str) -> tuple[str, dict[str, str]]:
+    """A docstring's first paragraph, and the descriptions of its ``Args:`` entries."""
+    text = inspect.cleandoc(doc or "")
+    description = text.split("\n\n", 1)[0].replace("\n", " ").strip()
+    params: dict[str, str] = {}
+    section = re.search(r"^(?:Args|Arguments|Parameters):\s*\n((?:[ \t]+.*\n?)+)", text, re.M)
+    if section:
+        name = None
+        for line in section.group(1).splitlines():
+            entry = re.match(r"\s{2,8}(\w+)(?:\s*\([^)]*\))?:\s*(.*)", line)
+            if entry:
+                name = entry.group(1)
+                params[name] = entry.group(2).strip()
+            elif name and line.strip():
+                params[name] += " " + line.strip()
+    return description, params
+
+
+def _subset_schema(annotation: Any, where: str) -> dict[str, Any]:
+    """The JSON Schema of ``annotation`` in the subset typed without pydantic."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _subset_schema(args[0], where)
+    if annotation is str:
+        return {"type": "string"}
+    if annotation is bool:
+        return {"type": "boolean"}
+    if annotation is int:
+        return {"type": "integer"}
+    if annotation is float:
+        return {"type": "number"}
+    if annotation is type(None):
+        return {"type": "null"}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return {"enum": [member.value for member in annotation]}
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        return {"anyOf": [_subset_schema(a, where) for a in args]}
+    if origin in (list, set, frozenset, tuple) or annotation in (list, tuple):
+        if origin is tuple and not (len(args) == 2 and args[1] is ...):
+            return {"type": "array", "prefixItems": [_subset_schema(a, where) for a in args]}
+        return {"type": "array", **({"items": _subset_schema(args[0], where)} if args else {})}
+    if origin is dict or annotation is dict:
+        extra = _subset_schema(args[1], where) if len(args) == 2 else True
+        return {"type": "object", "additionalProperties": extra}
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        hints = typing.get_type_hints(annotation)
+        fields = dataclasses.fields(annotation)
+        return {
+            "type": "object",
+            "properties": {f.name: _subset_schema(hints[f.name], where) for f in fields},
+            "required": [
+                f.name
+                for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ],
+            "additionalProperties": False,
+        }
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return {}
+    raise ConfigurationError(
+        f"{where}: the type {annotation!r} is not in the subset typed without pydantic "
+        "(str, int, float, bool, lists, dicts, Optional, Literal, Enum, dataclasses); "
+        "install pydantic (chatstream-sse[pydantic]) or give a Tool with its schema"
+    )
+
+
+def _convert(annotation: Any, value: Any) -> Any:
+    """A validated JSON value as the Python value ``annotation`` names (enum members,
+    dataclass instances), for the subset typed without pydantic."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _convert(args[0], value)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return annotation(value)
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        hints = typing.get_type_hints(annotation)
+        return annotation(**{k: _convert(hints.get(k, Any), v) for k, v in value.items()})
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        real = [a for a in args if a is not type(None)]
+        return value if value is None or len(real) != 1 else _convert(real[0], value)
+    if origin in (list, set, frozenset) and args and isinstance(value, list):
+        return origin(_convert(args[0], v) for v in value)
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _convert(args[1], v) for k, v in value.items()}
+    return value
+
+
+class _Parameters(OutputType):
+    """A function's keyword arguments: validated, then converted to the Python values
+    its annotations name."""
+
+    def __init__(self, inner: OutputType, convert: Any) -> None:
+        self.inner = inner
+        self.schema = inner.schema
+        self.name = inner.name
+        self._convert = convert
+
+    def validate(self, value: Any) -> Any:
+        return self._convert(self.inner.validate(value))
+
+
+def function_parameters(
+    function: Any, *, skip: tuple[str, ...] = (), use_pydantic: bool | None = None
+) -> tuple[str, OutputType]:
+    """The description of ``function`` (its docstring's first paragraph) and the type of
+    its keyword arguments (an object; validating gives a dict of Python values).
+
+    Parameters named in ``skip`` are left out. The types come from the annotations:
+    through pydantic where it is installed (any type it takes), otherwise the subset
+    ``str``, ``int``, ``float``, ``bool``, lists, dicts, ``Optional``, ``Literal``,
+    ``Enum`` and dataclasses. A parameter's description is its docstring entry under
+    ``Args:``.
+
+    Raises:
+        ConfigurationError: A parameter's type cannot be described.
+    """
+    description, docs = _doc_parts(getattr(function, "__doc__", "") or "")
+    signature = inspect.signature(function)
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except (NameError, TypeError):
+        hints = {}
+    params = [
+        p
+        for p in signature.parameters.values()
+        if p.name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    name = getattr(function, "__name__", "tool")
+    if use_pydantic is None:
+        try:
+            import pydantic
+
+            use_pydantic = True
+        except ImportError:
+            use_pydantic = False
+    if use_pydantic:
+        import pydantic
+
+        fields: dict[str, Any] = {}
+        for p in params:
+            annotation = hints.get(p.name, Any)
+            default = ... if p.default is inspect.Parameter.empty else p.default
+            fields[p.name] = (
+                annotation,
+                pydantic.Field(default, description=docs.get(p.name)),
+            )
+        model = pydantic.create_model(name, **fields)
+        inner: OutputType = PydanticType(model)
+
+        def convert(value: Any) -> Any:
+            return {p.name: getattr(value, p.name) for p in params}
+
+        return description, _Parameters(inner, convert)
+    properties: dict[str, Any] = {}
+    for p in params:
+        schema = _subset_schema(hints.get(p.name, Any), f"{name}({p.name})")
+        if p.name in docs:
+            schema = {**schema, "description": docs[p.name]}
+        properties[p.name] = schema
+    required = [p.name for p in params if p.default is inspect.Parameter.empty]
+    object_schema = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+    def convert_subset(value: Any) -> Any:
+        return {k: _convert(hints.get(k, Any), v) for k, v in value.items()}
+
+    return description, _Parameters(SchemaType(object_schema), convert_subset)
