@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTERRUPTED",
+    "as_tools",
     "REFUSED",
     "StepEvent",
     "Tool",
