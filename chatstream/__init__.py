@@ -30,7 +30,12 @@ from .errors import (
     IdleTimeoutError,
     IncompleteStreamError,
     LimitExceededError,
+    MaxStepsExceededError,
     NotFoundError,
+    OutputError,
+    OutputRefusedError,
+    OutputTruncatedError,
+    OutputValidationError,
     PermissionDeniedError,
     ProviderError,
     RateLimitError,
@@ -40,6 +45,7 @@ from .errors import (
     StreamConnectionError,
     StreamError,
     ThreadLimitError,
+    ToolArgumentsError,
     UnexpectedResponseError,
 )
 from .events import (
@@ -50,6 +56,7 @@ from .events import (
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -74,6 +81,7 @@ from .events import (
 )
 from .response import ChoiceResult, ErrorInfo, Response
 from .stream import ChatStream
+from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
 __all__ = [
     "APIStatusError",
@@ -105,14 +113,20 @@ __all__ = [
     "IdleTimeoutError",
     "IncompleteStreamError",
     "LimitExceededError",
+    "MaxStepsExceededError",
     "Message",
     "NotFoundError",
+    "OutputElementDone",
+    "OutputError",
     "OutputItemAdded",
     "OutputItemDone",
     "OutputItemIncomplete",
+    "OutputRefusedError",
     "OutputText",
     "OutputTextDelta",
     "OutputTextParsed",
+    "OutputTruncatedError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -132,6 +146,7 @@ __all__ = [
     "SSEMessage",
     "Serializable",
     "ServerError",
+    "StepEvent",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
@@ -143,6 +158,11 @@ __all__ = [
     "ThreadLimitError",
     "Timeouts",
     "TokenUsage",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolContext",
+    "ToolLoop",
+    "ToolResult",
     "Turn",
     "UnexpectedResponseError",
     "__version__",
