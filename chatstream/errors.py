@@ -6,7 +6,6 @@
     ├── StreamError                    the stream started, then ended badly
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
     │   ├── ContextWindowExceeded      the conversation does not fit the model's context
-    │   ├── ContentFilterError         (not raised for a stream since rules v2)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   ├── EventTooLargeError         one SSE event over the size limit
     │   ├── LimitExceededError         too many choices, tool calls or bytes
@@ -51,7 +50,6 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
-    "ContentFilterError",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
     "EventTooLargeError",
@@ -119,17 +117,6 @@ class ContextWindowExceeded(StreamError):
     """
 
     kind = "context_window_exceeded"
-
-
-class ContentFilterError(StreamError):
-    """The provider's content filter stopped the answer.
-
-    ``finish_reason: "content_filter"`` is a normal end whose answer was cut short
-    (:attr:`Response.truncated <chatstream.Response.truncated>`), so streams do not raise
-    this; it is kept so that code catching it still imports.
-    """
-
-    kind = "content_filter"
 
 
 class ProviderError(StreamError):

@@ -30,7 +30,6 @@ from ._shell.exchange import Settings, TurnState
 from ._shell.outcome import StopReason
 from ._shell.watchdog import Watchdog
 from ._shell.worker import Opener, Worker
-from .core.parser import StreamParser
 from .errors import ConfigurationError, StreamClosedError
 from .events import ResponseEvent
 from .response import Response
@@ -50,7 +49,6 @@ def make_worker(
     request: dict[str, Any],
     *,
     watchdog: Watchdog,
-    queue_size: int,
     on_event: EventCallback | None = None,
     on_end: EndCallback | None = None,
     on_bytes: BytesCallback | None = None,
@@ -58,11 +56,9 @@ def make_worker(
     iterate: bool | None = None,
     turn: TurnState | None = None,
     opener: Opener | None = None,
-    parser: StreamParser | None = None,
 ) -> Worker:
     """A worker and its delivery, as :meth:`Client.stream <chatstream.Client.stream>`
-    describes the arguments (``opener`` replaces the HTTP exchange, for tests; ``parser``
-    is the core with the stream's options, else one with the defaults)."""
+    describes the arguments (``opener`` replaces the HTTP exchange, for tests)."""
     worker: Worker
     delivery = Delivery(
         on_event=on_event,
@@ -70,7 +66,7 @@ def make_worker(
         on_bytes=on_bytes,
         dispatch=dispatch,
         iterate=on_event is None if iterate is None else iterate,
-        queue_size=queue_size,
+        queue_size=settings.options.queue_size,
         telemetry=settings.telemetry,
         clock=watchdog.clock,
         fail=lambda exc: worker.callback_failed(exc),
@@ -82,7 +78,6 @@ def make_worker(
         watchdog=watchdog,
         turn=turn,
         opener=opener,
-        parser=parser,
     )
     return worker
 

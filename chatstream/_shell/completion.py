@@ -21,7 +21,7 @@ def read_completion(reader: ReadLoop, body: Body, mime: str) -> None:
     """A server that ignored ``"stream": true`` sent one JSON completion: read it whole
     (up to the event size limit, and one byte more to notice a larger one) and let the
     core take it."""
-    limit = reader.settings.max_event_bytes
+    limit = reader.settings.limits.max_event_bytes
     delivery = reader.delivery
     pieces: list[bytes] = []
     size = 0

@@ -72,7 +72,6 @@ class Worker:
         watchdog: Watchdog,
         turn: TurnState | None = None,
         opener: Opener | None = None,
-        parser: StreamParser | None = None,
     ) -> None:
         self.settings = settings
         self.request = request
@@ -82,7 +81,10 @@ class Worker:
         self.timeouts = settings.timeouts
         self.delivery = delivery
         self.queue = delivery.queue
-        self.parser = parser or StreamParser(max_event_bytes=settings.max_event_bytes)
+        # The core, with the stream's options and limits (read once, here).
+        self.parser = StreamParser(
+            options=settings.options, limits=settings.limits, request=request
+        )
         self._open_body = opener or self._open_http
         self.finished = threading.Event()
         self.outcome: Response | None = None
