@@ -82,7 +82,9 @@ class Client:
             that reach you up to 100 ms later (see
             :class:`~chatstream.Coalescing`; the default pauses only beyond 64 streams
             running). ``None``: never pause.
-        turn_state_header: The header used for sticky turn routing.
+        turn_state_header: The header used for sticky turn routing (see :class:`Turn`).
+            The default, ``x-codex-turn-state``, comes from the coding agent whose
+            reducer chatstream ports (see :ref:`the-specification`).
 
     Raises:
         ConfigurationError: An argument is invalid.
@@ -338,10 +340,11 @@ def _retry(value: int | Retry | None) -> Retry:
 class Turn:
     """One user turn: its requests share the backend the first response pinned.
 
-    The first response of the turn that carries the turn-state header (see
-    :data:`TURN_STATE_HEADER`) fixes its value for the turn; every later request of the
-    turn sends it back, so retries and tool follow-ups reach the same backend. Set once,
-    safe to share between threads. Made by :meth:`Client.turn`.
+    The first response of the turn that carries the turn-state header
+    (``x-codex-turn-state``, or the client's ``turn_state_header``) fixes its value for
+    the turn; every later request of the turn sends it back, so retries and tool
+    follow-ups reach the same backend. Set once, safe to share between threads. Made by
+    :meth:`Client.turn`.
     """
 
     def __init__(self, client: Client) -> None:
