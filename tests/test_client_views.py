@@ -132,3 +132,16 @@ def test_the_options_are_off_by_default(server: LoopbackServer, client: Client) 
         response = stream.result(timeout=WAIT)
     assert response.content == '<think>x</think><tool_call>{"name": "ls"}</tool_call>'
     assert response.tool_calls == []
+
+
+def test_a_streams_options_are_used_as_given_not_merged_with_the_clients(
+    server: LoopbackServer,
+) -> None:
+    serve(server, sse("Hi"))
+    raw = StreamOptions(raw_chunks=True)
+    with (
+        Client(server.url + "/v1", retry=Retry(max_retries=0), options=raw) as c,
+        c.stream(BODY, options=StreamOptions(partial_json=True)) as stream,
+    ):
+        kinds = {type(e).__name__ for e in stream}
+    assert "RawChunk" not in kinds and "OutputTextDelta" in kinds

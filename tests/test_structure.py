@@ -168,3 +168,9 @@ def test_a_module_imports_from_its_siblings_only_what_they_offer(module: str) ->
             and f"{source}.{alias.name}" not in MODULES
         ]
     assert unoffered == []
+
+
+def test_the_argument_checks_know_no_configuration_type() -> None:
+    # config builds on _arguments; an import back, even inside a function, was a cycle.
+    assert "config" not in _internal(_imports("_arguments"))
+    assert "_arguments" in _internal(_imports("config"))

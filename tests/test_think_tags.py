@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatstream import StreamOptions, StreamParser, ThinkTags
+from chatstream import ConfigurationError, StreamOptions, StreamParser, ThinkTags
 from chatstream.core.think import ThinkSplitter
 
 from .helpers import CORPUS, build_body, chunk
@@ -95,9 +95,7 @@ def test_the_recordings_bytes_split_in_1_to_9_bytes_give_the_same_result(seed: i
 @given(st.randoms(use_true_random=False))
 def test_an_implicit_opener_rechunked_anyhow_gives_the_same_result(rng: random.Random) -> None:
     body = rechunked("The user greets me.</think>\n\nHello!", rng)
-    result = split_and_reasoning(
-        body, options=StreamOptions(think_tags=ThinkTags(starts_inside=True))
-    )
+    result = split_and_reasoning(body, think_tags=ThinkTags(starts_inside=True))
     assert result == ("Hello!", "The user greets me.")
 
 
@@ -148,8 +146,8 @@ def test_text_like_a_tag_that_is_not_one_is_not_held_forever() -> None:
 
 
 @pytest.mark.parametrize("names", [(), ("",), ("a>b",), ("x/y",)])
-def test_a_bad_tag_name_is_a_value_error(names: tuple[str, ...]) -> None:
-    with pytest.raises(ValueError):
+def test_a_bad_tag_name_is_a_configuration_error(names: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigurationError, match=r"ThinkTags\.names"):
         ThinkTags(names=names)
 
 

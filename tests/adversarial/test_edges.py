@@ -431,6 +431,16 @@ def test_a_limit_given_to_stream_overrides_the_clients(
     check(run_stream(client), LimitExceededError)
 
 
+def test_a_stream_without_a_byte_limit_lifts_the_clients(
+    server: LoopbackServer, client_for: Callable[..., Client]
+) -> None:
+    server.route(PATH, sse_body(sse(*(chunk("x" * 100) for _ in range(50)))))
+    client = client_for(server, limits=Limits(max_total_bytes=1000))
+    lifted = client.limits.replace(max_total_bytes=None)
+    assert check(run_stream(client, limits=lifted)).final.content == "x" * 5000
+    check(run_stream(client), LimitExceededError)
+
+
 # --- context windows --------------------------------------------------------------------------
 
 
