@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chatstream import Client, Response, Retry
+from chatstream import Client, Connections, Response, Retry
 from chatstream._shell import threads as _threads
 from tests.loopback import LoopbackServer, sse_body
 
@@ -24,7 +24,7 @@ WAIT = 10.0
 @pytest.fixture
 def client(server: LoopbackServer) -> Iterator[Client]:
     server.set_default(sse_body(HELLO))
-    with Client(server.url + "/v1", "k", retry=Retry(max_retries=0), pool_size=64) as c:
+    with Client(server.url + "/v1", "k", retry=Retry(max_retries=0), connections=Connections(pool_size=64)) as c:
         yield c
 
 
