@@ -24,7 +24,9 @@ WAIT = 10.0
 @pytest.fixture
 def client(server: LoopbackServer) -> Iterator[Client]:
     server.set_default(sse_body(HELLO))
-    with Client(server.url + "/v1", "k", retry=Retry(max_retries=0), connections=Connections(pool_size=64)) as c:
+    with Client(
+        server.url + "/v1", "k", retry=Retry(max_retries=0), connections=Connections(pool_size=64)
+    ) as c:
         yield c
 
 
