@@ -35,7 +35,12 @@ from .errors import (
     IdleTimeoutError,
     IncompleteStreamError,
     LimitExceededError,
+    MaxStepsExceededError,
     NotFoundError,
+    OutputError,
+    OutputRefusedError,
+    OutputTruncatedError,
+    OutputValidationError,
     PermissionDeniedError,
     ProviderError,
     RateLimitError,
@@ -44,6 +49,7 @@ from .errors import (
     StreamClosedError,
     StreamConnectionError,
     StreamError,
+    ToolArgumentsError,
     UnexpectedResponseError,
 )
 from .events import (
@@ -54,6 +60,7 @@ from .events import (
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -78,6 +85,7 @@ from .events import (
 )
 from .response import ChoiceResult, ErrorInfo, Response
 from .stream import ChatStream
+from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
 __all__ = [
     "APIStatusError",
@@ -109,14 +117,20 @@ __all__ = [
     "IncompleteStreamError",
     "LimitExceededError",
     "Limits",
+    "MaxStepsExceededError",
     "Message",
     "NotFoundError",
+    "OutputElementDone",
+    "OutputError",
     "OutputItemAdded",
     "OutputItemDone",
     "OutputItemIncomplete",
+    "OutputRefusedError",
     "OutputText",
     "OutputTextDelta",
     "OutputTextParsed",
+    "OutputTruncatedError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -134,6 +148,7 @@ __all__ = [
     "Retry",
     "Serializable",
     "ServerError",
+    "StepEvent",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
@@ -144,6 +159,11 @@ __all__ = [
     "ThinkTags",
     "Timeouts",
     "TokenUsage",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolContext",
+    "ToolLoop",
+    "ToolResult",
     "Turn",
     "UnexpectedResponseError",
     "__version__",

@@ -27,6 +27,8 @@ from ._shell import transport as _transport
 from ._shell import watchdog as _watchdog
 from ._shell.exchange import Settings
 from .config import Coalescing, Connections, Limits, Retry, StreamOptions, Timeouts
+from .core import typed as _typed
+from .core.parser import StreamParser
 from .errors import ConfigurationError
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, make_worker
 from .telemetry import Telemetry
@@ -213,6 +215,7 @@ class Client:
         on_bytes: BytesCallback | None = None,
         options: StreamOptions | None = None,
         limits: Limits | None = None,
+        output: Any = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -242,6 +245,16 @@ class Client:
                 client's (left out or ``None``: the client's): so
                 ``limits=client.limits.replace(max_total_bytes=None)`` lifts the
                 client's limit on the body's size for this stream.
+            output: The type of the answer: a pydantic model class, anything
+                pydantic's ``TypeAdapter`` takes (``list[Model]``, a dataclass, a
+                ``TypedDict``), or a JSON Schema ``dict``. The request asks for it
+                (``response_format`` ``json_schema``, strict) unless the body has a
+                ``response_format``; :class:`~chatstream.OutputTextParsed` events carry
+                the value so far, its finished parts validated, and
+                :attr:`Response.parsed <chatstream.Response.parsed>` the validated
+                answer. A refusal, an answer cut short or one that does not validate
+                ends the stream in an :class:`~chatstream.OutputError`. See
+                :doc:`/typed`.
 
         Raises:
             ConfigurationError: An argument is invalid, or the body cannot be encoded as
@@ -257,6 +270,7 @@ class Client:
             on_bytes=on_bytes,
             options=options,
             limits=limits,
+            output=output,
             turn=None,
         )
 
@@ -271,6 +285,7 @@ class Client:
         on_bytes: BytesCallback | None,
         options: StreamOptions | None,
         limits: Limits | None,
+        output: Any,
         turn: Turn | None,
     ) -> ChatStream:
         """:meth:`stream`, as part of ``turn`` when one is given."""
@@ -278,9 +293,15 @@ class Client:
             _arguments.given(StreamOptions, "options", options)
         if limits is not None:
             _arguments.given(Limits, "limits", limits)
+        kind = None
+        if output is not None:
+            kind, response_format = _typed.for_request(output, body)
+            if response_format is not None:
+                body = {**body, "response_format": response_format}
         request = _http.build_body(body, include_usage=self.include_usage)
+        settings = self._settings(options, limits)
         worker = make_worker(
-            self._settings(options, limits),
+            settings,
             request,
             # Looked up on the module for each stream: the tests' seam for a watchdog
             # with a fake clock.
@@ -291,6 +312,9 @@ class Client:
             dispatch=dispatch,
             iterate=iterate,
             turn=turn,
+            parser=StreamParser(
+                options=settings.options, limits=settings.limits, request=request, output=kind
+            ),
         )
         return ChatStream(worker)
 
@@ -376,6 +400,7 @@ class Turn:
         on_bytes: BytesCallback | None = None,
         options: StreamOptions | None = None,
         limits: Limits | None = None,
+        output: Any = None,
     ) -> ChatStream:
         """:meth:`Client.stream`, as part of this turn (the same arguments)."""
         return self.client._stream(
@@ -387,6 +412,7 @@ class Turn:
             on_bytes=on_bytes,
             options=options,
             limits=limits,
+            output=output,
             turn=self,
         )
 

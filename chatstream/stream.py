@@ -30,6 +30,7 @@ from ._shell.exchange import Settings, TurnState
 from ._shell.outcome import StopReason
 from ._shell.watchdog import Watchdog
 from ._shell.worker import Opener, Worker
+from .core.parser import StreamParser
 from .errors import ConfigurationError, StreamClosedError
 from .events import ResponseEvent
 from .response import Response
@@ -56,9 +57,11 @@ def make_worker(
     iterate: bool | None = None,
     turn: TurnState | None = None,
     opener: Opener | None = None,
+    parser: StreamParser | None = None,
 ) -> Worker:
     """A worker and its delivery, as :meth:`Client.stream <chatstream.Client.stream>`
-    describes the arguments (``opener`` replaces the HTTP exchange, for tests)."""
+    describes the arguments (``opener`` replaces the HTTP exchange, for tests; ``parser``
+    is the core for the stream, else one made from the settings' options and limits)."""
     worker: Worker
     delivery = Delivery(
         on_event=on_event,
@@ -78,6 +81,7 @@ def make_worker(
         watchdog=watchdog,
         turn=turn,
         opener=opener,
+        parser=parser,
     )
     return worker
 

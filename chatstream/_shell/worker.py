@@ -72,6 +72,7 @@ class Worker:
         watchdog: Watchdog,
         turn: TurnState | None = None,
         opener: Opener | None = None,
+        parser: StreamParser | None = None,
     ) -> None:
         self.settings = settings
         self.request = request
@@ -82,7 +83,7 @@ class Worker:
         self.delivery = delivery
         self.queue = delivery.queue
         # The core, with the stream's options and limits (read once, here).
-        self.parser = StreamParser(
+        self.parser = parser or StreamParser(
             options=settings.options, limits=settings.limits, request=request
         )
         self._open_body = opener or self._open_http

@@ -63,7 +63,9 @@ from .choice import (
 from .content import ContentFilter
 from .partial_json import PartialJson
 from .provider_fields import normalised_usage, provider_error, reasoning_field, reasoning_text
+from .schema import OutputType
 from .textcalls import requires_tool_call
+from .typed import TypedJson
 
 __all__ = ["Accumulator"]
 
@@ -100,6 +102,10 @@ class Accumulator:
             byte limits are the parser's.
         request: The request body, when known: its ``response_format`` and its
             ``tools`` and ``tool_choice`` tell what content to expect.
+        output: The type of the answer (see :mod:`chatstream.core.typed`): the content
+            is seen as a partial value of it while it streams, and validated at the
+            end (the stream then ends in an :class:`~chatstream.OutputError` when the
+            model refused, was cut short, or answered what does not validate).
     """
 
     def __init__(
@@ -108,7 +114,9 @@ class Accumulator:
         options: StreamOptions | None = None,
         limits: Limits | None = None,
         request: Mapping[str, Any] | None = None,
+        output: OutputType | None = None,
     ) -> None:
+        self.output = output
         #: How the stream is read.
         self.options = options = given(StreamOptions, "options", options)
         #: The limits (only ``max_choices`` and ``max_tool_calls`` are the
@@ -318,7 +326,9 @@ class Accumulator:
     def _set_up(self, state: ChoiceState) -> None:
         """Give a new choice the live views and content options asked for."""
         state.partial_json = self._partial_json
-        if self._json_content:
+        if self.output is not None:
+            state.typed_view = TypedJson(self.output)
+        elif self._json_content:
             state.json_view = PartialJson()
         if self._think_tags is not None or self._text_tool_calls:
             state.content_filter = ContentFilter(
@@ -392,6 +402,11 @@ class Accumulator:
             state.finish_reasoning(events)
             state.finish_message(events)
             state.finish_calls(events, Handover.WHOLE)
+        for index in sorted(self._choices):
+            error = self._choices[index].check_output(events)
+            if error is not None:
+                self._fail(error)
+                return events
         self.ended = True
         events.append(
             Completed(

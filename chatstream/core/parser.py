@@ -35,6 +35,7 @@ from ..errors import (
 from ..events import ResponseEvent
 from ..response import Response
 from .accumulator import Accumulator
+from .schema import OutputType
 from .sse import SSEDecoder, SSEMessage
 
 __all__ = ["StreamParser", "iter_events"]
@@ -86,6 +87,8 @@ class StreamParser:
         request: The request body, when known (:meth:`Client.stream
             <chatstream.Client.stream>` passes it): its ``response_format`` and
             ``tool_choice`` tell which views apply.
+        output: The type of the answer: an :class:`~chatstream.core.schema.OutputType`
+            (see :mod:`chatstream.core.typed`); ``None``: none.
     """
 
     def __init__(
@@ -94,12 +97,15 @@ class StreamParser:
         options: StreamOptions | None = None,
         limits: Limits | None = None,
         request: Mapping[str, Any] | None = None,
+        output: OutputType | None = None,
     ) -> None:
         limits = given(Limits, "limits", limits)
         self._sse = SSEDecoder(limits.max_event_bytes)
         self._max_event_bytes = limits.max_event_bytes
         #: The reduction state; its events are the ones this parser returns.
-        self.accumulator = Accumulator(options=options, limits=limits, request=request)
+        self.accumulator = Accumulator(
+            options=options, limits=limits, request=request, output=output
+        )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
         self.messages = 0
