@@ -259,7 +259,7 @@ class ReadLoop:
         """A server that ignored ``"stream": true`` sent one JSON completion: read it
         whole (up to the event size limit, and one byte more to notice a larger one) and
         let the core take it."""
-        limit = self.settings.max_event_bytes
+        limit = self.settings.limits.max_event_bytes
         delivery = self.delivery
         pieces: list[bytes] = []
         size = 0

@@ -67,7 +67,10 @@ class Worker:
         self.life = life = delivery.life
         self.delivery = delivery
         self.queue = delivery.queue
-        self.parser = parser or StreamParser(max_event_bytes=settings.max_event_bytes)
+        # The core, with the stream's options and limits (read once, here).
+        self.parser = parser or StreamParser(
+            options=settings.options, limits=settings.limits, request=request
+        )
         self._open_body = opener or self._open_http
         self.finished = life.finished
         self.outcome: Response | None = None
