@@ -161,11 +161,70 @@ def test_a_call_is_required_only_with_tools_and_a_requiring_tool_choice(
     assert requires_tool_call(request_body) is required
 
 
-def test_the_splitter_hands_on_the_text_around_calls() -> None:
+def test_the_splitter_hands_on_the_text_before_calls_and_drops_the_whitespace() -> None:
     splitter = TextCallSplitter()
-    pieces = splitter.feed("a <tool_call>") + splitter.feed('{"name": "f"}</tool_call> b')
-    assert [p if isinstance(p, str) else p.name for p in pieces + splitter.flush()] == [
-        "a",
-        "f",
-        "b",
+    pieces = splitter.feed("a\n<tool_call>") + splitter.feed('{"name": "f"}</tool_call>\n ')
+    assert [p if isinstance(p, str) else p.name for p in pieces + splitter.flush()] == ["a", "f"]
+
+
+# --- only the forms the model families emit (issue 20, item 2) --------------------------
+
+WEATHER = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+
+PROSE = [
+    # A Hermes example in fenced code, closed and left open at the end.
+    f"Here is how a call looks:\n```\n<tool_call>\n{WEATHER}\n</tool_call>\n```",
+    f"Here is how a call looks:\n~~~xml\n<tool_call>\n{WEATHER}\n</tool_call>\n",
+    # Mistral's marker in the middle of a sentence, and ending one.
+    'For example [TOOL_CALLS][{"name":"delete_file","arguments":{"path":"/"}}] is what…',
+    f"The syntax is [TOOL_CALLS][{WEATHER}]",
+    # A Hermes block in the middle of a line, and one followed by more prose.
+    f"Write <tool_call>{WEATHER}</tool_call>",
+    f"<tool_call>{WEATHER}</tool_call>\nThat is the format.",
+    f"[TOOL_CALLS][{WEATHER}] is Mistral's form.",
+    # A marker at a line start that does not go on as a call.
+    "<tool_call> tags wrap a call.\n[TOOL_CALLS] starts one.",
+    "<tool_call>\n```python\nprint(1)\n```",
+]
+
+
+@pytest.mark.parametrize("text", PROSE)
+def test_prose_and_examples_that_mention_calls_stay_text_at_every_split(text: str) -> None:
+    for pieces in splits(text):
+        assert outcome(pieces) == (text, [], text), pieces
+
+
+def test_calls_after_an_example_in_fenced_code_are_recovered_and_the_example_is_text() -> None:
+    before = f"Example:\n```\n<tool_call>{WEATHER}</tool_call>\n```\nNow for real:"
+    text = before + '\n<tool_call>{"name": "ls", "arguments": {}}</tool_call>\n'
+    for pieces in splits(text):
+        assert outcome(pieces) == (before, [FunctionCall("ls", "{}", "tool-call-0")], before)
+
+
+def test_a_hermes_block_may_follow_leading_whitespace_at_the_start_of_the_content() -> None:
+    text = ' \n<tool_call>{"name": "ls", "arguments": {}}</tool_call>'
+    assert outcome([text]) == ("", [FunctionCall("ls", "{}", "tool-call-0")], "")
+
+
+def test_a_mistral_marker_may_follow_leading_whitespace() -> None:
+    text = '\n [TOOL_CALLS][{"name": "ls", "arguments": {}}]'
+    assert outcome([text]) == ("", [FunctionCall("ls", "{}", "tool-call-0")], "")
+
+
+MISTRAL_PARALLEL = '[TOOL_CALLS]ls[ARGS]{"path": "/"}[TOOL_CALLS]pwd[ARGS]{}'
+
+
+@pytest.mark.parametrize("pieces", splits(MISTRAL_PARALLEL))
+def test_parallel_calls_of_the_newer_mistral_form_become_calls_at_every_split(
+    pieces: list[str],
+) -> None:
+    calls = [
+        FunctionCall("ls", '{"path": "/"}', "tool-call-0"),
+        FunctionCall("pwd", "{}", "tool-call-1"),
     ]
+    assert outcome(pieces) == ("", calls, "")
+
+
+def test_a_bare_call_followed_by_prose_stays_text() -> None:
+    text = '{"name": "ls", "arguments": {}} is the call.'
+    assert outcome([text[:9], text[9:]], request=REQUIRED) == (text, [], text)
