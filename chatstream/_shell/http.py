@@ -42,6 +42,8 @@ from ..errors import (
     UnexpectedResponseError,
 )
 
+from ..response import whole_text
+
 # redact_url and scrub_error are used by the shell through this module too.
 from .redact import (
     REDACTED,
@@ -152,8 +154,7 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-        return fixed.encode()
+        return whole_text(text).encode()
 
 
 def usable_header_value(name: str, value: str | None) -> bool:
