@@ -7,7 +7,13 @@ import random
 import pytest
 
 import chatstream
-from chatstream import ChatStreamError, Completed, OutputItemDone, OutputTextDelta, ReasoningContentDelta
+from chatstream import (
+    ChatStreamError,
+    Completed,
+    OutputItemDone,
+    OutputTextDelta,
+    ReasoningContentDelta,
+)
 from chatstream.events import Message, OutputText, ResponseEvent
 from chatstream.smooth import Smoother, smooth
 

@@ -41,7 +41,6 @@ from ..errors import (
     StreamConnectionError,
     UnexpectedResponseError,
 )
-
 from ..response import whole_text
 
 # redact_url and scrub_error are used by the shell through this module too.
