@@ -192,7 +192,7 @@ class ChoiceResult:
         }
 
 
-def whole_text(text: str) -> str:
+def _whole_text(text: str) -> str:
     """``text`` as it can be written in UTF-8: each pair of surrogate halves joined into
     its character, and each lone half (of an emoji a server split, say) replaced with
     U+FFFD REPLACEMENT CHARACTER."""
@@ -391,7 +391,7 @@ class Response:
         try:
             text.encode()
         except UnicodeEncodeError:
-            return whole_text(text)
+            return _whole_text(text)
         return text
 
     @classmethod

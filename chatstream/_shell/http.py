@@ -41,7 +41,7 @@ from ..errors import (
     StreamConnectionError,
     UnexpectedResponseError,
 )
-from ..response import whole_text
+from ..response import _whole_text
 
 # redact_url and scrub_error are used by the shell through this module too.
 from .redact import (
@@ -153,7 +153,7 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        return whole_text(text).encode()
+        return _whole_text(text).encode()
 
 
 def usable_header_value(name: str, value: str | None) -> bool:

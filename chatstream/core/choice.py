@@ -30,7 +30,7 @@ from ..events import (
     ResponseItem,
     _arguments_delta,
 )
-from ..response import ChoiceResult, whole_text
+from ..response import ChoiceResult, _whole_text
 from .content import ContentFilter, Piece
 from .partial_json import PartialJson
 from .provider_fields import Events, ProviderData, merge_entries
@@ -80,7 +80,7 @@ def whole_chars(held: str, piece: str) -> tuple[str, str]:
         held = piece[-1]
         piece = piece[:-1]
     if _SURROGATE.search(piece):
-        piece = whole_text(piece)
+        piece = _whole_text(piece)
     return piece, held
 
 
