@@ -26,8 +26,10 @@ from ._shell import http as _http
 from ._shell import redact as _redact
 from ._shell import transport as _transport
 from ._shell.exchange import Settings
-from ._shell.watchdog import Watchdog, default_watchdog
+from ._shell.process import default_watchdog
+from ._shell.watchdog import Watchdog
 from .config import Coalescing, Retry, Timeouts
+from .core import typed as _typed
 from .core.accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
 from .core.parser import StreamParser
 from .core.sse import DEFAULT_MAX_EVENT_BYTES
@@ -267,6 +269,7 @@ class Client:
         think_tags: bool | ThinkTags | None = None,
         text_tool_calls: bool | None = None,
         length_is_error: bool | None = None,
+        output: Any = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -299,6 +302,16 @@ class Client:
             text_tool_calls: For this stream, instead of the client's setting.
             length_is_error: For this stream, instead of the client's setting (the
                 specification's mode: ``finish_reason: "length"`` is an error).
+            output: The type of the answer: a pydantic model class, anything
+                pydantic's ``TypeAdapter`` takes (``list[Model]``, a dataclass, a
+                ``TypedDict``), or a JSON Schema ``dict``. The request asks for it
+                (``response_format`` ``json_schema``, strict) unless the body has a
+                ``response_format``; :class:`~chatstream.OutputTextParsed` events carry
+                the value so far, its finished parts validated, and
+                :attr:`Response.parsed <chatstream.Response.parsed>` the validated
+                answer. A refusal, an answer cut short or one that does not validate
+                ends the stream in an :class:`~chatstream.OutputError`. See
+                :doc:`/typed`.
 
         Raises:
             ConfigurationError: An argument is invalid, or the body cannot be encoded as
@@ -307,6 +320,11 @@ class Client:
         """
         _arguments.count("queue_size", queue_size)
         limits = _arguments.limits(self, max_choices, max_tool_calls, max_total_bytes)
+        kind = None
+        if output is not None:
+            kind, response_format = _typed.for_request(output, body)
+            if response_format is not None:
+                body = {**body, "response_format": response_format}
         request = _http.build_body(body, include_usage=self.include_usage)
         worker = make_worker(
             self.settings(),
@@ -326,6 +344,7 @@ class Client:
                 ),
                 raw_chunks=self.raw_chunks,
                 request=request,
+                output=kind,
                 **limits,
                 **_views(self.views, partial_json, think_tags, text_tool_calls),
             ),

@@ -61,8 +61,10 @@ from .choice import (
 from .content import ContentFilter
 from .partial_json import PartialJson
 from .provider_fields import normalised_usage, provider_error, reasoning_field, reasoning_text
+from .schema import OutputType
 from .textcalls import requires_tool_call
 from .think import ThinkTags
+from .typed import TypedJson
 
 __all__ = ["DEFAULT_MAX_CHOICES", "DEFAULT_MAX_TOOL_CALLS", "Accumulator"]
 
@@ -109,6 +111,10 @@ class Accumulator:
             :mod:`chatstream.core.textcalls`).
         request: The request body, when known: its ``response_format`` and its
             ``tools`` and ``tool_choice`` tell what content to expect.
+        output: The type of the answer (see :mod:`chatstream.core.typed`): the content
+            is seen as a partial value of it while it streams, and validated at the
+            end (the stream then ends in an :class:`~chatstream.OutputError` when the
+            model refused, was cut short, or answered what does not validate).
     """
 
     def __init__(
@@ -123,7 +129,9 @@ class Accumulator:
         think_tags: ThinkTags | None = None,
         text_tool_calls: bool = False,
         request: Mapping[str, Any] | None = None,
+        output: OutputType | None = None,
     ) -> None:
+        self.output = output
         self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
         self.length_is_error = length_is_error
         self.raw_chunks = raw_chunks
@@ -330,7 +338,9 @@ class Accumulator:
     def _set_up(self, state: ChoiceState) -> None:
         """Give a new choice the live views and content options asked for."""
         state.partial_json = self.partial_json
-        if self._json_content:
+        if self.output is not None:
+            state.typed_view = TypedJson(self.output)
+        elif self._json_content:
             state.json_view = PartialJson()
         state.max_calls = self.max_tool_calls
         if self.think_tags is not None or self.text_tool_calls:
@@ -411,6 +421,11 @@ class Accumulator:
             state.finish_reasoning(events)
             state.finish_message(events)
             state.finish_calls(events, Handover.WHOLE)
+        for index in sorted(self._choices):
+            error = self._choices[index].check_output(events)
+            if error is not None:
+                self._fail(error)
+                return events
         self.ended = True
         events.append(
             Completed(

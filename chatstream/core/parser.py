@@ -33,6 +33,7 @@ from ..errors import (
 from ..events import ResponseEvent
 from ..response import Response
 from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
+from .schema import OutputType
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
 from .think import ThinkTags
 
@@ -100,6 +101,8 @@ class StreamParser:
             :class:`~chatstream.FunctionCall` items (off by default).
         request: The request body, when known (:meth:`Client.stream` passes it): its
             ``response_format`` and ``tool_choice`` tell which views apply.
+        output: The type of the answer: an :class:`~chatstream.core.schema.OutputType`
+            (see :mod:`chatstream.core.typed`); ``None``: none.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class StreamParser:
         think_tags: bool | ThinkTags = False,
         text_tool_calls: bool = False,
         request: Mapping[str, Any] | None = None,
+        output: OutputType | None = None,
     ) -> None:
         self._sse = SSEDecoder(max_event_bytes)
         self._max_event_bytes = max_event_bytes
@@ -130,6 +134,7 @@ class StreamParser:
             think_tags=ThinkTags() if think_tags is True else think_tags or None,
             text_tool_calls=text_tool_calls,
             request=request,
+            output=output,
         )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
