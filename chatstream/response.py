@@ -196,6 +196,13 @@ class ChoiceResult:
         }
 
 
+def _whole_text(text: str) -> str:
+    """``text`` as it can be written in UTF-8: each pair of surrogate halves joined into
+    its character, and each lone half (of an emoji a server split, say) replaced with
+    U+FFFD REPLACEMENT CHARACTER."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _call_dict(call: FunctionCall) -> dict[str, str]:
     return {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
 
@@ -387,8 +394,15 @@ class Response:
         }
 
     def to_json(self) -> str:
-        """:meth:`to_dict` as JSON text."""
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        """:meth:`to_dict` as JSON text, always valid as UTF-8: a lone half of a
+        surrogate pair anywhere in the response (provider data is kept as it came) is
+        written as U+FFFD, so the text can be saved or sent."""
+        text = json.dumps(self.to_dict(), ensure_ascii=False)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return _whole_text(text)
+        return text
 
     @classmethod
     def from_dict(cls, data: Any) -> Response:

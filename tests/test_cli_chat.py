@@ -681,3 +681,11 @@ def test_on_a_terminal_ctrl_c_stops_the_answer_then_ctrl_c_at_the_prompt_leaves(
     assert b"Traceback" not in seen
     (request,) = server.requests
     assert request.json()["messages"] == [{"role": "user", "content": "tell me"}]
+
+
+def test_an_emoji_split_across_two_deltas_is_printed_whole(server: LoopbackServer) -> None:
+    split = build_body([chunk("hi \ud83d"), chunk("\ude00!"), chunk(finish="stop")], done=True)
+    server.route(PATH, sse_body(split))
+    env = environment(PYTHONIOENCODING="utf-8")  # strict: a lone half cannot be written
+    result = run_cli(*chat(server, "hello"), env=env)
+    assert (result.status, result.out) == (0, "hi \U0001f600!\n"), result.err

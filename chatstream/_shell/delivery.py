@@ -295,8 +295,10 @@ class Delivery:
             return
         try:
             self.dispatch(lambda: _call_on_end(on_end, response))
-        except BaseException:
-            log.exception("dispatch raised: on_end was not called")
+        except BaseException as exc:
+            # Not a bug of chatstream's, and the outcome has already told of a dispatcher
+            # that failed before: one line, without a traceback.
+            log.warning("dispatch raised %s: on_end was not called", type(exc).__name__)
 
 
 def _call_on_end(callback: EndCallback, response: Response) -> None:

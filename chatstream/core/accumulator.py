@@ -200,7 +200,8 @@ class Accumulator:
                 self._model = value
         events: Events = []
         if self._raw_chunks:
-            events.append(RawChunk(chunk))
+            # A copy: what the caller does to it never reaches what is kept here.
+            events.append(RawChunk(_copied(chunk)))
         if not self._head_read:
             # The same on every chunk: read until the first one with choices.
             value = chunk.get("system_fingerprint")
@@ -282,6 +283,9 @@ class Accumulator:
                     state.add_text(content, events, logprobs=text_logprobs)
             elif type(content) is list:
                 self._content_parts(state, content, events)
+            if state.over_limit:  # tool calls recovered from the text
+                self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+                return
             if uncommon:
                 refusal = delta.get("refusal")
                 if type(refusal) is str and refusal:
@@ -330,6 +334,7 @@ class Accumulator:
             state.typed_view = TypedJson(self.output)
         elif self._json_content:
             state.json_view = PartialJson()
+        state.max_calls = self._max_tool_calls
         if self._think_tags is not None or self._text_tool_calls:
             state.content_filter = ContentFilter(
                 think=self._think_tags, calls=self._text_tool_calls, bare_calls=self._bare_calls
@@ -357,6 +362,9 @@ class Accumulator:
 
     def _finish_choice(self, state: ChoiceState, reason: str, events: Events) -> None:
         state.flush_content(events)
+        if state.over_limit:
+            self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+            return
         state.finish_reason = reason
         self._seen_finish = True
         if reason in ("tool_calls", "function_call"):
@@ -399,6 +407,9 @@ class Accumulator:
         for index in sorted(self._choices):
             state = self._choices[index]
             state.flush_content(events)
+            if state.over_limit:
+                self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+                return events
             state.finish_reasoning(events)
             state.finish_message(events)
             state.finish_calls(events, Handover.WHOLE)
@@ -474,6 +485,19 @@ class Accumulator:
                 timings=self._timings,
             )
         return self._cache
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of decoded JSON (only its dicts and lists can be changed)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) if type(v) in _CONTAINERS else v for v in value]
+    return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def _plain(value: Any) -> Any:
