@@ -8,6 +8,7 @@ thread over a real connection.
 
 from ._version import __version__
 from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
+from .telemetry import StreamStart
 from .config import Coalescing, Retry, Timeouts
 from .conversation import Conversation
 from .core.accumulator import Accumulator
@@ -78,7 +79,7 @@ from .events import (
     event_from_json,
     item_from_dict,
 )
-from .response import ChoiceResult, ErrorInfo, Response
+from .response import ChoiceResult, ErrorInfo, Response, Timing
 from .stream import ChatStream
 from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
@@ -150,11 +151,13 @@ __all__ = [
     "StreamConnectionError",
     "StreamError",
     "StreamParser",
+    "StreamStart",
     "SummaryText",
     "TURN_STATE_HEADER",
     "Telemetry",
     "ThinkTags",
     "Timeouts",
+    "Timing",
     "TokenUsage",
     "Tool",
     "ToolArgumentsError",

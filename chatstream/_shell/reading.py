@@ -150,6 +150,7 @@ class ReadLoop:
             self._unexpected(body, mime)
         seen = 0
         data = b""
+        observer = delivery.observer
         pause = self.pause
         # With hundreds of streams whose bytes arrive together, each of their threads
         # would queue for the interpreter lock and wake up every switch interval (5 ms)
@@ -182,6 +183,7 @@ class ReadLoop:
                 raise Interrupted
             if not data or self.cut:
                 break
+            observer.body_read()
             if delivery.on_bytes is not None:
                 delivery.body_bytes(data)
             if b"\n" in data or b"\r" in data:
