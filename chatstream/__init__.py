@@ -8,7 +8,6 @@ thread over a real connection.
 
 from ._version import __version__
 from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
-from .telemetry import StreamStart
 from .config import Coalescing, Retry, Timeouts
 from .conversation import Conversation
 from .core.accumulator import Accumulator
@@ -81,6 +80,7 @@ from .events import (
 )
 from .response import ChoiceResult, ErrorInfo, Response, Timing
 from .stream import ChatStream
+from .telemetry import StreamStart
 from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
 __all__ = [

@@ -143,7 +143,9 @@ def open_response(
             # error's __context__.
             _report(observer, sent, None, error, started)
             retryable = error.kind in ("connect", "connect_timeout")
-            if retryable and _wait_to_retry(settings, observer, attempt, sent, error, None, stopped):
+            if retryable and _wait_to_retry(
+                settings, observer, attempt, sent, error, None, stopped
+            ):
                 continue
             raise error
         attach(response)
