@@ -7,7 +7,7 @@ as in development. This module is the only one that imports ``opentelemetry``, a
 ``import chatstream`` never imports it.
 
 Reported errors (``error.type``): the :attr:`~chatstream.ChatStreamError.kind` of the
-error a stream ended in (``"rate_limit"``, ``"idle_timeout"``, ``"closed"`` for a stream
+error a stream ended in (``"rate_limited"``, ``"idle_timeout"``, ``"closed"`` for a stream
 closed by the caller, ...; see :doc:`/errors`).
 """
 
