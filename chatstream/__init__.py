@@ -44,6 +44,7 @@ from .errors import (
     StreamClosedError,
     StreamConnectionError,
     StreamError,
+    ThreadLimitError,
     ToolArgumentsError,
     UnexpectedResponseError,
 )
@@ -156,6 +157,7 @@ __all__ = [
     "TURN_STATE_HEADER",
     "Telemetry",
     "ThinkTags",
+    "ThreadLimitError",
     "Timeouts",
     "Timing",
     "TokenUsage",

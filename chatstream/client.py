@@ -26,7 +26,8 @@ from ._shell import http as _http
 from ._shell import redact as _redact
 from ._shell import transport as _transport
 from ._shell.exchange import Settings
-from ._shell.watchdog import Watchdog, default_watchdog
+from ._shell.process import default_watchdog
+from ._shell.watchdog import Watchdog
 from .config import Coalescing, Retry, Timeouts
 from .core import typed as _typed
 from .core.accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS

@@ -33,6 +33,7 @@
     ├── MaxStepsExceededError          a tool loop reached its step limit
     ├── RedirectError                  a 3xx, which chatstream never follows
     ├── UnexpectedResponseError        a 200 that is not an event stream
+    ├── ThreadLimitError               no thread for the stream (also a RuntimeError)
     └── ConfigurationError             bad arguments (also a ValueError)
 
 Every error that ends a stream carries ``partial``: the :class:`~chatstream.Response` as far
@@ -78,6 +79,7 @@ __all__ = [
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
+    "ThreadLimitError",
     "ToolArgumentsError",
     "UnexpectedResponseError",
 ]
@@ -519,6 +521,15 @@ class UnexpectedResponseError(ChatStreamError):
         self.status = status
         self.content_type = content_type
         self.body = body
+
+
+class ThreadLimitError(ChatStreamError, RuntimeError):
+    """No thread could be started for the stream: the process is at its thread limit
+    (``ulimit -u``, a container's ``pids.max``). Raised by the stream (iterating it, or
+    :meth:`~chatstream.ChatStream.result`) at once, before anything was sent; the next
+    stream tries again. ``__cause__`` is the ``RuntimeError`` of ``Thread.start()``."""
+
+    kind = "thread_limit"
 
 
 class ConfigurationError(ChatStreamError, ValueError):

@@ -48,8 +48,15 @@ class FakeClock:
 class FakeBody:
     """A response body made of pieces (see the module documentation)."""
 
-    def __init__(self, pieces: Iterable[object], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pieces: Iterable[object],
+        headers: Mapping[str, str] | None = None,
+        *,
+        status: int = 200,
+    ) -> None:
         self.pieces: deque[object] = deque(pieces)
+        self.status = status
         self.headers = {"content-type": "text/event-stream", **(headers or {})}
         self.stalled = threading.Event()  # a read is blocked in a stall
         self.shut = threading.Event()

@@ -366,6 +366,27 @@ def test_an_internal_error_keeps_the_cause_type_and_message_but_no_frames() -> N
     assert error.partial is not None and error.partial.content == "Hi"
 
 
+# --- a body that is not an event stream --------------------------------------------------
+
+
+def test_a_body_answering_html_ends_in_an_unexpected_response_error() -> None:
+    page = b"<html><body>Sign in to the Wi-Fi (sk-FAKE-secret)</body></html>"
+    body = FakeBody([page], headers={"content-type": "text/html"}, status=203)
+    stream, seen = observed(body)
+    error = assert_one_outcome(stream, seen, "unexpected_response")
+    assert isinstance(error, chatstream.UnexpectedResponseError)
+    assert (error.status, error.content_type) == (203, "text/html")
+    assert "Sign in to the Wi-Fi" in error.body and "sk-FAKE-secret" not in error.body
+
+
+def test_a_body_answering_html_that_breaks_keeps_what_arrived_in_its_snippet() -> None:
+    body = FakeBody([b"<html>Bad gat", OSError("reset")], headers={"content-type": "text/html"})
+    stream, seen = observed(body)
+    error = assert_one_outcome(stream, seen, "unexpected_response")
+    assert isinstance(error, chatstream.UnexpectedResponseError)
+    assert error.body == "<html>Bad gat"
+
+
 # --- dropped streams ----------------------------------------------------------------------
 
 

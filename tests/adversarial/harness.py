@@ -48,7 +48,7 @@ from chatstream import (
     Retry,
     Timeouts,
 )
-from chatstream._shell.threads import idle_threads
+from chatstream._shell.process import idle_threads
 from tests.helpers import BODY, DONE, event
 
 #: The API key every adversarial client uses; it must never surface anywhere.

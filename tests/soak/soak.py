@@ -37,7 +37,7 @@ from chatstream import (
     StreamConnectionError,
     Timeouts,
 )
-from chatstream._shell.threads import idle_threads
+from chatstream._shell.process import idle_threads
 from tests.loopback import Conn, LoopbackServer
 
 PATH = "/v1/chat/completions"
