@@ -61,7 +61,11 @@ class Observers(Telemetry):
         self.ended.set()
 
     def on_sse_event(
-        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+        self,
+        context: Any,
+        event: ResponseEvent | None,
+        error: ChatStreamError | None,
+        elapsed: float,
     ) -> None:
         if error is not None:
             self.errors.append(error)
@@ -272,9 +276,13 @@ def test_a_telemetry_hook_raising_a_base_exception_ends_in_a_callback_error(make
 
     class Raising(Observers):
         def on_sse_event(
-            self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+            self,
+            context: Any,
+            event: ResponseEvent | None,
+            error: ChatStreamError | None,
+            elapsed: float,
         ) -> None:
-            super().on_sse_event(event, error, elapsed)
+            super().on_sse_event(context, event, error, elapsed)
             if event is not None:
                 raise exc
 
