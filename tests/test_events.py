@@ -9,12 +9,14 @@ import pytest
 
 from chatstream import (
     AudioDelta,
+    ChoiceResult,
     Completed,
     Created,
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
     OtherItem,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -30,6 +32,7 @@ from chatstream import (
     ReasoningText,
     Refusal,
     RefusalDelta,
+    Response,
     Serializable,
     SummaryText,
     TokenUsage,
@@ -131,6 +134,7 @@ EVENTS: list[Any] = [
     OutputTextDelta("seq", sequence_number=7),
     OutputItemAdded(ITEMS[0], output_index=2, sequence_number=8),
     Completed("resp_1", sequence_number=9),
+    OutputElementDone({"name": "apple", "qty": 3}, index=2, choice_index=1),
 ]
 
 
@@ -296,3 +300,23 @@ def test_the_fast_argument_delta_is_the_same_event_as_the_constructed_one() -> N
     assert made == FunctionCallArgumentsDelta("c", "x", 2, 1, {"a": 1})
     assert set(vars(made)) == {f.name for f in fields(FunctionCallArgumentsDelta)}
     assert event_from_json(made.to_json()) == made
+
+
+# --- a response's JSON is always UTF-8 (issue 20, item 12) --------------------------------
+
+
+def test_a_responses_json_replaces_a_lone_surrogate_so_it_can_be_saved_as_utf8() -> None:
+    response = Response(
+        choices=[ChoiceResult(index=0, content="half \ud83d")],
+        citations=["\udc00 cited", "a \ud83d\ude00 pair kept as halves"],
+    )
+    text = response.to_json()
+    text.encode()  # UTF-8, so it can be written to a file
+    loaded = Response.from_json(text)
+    assert loaded.content == "half \ufffd"
+    assert loaded.citations == ["\ufffd cited", "a \U0001f600 pair kept as halves"]
+
+
+def test_a_responses_json_without_surrogates_is_unchanged() -> None:
+    response = Response(choices=[ChoiceResult(index=0, content="hi 你好 😀")])
+    assert Response.from_json(response.to_json()) == response

@@ -28,6 +28,7 @@ from chatstream import (
     Reasoning,
     ReasoningSummaryDelta,
     ReasoningSummaryPartAdded,
+    StreamOptions,
     StreamParser,
     UnexpectedResponseError,
 )
@@ -309,7 +310,7 @@ def test_unknown_event_types_are_skipped_and_kept_as_raw_chunks() -> None:
     odd = {"type": "response.web_search_call.searching", "output_index": 0, "item_id": "ws_1"}
     data = body(created(), odd, completed())
     assert [type(e) for e in run(data)[0]] == [Created, Completed]
-    raw = run(data, raw_chunks=True)[0]
+    raw = run(data, options=StreamOptions(raw_chunks=True))[0]
     assert RawChunk(odd) in raw
 
 
@@ -318,7 +319,7 @@ def test_partial_json_parses_a_calls_arguments_as_they_stream() -> None:
     data = body(created(), added(CALL), {**delta, "delta": '{"city": "Pa'}, completed())
     views = [
         e.parsed
-        for e in run(data, partial_json=True)[0]
+        for e in run(data, options=StreamOptions(partial_json=True))[0]
         if isinstance(e, FunctionCallArgumentsDelta)
     ]
     assert views == [{"city": "Pa"}]
@@ -388,7 +389,12 @@ def test_one_stream_can_choose_the_other_wire(server: LoopbackServer) -> None:
         "/v1/responses", sse_body(body(created(), added(MESSAGE), text("ok"), completed()))
     )
     client = Client(server.url + "/v1", timeouts=TIMEOUTS)
-    with client, client.stream({"model": "m", "input": "hi"}, api="responses") as stream:
+    with (
+        client,
+        client.stream(
+            {"model": "m", "input": "hi"}, options=StreamOptions(api="responses")
+        ) as stream,
+    ):
         assert stream.result().api == "responses"
     assert server.requests[-1].path == "/v1/responses"
 

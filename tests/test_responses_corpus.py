@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatstream import ChatStreamError, Client
+from chatstream import ChatStreamError, Client, StreamOptions
 
 from .helpers import (
     RESPONSES_CORPUS,
@@ -85,7 +85,7 @@ def test_stream_over_loopback_gives_its_expected_result(
     corpus_server: LoopbackServer, name: str, mode: BodyMode
 ) -> None:
     client = Client(f"{corpus_server.url}/{mode}/{name}", "sk-test", timeouts=TIMEOUTS)
-    with client, client.stream(BODY, api="responses") as stream:
+    with client, client.stream(BODY, options=StreamOptions(api="responses")) as stream:
         try:
             response = stream.result(timeout=10.0)
         except ChatStreamError as error:  # compared below, through the partial

@@ -51,6 +51,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._arguments import given
+from ..config import Limits, StreamOptions
 from ..errors import (
     ChatStreamError,
     ContextWindowExceeded,
@@ -329,27 +331,32 @@ class ResponsesAccumulator:
     that ends in an error sets :attr:`error` instead of raising.
 
     Args:
-        raw_chunks: Also return each event as it was sent, as a
-            :class:`~chatstream.RawChunk` before the events made from it.
-        max_tool_calls: Most tool call items; one more ends the stream in
-            :class:`~chatstream.LimitExceededError`.
-        partial_json: Give each :class:`~chatstream.FunctionCallArgumentsDelta` the
-            arguments parsed so far, and, when ``request`` asks for JSON text
-            (``text.format``), send :class:`~chatstream.OutputTextParsed` as it grows.
+        options: How the stream is read: ``raw_chunks`` (each event also as a
+            :class:`~chatstream.RawChunk` before the events made from it) and
+            ``partial_json`` (each :class:`~chatstream.FunctionCallArgumentsDelta` with
+            the arguments parsed so far, and, when ``request`` asks for JSON text in
+            ``text.format``, :class:`~chatstream.OutputTextParsed` as it grows) apply on
+            this wire.
+        limits: ``max_tool_calls`` is the most tool call items; one more ends the
+            stream in :class:`~chatstream.LimitExceededError`.
         request: The request body, when known.
     """
 
     def __init__(
         self,
         *,
-        raw_chunks: bool = False,
-        max_tool_calls: int = 1024,
-        partial_json: bool = False,
+        options: StreamOptions | None = None,
+        limits: Limits | None = None,
         request: Mapping[str, Any] | None = None,
     ) -> None:
-        self.raw_chunks = raw_chunks
-        self.max_tool_calls = max_tool_calls
-        self.partial_json = partial_json
+        #: How the stream is read.
+        self.options = options = given(StreamOptions, "options", options)
+        #: The limits (only ``max_tool_calls`` is the accumulator's).
+        self.limits = limits = given(Limits, "limits", limits)
+        # Read once here, never per event.
+        self.raw_chunks = options.raw_chunks
+        self.max_tool_calls = limits.max_tool_calls
+        self.partial_json = partial_json = options.partial_json
         text = request.get("text") if request else None
         format_ = text.get("format") if isinstance(text, Mapping) else None
         self._json_view = (
