@@ -150,6 +150,10 @@ def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 *(str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)),
                 *("--jinja", "--chat-template-file", str(TEMPLATE), "-c", "2048"),
                 *("-t", str(min(2, os.cpu_count() or 1)), "--alias", "gemma3"),
+                # One slot and no prompt cache: a request decodes the same whatever came
+                # before it (with the cache, a reused prefix changes the decoding, and
+                # two clients sending the same request would be told apart by it).
+                *("-np", "1", "--no-cache-prompt", "--cache-ram", "0"),
             ],
             stdin=subprocess.DEVNULL,
             stdout=out,
