@@ -92,6 +92,7 @@ class BodyReader:
     def __init__(self, response: requests.Response) -> None:
         self.response = response
         self.headers = response.headers
+        self._closed_by_server = False
         raw = response.raw
         #: Reads what has arrived, up to a size, decoded; ``b""`` at the end.
         self.read: Callable[[int], bytes] = lambda size: raw.read1(size, decode_content=True)
@@ -117,7 +118,12 @@ class BodyReader:
                 return b""
             data = buffered.read1(size)
             if not data:
-                raise http.client.IncompleteRead(b"")  # as http.client: the body was cut
+                if not chunks.finish():
+                    raise http.client.IncompleteRead(b"")  # as http.client: the body was cut
+                # Complete, but the server closed the connection: never pool it.
+                self._closed_by_server = True
+                body.close()
+                return b""
             out = chunks.feed(data)
             if chunks.done:
                 # What http.client does at the end of a chunked body: the connection
@@ -132,7 +138,7 @@ class BodyReader:
         next request, as urllib3 does when it reads the end itself."""
         raw = self.response.raw
         fp = getattr(raw, "_fp", None)
-        if fp is not None and fp.isclosed():
+        if fp is not None and fp.isclosed() and not self._closed_by_server:
             with contextlib.suppress(Exception):
                 raw.release_conn()
 
