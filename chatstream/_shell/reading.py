@@ -4,10 +4,11 @@ and the timestamps the time limits are computed from (see :mod:`chatstream._shel
 Progress, for the idle limit, is a completed line: an event's line or a keep-alive
 comment restarts the idle clock; bytes that never finish a line do not.
 
-After ``[DONE]`` the rest of the body (normally just the end of the chunked encoding) is
-read for at most :data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and
-:data:`DRAIN_BYTES`, so that the connection goes back to the pool for the next request;
-it is closed instead if the end does not come.
+After ``[DONE]``, once the stream's end was delivered (the caller never waits for it),
+the rest of the body (normally just the end of the chunked encoding) is read for at most
+:data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and :data:`DRAIN_BYTES` in all,
+so that the connection goes back to the pool for the next request; it is closed instead
+if the end does not come (see :meth:`ReadLoop.drain`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class Body(Protocol):
     def release(self) -> None:
         """The end was read: the connection may be reused."""
 
+    def expect_end(self) -> None:
+        """The stream is over and only the end of the body is still to be read (then
+        :meth:`release` or :meth:`close` is called)."""
+
     def shutdown(self) -> None:
         """Wake a blocked read (any thread)."""
 
@@ -118,7 +123,10 @@ class ReadLoop:
         self.line_waited = 0.0
         self.event_waited = 0.0
         self.finishing = False
-        self.draining = False
+        #: ``[DONE]`` was read and the stream is over: the rest of the body is to be
+        #: read by :meth:`drain`.
+        self.to_drain = False
+        self.drain_since: float | None = None
 
     def clocks(self, *, started: float, headers_since: float | None) -> Clocks:
         """The timestamps of the time limits, now."""
@@ -131,7 +139,7 @@ class ReadLoop:
             line_waited=line_waited,
             event_waited=event_waited,
             finishing=self.finishing,
-            draining=self.draining,
+            drain_since=self.drain_since,
         )
 
     def run(self, body: Body) -> None:
@@ -201,8 +209,7 @@ class ReadLoop:
                 seen = parser.messages
                 self.event_waited = 0.0
             if parser.ended:
-                if parser.error is None:
-                    self._drain(body)
+                self.to_drain = parser.error is None
                 break
             self.finishing = parser.accumulator.all_choices_finished
         if not parser.ended:
@@ -240,17 +247,25 @@ class ReadLoop:
         # quote the URL, and must not be chained as the error's context.
         raise error
 
-    def _drain(self, body: Body) -> None:
-        """After ``[DONE]``: read the rest of the body (normally just the end of the
-        chunked encoding) for at most :data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and
-        :data:`DRAIN_BYTES`, and give the connection back to the pool; it is closed
-        instead if the end does not come."""
-        self.draining = True
+    @property
+    def draining(self) -> bool:
+        """True while :meth:`drain` runs."""
+        return self.drain_since is not None
+
+    def drain(self, body: Body) -> None:
+        """After ``[DONE]`` and the stream's end: read the rest of the body (normally just
+        the end of the chunked encoding), :data:`DRAIN_BYTES` at most, within the
+        deadlines' :data:`~chatstream._shell.deadlines.DRAIN_TIME` in all (the watchdog
+        cuts it), and give the connection back to the pool; it is closed instead if the
+        end does not come."""
+        self.to_drain = False
+        self.drain_since = self.clock()
+        body.expect_end()
         size = 0
         try:
             while size <= DRAIN_BYTES:
                 data = self.read_some(body)
-                if self.stopped() or self.cut:
+                if self.cut or self.stopped():
                     return
                 if not data:
                     body.release()
@@ -259,7 +274,7 @@ class ReadLoop:
         except ChatStreamError:
             return  # the outcome is already the core's: only the connection is lost
         finally:
-            self.draining = False
+            self.drain_since = None
 
     def _unexpected(self, body: Body, mime: str) -> None:
         self.reading_since = self.clock()  # the snippet read is watched too

@@ -157,10 +157,10 @@ class Worker:
     def check_deadline(self, now: float) -> float | None:
         """The watchdog's question: act if a time limit has passed; else say when to
         look again."""
-        if self.reason is not None or self.finished.is_set():
-            return None
         reader = self.reader
-        if self._final and not reader.draining:
+        if reader.draining:
+            return self._check_drain(now)
+        if self.reason is not None or self.finished.is_set() or self._final:
             return None
         clocks = reader.clocks(started=self._started, headers_since=self._slot.waiting_since)
         deadline = next_deadline(clocks, self.timeouts)
@@ -171,17 +171,32 @@ class Worker:
             return when
         if expiry.fails:
             self.stop(StopReason(expiry.value))
-        else:  # the grace or the drain: stop reading, without failing the stream
-            reader.cut = True
-            body = self._body
-            if body is not None:
-                body.shutdown()
+        else:  # the grace: stop reading, without failing the stream
+            self._cut()
         return None
+
+    def _check_drain(self, now: float) -> float | None:
+        """:meth:`check_deadline` after the end: any deadline cuts the drain (the
+        outcome was decided already)."""
+        clocks = self.reader.clocks(started=self._started, headers_since=None)
+        deadline = next_deadline(clocks, self.timeouts)
+        if deadline is not None and now < deadline[0]:
+            return deadline[0]
+        self._cut()
+        return None
+
+    def _cut(self) -> None:
+        """Stop reading the body without failing the stream."""
+        self.reader.cut = True
+        body = self._body
+        if body is not None:
+            body.shutdown()
 
     # --- the thread --------------------------------------------------------------------
 
     def _run(self) -> None:
         error: ChatStreamError | None = None
+        body: Body | None = None
         try:
             body = self._open_body(self._attach)
             if body is not None:
@@ -200,11 +215,23 @@ class Worker:
         except BaseException as exc:  # only user code raises these: a telemetry hook
             self.callback_failed(exc)
         finally:
-            if self._body is not None:
-                self._body.close()
-            self.watchdog.unregister(self)
-            _LIVE.discard(self)
+            if body is None or not self.reader.to_drain:
+                self._let_go()
         self._end(error)
+        if body is not None and self.reader.to_drain:
+            # The caller's wait ended at Completed; the rest of the body comes after.
+            try:
+                self.reader.drain(body)
+            finally:
+                self._let_go()
+
+    def _let_go(self) -> None:
+        """Close the body (its connection too, unless it went back to the pool) and stop
+        being watched."""
+        if self._body is not None:
+            self._body.close()
+        self.watchdog.unregister(self)
+        _LIVE.discard(self)
 
     def _open_http(self, attach: Callable[[Body], None]) -> Body | None:
         response = open_response(
