@@ -17,12 +17,13 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..core.parser import StreamParser
 from ..errors import ChatStreamError
-from ..events import OutputItemAdded, RateLimits, RawChunk
+from ..events import OutputItemAdded, RateLimits, RawChunk, ResponseEvent
 from . import http as _http
 from . import transport as _transport
 from .completion import read_completion
@@ -30,7 +31,7 @@ from .deadlines import Clocks
 from .delivery import Delivery, Interrupted
 from .exchange import Settings
 
-__all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "Body", "Opener", "ReadLoop"]
+__all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "TURN_BYTES", "Body", "Opener", "ReadLoop"]
 
 #: Bytes asked for per read: whatever has arrived, up to this much.
 READ_SIZE = 65536
@@ -44,21 +45,67 @@ _sleep = time.sleep  # (replaced in tests)
 #: Events that open a stream: a pause never delays them (nor the first text).
 _OPENING = (OutputItemAdded, RateLimits, RawChunk)
 
+#: The most bytes of one read parsed in one turn: a larger read is parsed in turns of
+#: this size, so that a stream sent one huge event (15 MB of short lines, say) lets the
+#: others parse between two of its turns.
+TURN_BYTES = 8192
+
+
+class FifoLock:
+    """A lock taken in turns: released while others wait, it passes to the one that has
+    waited longest (``threading.Lock`` would let the thread that releases it take it
+    again at once, before a waiting thread wakes up)."""
+
+    __slots__ = ("_held", "_mutex", "_waiting")
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()  # guards the two below
+        self._held = False
+        self._waiting: deque[threading.Lock] = deque()
+
+    def __enter__(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiting.append(baton)
+        baton.acquire()  # released by the holder, which hands the turn over
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+
 #: Held by the stream whose bytes are being parsed, when streams coalesce: see
 #: :meth:`ReadLoop.run`. Not with free-threaded Python, where streams parse in parallel.
-_turn: threading.Lock | None = (
-    None if not getattr(sys, "_is_gil_enabled", lambda: True)() else threading.Lock()
-)
+_turn: FifoLock | None = None if not getattr(sys, "_is_gil_enabled", lambda: True)() else FifoLock()
 
 
 def _new_turn_after_fork() -> None:
     # The child has none of the parent's threads: one may have held it at the fork.
     global _turn
     if _turn is not None:
-        _turn = threading.Lock()
+        _turn = FifoLock()
 
 
 os.register_at_fork(after_in_child=_new_turn_after_fork)
+
+
+def _feed_in_turns(parser: StreamParser, data: bytes, turn: FifoLock) -> list[ResponseEvent]:
+    """``parser.feed(data)``, holding ``turn`` for :data:`TURN_BYTES` at a time."""
+    if len(data) <= TURN_BYTES:
+        with turn:
+            return parser.feed(data)
+    events: list[ResponseEvent] = []
+    for start in range(0, len(data), TURN_BYTES):
+        with turn:
+            events += parser.feed(data[start : start + TURN_BYTES])
+    return events
 
 
 class Body(Protocol):
@@ -194,11 +241,7 @@ class ReadLoop:
                 delivery.body_bytes(data)
             if b"\n" in data or b"\r" in data:
                 self.line_waited = 0.0  # a line was completed: the server makes progress
-            if turn is None:
-                events = parser.feed(data)
-            else:
-                with turn:
-                    events = parser.feed(data)
+            events = parser.feed(data) if turn is None else _feed_in_turns(parser, data, turn)
             if parser.ended:
                 self.settle()
             if events:
