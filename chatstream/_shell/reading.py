@@ -56,17 +56,18 @@ class FifoLock:
     waited longest (``threading.Lock`` would let the thread that releases it take it
     again at once, before a waiting thread wakes up)."""
 
-    __slots__ = ("_held", "_mutex", "_waiting")
+    __slots__ = ("_lock", "_mutex", "_waiting")
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()  # guards the two below
-        self._held = False
+        self._lock = threading.Lock()  # held by the thread whose turn it is
+        self._mutex = threading.Lock()  # guards _waiting, and the hand-over
         self._waiting: deque[threading.Lock] = deque()
 
     def __enter__(self) -> None:
+        if self._lock.acquire(blocking=False):
+            return
         with self._mutex:
-            if not self._held:
-                self._held = True
+            if self._lock.acquire(blocking=False):  # released meanwhile
                 return
             baton = threading.Lock()
             baton.acquire()
@@ -76,9 +77,9 @@ class FifoLock:
     def __exit__(self, *exc_info: object) -> None:
         with self._mutex:
             if self._waiting:
-                self._waiting.popleft().release()
+                self._waiting.popleft().release()  # the lock stays held: now theirs
             else:
-                self._held = False
+                self._lock.release()
 
 
 #: Held by the stream whose bytes are being parsed, when streams coalesce: see
@@ -98,9 +99,6 @@ os.register_at_fork(after_in_child=_new_turn_after_fork)
 
 def _feed_in_turns(parser: StreamParser, data: bytes, turn: FifoLock) -> list[ResponseEvent]:
     """``parser.feed(data)``, holding ``turn`` for :data:`TURN_BYTES` at a time."""
-    if len(data) <= TURN_BYTES:
-        with turn:
-            return parser.feed(data)
     events: list[ResponseEvent] = []
     for start in range(0, len(data), TURN_BYTES):
         with turn:
@@ -241,7 +239,13 @@ class ReadLoop:
                 delivery.body_bytes(data)
             if b"\n" in data or b"\r" in data:
                 self.line_waited = 0.0  # a line was completed: the server makes progress
-            events = parser.feed(data) if turn is None else _feed_in_turns(parser, data, turn)
+            if turn is None:
+                events = parser.feed(data)
+            elif len(data) <= TURN_BYTES:
+                with turn:
+                    events = parser.feed(data)
+            else:
+                events = _feed_in_turns(parser, data, turn)
             if parser.ended:
                 self.settle()
             if events:

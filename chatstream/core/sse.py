@@ -64,7 +64,7 @@ class _Fields:
     def __init__(self) -> None:
         self.event = "message"
         self.data: list[str] = []
-        self.size = 0  # the bytes parsed
+        self.size = 0  # the bytes parsed (as received)
 
     def message(self) -> SSEMessage | None:
         """The event they make, if it is dispatched (it has data)."""
@@ -108,7 +108,6 @@ def _read_fields(block: bytes, fields: _Fields) -> None:
         elif name == "event":
             event = value
     fields.event = event
-    fields.size += len(block)
 
 
 class SSEDecoder:
@@ -215,6 +214,7 @@ class SSEDecoder:
 
     def _frame(self, data: bytes) -> list[bytes]:
         """Split off the whole event blocks (blank ones dropped); keep the rest."""
+        self._done.clear()  # (left over if the last feed raised)
         # No block is longer than what was pending plus this piece.
         longest = self._pending_size + len(data)
         blocks: list[bytes] = []
@@ -278,6 +278,7 @@ class SSEDecoder:
         # A line ends at LF, which no UTF-8 character contains: repairing the lines
         # apart gives what repairing the whole event would.
         _read_fields(self._repair(data[:cut]), self._fields)
+        self._fields.size += cut
         pending[:] = [data[cut:]]
 
     def _checked(self, blocks: list[bytes], longest: int) -> list[bytes]:
