@@ -54,17 +54,10 @@ RunTool = Callable[[FunctionCall], Any]
 #: The most model responses one turn of :meth:`Conversation.ask` may take (the first
 #: answer and the follow-ups after each round of tool calls).
 DEFAULT_MAX_STEPS = 10
-#: What a call that was not run is answered with, so the history stays valid.
-NOT_RUN = "Not run: the turn reached its step limit."
 #: Sends one request of a turn and returns its response; raises the
 #: :class:`~chatstream.ChatStreamError` the stream ended in. The default streams it
 #: quietly (``turn.stream(body).result()``); a caller that shows the stream passes its own.
 Send = Callable[[Turn, dict[str, Any]], Response]
-
-
-def _send_quietly(turn: Turn, body: dict[str, Any]) -> Response:
-    with turn.stream(body) as stream:
-        return stream.result()
 
 
 def tool_content(value: Any) -> str:
@@ -126,7 +119,8 @@ class Conversation:
             ...); ``messages`` is filled in from the history.
         system: A system message to start the conversation with.
         messages: Earlier messages to start from (after ``system``).
-        send: How each request is sent (see :data:`Send`); by default quietly.
+        send: How each request is sent (see :data:`Send`); by default quietly. The
+            steps of a tool loop go through it too (their events are then its to show).
         keep_reasoning: Send the reasoning text of earlier turns too (by default only
             the current turn's goes back).
     """
@@ -148,7 +142,7 @@ class Conversation:
         if system:
             self.messages.append({"role": "system", "content": system})
         self.messages += [dict(m) for m in messages]
-        self._send = send or _send_quietly
+        self._send = send
         self.keep_reasoning = keep_reasoning
         self._turn: Turn | None = None
 
@@ -187,11 +181,12 @@ class Conversation:
             ]
         return {**self.request, "messages": list(messages)}
 
-    def send(self, *, output: Any = None) -> Response:
+    def send(self, *, tools: Sequence[Mapping[str, Any]] = (), output: Any = None) -> Response:
         """Send the history as the next request of the current turn, and add the
         answer to it.
 
         Args:
+            tools: Tool definitions sent besides the request's own ``tools``.
             output: The type of the answer (see :meth:`Client.stream
                 <chatstream.Client.stream>`): the request asks for it, and the
                 response's :attr:`~chatstream.Response.parsed` is the validated answer
@@ -205,19 +200,12 @@ class Conversation:
             OutputError: The answer is not a value of ``output`` (it is not added).
             ChatStreamError: The request failed; the history is unchanged.
         """
-        if self._turn is None:
-            self._turn = Turn(self.client)
-        body = self.body()
-        kind = None
-        if output is not None:
-            kind, response_format = _typed.for_request(output, body)
-            if response_format is not None:
-                body["response_format"] = response_format
-        if self._send is _send_quietly:
-            with self._turn.stream(body, output=kind) as stream:
+        turn, body, kind = self._next(tools, output)
+        if self._send is None:
+            with turn.stream(body, output=kind) as stream:
                 response = stream.result()
         else:
-            response = self._send(self._turn, body)
+            response = self._send(turn, body)
             if kind is not None:
                 response = _checked(response, kind)
         self.add_response(response)
@@ -233,6 +221,13 @@ class Conversation:
             tools: Tool definitions sent besides the request's own ``tools``.
             output: The type of the answer (see :meth:`send`).
         """
+        turn, body, kind = self._next(tools, output)
+        return turn.stream(body, output=kind)
+
+    def _next(
+        self, tools: Sequence[Mapping[str, Any]], output: Any
+    ) -> tuple[Turn, dict[str, Any], OutputType | None]:
+        """The turn, body and answer type of the next request."""
         if self._turn is None:
             self._turn = Turn(self.client)
         body = self.body()
@@ -243,7 +238,7 @@ class Conversation:
             kind, response_format = _typed.for_request(output, body)
             if response_format is not None:
                 body["response_format"] = response_format
-        return self._turn.stream(body, output=kind)
+        return self._turn, body, kind
 
     def run_steps(
         self,
@@ -325,7 +320,10 @@ class Conversation:
 
         Without ``run_tool`` it returns after the first response, tool calls and all;
         add their results with :meth:`add_tool_result` and continue with :meth:`send`.
-        A result that is not text is sent JSON-encoded (see :func:`tool_content`).
+        With it, the turn is a :class:`~chatstream.tools.ToolLoop` (see :meth:`run`)
+        run in this thread, one call after the other, that ``run_tool`` answers every
+        call of. A result that is not text is sent JSON-encoded (see
+        :func:`tool_content`).
 
         Args:
             content: The user's message.
@@ -348,30 +346,25 @@ class Conversation:
                 cannot be encoded: then before the next request is sent).
         """
         _check_steps(max_steps)
+        loop = None
+        if run_tool is not None:
+            loop = ToolLoop(
+                self,
+                {},
+                max_steps=max_steps,
+                parallel=False,
+                approve=None,
+                on_tool_error="stop",
+                on_event=None,
+                output=output,
+                run_call=run_tool,
+            )
         before = len(self.messages)
         try:
             self.add_user(content)
-            response = self.send(output=output)
-            steps = 1
-            while run_tool is not None and response.tool_calls:
-                if steps >= max_steps:
-                    for call in response.tool_calls:
-                        self.add_tool_result(call, NOT_RUN)
-                    raise MaxStepsExceededError(
-                        f"The model still called tools after {max_steps} steps "
-                        "(max_steps); the turn was stopped there.",
-                        max_steps=max_steps,
-                        messages=[dict(m) for m in self.messages],
-                        partial=response,
-                    )
-                results = [(call, tool_content(run_tool(call))) for call in response.tool_calls]
-                for call, result in results:
-                    self.add_tool_result(call, result)
-                response = self.send(output=output)
-                steps += 1
+            return self.send(output=output) if loop is None else loop.result()
         except MaxStepsExceededError:
             raise
         except BaseException:
             del self.messages[before:]
             raise
-        return response
