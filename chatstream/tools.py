@@ -27,6 +27,7 @@ that says why.
 from __future__ import annotations
 
 import inspect
+import json
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -155,12 +156,16 @@ def as_tools(tools: Iterable[Tool | Callable[..., Any]]) -> dict[str, Tool]:
 class ToolResult:
     """A call's result, as sent back: ``content`` is the text of the ``tool`` message;
     ``error`` is the exception the tool raised (or ``None``); ``status`` is ``"ok"``,
-    ``"error"``, ``"refused"``, ``"interrupted"`` or ``"unknown_tool"``."""
+    ``"error"``, ``"refused"``, ``"interrupted"`` or ``"unknown_tool"``; ``output`` is
+    the result as a JSON value (what the tool returned when it was text, else what
+    ``content`` encodes), for a front end to show (``None`` when not known: then
+    ``content`` is what to show)."""
 
     call: FunctionCall
     content: str
     status: str = "ok"
     error: BaseException | None = None
+    output: Any = None
 
 
 @dataclass(frozen=True)
@@ -382,11 +387,13 @@ def _run_one(
     from .conversation import tool_content
 
     try:
-        content = tool_content(run())
+        value = run()
+        content = tool_content(value)
     except ToolArgumentsError as exc:
         results[number] = ToolResult(call, f"Error: {exc}", "error", exc)
         return
     except Exception as exc:  # the tool's own failure goes back to the model
         results[number] = ToolResult(call, f"Error: {type(exc).__name__}: {exc}", "error", exc)
         return
-    results[number] = ToolResult(call, content)
+    output = value if isinstance(value, str) else json.loads(content)
+    results[number] = ToolResult(call, content, output=output)
