@@ -117,7 +117,11 @@ class Tool:
         return {"type": "function", "function": function}
 
     def arguments(self, call: FunctionCall) -> dict[str, Any]:
-        """The call's arguments, validated: keyword arguments for :attr:`function`.
+        """The call's arguments, validated: keyword arguments for :attr:`function`, as
+        the Python values its annotations name. This is where a call's arguments are
+        parsed: a :class:`~chatstream.FunctionCall` is the streamed record of the call
+        (its ``arguments`` the text as sent, whatever the tools), and only the tool
+        knows its parameters.
 
         Raises:
             ToolArgumentsError: They are not JSON, or do not fit the parameters.
