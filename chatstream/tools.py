@@ -144,6 +144,12 @@ class Tool:
             kwargs["context"] = context
         return self.function(**kwargs)
 
+    def answer(self, call: FunctionCall, context: ToolContext) -> ToolResult:
+        """Run the call; its result as the loop sends it back: the function's result
+        (see :func:`~chatstream.conversation.tool_content`), or, when the arguments do
+        not fit or the function raises, the error text (status ``"error"``)."""
+        return _answer(call, lambda: self.run(call, context))
+
 
 def as_tools(tools: Iterable[Tool | Callable[..., Any]]) -> dict[str, Tool]:
     """The tools by name (functions made into :class:`Tool` values)."""
@@ -385,19 +391,21 @@ def _failed(results: Sequence[ToolResult | None]) -> bool:
     return any(r is not None and r.status == "error" for r in results)
 
 
-def _run_one(
-    run: Callable[[], Any], call: FunctionCall, results: list[ToolResult | None], number: int
-) -> None:
+def _answer(call: FunctionCall, run: Callable[[], Any]) -> ToolResult:
     from .conversation import tool_content
 
     try:
         value = run()
         content = tool_content(value)
     except ToolArgumentsError as exc:
-        results[number] = ToolResult(call, f"Error: {exc}", "error", exc)
-        return
+        return ToolResult(call, f"Error: {exc}", "error", exc)
     except Exception as exc:  # the tool's own failure goes back to the model
-        results[number] = ToolResult(call, f"Error: {type(exc).__name__}: {exc}", "error", exc)
-        return
+        return ToolResult(call, f"Error: {type(exc).__name__}: {exc}", "error", exc)
     output = value if isinstance(value, str) else json.loads(content)
-    results[number] = ToolResult(call, content, output=output)
+    return ToolResult(call, content, output=output)
+
+
+def _run_one(
+    run: Callable[[], Any], call: FunctionCall, results: list[ToolResult | None], number: int
+) -> None:
+    results[number] = _answer(call, run)
