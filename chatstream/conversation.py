@@ -181,12 +181,20 @@ class Conversation:
             ]
         return {**self.request, "messages": list(messages)}
 
-    def send(self, *, tools: Sequence[Mapping[str, Any]] = (), output: Any = None) -> Response:
+    def send(
+        self,
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        output: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Response:
         """Send the history as the next request of the current turn, and add the
         answer to it.
 
         Args:
             tools: Tool definitions sent besides the request's own ``tools``.
+            extra_body: Fields set on this request's body, over the request's own
+                (``{"tool_choice": "none"}``, say).
             output: The type of the answer (see :meth:`Client.stream
                 <chatstream.Client.stream>`): the request asks for it, and the
                 response's :attr:`~chatstream.Response.parsed` is the validated answer
@@ -200,7 +208,7 @@ class Conversation:
             OutputError: The answer is not a value of ``output`` (it is not added).
             ChatStreamError: The request failed; the history is unchanged.
         """
-        turn, body, kind = self._next(tools, output)
+        turn, body, kind = self._next(tools, output, extra_body)
         if self._send is None:
             with turn.stream(body, output=kind) as stream:
                 response = stream.result()
@@ -212,7 +220,11 @@ class Conversation:
         return response
 
     def stream_next(
-        self, *, tools: Sequence[Mapping[str, Any]] = (), output: Any = None
+        self,
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        output: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> ChatStream:
         """Start the next request of the current turn and return its stream; its answer
         is not added to the history (see :meth:`add_response`).
@@ -220,17 +232,20 @@ class Conversation:
         Args:
             tools: Tool definitions sent besides the request's own ``tools``.
             output: The type of the answer (see :meth:`send`).
+            extra_body: Fields set on this request's body (see :meth:`send`).
         """
-        turn, body, kind = self._next(tools, output)
+        turn, body, kind = self._next(tools, output, extra_body)
         return turn.stream(body, output=kind)
 
     def _next(
-        self, tools: Sequence[Mapping[str, Any]], output: Any
+        self, tools: Sequence[Mapping[str, Any]], output: Any, extra: Mapping[str, Any] | None
     ) -> tuple[Turn, dict[str, Any], OutputType | None]:
         """The turn, body and answer type of the next request."""
         if self._turn is None:
             self._turn = Turn(self.client)
         body = self.body()
+        if extra:
+            body.update(extra)
         if tools:
             body["tools"] = [*body.get("tools", ()), *tools]
         kind = None
@@ -251,6 +266,7 @@ class Conversation:
         on_tool_error: str = "send",
         on_event: Callable[[StepEvent], None] | None = None,
         output: Any = None,
+        prepare_step: Callable[[int], Mapping[str, Any] | None] | None = None,
     ) -> ToolLoop:
         """Start a tool loop: add ``prompt`` (unless ``None``), then stream a step, run
         its tool calls, send the results back, and repeat until the model answers
@@ -274,6 +290,10 @@ class Conversation:
             on_event: Called with each :class:`~chatstream.tools.StepEvent`, in the
                 thread running the loop.
             output: The type of the final answer (see :meth:`send`).
+            prepare_step: Called before each step with its number (from 1); the fields
+                it returns are set on that step's request body (see :meth:`send`'s
+                ``extra_body``): force a tool on the first step with ``{"tool_choice":
+                ...}``, or ask for the answer with ``{"tool_choice": "none"}``.
         """
         _check_steps(max_steps)
         loop = ToolLoop(
@@ -285,6 +305,7 @@ class Conversation:
             on_tool_error=on_tool_error,
             on_event=on_event,
             output=output,
+            prepare_step=prepare_step,
         )
         if prompt is not None:
             self.add_user(prompt)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 import json
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -199,6 +199,8 @@ class ToolLoop:
     :class:`ToolResult`\\ s; :meth:`close` stops the loop between steps and tools.
 
     Args:
+        prepare_step: See :meth:`Conversation.run_steps
+            <chatstream.Conversation.run_steps>`.
         run_call: Answers the calls no tool is named for (called with the call, in the
             loop's thread); without it such a call is answered with an error text.
     """
@@ -215,6 +217,7 @@ class ToolLoop:
         on_event: Callable[[StepEvent], None] | None,
         output: Any,
         run_call: Callable[[FunctionCall], Any] | None = None,
+        prepare_step: Callable[[int], Mapping[str, Any] | None] | None = None,
     ) -> None:
         if on_tool_error not in ("send", "stop"):
             raise ConfigurationError('on_tool_error must be "send" or "stop"')
@@ -227,6 +230,7 @@ class ToolLoop:
         self.on_event = on_event
         self.output = output
         self.run_call = run_call
+        self.prepare_step = prepare_step
         #: Set by :meth:`close`; running tools see it in their :class:`ToolContext`.
         self.cancelled = threading.Event()
         self._lock = threading.Lock()
@@ -307,14 +311,17 @@ class ToolLoop:
     def _stream_step(self, step: int) -> Generator[StepEvent, None, Response | None]:
         conversation = self.conversation
         definitions = [t.definition() for t in self.tools.values()]
+        extra = self.prepare_step(step) if self.prepare_step is not None else None
         if conversation._send is not None:  # the conversation shows its streams itself
             if self.cancelled.is_set():
                 return None
-            return conversation.send(tools=definitions, output=self.output)
+            return conversation.send(tools=definitions, output=self.output, extra_body=extra)
         with self._lock:
             if self.cancelled.is_set():
                 return None
-            stream = self._stream = conversation.stream_next(tools=definitions, output=self.output)
+            stream = self._stream = conversation.stream_next(
+                tools=definitions, output=self.output, extra_body=extra
+            )
         try:
             with stream:
                 for event in stream:
