@@ -26,7 +26,7 @@ import json
 import time
 from typing import Any
 
-from chatstream import StreamParser
+from chatstream import StreamOptions, StreamParser
 from chatstream.core.typed import for_request
 
 SCHEMA = {
@@ -70,7 +70,8 @@ def main() -> None:
         (
             "partial_json",
             lambda: StreamParser(
-                partial_json=True, request={"response_format": {"type": "json_object"}}
+                options=StreamOptions(partial_json=True),
+                request={"response_format": {"type": "json_object"}},
             ),
             False,
         ),

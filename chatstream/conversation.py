@@ -315,9 +315,15 @@ class Conversation:
         self,
         prompt: str | list[Any] | None,
         tools: Iterable[Tool | Callable[..., Any]],
-        **options: Any,
+        *,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        parallel: bool = True,
+        approve: Callable[[FunctionCall], bool] | None = None,
+        on_tool_error: str = "send",
+        on_event: Callable[[StepEvent], None] | None = None,
+        output: Any = None,
     ) -> Response:
-        """:meth:`run_steps` to its end: the final response (the answer). The options
+        """:meth:`run_steps` to its end: the final response (the answer). The arguments
         are those of :meth:`run_steps`.
 
         Raises:
@@ -326,7 +332,16 @@ class Conversation:
             ChatStreamError: A request failed. In every case the history stays valid
                 for a next request.
         """
-        return self.run_steps(prompt, tools, **options).result()
+        return self.run_steps(
+            prompt,
+            tools,
+            max_steps=max_steps,
+            parallel=parallel,
+            approve=approve,
+            on_tool_error=on_tool_error,
+            on_event=on_event,
+            output=output,
+        ).result()
 
     def ask(
         self,

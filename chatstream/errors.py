@@ -6,7 +6,6 @@
     ├── StreamError                    the stream started, then ended badly
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
     │   ├── ContextWindowExceeded      the conversation does not fit the model's context
-    │   ├── ContentFilterError         (not raised for a stream since rules v2)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   ├── EventTooLargeError         one SSE event over the size limit
     │   ├── LimitExceededError         too many choices, tool calls or bytes
@@ -58,7 +57,6 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
-    "ContentFilterError",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
     "EventTooLargeError",
@@ -126,24 +124,13 @@ class ContextWindowExceeded(StreamError):
     Catch this one class for both ways a provider says so: the server refused the
     request as too long (an HTTP error: :class:`ContextLengthExceededError`, which also
     carries the status, body and headers), or the model stopped at its token limit
-    (``finish_reason: "length"`` in the specification's mode, ``length_is_error=True``;
-    the text produced so far is in ``partial``). By default that finish is a normal end,
-    and :attr:`Response.truncated <chatstream.Response.truncated>` says the answer was
-    cut short.
+    (``finish_reason: "length"`` in the specification's mode,
+    ``StreamOptions(length_is_error=True)``; the text produced so far is in
+    ``partial``). By default that finish is a normal end, and :attr:`Response.truncated
+    <chatstream.Response.truncated>` says the answer was cut short.
     """
 
     kind = "context_window_exceeded"
-
-
-class ContentFilterError(StreamError):
-    """The provider's content filter stopped the answer.
-
-    ``finish_reason: "content_filter"`` is a normal end whose answer was cut short
-    (:attr:`Response.truncated <chatstream.Response.truncated>`), so streams do not raise
-    this; it is kept so that code catching it still imports.
-    """
-
-    kind = "content_filter"
 
 
 class ProviderError(StreamError):

@@ -51,7 +51,6 @@ def make_worker(
     request: dict[str, Any],
     *,
     watchdog: Watchdog,
-    queue_size: int,
     on_event: EventCallback | None = None,
     on_end: EndCallback | None = None,
     on_bytes: BytesCallback | None = None,
@@ -63,7 +62,7 @@ def make_worker(
 ) -> Worker:
     """A worker and its delivery, as :meth:`Client.stream <chatstream.Client.stream>`
     describes the arguments (``opener`` replaces the HTTP exchange, for tests; ``parser``
-    is the core with the stream's options, else one with the defaults)."""
+    is the core for the stream, else one made from the settings' options and limits)."""
     delivery = Delivery(
         Lifecycle(),
         on_event=on_event,
@@ -71,7 +70,7 @@ def make_worker(
         on_bytes=on_bytes,
         dispatch=dispatch,
         iterate=on_event is None if iterate is None else iterate,
-        queue_size=queue_size,
+        queue_size=settings.options.queue_size,
         telemetry=settings.telemetry,
         clock=watchdog.clock,
     )

@@ -28,6 +28,7 @@ from chatstream import (
     ResponseEvent,
     ServerError,
     StreamError,
+    StreamOptions,
     Timeouts,
 )
 from chatstream._shell.lifecycle import Lifecycle, State, Stopped
@@ -189,7 +190,7 @@ def test_two_threads_iterating_one_stream_both_end_and_share_the_events(
     body = answer(*words)
     server.set_default(sse_body(body))
     got: list[list[ResponseEvent]] = [[], []]
-    with client.stream(BODY, queue_size=4) as stream:
+    with client.stream(BODY, options=StreamOptions(queue_size=4)) as stream:
 
         def consume(n: int) -> None:
             for item in stream:
@@ -289,7 +290,9 @@ def test_a_stream_waiting_for_room_in_its_queue_does_not_hold_up_the_others(
     server.route("/many/v1/chat/completions", sse_body(many))
     server.set_default(sse_body(HI))
     with Client(server.url + "/many/v1", retry=0, timeouts=Timeouts(idle=5.0)) as flooding:
-        stuck = flooding.stream(BODY, queue_size=1)  # nobody iterates it: its queue fills
+        stuck = flooding.stream(
+            BODY, options=StreamOptions(queue_size=1)
+        )  # nobody iterates it: its queue fills
         room = stuck._worker.queue._room
         assert wait_until(lambda: bool(room._waiters), WAIT)  # type: ignore[attr-defined]
         assert client.stream(BODY).result(timeout=WAIT).content == "Hello"

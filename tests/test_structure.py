@@ -191,3 +191,9 @@ def test_the_shell_has_no_import_cycle(module: str) -> None:
     shell = _of_layer("shell")
     graph = {m: {i for i in _internal(_imports(m)) if i in shell and i != m} for m in shell}
     assert _cycle_through(module, graph) is None
+
+
+def test_the_argument_checks_know_no_configuration_type() -> None:
+    # config builds on _arguments; an import back, even inside a function, was a cycle.
+    assert "config" not in _internal(_imports("_arguments"))
+    assert "_arguments" in _internal(_imports("config"))

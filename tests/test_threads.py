@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chatstream import ChatStreamError, Client, Response, Retry
+from chatstream import ChatStreamError, Client, Connections, Response, Retry
 from chatstream._shell import process as _process
 from chatstream._shell import threads as _threads
 from chatstream._shell.threads import RUNNING_NAME
@@ -27,7 +27,9 @@ WAIT = 10.0
 @pytest.fixture
 def client(server: LoopbackServer) -> Iterator[Client]:
     server.set_default(sse_body(HELLO))
-    with Client(server.url + "/v1", "k", retry=Retry(max_retries=0), pool_size=64) as c:
+    with Client(
+        server.url + "/v1", "k", retry=Retry(max_retries=0), connections=Connections(pool_size=64)
+    ) as c:
         yield c
 
 

@@ -142,6 +142,7 @@ class ReadLoop:
         life = self.life
         seen = 0
         data = b""
+        observer = delivery.observer
         # Iterated streams pause too: a pause saves their iterating thread's wake-ups
         # as well as the worker's (docs/performance.rst, "Longer pauses").
         pause = self._pause if self.settings.coalescing is not None else None
@@ -176,6 +177,7 @@ class ReadLoop:
                 raise Interrupted
             if not data or life.cut:
                 break
+            observer.body_read()
             if delivery.on_bytes is not None:
                 delivery.body_bytes(data)
             if b"\n" in data or b"\r" in data:
@@ -259,7 +261,7 @@ class ReadLoop:
         """A server that ignored ``"stream": true`` sent one JSON completion: read it
         whole (up to the event size limit, and one byte more to notice a larger one) and
         let the core take it."""
-        limit = self.settings.max_event_bytes
+        limit = self.settings.limits.max_event_bytes
         delivery = self.delivery
         pieces: list[bytes] = []
         size = 0
