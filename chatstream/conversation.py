@@ -322,6 +322,7 @@ class Conversation:
         on_tool_error: str = "send",
         on_event: Callable[[StepEvent], None] | None = None,
         output: Any = None,
+        prepare_step: Callable[[int], Mapping[str, Any] | None] | None = None,
     ) -> Response:
         """:meth:`run_steps` to its end: the final response (the answer). The arguments
         are those of :meth:`run_steps`.
@@ -341,6 +342,7 @@ class Conversation:
             on_tool_error=on_tool_error,
             on_event=on_event,
             output=output,
+            prepare_step=prepare_step,
         ).result()
 
     def ask(
