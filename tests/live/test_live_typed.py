@@ -35,7 +35,7 @@ def test_a_json_schema_answer_is_validated_into_a_pydantic_model(llama_server: s
         "messages": [{"role": "user", "content": "What is the capital of France?"}],
     }
     with (
-        Client(llama_server, idle_timeout=120) as client,
+        Client(llama_server, timeouts=120) as client,
         client.stream(body, output=Capital) as stream,
     ):
         response = stream.result()
@@ -72,7 +72,7 @@ def test_a_two_tool_loop_runs_to_its_answer(llama_server: str) -> None:
         return {"tool_choice": plan.get(step, "none")}
 
     seen: list[ToolResult] = []
-    with Client(llama_server, idle_timeout=120) as client:
+    with Client(llama_server, timeouts=120) as client:
         conversation = Conversation(client, {**BASE, "max_tokens": 60})
         response = conversation.run(
             "What are the weather and the time in Paris? Use the tools.",
