@@ -6,11 +6,12 @@
     python benchmarks/paced_huge.py --streams 100 --size 15000000 --repeat 5
 
 N streams of ``content-200`` (one event every 20 ms, so that they last 4 s, from
-``paced_server.py``, released together as in ``paced.py``) run with callbacks, and beside them one more stream that,
-0.2 s after their release, is sent a single event of ``--size`` bytes made of short
-``data:`` lines (a chunk whose JSON has an empty ``data:`` line between two tokens, again
-and again). Each row runs in a fresh client process against a fresh server process, with
-coalescing (the default) and with ``Client(coalescing=None)``.
+``paced_server.py``, released together as in ``paced.py``) run with callbacks, and beside
+them one more stream that, 0.2 s after their release, is sent a single event of
+``--size`` bytes made of short ``data:`` lines (a chunk whose JSON has an empty ``data:``
+line between two tokens, again and again). Each row runs in a fresh client process
+against a fresh server process, with coalescing (the default) and with
+``Client(coalescing=None)``.
 
 Measured: for every text event of the paced streams, how late it arrived, against the
 instant the server was due to send it (its release plus its index times the interval);
@@ -52,6 +53,7 @@ def _client(mode: str, base: str, **options: Any) -> Any:
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One row in this fresh process: a warm-up stream, then N paced streams and the huge
     one at once."""
+    import chatstream
     from chatstream import OutputTextDelta
 
     raise_open_files_limit()
@@ -79,7 +81,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         return on_event, on_end
 
     huge_url = f"http://127.0.0.1:{port}/huge/run/{size}/{DELAY_MS}/v1"
-    huge = _client(mode, huge_url, max_event_bytes=size + (1 << 20)).stream(REQUEST)
+    limits = chatstream.Limits(max_event_bytes=size + (1 << 20))
+    huge = _client(mode, huge_url, limits=limits).stream(REQUEST)
     client = _client(mode, _url(port, "run", n, spec["interval_us"]))
     streams = []
     for i in range(n):

@@ -9,6 +9,7 @@ from typing import Any, cast
 import pytest
 
 from chatstream import Client, Coalescing, ConfigurationError
+from chatstream._shell import process as _process
 from chatstream._shell import reading as _reading
 from chatstream._shell.watchdog import Watchdog
 from chatstream.core.parser import StreamParser
@@ -117,7 +118,7 @@ def test_a_client_takes_coalescing_or_none_and_nothing_else() -> None:
 # --- a large read is parsed in turns ------------------------------------------------------
 
 
-class CountingTurn(_reading.FifoLock):
+class CountingTurn(_process.FifoLock):
     """The parse turn, counting how often it is taken."""
 
     def __init__(self) -> None:
@@ -133,7 +134,7 @@ def test_a_large_read_is_parsed_in_turns_of_a_bounded_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     turn = CountingTurn()
-    monkeypatch.setattr(_reading, "_turn", turn)
+    monkeypatch.setattr(_process._state, "parse_lock", turn)
     big = b'data: {"choices": [\n' + b"data: \n" * 40_000 + b"data: ]}\n\n"
     body = big + answer("Hi")
     stream = fake_stream(FakeBody([body]), coalescing=Coalescing(), on_event=lambda e: None)
@@ -156,7 +157,7 @@ class _Feeding:
 
 
 def test_a_stream_waiting_for_the_turn_gets_it_between_two_slices_of_a_large_read() -> None:
-    turn = _reading.FifoLock()
+    turn = _process.FifoLock()
     log: list[str] = []
     queued = threading.Event()
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import trustme
 
-from chatstream import ChatStream, Client, Completed, Timeouts
+from chatstream import ChatStream, Client, Completed, Connections, Timeouts
 from chatstream._shell.deadlines import DRAIN_TIME
 from tests.loopback import Conn, LoopbackServer
 
@@ -53,7 +53,11 @@ def served(
         ca.issue_cert("127.0.0.1").configure_cert(tls)
     with LoopbackServer(io_timeout=10.0, tls=tls) as server, ca.cert_pem.tempfile() as path:
         client = Client(
-            server.url + "/v1", "sk-test", timeouts=Timeouts(idle=5.0), retry=0, verify=path
+            server.url + "/v1",
+            "sk-test",
+            timeouts=Timeouts(idle=5.0),
+            retry=0,
+            connections=Connections(verify=path),
         )
         with client:
             yield server, client

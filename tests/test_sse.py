@@ -11,9 +11,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
-from chatstream import EventTooLargeError, SSEDecoder, SSEMessage
+from chatstream import EventTooLargeError
 from chatstream.core import sse as _sse
-from chatstream.core.sse import _parse_lines
+from chatstream.core.sse import SSEDecoder, SSEMessage, _parse_lines
 
 from .helpers import examples
 
