@@ -190,6 +190,8 @@ class Worker:
         """No thread could be started for this stream: end it at once, nothing sent."""
         self.watchdog.unregister(self)
         _process.ended(self)
+        # Telemetry sees the stream begin and end, as for any other failure.
+        self.delivery.observer.start(_http.redact_url(self.settings.url), self.request)
         refusal = ThreadLimitError(
             "No thread could be started for the stream (the process is at its thread "
             "limit); nothing was sent."
