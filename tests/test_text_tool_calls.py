@@ -30,7 +30,7 @@ def outcome(pieces: list[str], **options: Any) -> tuple[str, list[FunctionCall],
     events = parser.feed(body_of(pieces)) + parser.close()
     shown = "".join(e.delta for e in events if isinstance(e, OutputTextDelta))
     response = parser.result()
-    return shown, response.tool_calls, response.content
+    return shown, list(response.tool_calls), response.content
 
 
 HERMES = (
@@ -131,7 +131,7 @@ def test_a_call_written_while_thinking_stays_reasoning() -> None:
     parser.feed(body_of([text]))
     parser.close()
     response = parser.result()
-    assert response.tool_calls == []
+    assert response.tool_calls == ()
     assert response.content == "No call needed."
     assert "<tool_call>" in response.reasoning
 
@@ -141,7 +141,7 @@ def test_without_the_option_call_text_is_plain_text() -> None:
     parser.feed(body_of([HERMES]))
     parser.close()
     assert parser.result().content == HERMES
-    assert parser.result().tool_calls == []
+    assert parser.result().tool_calls == ()
 
 
 @pytest.mark.parametrize(

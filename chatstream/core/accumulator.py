@@ -48,7 +48,7 @@ from ..errors import (
     LimitExceededError,
     ProviderError,
 )
-from ..events import Completed, RawChunk, TokenUsage
+from ..events import Completed, RawChunk, TokenUsage, _freeze_optional
 from ..response import ErrorInfo, Response
 from .choice import (
     RARE_DELTA_KEYS,
@@ -407,8 +407,9 @@ class Accumulator:
                 self.usage,
                 system_fingerprint=self._fingerprint,
                 service_tier=self._service_tier,
-                citations=self._citations,
-                search_results=self._search_results,
+                # Kept as sent (Perplexity repeats them on every chunk), frozen here.
+                citations=_freeze_optional(self._citations),
+                search_results=_freeze_optional(self._search_results),
                 timings=self._timings,
             )
         )
@@ -456,14 +457,14 @@ class Accumulator:
             self._cache = Response(
                 response_id=self._response_id,
                 model=self._model,
-                choices=[self._choices[i].result() for i in sorted(self._choices)],
+                choices=tuple([self._choices[i].result() for i in sorted(self._choices)]),
                 usage=self.usage,
                 error=None if self.error is None else ErrorInfo.of(self.error),
                 skipped_events=self.skipped_events,
                 system_fingerprint=self._fingerprint,
                 service_tier=self._service_tier,
-                citations=self._citations,
-                search_results=self._search_results,
+                citations=_freeze_optional(self._citations),
+                search_results=_freeze_optional(self._search_results),
                 timings=self._timings,
             )
         return self._cache
