@@ -11,7 +11,6 @@ from .errors import ChatStreamError
 from .events import (
     Audio,
     FunctionCall,
-    Raw,
     Reasoning,
     ResponseItem,
     TokenUsage,
@@ -106,8 +105,8 @@ class ChoiceResult:
     incomplete_tool_calls: tuple[FunctionCall, ...] = ()
     finish_reason: str | None = None
     items: tuple[ResponseItem, ...] = ()
-    logprobs: Raw | None = field(default=None, hash=False)
-    annotations: Sequence[Raw] | None = field(default=None, hash=False)
+    logprobs: Mapping[str, Any] | None = field(default=None, hash=False)
+    annotations: Sequence[Mapping[str, Any]] | None = field(default=None, hash=False)
     audio: Audio | None = None
     reasoning_field: str | None = None
 
@@ -298,7 +297,7 @@ class Response:
     service_tier: str | None = None
     citations: Sequence[Any] | None = field(default=None, hash=False)
     search_results: Sequence[Any] | None = field(default=None, hash=False)
-    timings: Raw | None = field(default=None, hash=False)
+    timings: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         _set(self, "choices", _tuple(self.choices))
@@ -361,12 +360,12 @@ class Response:
         return self.error is None
 
     @property
-    def logprobs(self) -> Raw | None:
+    def logprobs(self) -> Mapping[str, Any] | None:
         """Choice 0's logprobs (see :attr:`ChoiceResult.logprobs`)."""
         return self._first.logprobs
 
     @property
-    def annotations(self) -> Sequence[Raw] | None:
+    def annotations(self) -> Sequence[Mapping[str, Any]] | None:
         """Choice 0's annotations."""
         return self._first.annotations
 

@@ -20,7 +20,7 @@ A ``finish_reason`` finishes the choice's items, in the specification's order:
   arguments do not parse was cut off; it is reported as incomplete, never handed over as
   whole. ``length`` and ``content_filter`` are normal ends: the answer was cut short, and
   :attr:`~chatstream.Response.truncated` says so. (The specification instead ends a
-  ``length`` stream in :class:`~chatstream.ContextWindowExceeded`; ``length_is_error=True``
+  ``length`` stream in :class:`~chatstream.LengthFinishError`; ``length_is_error=True``
   restores that, finishing nothing more.)
 
 :class:`~chatstream.Completed` carries the usage and the response id, and usage often
@@ -43,10 +43,12 @@ from typing import Any
 
 from ..errors import (
     ChatStreamError,
-    ContextWindowExceeded,
     IncompleteStreamError,
+    LengthFinishError,
     LimitExceededError,
     ProviderError,
+    TooManyChoicesError,
+    TooManyToolCallsError,
 )
 from ..events import Completed, RawChunk, TokenUsage, _freeze_optional
 from ..response import ErrorInfo, Response
@@ -91,14 +93,15 @@ class Accumulator:
             "stop"`` drops every tool call. By default a finished call is kept, because
             Ollama, Gemini and sometimes OpenAI end tool calls with ``stop``.
         length_is_error: Restore the specification's rule that ``finish_reason:
-            "length"`` ends the stream in :class:`~chatstream.ContextWindowExceeded`. By
+            "length"`` ends the stream in :class:`~chatstream.LengthFinishError`. By
             default it is a normal end whose answer was cut short (a ``max_tokens`` limit
             is the caller's own choice, not a failure).
         raw_chunks: Also return each chunk as it was sent, as a
             :class:`~chatstream.RawChunk` event before the events made from it.
         max_choices: Most choices; one more ends the stream in
-            :class:`~chatstream.LimitExceededError`.
-        max_tool_calls: Most tool calls in one choice; likewise.
+            :class:`~chatstream.TooManyChoicesError`.
+        max_tool_calls: Most tool calls in one choice; one more ends it in
+            :class:`~chatstream.TooManyToolCallsError`.
         partial_json: Give each :class:`~chatstream.FunctionCallArgumentsDelta` the
             arguments parsed so far (``parsed``), and, when ``request`` asked for JSON
             content, send :class:`~chatstream.OutputTextParsed` as it grows (see
@@ -256,7 +259,7 @@ class Accumulator:
         state = self._choices.get(index)
         if state is None:
             if len(self._choices) >= self.max_choices:
-                self._over_limit("max_choices", self.max_choices, "choices")
+                self._over_limit(TooManyChoicesError, self.max_choices, "choices")
                 return
             state = self._choices[index] = ChoiceState(index)
             self._set_up(state)
@@ -296,7 +299,9 @@ class Accumulator:
                         if len(state.calls) > opened and state.call_count() > self.max_tool_calls:
                             state.drop_last_call()  # the partial keeps the calls allowed
                             del events[mark:]  # and the events, the calls announced
-                            self._over_limit("max_tool_calls", self.max_tool_calls, "tool calls")
+                            self._over_limit(
+                                TooManyToolCallsError, self.max_tool_calls, "tool calls"
+                            )
                             return
             elif uncommon:
                 legacy = delta.get("function_call")
@@ -367,7 +372,7 @@ class Accumulator:
                     f'The provider ended choice {state.index} with finish_reason "error".'
                 )
         elif reason == "length" and self.length_is_error:
-            self._pending_error = self._pending_error or ContextWindowExceeded(
+            self._pending_error = self._pending_error or LengthFinishError(
                 'The model stopped at its token limit (finish_reason "length").'
             )
         else:
@@ -415,12 +420,11 @@ class Accumulator:
         )
         return events
 
-    def _over_limit(self, limit: str, maximum: int, what: str) -> None:
+    def _over_limit(self, error: type[LimitExceededError], limit: int, what: str) -> None:
         self._fail(
-            LimitExceededError(
-                f"The response has more than {maximum} {what} ({limit}); reading stopped.",
+            error(
+                f"The response has more than {limit} {what} ({error.name}); reading stopped.",
                 limit=limit,
-                maximum=maximum,
             )
         )
 
