@@ -94,7 +94,7 @@ __all__ = [
 
 
 class ChatStreamError(Exception):
-    """Base of every chatstream error.
+    """Base of every chatstream error; never raised as this class itself.
 
     Attributes:
         message: What happened, in one sentence.
