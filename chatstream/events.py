@@ -270,7 +270,7 @@ def _tuple(items: Iterable[_T]) -> tuple[_T, ...]:
     return items if type(items) is tuple else tuple(items)
 
 
-#: A JSON object exactly as the provider sent it (read-only: see :ref:`immutable`).
+#: A JSON object exactly as the provider sent it (a read-only dict in a result).
 Raw = Mapping[str, Any]
 
 #: The metadata of a field that holds the provider's data as sent: read back frozen, and
