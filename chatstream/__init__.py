@@ -7,13 +7,19 @@ thread over a real connection.
 """
 
 from ._version import __version__
-from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
-from .config import Coalescing, Retry, Timeouts
+from .client import Client, Telemetry, Turn
+from .config import (
+    Coalescing,
+    Connections,
+    Limits,
+    Retry,
+    StreamOptions,
+    ThinkTags,
+    Timeouts,
+)
 from .conversation import Conversation
 from .core.accumulator import Accumulator
 from .core.parser import StreamParser, iter_events
-from .core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
-from .core.think import ThinkTags
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -23,7 +29,6 @@ from .errors import (
     ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
-    ContentFilterError,
     ContextLengthExceededError,
     ContextWindowExceeded,
     EventTimeoutError,
@@ -32,7 +37,12 @@ from .errors import (
     IncompleteStreamError,
     LengthFinishError,
     LimitExceededError,
+    MaxStepsExceededError,
     NotFoundError,
+    OutputError,
+    OutputRefusedError,
+    OutputTruncatedError,
+    OutputValidationError,
     PermissionDeniedError,
     ProviderError,
     RateLimitError,
@@ -43,6 +53,8 @@ from .errors import (
     StreamConnectionError,
     StreamError,
     StreamTimeoutError,
+    ThreadLimitError,
+    ToolArgumentsError,
     TooManyChoicesError,
     TooManyToolCallsError,
     TotalTimeoutError,
@@ -56,6 +68,7 @@ from .events import (
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -80,6 +93,7 @@ from .events import (
 )
 from .response import ChoiceResult, ErrorInfo, Response
 from .stream import ChatStream
+from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
 __all__ = [
     "APIStatusError",
@@ -98,12 +112,11 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
-    "ContentFilterError",
+    "Connections",
     "ContentPart",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
     "Conversation",
-    "DEFAULT_MAX_EVENT_BYTES",
     "ErrorInfo",
     "EventTimeoutError",
     "EventTooLargeError",
@@ -113,14 +126,21 @@ __all__ = [
     "IncompleteStreamError",
     "LengthFinishError",
     "LimitExceededError",
+    "Limits",
+    "MaxStepsExceededError",
     "Message",
     "NotFoundError",
+    "OutputElementDone",
+    "OutputError",
     "OutputItemAdded",
     "OutputItemDone",
     "OutputItemIncomplete",
+    "OutputRefusedError",
     "OutputText",
     "OutputTextDelta",
     "OutputTextParsed",
+    "OutputTruncatedError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -137,23 +157,28 @@ __all__ = [
     "ResponseItem",
     "ResponseTooLargeError",
     "Retry",
-    "SSEDecoder",
-    "SSEMessage",
     "Serializable",
     "ServerError",
+    "StepEvent",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
+    "StreamOptions",
     "StreamParser",
     "StreamTimeoutError",
     "SummaryText",
-    "TURN_STATE_HEADER",
     "Telemetry",
     "ThinkTags",
+    "ThreadLimitError",
     "Timeouts",
     "TokenUsage",
     "TooManyChoicesError",
     "TooManyToolCallsError",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolContext",
+    "ToolLoop",
+    "ToolResult",
     "TotalTimeoutError",
     "Turn",
     "UnexpectedResponseError",

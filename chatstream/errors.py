@@ -7,7 +7,6 @@
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
     │   ├── LengthFinishError          finish_reason "length" with length_is_error=True
     │   │                              (also a ContextWindowExceeded)
-    │   ├── ContentFilterError         (not raised for a stream since rules v2)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   ├── LimitExceededError         a limit against hostile volume was passed
     │   │   ├── EventTooLargeError     one SSE event over max_event_bytes
@@ -20,7 +19,11 @@
     │   │   └── TotalTimeoutError      the whole stream over the total deadline
     │   ├── StreamConnectionError      the connection broke mid-stream (also a ConnectionError)
     │   ├── StreamClosedError          closed by the caller
-    │   └── CallbackError              a callback of yours raised
+    │   ├── CallbackError              a callback of yours raised
+    │   └── OutputError                a typed answer (output=T) that cannot be had
+    │       ├── OutputRefusedError     the model refused
+    │       ├── OutputTruncatedError   the answer was cut short
+    │       └── OutputValidationError  the answer does not fit the type
     ├── ContextWindowExceeded          the conversation does not fit the model's context
     ├── ConnectError                   no connection, or closed before any response
     │   │                              (also a ConnectionError)
@@ -34,8 +37,11 @@
     │   ├── NotFoundError              404
     │   ├── RateLimitError             429 (with retry_after)
     │   └── ServerError                5xx
+    ├── ToolArgumentsError             a tool call's arguments do not fit the tool
+    ├── MaxStepsExceededError          a tool loop reached its step limit
     ├── RedirectError                  a 3xx, which chatstream never follows
     ├── UnexpectedResponseError        a 200 that is not an event stream
+    ├── ThreadLimitError               no thread for the stream (also a RuntimeError)
     └── ConfigurationError             bad arguments (also a ValueError)
 
 A class is drawn under its first base; "also a" names its others. ``except
@@ -66,7 +72,6 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
-    "ContentFilterError",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
     "EventTimeoutError",
@@ -75,7 +80,12 @@ __all__ = [
     "IncompleteStreamError",
     "LengthFinishError",
     "LimitExceededError",
+    "MaxStepsExceededError",
     "NotFoundError",
+    "OutputError",
+    "OutputRefusedError",
+    "OutputTruncatedError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -86,8 +96,10 @@ __all__ = [
     "StreamConnectionError",
     "StreamError",
     "StreamTimeoutError",
+    "ThreadLimitError",
     "TooManyChoicesError",
     "TooManyToolCallsError",
+    "ToolArgumentsError",
     "TotalTimeoutError",
     "UnexpectedResponseError",
 ]
@@ -140,9 +152,9 @@ class ContextWindowExceeded(ChatStreamError):
     Never raised as this class itself: catch it for both ways a provider says so. The
     server refused the request as too long: :class:`ContextLengthExceededError`, an
     HTTP error (it carries the status, body and headers). Or the model stopped at its
-    token limit while answering and ``length_is_error=True`` asked for that to be an
-    error: :class:`LengthFinishError`, a stream error (the text produced so far is in
-    ``partial``). By default that finish is a normal end, and :attr:`Response.truncated
+    token limit while answering and ``StreamOptions(length_is_error=True)`` asked for
+    that to be an error: :class:`LengthFinishError`, a stream error (the text produced
+    so far is in ``partial``). By default that finish is a normal end, and :attr:`Response.truncated
     <chatstream.Response.truncated>` says the answer was cut short.
     """
 
@@ -151,21 +163,10 @@ class ContextWindowExceeded(ChatStreamError):
 
 class LengthFinishError(StreamError, ContextWindowExceeded):
     """Raised at the end of a stream with ``finish_reason: "length"`` when
-    ``length_is_error=True`` (the specification's mode); by default that finish is a
-    normal end. Also a :class:`ContextWindowExceeded`."""
+    ``StreamOptions(length_is_error=True)`` (the specification's mode); by default that
+    finish is a normal end. Also a :class:`ContextWindowExceeded`."""
 
     kind = "context_window_exceeded"
-
-
-class ContentFilterError(StreamError):
-    """The provider's content filter stopped the answer.
-
-    ``finish_reason: "content_filter"`` is a normal end whose answer was cut short
-    (:attr:`Response.truncated <chatstream.Response.truncated>`), so streams do not raise
-    this; it is kept so that code catching it still imports.
-    """
-
-    kind = "content_filter"
 
 
 class ProviderError(StreamError):
@@ -319,6 +320,125 @@ class CallbackError(StreamError):
     """
 
     kind = "callback_error"
+
+
+class OutputError(StreamError):
+    """Raised by a typed stream (``output=T``) when its answer cannot be had as a value
+    of the type; ``partial`` is the response.
+
+    Attributes:
+        raw: The answer's text as received (``partial.content``).
+    """
+
+    kind = "output"
+
+    def __init__(self, message: str, *, raw: str = "", partial: Response | None = None) -> None:
+        super().__init__(message, partial=partial)
+        self.raw = raw
+
+
+class OutputRefusedError(OutputError):
+    """Raised when the model refused to answer in the type asked for.
+
+    Attributes:
+        refusal: Its refusal text.
+    """
+
+    kind = "output_refused"
+
+    def __init__(
+        self, message: str, *, refusal: str, raw: str = "", partial: Response | None = None
+    ) -> None:
+        super().__init__(message, raw=raw, partial=partial)
+        self.refusal = refusal
+
+
+class OutputTruncatedError(OutputError):
+    """Raised when the typed answer was cut short (``finish_reason`` ``"length"`` or
+    ``"content_filter"``), so it is not a whole value.
+
+    Attributes:
+        finish_reason: The finish reason that cut it.
+    """
+
+    kind = "output_truncated"
+
+    def __init__(
+        self, message: str, *, finish_reason: str, raw: str = "", partial: Response | None = None
+    ) -> None:
+        super().__init__(message, raw=raw, partial=partial)
+        self.finish_reason = finish_reason
+
+
+class OutputValidationError(OutputError):
+    """Raised when the typed answer is not JSON, or does not fit the type asked for.
+
+    Attributes:
+        errors: The validator's errors: dicts with ``loc`` (the path to the value, a
+            list of keys and indexes), ``msg`` and ``type``, as pydantic reports them
+            (the JSON Schema validator reports the same keys).
+    """
+
+    kind = "output_validation"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[dict[str, Any]],
+        raw: str = "",
+        partial: Response | None = None,
+    ) -> None:
+        super().__init__(message, raw=raw, partial=partial)
+        self.errors = errors
+
+
+class ToolArgumentsError(ChatStreamError):
+    """Raised when a tool call's arguments are not JSON, or do not fit the tool's
+    parameters.
+
+    Attributes:
+        name: The tool's name.
+        arguments: The arguments as the model wrote them.
+        errors: The validator's errors (as :class:`OutputValidationError` has them).
+    """
+
+    kind = "tool_arguments"
+
+    def __init__(
+        self, message: str, *, name: str, arguments: str, errors: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.arguments = arguments
+        self.errors = errors
+
+
+class MaxStepsExceededError(ChatStreamError):
+    """Raised when a tool loop reaches its step limit while the model is still calling
+    tools.
+
+    ``partial`` is the last response (with the calls that were not run).
+
+    Attributes:
+        max_steps: The limit: the most model responses of one turn.
+        messages: The conversation so far, valid for a next request: the calls that were
+            not run are answered with a result that says so.
+    """
+
+    kind = "max_steps"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_steps: int,
+        messages: list[dict[str, Any]],
+        partial: Response | None = None,
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.max_steps = max_steps
+        self.messages = messages
 
 
 class ConnectError(ChatStreamError, ConnectionError):
@@ -489,6 +609,15 @@ class UnexpectedResponseError(ChatStreamError):
         self.status = status
         self.content_type = content_type
         self.body = body
+
+
+class ThreadLimitError(ChatStreamError, RuntimeError):
+    """No thread could be started for the stream: the process is at its thread limit
+    (``ulimit -u``, a container's ``pids.max``). Raised by the stream (iterating it, or
+    :meth:`~chatstream.ChatStream.result`) at once, before anything was sent; the next
+    stream tries again. ``__cause__`` is the ``RuntimeError`` of ``Thread.start()``."""
+
+    kind = "thread_limit"
 
 
 class ConfigurationError(ChatStreamError, ValueError):

@@ -95,6 +95,9 @@ class ChoiceResult:
         reasoning_field: The delta field its reasoning text came in
             (``"reasoning"``, ``"reasoning_content"``, ...), or ``None``:
             :meth:`to_message` sends the reasoning back under that name.
+        parsed: The answer as a value of the type asked for with ``output=T``,
+            validated, or ``None``. Not written by :meth:`to_dict` (it is a Python
+            value); validate ``content`` again after :meth:`from_dict`.
     """
 
     index: int
@@ -109,6 +112,7 @@ class ChoiceResult:
     annotations: Sequence[Mapping[str, Any]] | None = field(default=None, hash=False)
     audio: Audio | None = None
     reasoning_field: str | None = None
+    parsed: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _set(self, "tool_calls", _tuple(self.tool_calls))
@@ -327,6 +331,12 @@ class Response:
     def refusal(self) -> str | None:
         """Choice 0's refusal, or ``None``."""
         return self._first.refusal
+
+    @property
+    def parsed(self) -> Any:
+        """Choice 0's typed answer (``output=T``), validated; ``None`` without ``output``
+        or for a response whose answer was tool calls."""
+        return self._first.parsed
 
     @property
     def tool_calls(self) -> tuple[FunctionCall, ...]:

@@ -32,11 +32,12 @@ from chatstream import (
     RefusalDelta,
     Response,
     ResponseEvent,
-    SSEDecoder,
     StreamClosedError,
+    StreamOptions,
     StreamParser,
     TokenUsage,
 )
+from chatstream.core.sse import SSEDecoder
 
 from .helpers import CORPUS, build_body, chunk, corpus_names, kinds
 
@@ -798,7 +799,9 @@ def test_length_keeps_finished_calls_and_reports_cut_ones_as_incomplete() -> Non
 
 def test_length_is_context_window_exceeded_in_the_specifications_mode() -> None:
     trailing = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 8}}
-    out = parse([chunk("cut"), finish("length"), trailing], length_is_error=True)
+    out = parse(
+        [chunk("cut"), finish("length"), trailing], options=StreamOptions(length_is_error=True)
+    )
     assert isinstance(out.error, ContextWindowExceeded)
     assert out.error.kind == "context_window_exceeded"
     assert out.response.content == "cut"
@@ -808,7 +811,9 @@ def test_length_is_context_window_exceeded_in_the_specifications_mode() -> None:
 
 
 def test_content_filter_is_not_an_error_in_the_specifications_mode() -> None:
-    out = parse([chunk("so"), finish("content_filter")], length_is_error=True)
+    out = parse(
+        [chunk("so"), finish("content_filter")], options=StreamOptions(length_is_error=True)
+    )
     assert out.error is None
     assert out.response.truncated
 

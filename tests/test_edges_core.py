@@ -20,6 +20,7 @@ from chatstream import (
     ContextWindowExceeded,
     IncompleteStreamError,
     LimitExceededError,
+    Limits,
     ProviderError,
     StreamParser,
     TooManyChoicesError,
@@ -116,7 +117,7 @@ def test_the_error_of_a_body_that_is_not_a_completion_quotes_its_start() -> None
 
 
 def test_a_completion_over_max_event_bytes_is_too_large() -> None:
-    parser = StreamParser(max_event_bytes=100)
+    parser = StreamParser(limits=Limits(max_event_bytes=100))
     parser.feed_completion(_completion(content="x" * 200))
     assert parser.error is not None and parser.error.kind == "event_too_large"
 
@@ -125,7 +126,7 @@ def test_a_completion_over_max_event_bytes_is_too_large() -> None:
 
 
 def test_max_choices_ends_the_stream_keeping_the_choices_within_it() -> None:
-    parser = StreamParser(max_choices=2)
+    parser = StreamParser(limits=Limits(max_choices=2))
     for index in range(3):
         parser.feed(event(chunk(f"c{index}", index=index)))
     error = parser.error
@@ -134,7 +135,7 @@ def test_max_choices_ends_the_stream_keeping_the_choices_within_it() -> None:
 
 
 def test_max_tool_calls_ends_the_stream_keeping_the_calls_within_it() -> None:
-    parser = StreamParser(max_tool_calls=2)
+    parser = StreamParser(limits=Limits(max_tool_calls=2))
     for n in range(3):
         call = {"index": n, "id": f"t{n}", "function": {"name": "f", "arguments": ""}}
         parser.feed(event(chunk(tool_calls=[call])))
@@ -144,7 +145,7 @@ def test_max_tool_calls_ends_the_stream_keeping_the_calls_within_it() -> None:
 
 
 def test_max_tool_calls_counts_per_choice() -> None:
-    parser = StreamParser(max_tool_calls=1)
+    parser = StreamParser(limits=Limits(max_tool_calls=1))
     for index in range(3):
         call = {"index": 0, "id": f"t{index}", "function": {"name": "f", "arguments": "{}"}}
         parser.feed(event(chunk(tool_calls=[call], index=index)))
@@ -153,7 +154,7 @@ def test_max_tool_calls_counts_per_choice() -> None:
 
 def test_max_total_bytes_keeps_every_byte_up_to_it() -> None:
     first = event(chunk("kept"))
-    parser = StreamParser(max_total_bytes=len(first))
+    parser = StreamParser(limits=Limits(max_total_bytes=len(first)))
     parser.feed(first + event(chunk("over")))
     assert isinstance(parser.error, LimitExceededError)
     assert parser.response.content == "kept"
@@ -329,7 +330,7 @@ def test_a_providers_context_error_is_a_context_window_error_with_its_facts(
 ) -> None:
     responses.post(URL, json=CONTEXT_ERRORS[provider], status=400, headers={"x-request-id": "r"})
     with pytest.raises(ContextLengthExceededError) as info:
-        Client(BASE, "sk-key", max_retries=2).stream(BODY).result(timeout=5)
+        Client(BASE, "sk-key", retry=2).stream(BODY).result(timeout=5)
     error = info.value
     assert isinstance(error, ContextWindowExceeded) and isinstance(error, BadRequestError)
     assert error.status == 400 and error.request_id == "r" and error.body
@@ -341,7 +342,7 @@ def test_a_providers_context_error_is_a_context_window_error_with_its_facts(
 def test_another_bad_request_is_no_context_window_error() -> None:
     responses.post(URL, json={"error": {"message": "unknown field 'x'"}}, status=400)
     with pytest.raises(BadRequestError) as info:
-        Client(BASE, max_retries=0).stream(BODY).result(timeout=5)
+        Client(BASE, retry=0).stream(BODY).result(timeout=5)
     assert not isinstance(info.value, ContextWindowExceeded)
 
 

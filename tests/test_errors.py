@@ -114,7 +114,7 @@ def event(payload: str) -> bytes:
 
 
 def test_an_event_over_max_event_bytes_is_an_event_too_large_error() -> None:
-    parser = chatstream.StreamParser(max_event_bytes=64)
+    parser = chatstream.StreamParser(limits=chatstream.Limits(max_event_bytes=64))
     parser.feed(event('{"big": "' + "x" * 100 + '"}'))
     error = parser.error
     assert isinstance(error, errors.EventTooLargeError)
@@ -124,7 +124,7 @@ def test_an_event_over_max_event_bytes_is_an_event_too_large_error() -> None:
 
 def test_a_body_over_max_total_bytes_is_a_response_too_large_error() -> None:
     first = event('{"choices":[{"delta":{"content":"a"}}]}')
-    parser = chatstream.StreamParser(max_total_bytes=len(first) + 4)
+    parser = chatstream.StreamParser(limits=chatstream.Limits(max_total_bytes=len(first) + 4))
     parser.feed(first + first)
     error = parser.error
     assert isinstance(error, errors.ResponseTooLargeError)
@@ -133,7 +133,7 @@ def test_a_body_over_max_total_bytes_is_a_response_too_large_error() -> None:
 
 
 def test_one_choice_too_many_is_a_too_many_choices_error() -> None:
-    parser = chatstream.StreamParser(max_choices=1)
+    parser = chatstream.StreamParser(limits=chatstream.Limits(max_choices=1))
     parser.feed(event('{"choices":[{"index":0,"delta":{}},{"index":1,"delta":{}}]}'))
     error = parser.error
     assert isinstance(error, errors.TooManyChoicesError)
@@ -142,7 +142,7 @@ def test_one_choice_too_many_is_a_too_many_choices_error() -> None:
 
 def test_one_tool_call_too_many_is_a_too_many_tool_calls_error() -> None:
     calls = ",".join(f'{{"index":{n},"function":{{"name":"f"}}}}' for n in range(3))
-    parser = chatstream.StreamParser(max_tool_calls=2)
+    parser = chatstream.StreamParser(limits=chatstream.Limits(max_tool_calls=2))
     parser.feed(event(f'{{"choices":[{{"delta":{{"tool_calls":[{calls}]}}}}]}}'))
     error = parser.error
     assert isinstance(error, errors.TooManyToolCallsError)
@@ -150,7 +150,7 @@ def test_one_tool_call_too_many_is_a_too_many_tool_calls_error() -> None:
 
 
 def test_a_length_finish_as_an_error_is_a_length_finish_error() -> None:
-    parser = chatstream.StreamParser(length_is_error=True)
+    parser = chatstream.StreamParser(options=chatstream.StreamOptions(length_is_error=True))
     parser.feed(event('{"choices":[{"delta":{"content":"a"},"finish_reason":"length"}]}'))
     parser.close()
     assert isinstance(parser.error, errors.LengthFinishError)

@@ -15,6 +15,7 @@ from chatstream import (
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -112,6 +113,7 @@ EVENTS: list[Any] = [
     FunctionCallArgumentsDelta("call_1", "ris", parsed={"city": "Pa", "n": [1, 2.5, None]}),
     OutputItemIncomplete(ITEMS[5], output_index=3, choice_index=1),
     OutputTextParsed({"answer": "4", "steps": ["a"]}, choice_index=1),
+    OutputElementDone({"name": "apple", "qty": 3}, index=2, choice_index=1),
 ]
 
 

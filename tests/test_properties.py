@@ -19,11 +19,11 @@ from chatstream import (
     Accumulator,
     Response,
     ResponseEvent,
-    SSEDecoder,
-    SSEMessage,
+    StreamOptions,
     StreamParser,
     event_from_json,
 )
+from chatstream.core.sse import SSEDecoder, SSEMessage
 
 from .helpers import CORPUS, chunk, corpus_names, examples
 
@@ -339,7 +339,7 @@ def test_arbitrary_chunks_give_the_same_events_however_split(
 def test_every_event_and_result_of_any_json_hashes_and_round_trips_through_json(
     chunks: list[dict[str, Any]],
 ) -> None:
-    accumulator = Accumulator(raw_chunks=True)
+    accumulator = Accumulator(options=StreamOptions(raw_chunks=True))
     events = [e for value in chunks for e in accumulator.feed(value)] + accumulator.finish()
     for event in events:
         again = event_from_json(event.to_json())

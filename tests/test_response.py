@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from chatstream import ChatStreamError, ErrorInfo, FunctionCall, Response, StreamParser
+from chatstream import (
+    ChatStreamError,
+    ErrorInfo,
+    FunctionCall,
+    Response,
+    StreamOptions,
+    StreamParser,
+)
 
 BODY = (
     b'data: {"id":"c1","model":"m","citations":["u"],"timings":{"n":[1]},"choices":[{'
@@ -23,7 +30,7 @@ BODY = (
 
 
 def result() -> Response:
-    parser = StreamParser(raw_chunks=True)
+    parser = StreamParser(options=StreamOptions(raw_chunks=True))
     parser.feed(BODY)
     parser.close()
     return parser.result()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chatstream import FunctionCall, OutputTextDelta, StreamParser
+from chatstream import FunctionCall, OutputTextDelta, StreamOptions, StreamParser
 from chatstream.core.textcalls import TextCallSplitter, requires_tool_call
 
 from .helpers import build_body, chunk, kinds
@@ -26,7 +26,7 @@ def splits(text: str) -> list[list[str]]:
 
 def outcome(pieces: list[str], **options: Any) -> tuple[str, list[FunctionCall], str]:
     """The text deltas joined, the finished calls, and the final content."""
-    parser = StreamParser(text_tool_calls=True, **options)
+    parser = StreamParser(**options, options=StreamOptions(text_tool_calls=True))
     events = parser.feed(body_of(pieces)) + parser.close()
     shown = "".join(e.delta for e in events if isinstance(e, OutputTextDelta))
     response = parser.result()
@@ -115,7 +115,7 @@ def test_a_block_cut_off_at_the_end_is_shown_as_text() -> None:
 
 
 def test_a_recovered_call_streams_like_any_call() -> None:
-    parser = StreamParser(text_tool_calls=True)
+    parser = StreamParser(options=StreamOptions(text_tool_calls=True))
     events = parser.feed(body_of(['<tool_call>{"name": "ls", "arguments": {}}</tool_call>']))
     assert kinds(events) == [
         "OutputItemAdded(FunctionCall)",
@@ -127,7 +127,7 @@ def test_a_recovered_call_streams_like_any_call() -> None:
 
 def test_a_call_written_while_thinking_stays_reasoning() -> None:
     text = '<think>maybe <tool_call>{"name": "ls"}</tool_call></think>No call needed.'
-    parser = StreamParser(text_tool_calls=True, think_tags=True)
+    parser = StreamParser(options=StreamOptions(text_tool_calls=True, think_tags=True))
     parser.feed(body_of([text]))
     parser.close()
     response = parser.result()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatstream import StreamParser, ThinkTags
+from chatstream import ConfigurationError, StreamOptions, StreamParser, ThinkTags
 from chatstream.core.think import ThinkSplitter
 
 from .helpers import CORPUS, build_body, chunk
@@ -40,7 +40,7 @@ def rechunked(text: str, rng: random.Random) -> bytes:
 
 
 def split_and_reasoning(body: bytes, think_tags: bool | ThinkTags = True) -> tuple[str, str]:
-    parser = StreamParser(think_tags=think_tags)
+    parser = StreamParser(options=StreamOptions(think_tags=think_tags))
     parser.feed(body)
     parser.close()
     response = parser.result()
@@ -78,7 +78,7 @@ def test_the_recording_rechunked_in_1_to_9_characters_gives_the_same_result(
 def test_the_recordings_bytes_split_in_1_to_9_bytes_give_the_same_result(seed: int) -> None:
     rng = random.Random(seed)
     body = RECORDING.read_bytes()
-    parser = StreamParser(think_tags=True)
+    parser = StreamParser(options=StreamOptions(think_tags=True))
     i = 0
     while i < len(body):
         step = rng.randint(1, 9)
@@ -146,14 +146,14 @@ def test_text_like_a_tag_that_is_not_one_is_not_held_forever() -> None:
 
 
 @pytest.mark.parametrize("names", [(), ("",), ("a>b",), ("x/y",)])
-def test_a_bad_tag_name_is_a_value_error(names: tuple[str, ...]) -> None:
-    with pytest.raises(ValueError):
+def test_a_bad_tag_name_is_a_configuration_error(names: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigurationError, match=r"ThinkTags\.names"):
         ThinkTags(names=names)
 
 
 def test_text_held_back_when_a_stream_fails_is_kept_in_the_partial_result() -> None:
     body = build_body([{"choices": [{"delta": {"content": "<think>hm</think>So <thi"}}]}])
-    parser = StreamParser(think_tags=True)
+    parser = StreamParser(options=StreamOptions(think_tags=True))
     parser.feed(body)
     parser.close()
     assert parser.error is not None and parser.error.partial is not None

@@ -27,6 +27,7 @@ from chatstream import (
     ResponseEvent,
     StreamClosedError,
     StreamError,
+    StreamOptions,
     Telemetry,
     Timeouts,
 )
@@ -310,7 +311,7 @@ def test_two_threads_iterating_one_stream_both_end_with_each_event_once() -> Non
     gate = threading.Event()
     pieces: list[object] = [event(chunk(f"w{i} ")) for i in range(200)]
     body = FakeBody([gate.wait, *pieces, event(chunk(finish="stop")), DONE])
-    stream = fake_stream(body, queue_size=5)
+    stream = fake_stream(body, options=StreamOptions(queue_size=5))
     got: list[list[ResponseEvent]] = [[], []]
 
     def consume(n: int) -> None:
@@ -356,6 +357,27 @@ def test_an_internal_error_keeps_the_cause_type_and_message_but_no_frames() -> N
     assert "ZeroDivisionError: boom" in str(cause)
     assert "sk-FAKE-secret" not in str(cause)
     assert error.partial is not None and error.partial.content == "Hi"
+
+
+# --- a body that is not an event stream --------------------------------------------------
+
+
+def test_a_body_answering_html_ends_in_an_unexpected_response_error() -> None:
+    page = b"<html><body>Sign in to the Wi-Fi (sk-FAKE-secret)</body></html>"
+    body = FakeBody([page], headers={"content-type": "text/html"}, status=203)
+    stream, seen = observed(body)
+    error = assert_one_outcome(stream, seen, "unexpected_response")
+    assert isinstance(error, chatstream.UnexpectedResponseError)
+    assert (error.status, error.content_type) == (203, "text/html")
+    assert "Sign in to the Wi-Fi" in error.body and "sk-FAKE-secret" not in error.body
+
+
+def test_a_body_answering_html_that_breaks_keeps_what_arrived_in_its_snippet() -> None:
+    body = FakeBody([b"<html>Bad gat", OSError("reset")], headers={"content-type": "text/html"})
+    stream, seen = observed(body)
+    error = assert_one_outcome(stream, seen, "unexpected_response")
+    assert isinstance(error, chatstream.UnexpectedResponseError)
+    assert error.body == "<html>Bad gat"
 
 
 # --- dropped streams ----------------------------------------------------------------------
@@ -482,7 +504,7 @@ def test_result_with_a_timeout_raises_timeout_error_while_the_stream_runs() -> N
 
 def test_result_does_not_need_the_events_to_be_taken() -> None:
     # 500 events with room for 2 in the queue: result() alone must not stall on it.
-    stream = fake_stream(FakeBody([answer(*["x"] * 500)]), queue_size=2)
+    stream = fake_stream(FakeBody([answer(*["x"] * 500)]), options=StreamOptions(queue_size=2))
     assert stream.result(timeout=WAIT).content == "x" * 500
 
 
@@ -525,7 +547,9 @@ def test_close_from_eight_threads_at_once_is_safe() -> None:
 def test_a_callback_only_stream_never_stalls_on_the_queue() -> None:
     body = answer(*["z"] * 3000)
     seen: list[ResponseEvent] = []
-    stream = fake_stream(FakeBody([body]), on_event=seen.append, queue_size=1)
+    stream = fake_stream(
+        FakeBody([body]), on_event=seen.append, options=StreamOptions(queue_size=1)
+    )
     assert stream.result(timeout=WAIT).content == "z" * 3000
     assert stream._worker.queue.qsize() == 0  # nothing kept: memory stays flat
     assert seen == list(chatstream.iter_events([body]))
@@ -635,7 +659,7 @@ def test_the_finish_grace_still_delivers_completed_to_a_full_queue() -> None:
         body,
         watchdog=watchdog,
         timeouts=Timeouts(idle=5.0, finish_grace=1.0),
-        queue_size=len(expected) - 1,
+        options=StreamOptions(queue_size=len(expected) - 1),
     )
     assert body.stalled.wait(WAIT)
     watchdog.check()
@@ -650,7 +674,11 @@ def test_a_dropped_stream_with_callbacks_and_iteration_stops_keeping_events() ->
     seen = Observers()
     body = answer(*["z"] * 100)
     fake_stream(
-        FakeBody([body]), on_event=seen.on_event, on_end=seen.on_end, iterate=True, queue_size=1
+        FakeBody([body]),
+        on_event=seen.on_event,
+        on_end=seen.on_end,
+        iterate=True,
+        options=StreamOptions(queue_size=1),
     )
     gc.collect()
     assert seen.ended.wait(WAIT)

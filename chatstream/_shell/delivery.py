@@ -17,11 +17,13 @@ read, and no event waits for a later one. Its last item, the terminal, stays: ev
 consumer that asks after the end gets it, so two threads iterating one stream both end,
 and a second loop over a failed stream raises the error again.
 
-:meth:`EventQueue.close` and :meth:`EventQueue.interrupt` may be called from a signal
-handler that interrupted a thread holding the queue's lock: they never wait for that
-lock (they set a flag and notify only if the lock is free). A thread that holds the lock
-notifies for the flags it finds set, so the one the handler interrupted wakes the others
-itself; and every wait in the queue is a bounded wait that looks at the flags again, so
+The queue reads its stream's :class:`~chatstream._shell.lifecycle.Lifecycle`: once the
+stream is stopping, a :meth:`~EventQueue.put` waiting for room gives up; once it is
+closed, every consumer gets ``None``. Its wake-ups are the lifecycle's hooks, which may
+run in a signal handler that interrupted a thread holding the queue's lock: they never
+wait for that lock (they notify only if the lock is free). A thread that holds the lock
+notifies for the state it finds, so the one the handler interrupted wakes the others
+itself; and every wait in the queue is a bounded wait that looks at the state again, so
 no wake-up is ever lost.
 """
 
@@ -36,6 +38,7 @@ from ..errors import ChatStreamError
 from ..events import ResponseEvent
 from ..response import Response
 from ..telemetry import Telemetry, call_hook
+from .lifecycle import Lifecycle
 
 __all__ = [
     "POLL",
@@ -80,10 +83,12 @@ class Terminal:
 
 
 class EventQueue:
-    """A bounded queue of event batches, from the worker to the iterating threads."""
+    """A bounded queue of event batches, from the worker to the iterating threads, for
+    as long as ``life`` lets the stream go on."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, life: Lifecycle) -> None:
         self.maxsize = maxsize
+        self._life = life
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # for consumers
         self._room = threading.Condition(self._lock)  # for the worker
@@ -91,8 +96,8 @@ class EventQueue:
         self._size = 0
         self._terminal: Terminal | None = None
         self._keeping = True
-        self._closed = False
-        self._interrupted = False
+        life.on_stop(lambda: self._notify(self._room))
+        life.on_close(lambda: self._notify(self._ready))
 
     def qsize(self) -> int:
         """How many events wait."""
@@ -106,11 +111,13 @@ class EventQueue:
         everything queued with one ``get``.
 
         Raises:
-            Interrupted: :meth:`interrupt` was called while waiting.
+            Interrupted: The stream was stopped while waiting.
         """
+        life = self._life
         with self._lock:
             while self._size >= self.maxsize and self._keeping:
-                if self._interrupted:
+                if life.stopping:
+                    self._flagged()
                     raise Interrupted
                 self._room.wait(POLL)
             if not self._keeping:
@@ -121,7 +128,7 @@ class EventQueue:
                 self._batches.append(batch)
                 self._ready.notify()
             self._size += len(batch)
-            if self._closed or self._interrupted:
+            if life.closed or life.stopping:
                 self._flagged()
 
     def end(self, terminal: Terminal) -> None:
@@ -132,12 +139,13 @@ class EventQueue:
 
     def get(self) -> list[ResponseEvent] | Terminal | None:
         """The next batch, else the terminal (again and again), waiting for either;
-        ``None`` once :meth:`close` was called."""
+        ``None`` once the stream was closed."""
+        life = self._life
         with self._lock:
             while True:
-                if self._closed or self._interrupted:
+                if life.closed or life.stopping:
                     self._flagged()
-                    if self._closed:
+                    if life.closed:
                         return None
                 if self._batches:
                     batch = self._batches.popleft()
@@ -156,22 +164,12 @@ class EventQueue:
             self._size = 0
             self._room.notify_all()
 
-    def close(self) -> None:
-        """Wake every consumer, which gets ``None`` from now on. Signal-safe."""
-        self._closed = True
-        self._notify(self._ready)
-
-    def interrupt(self) -> None:
-        """Make a waiting (or the next waiting) :meth:`put` give up. Signal-safe."""
-        self._interrupted = True
-        self._notify(self._room)
-
     def _flagged(self) -> None:
-        """Notify for the flags set (with the lock held): a signal handler that set them
-        may have found the lock taken by this thread."""
-        if self._closed:
+        """Notify for the state found (with the lock held): a signal handler that
+        stopped or closed the stream may have found the lock taken by this thread."""
+        if self._life.closed:
             self._ready.notify_all()
-        if self._interrupted:
+        if self._life.stopping:
             self._room.notify_all()
 
     def _notify(self, condition: threading.Condition) -> None:
@@ -184,10 +182,11 @@ class EventQueue:
 
 class Delivery:
     """Hands a stream's events, bytes and end to their receivers (see the module
-    documentation). ``fail`` is told of a callback that raised."""
+    documentation); ``life`` is told of a callback that raised, and says when to stop."""
 
     def __init__(
         self,
+        life: Lifecycle,
         *,
         on_event: EventCallback | None,
         on_end: EndCallback | None,
@@ -197,22 +196,16 @@ class Delivery:
         queue_size: int,
         telemetry: Telemetry | None,
         clock: Callable[[], float],
-        fail: Callable[[BaseException], None],
     ) -> None:
+        self.life = life
         self.on_event = on_event
         self.on_end = on_end
         self.on_bytes = on_bytes
         self.dispatch = dispatch
         self.iterate = iterate
-        self.queue = EventQueue(queue_size)
+        self.queue = EventQueue(queue_size, life)
         self.telemetry = telemetry
         self.clock = clock
-        self.fail = fail
-        #: Set when the stream is being stopped: no more calls of ``on_event`` here.
-        self.stopping = False
-        #: Set when the stream was closed or a callback failed: dispatched calls that
-        #: have not run yet are skipped.
-        self.halted = False
         self._last_event_at = clock()
 
     @property
@@ -240,8 +233,9 @@ class Delivery:
         callback = self.on_event
         if callback is not None:
             dispatch = self.dispatch
+            life = self.life
             for event in events:
-                if self.stopping:
+                if life.stopping:
                     # No more callbacks, so a slow one holds the worker for the call it
                     # is in, not the batch.
                     raise Interrupted
@@ -251,7 +245,7 @@ class Delivery:
                     else:
                         dispatch(self._dispatched(callback, event))
                 except BaseException as exc:
-                    self.fail(exc)
+                    life.fail(exc)
                     raise Interrupted from None
         if self.iterate:
             self.queue.put(events)
@@ -266,17 +260,19 @@ class Delivery:
         try:
             self.on_bytes(data)
         except BaseException as exc:
-            self.fail(exc)
+            self.life.fail(exc)
             raise Interrupted from None
 
     def _dispatched(self, callback: EventCallback, event: ResponseEvent) -> Callable[[], None]:
+        life = self.life
+
         def call() -> None:
-            if self.halted:
+            if life.halted:
                 return
             try:
                 callback(event)
             except BaseException as exc:
-                self.fail(exc)
+                life.fail(exc)
 
         return call
 

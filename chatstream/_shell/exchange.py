@@ -21,7 +21,7 @@ import requests.auth
 import urllib3.exceptions
 
 from .._version import __version__
-from ..config import Coalescing, Retry, Timeouts
+from ..config import Coalescing, Limits, Retry, StreamOptions, Timeouts
 from ..errors import APIStatusError, ChatStreamError, RateLimitError
 from ..telemetry import Telemetry, call_hook
 from . import http as _http
@@ -57,8 +57,10 @@ class Settings:
     secrets: tuple[str, ...]
     telemetry: Telemetry | None
     include_usage: bool
-    max_event_bytes: int
     turn_state_header: str
+    #: How the stream is read, and its limits: the stream's own, else the client's.
+    options: StreamOptions = field(default_factory=StreamOptions)
+    limits: Limits = field(default_factory=Limits)
     #: requests' ``verify`` and ``cert`` for every request, given explicitly: otherwise
     #: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replace the session's own.
     verify: Any = True

@@ -16,7 +16,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -390,21 +390,38 @@ def _safe_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[
 
 
 def unexpected_response(
-    response: requests.Response, content_type: str, secrets: tuple[str, ...]
+    status: int,
+    content_type: str,
+    read: Callable[[int], bytes],
+    secrets: tuple[str, ...],
 ) -> UnexpectedResponseError:
-    """The error for a 200 whose body is not an event stream (an HTML page, say)."""
+    """The error for a 2xx whose body is not an event stream (an HTML page, say);
+    ``read`` reads the body (what has arrived, up to a size)."""
     # A little more than the snippet, so that a secret the cut falls inside is whole
     # (and redacted) before the snippet is cut.
-    margin = max((len(s) for s in secrets), default=0) * 4
+    limit = _SNIPPET + max((len(s) for s in secrets), default=0) * 4
+    pieces: list[bytes] = []
+    size = 0
     try:
-        raw = read_limited(response, _SNIPPET + margin)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-        raw = b""
-    body = redact_snippet(raw.decode("utf-8", "replace"), secrets, _SNIPPET)
+        while size < limit:
+            data = read(limit - size)
+            if not data:
+                break
+            pieces.append(data)
+            size += len(data)
+    except (
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        OSError,
+        ValueError,  # the chunked decoding's errors
+    ):
+        pass  # the snippet is what arrived before the failure
+    body = redact_snippet(b"".join(pieces).decode("utf-8", "replace"), secrets, _SNIPPET)
     return UnexpectedResponseError(
-        f"HTTP {response.status_code} with Content-Type {content_type or '(none)'} is not an "
+        f"HTTP {status} with Content-Type {content_type or '(none)'} is not an "
         "event stream; a proxy or a wrong base URL may have answered.",
-        status=response.status_code,
+        status=status,
         content_type=content_type,
         body=body,
     )

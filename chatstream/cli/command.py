@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from .._version import __version__
 from ..client import Client
+from ..config import Retry, Timeouts
 from ..core.parser import StreamParser
 from ..errors import ConfigurationError
 from ..events import FunctionCall
@@ -43,8 +44,8 @@ EXIT_INTERRUPTED = 130
 # Library parameter names in a ConfigurationError, and the options that set them.
 _FLAGS = {
     "base_url": "--base-url",
-    "idle_timeout": "--idle-timeout",
-    "max_retries": "--max-retries",
+    "Timeouts.idle": "--idle-timeout",
+    "Retry.max_retries": "--max-retries",
     "headers": "--header",
     "header": "--header",
 }
@@ -81,8 +82,8 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         client = Client(
             base_url,
             key,
-            idle_timeout=args.idle_timeout,
-            max_retries=args.max_retries,
+            timeouts=Timeouts(idle=args.idle_timeout),
+            retry=Retry(max_retries=args.max_retries),
             headers=_parse_headers(args.header),
             telemetry=notes,
         )
@@ -130,7 +131,10 @@ def run_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if first.startswith(FRAMED_PREFIX):
         # Not an event stream: the status and headers decide, as the client judges them.
         data = b"".join(chunks)
-        with serve_recording(data) as base_url, Client(base_url, max_retries=0) as client:
+        with (
+            serve_recording(data) as base_url,
+            Client(base_url, retry=Retry(max_retries=0)) as client,
+        ):
             stream = client.stream({"model": "replay", "messages": []})
             with stream:
                 error = presenter.show(stream, lambda: outcome(stream))
@@ -251,7 +255,8 @@ def _parse_headers(pairs: list[str] | None) -> dict[str, str]:
 
 def _in_flags(message: str) -> str:
     """A library message about a parameter, in terms of the option that sets it."""
-    return re.sub(r"\b(" + "|".join(_FLAGS) + r")\b", lambda m: _FLAGS[m.group(1)], message)
+    names = "|".join(re.escape(name) for name in _FLAGS)
+    return re.sub(rf"\b({names})\b", lambda m: _FLAGS[m.group(1)], message)
 
 
 # --- the parser ------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import json
 import logging
 from typing import Any
 
+from ..errors import ChatStreamError, OutputError
 from ..events import (
     FunctionCall,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -35,6 +37,7 @@ from .content import ContentFilter, Piece
 from .partial_json import PartialJson
 from .provider_fields import Events, ProviderData, merge_entries
 from .textcalls import TextCall
+from .typed import TypedJson, check_answer
 
 __all__ = [
     "RARE_DELTA_KEYS",
@@ -146,11 +149,13 @@ class ChoiceState:
         "message_open",
         "message_parts",
         "next_slot",
+        "parsed",
         "partial_json",
         "provider",
         "reasoning_field",
         "reasoning_open",
         "reasoning_parts",
+        "typed_view",
     )
 
     def __init__(self, index: int) -> None:
@@ -184,6 +189,9 @@ class ChoiceState:
         # The content options (think tags, calls as text), and the JSON content view.
         self.content_filter: ContentFilter | None = None
         self.json_view: PartialJson | None = None
+        # The typed view of the content (output=T), and the validated answer.
+        self.typed_view: TypedJson | None = None
+        self.parsed: Any = None
 
     def extras(self) -> ProviderData:
         if self.provider is None:
@@ -209,6 +217,37 @@ class ChoiceState:
         view = self.json_view
         if view is not None and view.append(text):
             events.append(OutputTextParsed(view.value, self.index))
+        typed = self.typed_view
+        if typed is not None:
+            self._typed_events(*typed.append(text), events)
+
+    def _typed_events(self, changed: bool, new: list[Any], events: Events) -> None:
+        typed = self.typed_view
+        assert typed is not None
+        if changed:
+            events.append(OutputTextParsed(typed.value, self.index))
+        first = typed.announced - len(new)
+        for number, element in enumerate(new):
+            events.append(OutputElementDone(element, first + number, self.index))
+
+    def check_output(self, events: Events) -> ChatStreamError | None:
+        """The content ended: validate it as the typed answer (a choice that answered
+        with tool calls only is not an answer); return the error it ends in, if any."""
+        typed = self.typed_view
+        if typed is None:
+            return None
+        text, refusal, _ = self._received()
+        content = join_text(text)
+        if self.done_calls and not content.strip():
+            return None
+        try:
+            self.parsed = check_answer(
+                typed.kind, content, join_text(refusal) if refusal else None, self.finish_reason
+            )
+        except OutputError as error:
+            return error
+        self._typed_events(*typed.finish(self.parsed), events)
+        return None
 
     def add_pieces(self, pieces: list[Piece], events: Events) -> None:
         """What the content filter made of the content: text, reasoning, calls."""
@@ -443,6 +482,7 @@ class ChoiceState:
             annotations=None if provider is None else provider.all_annotations(),
             audio=None if provider is None else provider.audio(),
             reasoning_field=self.reasoning_field,
+            parsed=self.parsed,
         )
 
 

@@ -2,12 +2,13 @@
 
 Some servers (llama.cpp without a reasoning parser, many proxies) pass a model's
 thinking through as text: ``<think>is the sky blue</think>Yes.``. With
-``think_tags=True`` (or a :class:`ThinkTags`), chatstream sends what is between the tags
-as reasoning and the rest as text. Tags may be cut anywhere between two deltas (``<th``
-then ``ink>``): text that could be the start of a tag is held back until the next delta
-says whether it is one::
+``StreamOptions(think_tags=True)`` (or a :class:`~chatstream.ThinkTags`), chatstream
+sends what is between the tags as reasoning and the rest as text. Tags may be cut
+anywhere between two deltas (``<th`` then ``ink>``): text that could be the start of a
+tag is held back until the next delta says whether it is one::
 
-    >>> from chatstream.core.think import ThinkSplitter, ThinkTags
+    >>> from chatstream import ThinkTags
+    >>> from chatstream.core.think import ThinkSplitter
     >>> splitter = ThinkSplitter(ThinkTags())
     >>> splitter.feed("<th") + splitter.feed("ink>is it blue</thi") + splitter.feed("nk>\\nYes.")
     [(True, 'is it blue'), (False, 'Yes.')]
@@ -20,31 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-__all__ = ["ThinkSplitter", "ThinkTags"]
+from ..config import ThinkTags
 
-
-@dataclass(frozen=True)
-class ThinkTags:
-    """Which tags hold reasoning in the content, and where the answer starts.
-
-    Attributes:
-        names: The tag names, without brackets (``think`` matches ``<think>`` and
-            ``</think>``). A block ends with the closing tag of the name that opened it.
-        starts_inside: The answer starts inside the thinking (the prompt ended with the
-            opening tag): everything up to the first closing tag of any name is
-            reasoning.
-    """
-
-    names: tuple[str, ...] = ("think", "thinking")
-    starts_inside: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.names or not all(
-            isinstance(n, str) and n and re.fullmatch(r"[^<>/\s]+", n) for n in self.names
-        ):
-            raise ValueError("ThinkTags.names must be non-empty tag names without <, > or /")
+__all__ = ["ThinkSplitter"]
 
 
 #: A piece of the content: (is it reasoning, its text).

@@ -24,6 +24,7 @@ from chatstream import (
     ContextWindowExceeded,
     IncompleteStreamError,
     LimitExceededError,
+    Limits,
     ProviderError,
     RateLimitError,
     ResponseTooLargeError,
@@ -323,7 +324,7 @@ def test_basic_credentials_in_the_base_url_are_never_shown(server: LoopbackServe
     password = "pw-" + CANARY
     server.route(PATH, _echo_credentials(401))
     base = server.url.replace("http://", f"http://someone:{password}@") + "/v1"
-    with Client(base, api_key=None, max_retries=0, idle_timeout=1.0) as client:
+    with Client(base, api_key=None, retry=0, timeouts=1.0) as client:
         out = check(run_stream(client), APIStatusError, client=client)
     sent = server.requests[0].headers["Authorization"]
     basic = sent.split()[-1]
@@ -390,7 +391,7 @@ def test_too_many_choices_end_the_stream_keeping_the_partial(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     server.route(PATH, sse_body(sse(*(chunk(f"c{i}", index=i) for i in range(4)))))
-    out = check(run_stream(client_for(server, max_choices=3)), TooManyChoicesError)
+    out = check(run_stream(client_for(server, limits=Limits(max_choices=3))), TooManyChoicesError)
     error = out.error
     assert (error.name, error.limit) == ("max_choices", 3)  # type: ignore[union-attr]
     assert [c.content for c in out.final.choices] == ["c0", "c1", "c2"]
@@ -406,7 +407,9 @@ def test_too_many_tool_calls_in_a_choice_end_the_stream_keeping_the_partial(
         for i in range(5)
     ]
     server.route(PATH, sse_body(sse(chunk("text "), *calls)))
-    out = check(run_stream(client_for(server, max_tool_calls=4)), TooManyToolCallsError)
+    out = check(
+        run_stream(client_for(server, limits=Limits(max_tool_calls=4))), TooManyToolCallsError
+    )
     assert out.error.name == "max_tool_calls"  # type: ignore[union-attr]
     assert out.final.content == "text "
     assert len(out.final.choices[0].incomplete_tool_calls) == 4
@@ -417,7 +420,9 @@ def test_a_body_over_max_total_bytes_ends_the_stream_keeping_the_partial(
 ) -> None:
     first = event(chunk("kept"))
     server.route(PATH, sse_body(first + b"".join(event(chunk("x" * 100)) for _ in range(50))))
-    out = check(run_stream(client, max_total_bytes=len(first) + 10), ResponseTooLargeError)
+    out = check(
+        run_stream(client, limits=Limits(max_total_bytes=len(first) + 10)), ResponseTooLargeError
+    )
     assert out.error.name == "max_total_bytes"  # type: ignore[union-attr]
     assert out.final.content == "kept"
 
@@ -426,8 +431,18 @@ def test_a_limit_given_to_stream_overrides_the_clients(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     server.route(PATH, sse_body(sse(*(chunk(f"c{i}", index=i) for i in range(3)))))
-    client = client_for(server, max_choices=2)
-    assert len(check(run_stream(client, max_choices=3)).final.choices) == 3
+    client = client_for(server, limits=Limits(max_choices=2))
+    assert len(check(run_stream(client, limits=Limits(max_choices=3))).final.choices) == 3
+    check(run_stream(client), LimitExceededError)
+
+
+def test_a_stream_without_a_byte_limit_lifts_the_clients(
+    server: LoopbackServer, client_for: Callable[..., Client]
+) -> None:
+    server.route(PATH, sse_body(sse(*(chunk("x" * 100) for _ in range(50)))))
+    client = client_for(server, limits=Limits(max_total_bytes=1000))
+    lifted = client.limits.replace(max_total_bytes=None)
+    assert check(run_stream(client, limits=lifted)).final.content == "x" * 5000
     check(run_stream(client), LimitExceededError)
 
 
