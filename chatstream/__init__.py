@@ -91,8 +91,9 @@ from .events import (
     event_from_json,
     item_from_dict,
 )
-from .response import ChoiceResult, ErrorInfo, Response
+from .response import ChoiceResult, ErrorInfo, Response, Timing
 from .stream import ChatStream
+from .telemetry import StreamStart
 from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
 __all__ = [
@@ -165,12 +166,14 @@ __all__ = [
     "StreamError",
     "StreamOptions",
     "StreamParser",
+    "StreamStart",
     "StreamTimeoutError",
     "SummaryText",
     "Telemetry",
     "ThinkTags",
     "ThreadLimitError",
     "Timeouts",
+    "Timing",
     "TokenUsage",
     "TooManyChoicesError",
     "TooManyToolCallsError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ChatStreamError
@@ -22,7 +22,7 @@ from .events import (
     item_from_dict,
 )
 
-__all__ = ["ChoiceResult", "ErrorInfo", "Response", "TRUNCATING_FINISH_REASONS"]
+__all__ = ["ChoiceResult", "ErrorInfo", "Response", "TRUNCATING_FINISH_REASONS", "Timing"]
 
 #: The finish reasons that end an answer before the model was done with it.
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
@@ -69,6 +69,77 @@ class ErrorInfo:
 
     def __str__(self) -> str:
         return self.message
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When the parts of one stream happened, as :attr:`Response.timing` records them.
+
+    Durations are in seconds since the request was sent (the first attempt's, retries
+    included), measured with a monotonic clock; ``None`` when it did not happen (no
+    content came, say). Content is text, reasoning, a refusal, a tool call or audio.
+    Times are taken per read of the body, not per event: events that arrive in one read
+    arrive together.
+
+    Attributes:
+        started_at: When the request was sent, in seconds since the epoch (wall clock).
+        time_to_headers: Until the response headers arrived (the last attempt's).
+        time_to_first_byte: Until the first read of the body returned bytes.
+        time_to_first_content: Until the first content arrived.
+        time_to_last_content: Until the last content arrived.
+        duration: Until the stream ended (completed, failed or closed).
+        content_arrivals: How many reads brought content.
+        gap_p50: The median gap between two reads that brought content, or ``None``
+            with fewer than two.
+        gap_p90: Their 90th percentile (over a uniform sample of 1024 gaps, in a longer
+            stream), or ``None``.
+        gap_max: The longest gap, or ``None``.
+        output_tokens_per_second: The usage's output tokens over the time from the first
+            content to the last, or ``None`` when the usage gave no count or that time
+            was not measured (content in fewer than two reads, or in less than 0.1 s: a
+            reply that came whole).
+        retry_waits: The wait before each request sent again, in order (one entry per
+            retry; 0 for the resend without ``stream_options``).
+    """
+
+    started_at: float
+    time_to_headers: float | None = None
+    time_to_first_byte: float | None = None
+    time_to_first_content: float | None = None
+    time_to_last_content: float | None = None
+    duration: float = 0.0
+    content_arrivals: int = 0
+    gap_p50: float | None = None
+    gap_p90: float | None = None
+    gap_max: float | None = None
+    output_tokens_per_second: float | None = None
+    retry_waits: tuple[float, ...] = ()
+
+    @property
+    def retries(self) -> int:
+        """How many times the request was sent again."""
+        return len(self.retry_waits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reads it back."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["retry_waits"] = list(self.retry_waits)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Timing:
+        """Rebuild timings from :meth:`to_dict` output (unknown keys are ignored).
+
+        Raises:
+            ValueError: ``started_at`` is missing, or a field is malformed.
+        """
+        try:
+            known = {f.name for f in fields(cls)}
+            values = {k: v for k, v in data.items() if k in known}
+            values["retry_waits"] = tuple(float(w) for w in values.get("retry_waits", ()))
+            return cls(**values)
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"cannot read timings: missing or malformed field ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -221,6 +292,13 @@ class ChoiceResult:
         }
 
 
+def _whole_text(text: str) -> str:
+    """``text`` as it can be written in UTF-8: each pair of surrogate halves joined into
+    its character, and each lone half (of an emoji a server split, say) replaced with
+    U+FFFD REPLACEMENT CHARACTER."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _call_dict(call: FunctionCall) -> dict[str, str]:
     return {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
 
@@ -286,6 +364,9 @@ class Response:
         citations: Perplexity's ``citations`` (URLs), or ``None``.
         search_results: Perplexity's ``search_results``, or ``None``.
         timings: llama.cpp's ``timings`` (prompt and generation speed), or ``None``.
+        timing: When the stream's parts happened (a :class:`Timing`), or ``None`` for a
+            response not read from a live stream (parsed from bytes, say). Not compared
+            by ``==``.
 
     :meth:`to_dict` / :meth:`to_json` write it whole and :meth:`from_dict` /
     :meth:`from_json` read it back, so a recorded result loads as it was.
@@ -302,6 +383,7 @@ class Response:
     citations: Sequence[Any] | None = field(default=None, hash=False)
     search_results: Sequence[Any] | None = field(default=None, hash=False)
     timings: Mapping[str, Any] | None = field(default=None, hash=False)
+    timing: Timing | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _set(self, "choices", _tuple(self.choices))
@@ -415,11 +497,19 @@ class Response:
             "citations": _thaw(self.citations),
             "search_results": _thaw(self.search_results),
             "timings": _thaw(self.timings),
+            "timing": None if self.timing is None else self.timing.to_dict(),
         }
 
     def to_json(self) -> str:
-        """:meth:`to_dict` as JSON text."""
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        """:meth:`to_dict` as JSON text, always valid as UTF-8: a lone half of a
+        surrogate pair anywhere in the response (provider data is kept as it came) is
+        written as U+FFFD, so the text can be saved or sent."""
+        text = json.dumps(self.to_dict(), ensure_ascii=False)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return _whole_text(text)
+        return text
 
     @classmethod
     def from_dict(cls, data: Any) -> Response:
@@ -433,6 +523,7 @@ class Response:
         try:
             usage = data.get("usage")
             error = data.get("error")
+            timing = data.get("timing")
             response = cls(
                 response_id=data.get("response_id", ""),
                 model=data.get("model"),
@@ -445,6 +536,7 @@ class Response:
                 citations=data.get("citations"),
                 search_results=data.get("search_results"),
                 timings=data.get("timings"),
+                timing=None if timing is None else Timing.from_dict(timing),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot read a response: missing or malformed field ({exc})") from exc

@@ -221,6 +221,13 @@ def test_a_reply_that_came_whole_shows_no_token_rate(server: LoopbackServer) -> 
     assert "tok/s" not in result.err
 
 
+def test_a_paced_reply_shows_the_token_rate_of_its_timing(server: LoopbackServer) -> None:
+    server.route(PATH, sse_body(answer("a", "b", "c", "d", usage=USAGE), delay=0.05))
+    result = run_cli(*chat(server, "hi"))
+    summary = result.err.splitlines()[-1]
+    assert summary.startswith("· first token ") and " tok/s · 12 in, 3 out" in summary
+
+
 def test_an_answer_cut_at_max_tokens_is_shown_with_a_note(server: LoopbackServer) -> None:
     server.route(PATH, sse_body(answer("Once upon a", role=True, finish="length", usage=USAGE)))
     result = run_cli(*chat(server, "--max-tokens", "3", "a story"))
@@ -681,3 +688,11 @@ def test_on_a_terminal_ctrl_c_stops_the_answer_then_ctrl_c_at_the_prompt_leaves(
     assert b"Traceback" not in seen
     (request,) = server.requests
     assert request.json()["messages"] == [{"role": "user", "content": "tell me"}]
+
+
+def test_an_emoji_split_across_two_deltas_is_printed_whole(server: LoopbackServer) -> None:
+    split = build_body([chunk("hi \ud83d"), chunk("\ude00!"), chunk(finish="stop")], done=True)
+    server.route(PATH, sse_body(split))
+    env = environment(PYTHONIOENCODING="utf-8")  # strict: a lone half cannot be written
+    result = run_cli(*chat(server, "hello"), env=env)
+    assert (result.status, result.out) == (0, "hi \U0001f600!\n"), result.err

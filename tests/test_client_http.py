@@ -417,11 +417,16 @@ class Retries(Telemetry):
         self.retries: list[tuple[int, float, ChatStreamError]] = []
 
     def on_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+        self,
+        context: Any,
+        attempt: int,
+        status: int | None,
+        error: ChatStreamError | None,
+        duration: float,
     ) -> None:
         self.requests.append((attempt, status))
 
-    def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+    def on_retry(self, context: Any, attempt: int, delay: float, error: ChatStreamError) -> None:
         self.retries.append((attempt, delay, error))
 
 
@@ -464,7 +469,9 @@ def test_sending_again_without_stream_options_is_announced_as_a_retry_at_once(
 
 def test_a_raising_retry_hook_does_not_stop_the_retry(rs: responses.RequestsMock) -> None:
     class Broken(Telemetry):
-        def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+        def on_retry(
+            self, context: Any, attempt: int, delay: float, error: ChatStreamError
+        ) -> None:
             raise RuntimeError("hook")
 
     rs.post(URL, json={"error": {"message": "busy"}}, status=503)

@@ -909,7 +909,12 @@ def test_connection_refused_is_a_connect_error_after_the_retries(
 
     class Record(Telemetry):
         def on_request(
-            self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+            self,
+            context: Any,
+            attempt: int,
+            status: int | None,
+            error: ChatStreamError | None,
+            duration: float,
         ) -> None:
             attempts.append((attempt, status, error))
 
@@ -1056,12 +1061,21 @@ class Recorder(Telemetry):
         self.events: list[tuple[ResponseEvent | None, ChatStreamError | None, float]] = []
 
     def on_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+        self,
+        context: Any,
+        attempt: int,
+        status: int | None,
+        error: ChatStreamError | None,
+        duration: float,
     ) -> None:
         self.requests.append((attempt, status, error, duration))
 
     def on_sse_event(
-        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+        self,
+        context: Any,
+        event: ResponseEvent | None,
+        error: ChatStreamError | None,
+        elapsed: float,
     ) -> None:
         self.events.append((event, error, elapsed))
 

@@ -183,10 +183,11 @@ def test_a_surrogate_pair_split_across_deltas_is_joined(field: str) -> None:
     assert text == "a\U0001f600b"
 
 
-def test_a_lone_surrogate_is_kept_as_received() -> None:
+def test_a_lone_surrogate_becomes_a_replacement_character() -> None:
+    # A lone half cannot be a character, nor UTF-8 (issue 20, item 11).
     parser = StreamParser()
     parser.feed(b'data: {"choices":[{"delta":{"content":"x\\ud800y"}}]}\n\ndata: [DONE]\n\n')
-    assert parser.result().content == "x\ud800y"
+    assert parser.result().content == "x\ufffdy"
 
 
 def test_a_lone_surrogate_is_replaced_when_the_body_is_encoded() -> None:

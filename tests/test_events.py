@@ -11,6 +11,7 @@ import pytest
 
 from chatstream import (
     AudioDelta,
+    ChoiceResult,
     Completed,
     FunctionCall,
     FunctionCallArgumentsDelta,
@@ -29,6 +30,7 @@ from chatstream import (
     ReasoningText,
     Refusal,
     RefusalDelta,
+    Response,
     Serializable,
     SummaryText,
     TokenUsage,
@@ -353,3 +355,23 @@ def test_the_providers_data_stays_out_of_the_hash() -> None:
     one = OutputTextDelta("a", logprobs=[{"t": "a"}])
     other = OutputTextDelta("a", logprobs=[{"t": "b"}])
     assert one != other and hash(one) == hash(other)
+
+
+# --- a response's JSON is always UTF-8 (issue 20, item 12) --------------------------------
+
+
+def test_a_responses_json_replaces_a_lone_surrogate_so_it_can_be_saved_as_utf8() -> None:
+    response = Response(
+        choices=[ChoiceResult(index=0, content="half \ud83d")],
+        citations=["\udc00 cited", "a \ud83d\ude00 pair kept as halves"],
+    )
+    text = response.to_json()
+    text.encode()  # UTF-8, so it can be written to a file
+    loaded = Response.from_json(text)
+    assert loaded.content == "half \ufffd"
+    assert loaded.citations == ["\ufffd cited", "a \U0001f600 pair kept as halves"]
+
+
+def test_a_responses_json_without_surrogates_is_unchanged() -> None:
+    response = Response(choices=[ChoiceResult(index=0, content="hi 你好 😀")])
+    assert Response.from_json(response.to_json()) == response

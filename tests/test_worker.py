@@ -61,7 +61,11 @@ class Observers(Telemetry):
         self.ended.set()
 
     def on_sse_event(
-        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+        self,
+        context: Any,
+        event: ResponseEvent | None,
+        error: ChatStreamError | None,
+        elapsed: float,
     ) -> None:
         if error is not None:
             self.errors.append(error)
@@ -272,9 +276,13 @@ def test_a_telemetry_hook_raising_a_base_exception_ends_in_a_callback_error(make
 
     class Raising(Observers):
         def on_sse_event(
-            self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+            self,
+            context: Any,
+            event: ResponseEvent | None,
+            error: ChatStreamError | None,
+            elapsed: float,
         ) -> None:
-            super().on_sse_event(event, error, elapsed)
+            super().on_sse_event(context, event, error, elapsed)
             if event is not None:
                 raise exc
 
@@ -302,6 +310,25 @@ def test_a_dispatcher_that_raises_is_not_reported_as_an_internal_error(
     assert isinstance(caught.value.__cause__, RuntimeError)
     assert seen.errors == [caught.value]
     assert "worker failed" not in caplog.text  # a callback failure, not a bug
+
+
+def test_a_dispatcher_that_raises_is_logged_at_most_once_as_a_warning_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def destroyed(fn: object) -> None:
+        raise RuntimeError("main thread is not in main loop")
+
+    seen = Observers()
+    with caplog.at_level(logging.DEBUG, logger="chatstream"):
+        stream = fake_stream(
+            FakeBody([HI]), on_event=seen.on_event, on_end=seen.on_end, dispatch=destroyed
+        )
+        with pytest.raises(CallbackError):
+            stream.result(timeout=WAIT)  # reported through the outcome
+        stream._worker.job.join(WAIT)
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) <= 1
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in loud)
 
 
 # --- several consumers --------------------------------------------------------------------

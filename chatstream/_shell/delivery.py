@@ -1,6 +1,7 @@
 """Delivery: how a stream's events reach you, on the worker thread.
 
-In order, for each batch of events the core produced: the telemetry hook, ``on_event``
+In order, for each batch of events the core produced: the stream's timings and
+telemetry hook (:mod:`chatstream._shell.timing`), ``on_event``
 (called here, or handed to ``dispatch``), then the queue the iterator reads. ``on_bytes``
 gets the body as it is read; ``on_end`` the final response, once.
 
@@ -37,8 +38,9 @@ from collections.abc import Callable
 from ..errors import ChatStreamError
 from ..events import ResponseEvent
 from ..response import Response
-from ..telemetry import Telemetry, call_hook
+from ..telemetry import Telemetry
 from .lifecycle import Lifecycle
+from .timing import Observer
 
 __all__ = [
     "POLL",
@@ -204,9 +206,8 @@ class Delivery:
         self.dispatch = dispatch
         self.iterate = iterate
         self.queue = EventQueue(queue_size, life)
-        self.telemetry = telemetry
-        self.clock = clock
-        self._last_event_at = clock()
+        #: The stream's timings and telemetry hooks.
+        self.observer = Observer(telemetry, clock)
 
     @property
     def has_callbacks(self) -> bool:
@@ -224,12 +225,7 @@ class Delivery:
         Raises:
             Interrupted: The stream is being stopped, or a callback raised.
         """
-        telemetry = self.telemetry
-        if telemetry is not None:
-            now = self.clock()
-            for event in events:
-                call_hook(telemetry.on_sse_event, event, None, now - self._last_event_at)
-                self._last_event_at = now
+        self.observer.events(events)
         callback = self.on_event
         if callback is not None:
             dispatch = self.dispatch
@@ -277,15 +273,8 @@ class Delivery:
         return call
 
     def end(self, response: Response, error: ChatStreamError | None) -> None:
-        """The stream ended with this outcome: tell telemetry, the iterators and
-        ``on_end``. Never raises."""
-        if self.telemetry is not None and error is not None:
-            try:
-                call_hook(
-                    self.telemetry.on_sse_event, None, error, self.clock() - self._last_event_at
-                )
-            except BaseException:
-                log.exception("a telemetry hook raised after the stream ended")
+        """The stream ended with this outcome: tell the iterators and ``on_end`` (the
+        worker told telemetry). Never raises."""
         self.queue.end(Terminal(error))
         on_end = self.on_end
         if on_end is None:
@@ -295,8 +284,10 @@ class Delivery:
             return
         try:
             self.dispatch(lambda: _call_on_end(on_end, response))
-        except BaseException:
-            log.exception("dispatch raised: on_end was not called")
+        except BaseException as exc:
+            # Not a bug of chatstream's, and the outcome has already told of a dispatcher
+            # that failed before: one line, without a traceback.
+            log.warning("dispatch raised %s: on_end was not called", type(exc).__name__)
 
 
 def _call_on_end(callback: EndCallback, response: Response) -> None:

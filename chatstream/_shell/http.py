@@ -41,6 +41,7 @@ from ..errors import (
     StreamConnectionError,
     UnexpectedResponseError,
 )
+from ..response import _whole_text
 
 # redact_url and scrub_error are used by the shell through this module too.
 from .redact import (
@@ -152,8 +153,7 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-        return fixed.encode()
+        return _whole_text(text).encode()
 
 
 def usable_header_value(name: str, value: str | None) -> bool:

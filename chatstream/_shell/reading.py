@@ -142,6 +142,7 @@ class ReadLoop:
         life = self.life
         seen = 0
         data = b""
+        observer = delivery.observer
         # Iterated streams pause too: a pause saves their iterating thread's wake-ups
         # as well as the worker's (docs/performance.rst, "Longer pauses").
         pause = self._pause if self.settings.coalescing is not None else None
@@ -176,6 +177,7 @@ class ReadLoop:
                 raise Interrupted
             if not data or life.cut:
                 break
+            observer.body_read()
             if delivery.on_bytes is not None:
                 delivery.body_bytes(data)
             if b"\n" in data or b"\r" in data:

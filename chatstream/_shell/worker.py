@@ -135,6 +135,7 @@ class Worker:
     def _run(self) -> None:
         error: ChatStreamError | None = None
         try:
+            self.delivery.observer.start(_http.redact_url(self.settings.url), self.request)
             body = self._open_body(self._attach)
             if body is not None:
                 self.reader.run(body)
@@ -177,12 +178,14 @@ class Worker:
             stopped=self.life.stopped,
             attach=lambda r: attach(_transport.BodyReader(r)),
             slot=self._slot,
+            observer=self.delivery.observer,
         )
         return None if response is None else self._body
 
     def _attach(self, body: Body) -> None:
         """Make ``body`` the one :meth:`stop` wakes (as soon as its headers arrived, so
         that reading an error body is interruptible too)."""
+        self.delivery.observer.headers_arrived()
         self._body = body
         if self.life.stopping:
             body.shutdown()
@@ -211,6 +214,16 @@ class Worker:
             log.debug("stream ended: %s: %s", error.kind, error.message)
         else:
             log.debug("stream completed (%d events read)", parser.messages)
+        observer = self.delivery.observer
+        response = observer.timed(response)
+        if error is not None:
+            error.partial = response
+        try:  # before the end is announced: a span ends before result() returns
+            if error is not None:
+                observer.failed(error)
+            observer.ended(response, error)
+        except BaseException:
+            log.exception("a telemetry hook raised after the stream ended")
         self.error = error
         self.outcome = response
         self.finished.set()

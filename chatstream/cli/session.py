@@ -15,7 +15,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -144,10 +143,9 @@ class Session:
         """One request of a turn, shown; its response, or the error it ended in (raised,
         once shown)."""
         record = self.recorder.start() if self.recorder is not None else None
-        started = time.monotonic()
         with turn.stream(body, on_bytes=record) as stream:
             self._current = (body, stream)
-            error = self.presenter.show(stream, lambda: outcome(stream), started=started)
+            error = self.presenter.show(stream, lambda: outcome(stream))
         if self.recorder is not None:
             self.recorder.finish(error)
         self._current = None

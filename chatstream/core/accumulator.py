@@ -203,6 +203,7 @@ class Accumulator:
                 self._model = value
         events: Events = []
         if self._raw_chunks:
+            # The event freezes a copy: nothing of it is shared with the result.
             events.append(RawChunk(chunk))
         if not self._head_read:
             # The same on every chunk: read until the first one with choices.
@@ -285,6 +286,9 @@ class Accumulator:
                     state.add_text(content, events, logprobs=text_logprobs)
             elif type(content) is list:
                 self._content_parts(state, content, events)
+            if state.over_limit:  # tool calls recovered from the text
+                self._over_limit(TooManyToolCallsError, self._max_tool_calls, "tool calls")
+                return
             if uncommon:
                 refusal = delta.get("refusal")
                 if type(refusal) is str and refusal:
@@ -335,6 +339,7 @@ class Accumulator:
             state.typed_view = TypedJson(self.output)
         elif self._json_content:
             state.json_view = PartialJson()
+        state.max_calls = self._max_tool_calls
         if self._think_tags is not None or self._text_tool_calls:
             state.content_filter = ContentFilter(
                 think=self._think_tags, calls=self._text_tool_calls, bare_calls=self._bare_calls
@@ -362,6 +367,9 @@ class Accumulator:
 
     def _finish_choice(self, state: ChoiceState, reason: str, events: Events) -> None:
         state.flush_content(events)
+        if state.over_limit:
+            self._over_limit(TooManyToolCallsError, self._max_tool_calls, "tool calls")
+            return
         state.finish_reason = reason
         self._seen_finish = True
         if reason in ("tool_calls", "function_call"):
@@ -404,6 +412,9 @@ class Accumulator:
         for index in sorted(self._choices):
             state = self._choices[index]
             state.flush_content(events)
+            if state.over_limit:
+                self._over_limit(TooManyToolCallsError, self._max_tool_calls, "tool calls")
+                return events
             state.finish_reasoning(events)
             state.finish_message(events)
             state.finish_calls(events, Handover.WHOLE)

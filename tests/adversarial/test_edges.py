@@ -25,6 +25,7 @@ from chatstream import (
     IncompleteStreamError,
     LimitExceededError,
     Limits,
+    OutputTextDelta,
     ProviderError,
     RateLimitError,
     ResponseTooLargeError,
@@ -200,6 +201,21 @@ def test_a_surrogate_pair_split_across_two_deltas_is_joined(
     out = check(run_stream(client))
     assert out.final.content == "smile \U0001f600!"
     out.final.content.encode()  # UTF-8 again: it can be sent back
+
+
+def test_the_deltas_of_an_emoji_split_across_two_deltas_are_whole_characters(
+    server: LoopbackServer, client: Client
+) -> None:
+    body = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"hi \\ud83d"}}]}\n\n'
+        b'data: {"choices":[{"index":0,"delta":{"content":"\\ude00!"},"finish_reason":"stop"}]}'
+        b"\n\ndata: [DONE]\n\n"
+    )
+    server.route(PATH, sse_body(body))
+    out = check(run_stream(client))
+    deltas = [e.delta for e in out.events if isinstance(e, OutputTextDelta)]
+    assert deltas == ["hi ", "\U0001f600!"]
+    assert "".join(deltas) == out.final.content
 
 
 def test_a_lone_surrogate_sent_back_is_replaced_not_an_internal_error(
