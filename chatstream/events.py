@@ -417,7 +417,9 @@ class FunctionCall(_Item):
     """A tool call the model asks for.
 
     ``arguments`` is the JSON text exactly as streamed (it is not parsed, so a call whose
-    arguments are not valid JSON still reaches you unchanged). ``call_id`` is the
+    arguments are not valid JSON still reaches you unchanged); the validated arguments
+    are the tool's to give: :meth:`Tool.arguments <chatstream.tools.Tool.arguments>`.
+    ``call_id`` is the
     provider's id, or ``tool-call-{index}`` when the provider sent none.
 
     ``custom`` is true for a call of a custom (free-text) tool, streamed as ``{"type":
