@@ -100,7 +100,7 @@ def _checked(response: Response, kind: OutputType) -> Response:
     except ChatStreamError as error:
         error.partial = response
         raise
-    choices = [dataclasses.replace(first, parsed=parsed), *response.choices[1:]]
+    choices = (dataclasses.replace(first, parsed=parsed), *response.choices[1:])
     return dataclasses.replace(response, choices=choices)
 
 

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ChatStreamError
-from .events import Audio, FunctionCall, Reasoning, ResponseItem, TokenUsage, item_from_dict
+from .events import (
+    Audio,
+    FunctionCall,
+    Reasoning,
+    ResponseItem,
+    TokenUsage,
+    _freeze,
+    _ReadOnlyDict,
+    _set,
+    _thaw,
+    _tuple,
+    item_from_dict,
+)
 
 __all__ = ["ChoiceResult", "ErrorInfo", "Response", "TRUNCATING_FINISH_REASONS", "Timing"]
 
@@ -29,13 +42,16 @@ class ErrorInfo:
         message: Its message.
         error_class: The name of its class (``"ProviderError"``, ...).
         attributes: Its other attributes that JSON can hold (``status``, ``code``,
-            ``retry_after``, ``limit``, ...).
+            ``retry_after``, ``limit``, ...), read-only.
     """
 
     kind: str
     message: str
     error_class: str = "ChatStreamError"
-    attributes: dict[str, Any] = field(default_factory=dict, hash=False)
+    attributes: Mapping[str, Any] = field(default_factory=_ReadOnlyDict, hash=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "attributes", _freeze(self.attributes))
 
     @classmethod
     def of(cls, error: ChatStreamError) -> ErrorInfo:
@@ -159,15 +175,24 @@ class ChoiceResult:
     content: str = ""
     reasoning: str = ""
     refusal: str | None = None
-    tool_calls: list[FunctionCall] = field(default_factory=list)
-    incomplete_tool_calls: list[FunctionCall] = field(default_factory=list)
+    tool_calls: tuple[FunctionCall, ...] = ()
+    incomplete_tool_calls: tuple[FunctionCall, ...] = ()
     finish_reason: str | None = None
-    items: list[ResponseItem] = field(default_factory=list)
-    logprobs: dict[str, Any] | None = None
-    annotations: list[Any] | None = None
+    items: tuple[ResponseItem, ...] = ()
+    logprobs: Mapping[str, Any] | None = field(default=None, hash=False)
+    annotations: Sequence[Mapping[str, Any]] | None = field(default=None, hash=False)
     audio: Audio | None = None
     reasoning_field: str | None = None
     parsed: Any = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "tool_calls", _tuple(self.tool_calls))
+        _set(self, "incomplete_tool_calls", _tuple(self.incomplete_tool_calls))
+        _set(self, "items", _tuple(self.items))
+        if self.logprobs is not None:
+            _set(self, "logprobs", _freeze(self.logprobs))
+        if self.annotations is not None:
+            _set(self, "annotations", _freeze(self.annotations))
 
     @property
     def truncated(self) -> bool:
@@ -197,8 +222,8 @@ class ChoiceResult:
         blocks: list[Any] = []
         for item in self.items:
             if isinstance(item, Reasoning):
-                details += item.details or ()
-                blocks += item.thinking_blocks or ()
+                details += map(_thaw, item.details or ())
+                blocks += map(_thaw, item.thinking_blocks or ())
         if details:
             message["reasoning_details"] = details
         if blocks:
@@ -220,8 +245,8 @@ class ChoiceResult:
             "incomplete_tool_calls": [c.to_dict() for c in self.incomplete_tool_calls],
             "finish_reason": self.finish_reason,
             "items": [item.to_dict() for item in self.items],
-            "logprobs": self.logprobs,
-            "annotations": self.annotations,
+            "logprobs": _thaw(self.logprobs),
+            "annotations": _thaw(self.annotations),
             "audio": None if self.audio is None else self.audio.to_dict(),
             "reasoning_field": self.reasoning_field,
         }
@@ -240,12 +265,12 @@ class ChoiceResult:
                 content=data.get("content", ""),
                 reasoning=data.get("reasoning", ""),
                 refusal=data.get("refusal"),
-                tool_calls=[FunctionCall.from_dict(c) for c in data.get("tool_calls", [])],
-                incomplete_tool_calls=[
-                    FunctionCall.from_dict(c) for c in data.get("incomplete_tool_calls", [])
-                ],
+                tool_calls=tuple([FunctionCall.from_dict(c) for c in data.get("tool_calls", [])]),
+                incomplete_tool_calls=tuple(
+                    [FunctionCall.from_dict(c) for c in data.get("incomplete_tool_calls", [])]
+                ),
                 finish_reason=data.get("finish_reason"),
-                items=[item_from_dict(item) for item in data.get("items", [])],
+                items=tuple([item_from_dict(item) for item in data.get("items", [])]),
                 logprobs=data.get("logprobs"),
                 annotations=data.get("annotations"),
                 audio=None if audio is None else Audio.from_dict(audio),
@@ -294,7 +319,7 @@ def _call_message(call: FunctionCall) -> dict[str, Any]:
             "function": {"name": call.name, "arguments": call.arguments},
         }
     if call.extra_content is not None:
-        entry["extra_content"] = call.extra_content
+        entry["extra_content"] = _thaw(call.extra_content)
     return entry
 
 
@@ -304,7 +329,7 @@ def _error_dict(error: ErrorInfo) -> dict[str, Any]:
         "kind": error.kind,
         "class": error.error_class,
         "message": error.message,
-        "attributes": dict(error.attributes),
+        "attributes": _thaw(error.attributes),
     }
 
 
@@ -349,24 +374,30 @@ class Response:
 
     response_id: str = ""
     model: str | None = None
-    choices: list[ChoiceResult] = field(default_factory=list)
+    choices: tuple[ChoiceResult, ...] = ()
     usage: TokenUsage | None = None
     error: ErrorInfo | None = None
     skipped_events: int = 0
     system_fingerprint: str | None = None
     service_tier: str | None = None
-    citations: list[Any] | None = None
-    search_results: list[Any] | None = None
-    timings: dict[str, Any] | None = None
+    citations: Sequence[Any] | None = field(default=None, hash=False)
+    search_results: Sequence[Any] | None = field(default=None, hash=False)
+    timings: Mapping[str, Any] | None = field(default=None, hash=False)
     timing: Timing | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "choices", _tuple(self.choices))
+        for name in ("citations", "search_results", "timings"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, _freeze(value))
 
     @property
     def _first(self) -> ChoiceResult:
         for choice in self.choices:
             if choice.index == 0:
                 return choice
-        # A new one each time: a shared instance would share its lists between responses.
-        return ChoiceResult(index=0)
+        return _NO_CHOICE
 
     @property
     def content(self) -> str:
@@ -390,12 +421,12 @@ class Response:
         return self._first.parsed
 
     @property
-    def tool_calls(self) -> list[FunctionCall]:
+    def tool_calls(self) -> tuple[FunctionCall, ...]:
         """Choice 0's finished tool calls."""
         return self._first.tool_calls
 
     @property
-    def incomplete_tool_calls(self) -> list[FunctionCall]:
+    def incomplete_tool_calls(self) -> tuple[FunctionCall, ...]:
         """Choice 0's tool calls that were started but not finished."""
         return self._first.incomplete_tool_calls
 
@@ -405,7 +436,7 @@ class Response:
         return self._first.finish_reason
 
     @property
-    def items(self) -> list[ResponseItem]:
+    def items(self) -> tuple[ResponseItem, ...]:
         """Choice 0's finished items, in order."""
         return self._first.items
 
@@ -421,12 +452,12 @@ class Response:
         return self.error is None
 
     @property
-    def logprobs(self) -> dict[str, Any] | None:
+    def logprobs(self) -> Mapping[str, Any] | None:
         """Choice 0's logprobs (see :attr:`ChoiceResult.logprobs`)."""
         return self._first.logprobs
 
     @property
-    def annotations(self) -> list[Any] | None:
+    def annotations(self) -> Sequence[Mapping[str, Any]] | None:
         """Choice 0's annotations."""
         return self._first.annotations
 
@@ -463,9 +494,9 @@ class Response:
             "skipped_events": self.skipped_events,
             "system_fingerprint": self.system_fingerprint,
             "service_tier": self.service_tier,
-            "citations": self.citations,
-            "search_results": self.search_results,
-            "timings": self.timings,
+            "citations": _thaw(self.citations),
+            "search_results": _thaw(self.search_results),
+            "timings": _thaw(self.timings),
             "timing": None if self.timing is None else self.timing.to_dict(),
         }
 
@@ -496,7 +527,7 @@ class Response:
             response = cls(
                 response_id=data.get("response_id", ""),
                 model=data.get("model"),
-                choices=[ChoiceResult.from_dict(c) for c in data.get("choices", [])],
+                choices=tuple([ChoiceResult.from_dict(c) for c in data.get("choices", [])]),
                 usage=None if usage is None else TokenUsage.from_dict(usage),
                 error=None if error is None else _error_from_dict(error),
                 skipped_events=data.get("skipped_events", 0),
@@ -539,3 +570,7 @@ class Response:
             else {"kind": self.error.kind, "message": self.error.message},
             "choices": [c.to_result_dict() for c in self.choices],
         }
+
+
+#: Choice 0 of a response that has none.
+_NO_CHOICE = ChoiceResult(index=0)

@@ -32,6 +32,7 @@ from chatstream import (
     Client,
     Completed,
     ConnectError,
+    EventTimeoutError,
     FunctionCall,
     IdleTimeoutError,
     IncompleteStreamError,
@@ -50,6 +51,7 @@ from chatstream import (
     StreamOptions,
     Telemetry,
     Timeouts,
+    TotalTimeoutError,
     UnexpectedResponseError,
 )
 from chatstream._shell import process as _process
@@ -560,7 +562,7 @@ def test_the_idle_timeout_fires_with_an_injected_clock_without_waiting(
         advance_until(lambda: stream.done, clock, watchdog, 301.0)
         error = failure(stream)
     assert isinstance(error, IdleTimeoutError)
-    assert (error.limit, error.timeout) == ("idle", 300.0)
+    assert (error.name, error.timeout) == ("idle", 300.0)
     assert error.partial is not None and error.partial.content == "before the silence"
     assert time.monotonic() - started < WAIT
 
@@ -574,7 +576,7 @@ def test_the_idle_timeout_fires_with_the_real_clock(
     with client.stream(BODY) as stream:
         error = failure(stream)
     elapsed = time.monotonic() - started
-    assert isinstance(error, IdleTimeoutError) and error.limit == "idle"
+    assert isinstance(error, IdleTimeoutError) and error.name == "idle"
     assert 0.3 <= elapsed < 0.3 + 0.5 + 0.5  # within half a second of the limit (+ setup)
 
 
@@ -613,7 +615,7 @@ def test_a_trickle_is_caught_by_the_event_timeout(
     started = time.monotonic()
     with client.stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "event"
+    assert isinstance(error, EventTimeoutError) and error.name == "event"
     assert error.partial is not None and error.partial.content == "so far"
     assert time.monotonic() - started < 0.4 + 0.6
 
@@ -632,7 +634,7 @@ def test_the_total_timeout_ends_a_stream_that_still_flows(
     started = time.monotonic()
     with client.stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "total"
+    assert isinstance(error, TotalTimeoutError) and error.name == "total"
     assert error.partial is not None and error.partial.content.startswith("tick ")
     assert time.monotonic() - started < 0.4 + 0.6
 
@@ -645,7 +647,7 @@ def test_the_total_timeout_covers_the_wait_for_the_headers(
     started = time.monotonic()
     with client.stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "total"
+    assert isinstance(error, TotalTimeoutError) and error.name == "total"
     assert time.monotonic() - started < 0.3 + 0.6
 
 
@@ -759,7 +761,7 @@ def test_a_stalled_json_completion_is_caught_by_the_idle_timeout(
     started = time.monotonic()
     with make_client(timeouts=TIMEOUTS.replace(idle=0.3)).stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "idle"
+    assert isinstance(error, IdleTimeoutError) and error.name == "idle"
     assert time.monotonic() - started < 0.3 + 0.6
 
 

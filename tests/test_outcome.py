@@ -9,11 +9,13 @@ import pytest
 
 from chatstream import (
     CallbackError,
+    EventTimeoutError,
     IdleTimeoutError,
     ProviderError,
     ServerError,
     StreamClosedError,
     Timeouts,
+    TotalTimeoutError,
 )
 from chatstream._shell.outcome import StopReason, decide
 
@@ -109,6 +111,11 @@ def test_a_time_limit_error_names_its_limit_and_seconds(reason: StopReason) -> N
         callback_error=None,
         timeouts=timeouts,
     )
-    assert isinstance(outcome, IdleTimeoutError)
-    assert outcome.limit == reason.value
+    expected = {
+        StopReason.IDLE: IdleTimeoutError,
+        StopReason.EVENT: EventTimeoutError,
+        StopReason.TOTAL: TotalTimeoutError,
+    }[reason]
+    assert type(outcome) is expected
+    assert outcome.name == reason.value
     assert outcome.timeout == getattr(timeouts, reason.value)

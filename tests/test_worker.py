@@ -457,7 +457,7 @@ def test_bytes_that_never_complete_a_line_do_not_reset_the_idle_clock() -> None:
     watchdog.check()  # 1.1 s waited since the last completed line
     with pytest.raises(chatstream.IdleTimeoutError) as caught:
         stream.result(timeout=WAIT)
-    assert caught.value.limit == "idle"
+    assert caught.value.name == "idle"
     assert caught.value.partial is not None and caught.value.partial.content == "a"
 
 

@@ -486,7 +486,6 @@ def transport_error(
             f"No data arrived for {idle} s (idle timeout); a proxy that buffers the whole "
             "response looks like this too.",
             timeout=idle or 0.0,
-            limit="idle",
         )
     elif before_response:
         error = ConnectError(

@@ -18,7 +18,15 @@ from __future__ import annotations
 import enum
 
 from ..config import Timeouts
-from ..errors import CallbackError, ChatStreamError, IdleTimeoutError, StreamClosedError
+from ..errors import (
+    CallbackError,
+    ChatStreamError,
+    EventTimeoutError,
+    IdleTimeoutError,
+    StreamClosedError,
+    StreamTimeoutError,
+    TotalTimeoutError,
+)
 
 __all__ = ["StopReason", "decide", "stop_error"]
 
@@ -83,4 +91,9 @@ def stop_error(reason: StopReason, timeouts: Timeouts) -> ChatStreamError:
         StopReason.EVENT: f"No event arrived for {seconds} s (event timeout).",
         StopReason.TOTAL: f"The stream took longer than {seconds} s (total timeout).",
     }[reason]
-    return IdleTimeoutError(message, timeout=seconds, limit=reason.value)
+    error: type[StreamTimeoutError] = {
+        StopReason.IDLE: IdleTimeoutError,
+        StopReason.EVENT: EventTimeoutError,
+        StopReason.TOTAL: TotalTimeoutError,
+    }[reason]
+    return error(message, timeout=seconds)

@@ -27,10 +27,10 @@ from chatstream import (
     CallbackError,
     ChatStream,
     Client,
-    IdleTimeoutError,
     ResponseEvent,
     StreamClosedError,
     StreamOptions,
+    TotalTimeoutError,
 )
 from chatstream._shell.reading import READ_SIZE
 from tests.helpers import answer, chunk
@@ -152,8 +152,8 @@ def test_a_total_limit_ends_a_header_wait_on_time(
 ) -> None:
     server.route(PATH, _never_answers)
     client = client_for(server, idle=5.0, total=0.5)
-    out = check(run_stream(client, guard=3.0), IdleTimeoutError)
-    assert out.error is not None and out.error.limit == "total"  # type: ignore[attr-defined]
+    out = check(run_stream(client, guard=3.0), TotalTimeoutError)
+    assert out.error is not None and out.error.name == "total"  # type: ignore[attr-defined]
     assert out.elapsed < 1.0
 
 
@@ -243,10 +243,10 @@ def test_41_the_total_limit_still_ends_a_stream_blocked_on_its_queue(
     # Nobody reads: the worker waits on the full queue until the total limit ends it.
     assert wait_until(lambda: stream.done, 2.0)
     seen: list[ResponseEvent] = []
-    with pytest.raises(IdleTimeoutError) as info:
+    with pytest.raises(TotalTimeoutError) as info:
         for item in stream:  # the queued events, then the error
             seen.append(item)
-    assert info.value.limit == "total"
+    assert info.value.name == "total"
     assert 0 < len(seen) <= 8 - 1 + _per_read(1)
     _worker_gone(stream)
 

@@ -410,7 +410,7 @@ def test_18_arguments_that_are_not_json_are_delivered_raw(args: str) -> None:
 
 def test_19_a_call_cut_off_by_stop_or_eof_is_incomplete() -> None:
     _, error, response = core([_calls_body(_call(0, "a", "f", '{"q": "tru'), finish="stop")])
-    assert error is None and response.tool_calls == []
+    assert error is None and response.tool_calls == ()
     assert [c.arguments for c in response.incomplete_tool_calls] == ['{"q": "tru']
     body = sse(chunk(tool_calls=[_call(0, "a", "f", '{"q"')]), done=False)
     _, error, response = core([body])
