@@ -337,34 +337,62 @@ def error_for_status(response: requests.Response, secrets: tuple[str, ...]) -> C
     return cls(summary, **fields)
 
 
-# How providers say a request does not fit the context window, besides OpenAI's code.
+# A provider's own code or type for a request over the context window.
 _CONTEXT_CODES = frozenset(
     {
-        "context_length_exceeded",  # OpenAI, Azure, Groq, Cerebras, DeepSeek
+        "context_length_exceeded",  # OpenAI, Azure, Groq, Cerebras, DeepSeek, llama-cpp-python
         "exceed_context_size_error",  # llama.cpp (as its type)
         "context_window_exceeded",
         "model_context_window_exceeded",
     }
 )
+# Codes and types that only say "a bad request" (or echo the status): they leave the
+# message to say which. Any other code is the provider's own answer, and decides.
+_GENERIC_CODES = frozenset(
+    {
+        "invalid_request_error",  # OpenAI and the many servers that copy its shape
+        "badrequesterror",  # vLLM (with code: 400)
+        "bad_request",
+        "bad_request_error",
+        "invalid_request",
+        "error",
+    }
+)
+# The messages of providers that say so in words only, each matched from the start of
+# the message and in that provider's own wording, so that text quoted from the request
+# (a validation error echoing a user's "What is the maximum context length?") never is.
 _CONTEXT_MESSAGE = re.compile(
-    r"maximum context length"  # OpenAI, vLLM, DeepSeek, OpenRouter ("This model's ...")
-    r"|context length exceeded|context_length_exceeded"
-    r"|exceeds the available context size"  # llama.cpp
-    r"|prompt is too long"  # Anthropic and its compatible endpoints
-    r"|exceeds? (?:the )?context (?:limit|window)"  # Anthropic: "... exceed context limit"
-    r"|input token count .{0,40}exceeds the maximum number of tokens"  # Gemini
-    r"|too large for model with \d+ maximum context length"  # Mistral
-    r"|context window (?:is )?(?:exceeded|full)",
-    re.IGNORECASE,
+    r"\s*(?:"
+    # OpenAI's wording, kept by vLLM, DeepSeek, llama-cpp-python and OpenRouter
+    r"This (?:model|endpoint)'s maximum context length is \d+"
+    # llama.cpp: "request (5024 tokens) exceeds the available context size (4096 tokens)"
+    r"|(?:the )?request (?:\(\d+ tokens\) )?exceeds the available context size"
+    # llama-cpp-python, raised by the model itself
+    r"|Requested tokens \(\d+\) exceed context window of \d+"
+    # vLLM, for a prompt alone over the limit
+    r"|The (?:decoder )?prompt \(length \d+\) is longer than the maximum model length"
+    # Anthropic-compatible endpoints: "prompt is too long: 201234 tokens > 200000 maximum"
+    r"|prompt is too long: \d+ tokens"
+    # Gemini's OpenAI-compatible endpoint
+    r"|The input token count \(\d+\) exceeds the maximum number of tokens"
+    # Mistral: "Prompt contains 40000 tokens ... too large for model with 32768 maximum
+    # context length"
+    r"|Prompt contains \d+ tokens.{0,80}too large for model with \d+ maximum context length"
+    r")",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
 def is_context_window_error(kind: str | None, code: str | int | None, message: str | None) -> bool:
     """True when a 400/422's error says the request does not fit the model's context
-    window, in the words of one of the providers that say so."""
-    if any(isinstance(v, str) and v.lower() in _CONTEXT_CODES for v in (kind, code)):
+    window: by the provider's code or type, or, when it sends none that says what the
+    error is, by the start of its message in the words of a provider that says so."""
+    codes = [v.lower() for v in (kind, code) if isinstance(v, str) and v.strip()]
+    if any(c in _CONTEXT_CODES for c in codes):
         return True
-    return bool(message) and _CONTEXT_MESSAGE.search(message or "") is not None
+    if any(c not in _GENERIC_CODES and not c.isdigit() for c in codes):
+        return False  # the provider's own code says what this is
+    return bool(message) and _CONTEXT_MESSAGE.match(message or "") is not None
 
 
 def decode_text(raw: bytes, charset: str | None) -> str:
