@@ -196,8 +196,9 @@ class IdleTimeoutError(StreamError, TimeoutError):
 
     Attributes:
         timeout: The limit that was reached, in seconds.
-        limit: Which limit: ``"idle"`` (no bytes), ``"event"`` (no data event) or
-            ``"total"`` (the whole stream).
+        limit: Which limit: ``"idle"`` (no line completed by the server: an event's line
+            or a keep-alive comment; bytes that never finish a line do not count),
+            ``"event"`` (no data event) or ``"total"`` (the whole stream).
     """
 
     kind = "idle_timeout"

@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ from ..errors import (
 )
 
 # redact_url and scrub_error are used by the shell through this module too.
+from .deadlines import idle_message
 from .redact import (
     REDACTED,
     SECRET_HEADERS,
@@ -54,11 +56,14 @@ from .redact import (
 )
 
 __all__ = [
+    "CONNECT_REASONS",
     "BearerAuth",
     "MAX_ERROR_BODY",
     "build_body",
+    "connect_cause",
     "encode_body",
     "error_for_status",
+    "host_port",
     "is_context_window_error",
     "media_type",
     "names_stream_options",
@@ -484,27 +489,75 @@ def _wrapped(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+#: Each :attr:`ConnectError.reason <chatstream.ConnectError.reason>` in a few words.
+CONNECT_REASONS = {
+    "unknown_host": "unknown host",
+    "refused": "connection refused",
+    "tls": "the TLS handshake failed",
+    "closed": "closed without answering",
+    "timeout": "connect timeout",
+}
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of ``url`` (the scheme's default port when none is given), without
+    user info: where a connection goes."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or "the server"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def connect_cause(reason: str | None, where: str, connect_timeout: float | None) -> str | None:
+    """Why no connection to ``where`` (``host:port``) was made, in a sentence's words;
+    ``None`` when the reason is not known."""
+    if reason == "unknown_host":
+        return f"unknown host {where.rsplit(':', 1)[0].strip('[]')!r}"
+    if reason == "refused":
+        return f"connection refused (nothing listens on {where})"
+    if reason == "tls":
+        return "the TLS handshake failed"
+    if reason == "timeout":
+        within = f" within {connect_timeout:g} s" if connect_timeout else ""
+        return f"no answer{within} (connect timeout)"
+    if reason == "closed":
+        return "the server closed the connection without answering"
+    return None
+
+
 def transport_error(
-    exc: BaseException, *, before_response: bool, secrets: tuple[str, ...], idle: float | None
+    exc: BaseException,
+    *,
+    before_response: bool,
+    secrets: tuple[str, ...],
+    idle: float | None,
+    url: str = "",
+    connect_timeout: float | None = None,
 ) -> ChatStreamError:
-    """chatstream's error for an exception of requests, urllib3 or the socket."""
+    """chatstream's error for an exception of requests, urllib3 or the socket (``url``
+    and ``connect_timeout`` name where a connection failed, and how long it was given)."""
     detail = type(exc).__name__
     error: ChatStreamError
+    where = host_port(url)
     if isinstance(exc, requests.ConnectTimeout):
-        error = ConnectTimeoutError("Connecting to the server timed out.")
+        cause = connect_cause("timeout", where, connect_timeout)
+        error = ConnectTimeoutError(f"Could not connect to {where}: {cause}.")
     elif isinstance(exc, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)):
         error = IdleTimeoutError(
-            f"No data arrived for {idle} s (idle timeout); a proxy that buffers the whole "
-            "response looks like this too.",
+            idle_message(idle),
             timeout=idle or 0.0,
             limit="idle",
         )
     elif before_response:
-        error = ConnectError(
-            f"Could not connect to the server, or it closed the connection before "
-            f"answering ({detail}).",
-            reason=connect_reason(exc),
-        )
+        reason = connect_reason(exc)
+        cause = connect_cause(reason, where, connect_timeout)
+        if cause is None:
+            cause = f"no connection, or it failed before any answer ({detail})"
+        error = ConnectError(f"Could not connect to {where}: {cause}.", reason=reason)
     elif isinstance(
         exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)
     ):
