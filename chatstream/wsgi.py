@@ -35,6 +35,7 @@ import json
 from collections.abc import Generator, Iterator
 
 from .errors import ChatStreamError
+from .events import RateLimits
 from .smooth import Chunking, smooth
 from .stream import ChatStream
 
@@ -49,13 +50,18 @@ SSE_HEADERS = {
 }
 
 
-def sse_events(stream: ChatStream, *, smooth_by: Chunking | None = None) -> SSEBody:
+def sse_events(
+    stream: ChatStream, *, smooth_by: Chunking | None = None, rate_limits: bool = False
+) -> SSEBody:
     """The SSE body relaying ``stream``; see :class:`SSEBody`.
 
     ``smooth_by`` (``"word"`` or ``"line"``) relays the text a word or a line at a time
     (see :mod:`chatstream.smooth`): fewer, whole pieces for the browser to draw.
+    ``rate_limits=True`` relays the provider's ``x-ratelimit-*`` headers too (the
+    ``rate_limits`` event): they describe your account's key, not the browser's user,
+    so they are left out unless asked for.
     """
-    return SSEBody(stream, smooth_by=smooth_by)
+    return SSEBody(stream, smooth_by=smooth_by, rate_limits=rate_limits)
 
 
 def _frame(name: str, data: str) -> bytes:
@@ -81,9 +87,12 @@ class SSEBody:
     away, started or not) closes the upstream stream.
     """
 
-    def __init__(self, stream: ChatStream, *, smooth_by: Chunking | None = None) -> None:
+    def __init__(
+        self, stream: ChatStream, *, smooth_by: Chunking | None = None, rate_limits: bool = False
+    ) -> None:
         self.stream = stream
         self.smooth_by = smooth_by
+        self.rate_limits = rate_limits
         self._frames = self._generate()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -94,6 +103,8 @@ class SSEBody:
         events = stream if self.smooth_by is None else smooth(stream, by=self.smooth_by)
         try:
             for event in events:
+                if isinstance(event, RateLimits) and not self.rate_limits:
+                    continue
                 yield _frame(event.type, event.to_json())
             result = stream.result()
         except ChatStreamError as exc:
