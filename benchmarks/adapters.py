@@ -20,7 +20,7 @@ import requests
 import sseclient
 
 import chatstream
-from chatstream import OutputTextDelta
+from chatstream import Limits, OutputTextDelta
 
 Result = tuple[str, str, list[tuple[str, str, str]]]
 OnText = Callable[[str], object] | None
@@ -124,7 +124,7 @@ def sseclient_py(base_url: str, on_text: OnText = None) -> Result:
 
 def _client(base_url: str) -> chatstream.Client:
     def make() -> chatstream.Client:
-        return chatstream.Client(base_url, max_event_bytes=MAX_EVENT_BYTES)
+        return chatstream.Client(base_url, limits=Limits(max_event_bytes=MAX_EVENT_BYTES))
 
     client: chatstream.Client = _cached("chatstream", base_url, make)
     return client

@@ -36,7 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chatstream import SSEDecoder, StreamParser
+from chatstream import Limits, StreamParser
+from chatstream.core.sse import SSEDecoder
 
 MB = 1_000_000
 KIB = 1024
@@ -171,7 +172,7 @@ def time_parser(
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
-        parser = StreamParser(max_event_bytes=len(body) + MB)
+        parser = StreamParser(limits=Limits(max_event_bytes=len(body) + MB))
         start = time.perf_counter()
         for data in pieces:
             parser.feed(data)

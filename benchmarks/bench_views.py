@@ -57,18 +57,25 @@ def time_case(src: Path, case: str, size: int, repeat: int, views: bool) -> tupl
     shared machine the CPU time is the steadier: it leaves out the time other work had
     the processor)."""
     bench_core = _import(src)
-    from chatstream import StreamParser
+    import chatstream
 
     if case == "mixed":
         body, check, _ = bench_core.mixed(size)
     else:
         body, check = bench_core.big_argument(size, size // 250)
     pieces = bench_core.pieces_of(body, 64 * 1024)
-    options = {"partial_json": True} if views else {}
+    largest = len(body) + MB
+    if hasattr(chatstream, "StreamOptions"):
+        arguments: dict[str, Any] = {
+            "options": chatstream.StreamOptions(partial_json=views),
+            "limits": chatstream.Limits(max_event_bytes=largest),
+        }
+    else:  # a revision before StreamOptions and Limits (--before)
+        arguments = {"partial_json": views, "max_event_bytes": largest}
     best = cpu = float("inf")
     for _ in range(repeat):
         gc.collect()
-        parser = StreamParser(max_event_bytes=len(body) + MB, **options)
+        parser = chatstream.StreamParser(**arguments)
         last: Any = None
         start, start_cpu = time.perf_counter(), time.process_time()
         for data in pieces:

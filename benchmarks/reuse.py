@@ -105,7 +105,9 @@ def chatstream_first_events(base: str, ca: str, n: int) -> list[float]:
     import chatstream
 
     times = []
-    with chatstream.Client(base + "/v1", "sk-bench", retry=0, verify=ca) as client:
+    with chatstream.Client(
+        base + "/v1", "sk-bench", retry=0, connections=chatstream.Connections(verify=ca)
+    ) as client:
         for _ in range(n):
             started = time.perf_counter()
             with client.stream(REQUEST) as stream:

@@ -339,7 +339,9 @@ def _memory_child(spec: dict[str, Any]) -> dict[str, Any]:
         client = chatstream.Client(spec["url"])
         events = 0
         if mode == "iterate":
-            stream = client.stream(adapters.REQUEST, queue_size=spec["queue_size"])
+            stream = client.stream(
+                adapters.REQUEST, options=chatstream.StreamOptions(queue_size=spec["queue_size"])
+            )
             deepest = 0
             event_bytes = 0
             with stream:

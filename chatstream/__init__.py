@@ -7,13 +7,19 @@ thread over a real connection.
 """
 
 from ._version import __version__
-from .client import TURN_STATE_HEADER, Client, Telemetry, Turn
-from .config import Coalescing, Retry, Timeouts
+from .client import Client, Telemetry, Turn
+from .config import (
+    Coalescing,
+    Connections,
+    Limits,
+    Retry,
+    StreamOptions,
+    ThinkTags,
+    Timeouts,
+)
 from .conversation import Conversation
 from .core.accumulator import Accumulator
 from .core.parser import StreamParser, iter_events
-from .core.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
-from .core.think import ThinkTags
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -23,14 +29,18 @@ from .errors import (
     ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
-    ContentFilterError,
     ContextLengthExceededError,
     ContextWindowExceeded,
     EventTooLargeError,
     IdleTimeoutError,
     IncompleteStreamError,
     LimitExceededError,
+    MaxStepsExceededError,
     NotFoundError,
+    OutputError,
+    OutputRefusedError,
+    OutputTruncatedError,
+    OutputValidationError,
     PermissionDeniedError,
     ProviderError,
     RateLimitError,
@@ -39,6 +49,8 @@ from .errors import (
     StreamClosedError,
     StreamConnectionError,
     StreamError,
+    ThreadLimitError,
+    ToolArgumentsError,
     UnexpectedResponseError,
 )
 from .events import (
@@ -49,6 +61,7 @@ from .events import (
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -71,8 +84,10 @@ from .events import (
     event_from_json,
     item_from_dict,
 )
-from .response import ChoiceResult, ErrorInfo, Response
+from .response import ChoiceResult, ErrorInfo, Response, Timing
 from .stream import ChatStream
+from .telemetry import StreamStart
+from .tools import StepEvent, Tool, ToolContext, ToolLoop, ToolResult
 
 __all__ = [
     "APIStatusError",
@@ -91,12 +106,11 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
-    "ContentFilterError",
+    "Connections",
     "ContentPart",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
     "Conversation",
-    "DEFAULT_MAX_EVENT_BYTES",
     "ErrorInfo",
     "EventTooLargeError",
     "FunctionCall",
@@ -104,14 +118,21 @@ __all__ = [
     "IdleTimeoutError",
     "IncompleteStreamError",
     "LimitExceededError",
+    "Limits",
+    "MaxStepsExceededError",
     "Message",
     "NotFoundError",
+    "OutputElementDone",
+    "OutputError",
     "OutputItemAdded",
     "OutputItemDone",
     "OutputItemIncomplete",
+    "OutputRefusedError",
     "OutputText",
     "OutputTextDelta",
     "OutputTextParsed",
+    "OutputTruncatedError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -127,20 +148,27 @@ __all__ = [
     "ResponseEvent",
     "ResponseItem",
     "Retry",
-    "SSEDecoder",
-    "SSEMessage",
     "Serializable",
     "ServerError",
+    "StepEvent",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
+    "StreamOptions",
     "StreamParser",
+    "StreamStart",
     "SummaryText",
-    "TURN_STATE_HEADER",
     "Telemetry",
     "ThinkTags",
+    "ThreadLimitError",
     "Timeouts",
+    "Timing",
     "TokenUsage",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolContext",
+    "ToolLoop",
+    "ToolResult",
     "Turn",
     "UnexpectedResponseError",
     "__version__",

@@ -1,10 +1,11 @@
 """Checking the arguments users pass, where they pass them.
 
-Each function takes an argument as given to :class:`~chatstream.Client` or
-:meth:`~chatstream.Client.stream` and returns it ready to use, or raises
-:class:`~chatstream.ConfigurationError` naming the argument, so that a bad value fails
-at the call that gave it, never later as a connection or internal error. No message
-repeats a value that may be a secret.
+Each function takes an argument as given to :class:`~chatstream.Client`, to
+:meth:`~chatstream.Client.stream` or to a configuration value, and returns it ready to
+use, or raises :class:`~chatstream.ConfigurationError` naming the argument, so that a
+bad value fails at the call that gave it, never later as a connection or internal
+error. No message repeats a value that may be a secret. This module knows no
+configuration type (:mod:`chatstream.config` builds on it, never the other way).
 
 ::
 
@@ -12,45 +13,35 @@ repeats a value that may be a secret.
     'sk-abc'
     >>> api_key("") is None
     True
-    >>> seconds("idle_timeout", float("inf"))  # doctest: +ELLIPSIS
+    >>> seconds("Timeouts.idle", float("inf"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    chatstream.errors.ConfigurationError: idle_timeout must be a positive number ... got inf
+    chatstream.errors.ConfigurationError: Timeouts.idle must be a positive number ... got inf
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
-if TYPE_CHECKING:  # config imports this module: at run time, inside the functions
-    from .config import Retry, Timeouts
-
 __all__ = [
     "MAX_SECONDS",
-    "UNSET",
     "api_key",
     "check_api_key",
     "count",
+    "given",
     "headers",
-    "limits",
-    "retry",
     "seconds",
-    "timeouts",
-    "tls_cert",
-    "tls_verify",
 ]
+
+_T = TypeVar("_T")
 
 #: The longest time limit accepted (a year): longer ones overflow the socket and
 #: threading timeouts they become; ``None`` turns a limit off.
 MAX_SECONDS = 365 * 24 * 3600
-
-#: The default of an older keyword argument: not given.
-UNSET: Any = object()
 
 
 def api_key(value: str | None) -> str | None:
@@ -143,88 +134,13 @@ def count(name: str, value: Any, *, minimum: int = 1, optional: bool = False) ->
     return value
 
 
-def limits(
-    defaults: Any,
-    max_choices: int | None,
-    max_tool_calls: int | None,
-    max_total_bytes: int | None,
-) -> dict[str, Any]:
-    """The parser's limits for one stream: those given (``None``: not given), checked,
-    else the ``defaults``' attributes of the same names (the client's)."""
-    given = {
-        "max_choices": max_choices,
-        "max_tool_calls": max_tool_calls,
-        "max_total_bytes": max_total_bytes,
-    }
-    out = {"max_event_bytes": defaults.max_event_bytes}
-    for name, value in given.items():
-        out[name] = getattr(defaults, name) if value is None else count(name, value)
-    return out
-
-
-def tls_verify(verify: bool | str | os.PathLike[str] | None) -> bool | str | None:
-    """How to check the server's certificate: a bool, the path of an existing CA bundle
-    (a file or a directory), or ``None`` (the session's own setting)."""
-    if verify is None or isinstance(verify, bool):
-        return verify
-    if not isinstance(verify, (str, os.PathLike)):
-        raise ConfigurationError("verify must be True, False or the path of a CA bundle")
-    path = os.fspath(verify)
-    if not os.path.exists(path):
-        raise ConfigurationError(f"verify: no CA bundle at {path!r}")
-    return path
-
-
-def tls_cert(
-    cert: str | os.PathLike[str] | tuple[str, str] | None,
-) -> str | tuple[str, str] | None:
-    """A client certificate: the path of an existing file, or a ``(certificate, key)``
-    pair of them, or ``None`` (the session's own setting)."""
-    if cert is None:
-        return None
-    paths = cert if isinstance(cert, tuple) else (cert,)
-    if not 1 <= len(paths) <= 2 or not all(isinstance(p, (str, os.PathLike)) for p in paths):
-        raise ConfigurationError("cert must be a path or a (certificate, key) pair of paths")
-    found = tuple(str(os.fspath(p)) for p in paths)
-    for path in found:
-        if not os.path.isfile(path):
-            raise ConfigurationError(f"cert: no file at {path!r}")
-    return found[0] if len(found) == 1 else (found[0], found[1])
-
-
-def timeouts(
-    timeouts: float | Timeouts | None, idle: float | None, connect: float | None
-) -> Timeouts:
-    """The client's time limits from ``timeouts=`` (a :class:`~chatstream.Timeouts` or
-    the idle limit in seconds), or from the older ``idle_timeout=`` and
-    ``connect_timeout=`` (:data:`UNSET` when not given), never from both."""
-    from .config import Timeouts
-
-    older = Timeouts()
-    if idle is not UNSET:
-        older = older.replace(idle=seconds("idle_timeout", idle))
-    if connect is not UNSET:
-        older = older.replace(connect=seconds("connect_timeout", connect))
-    if timeouts is None:
-        return older
-    if idle is not UNSET or connect is not UNSET:
-        raise ConfigurationError("pass timeouts= or idle_timeout=/connect_timeout=, not both")
-    if isinstance(timeouts, Timeouts):
-        return timeouts
-    return Timeouts(idle=seconds("timeouts", timeouts, optional=False))
-
-
-def retry(retry: int | Retry | None, max_retries: int) -> Retry:
-    """The client's retry policy from ``retry=`` (a :class:`~chatstream.Retry` or a
-    number of retries), or from the older ``max_retries=``, never from both."""
-    from .config import Retry
-
-    if retry is None:
-        return Retry() if max_retries is UNSET else Retry(max_retries=max_retries)
-    if max_retries is not UNSET:
-        raise ConfigurationError("pass retry= or max_retries=, not both")
-    if isinstance(retry, Retry):
-        return retry
-    if isinstance(retry, bool) or not isinstance(retry, int):
-        raise ConfigurationError("retry must be a Retry or a number of retries")
-    return Retry(max_retries=retry)
+def given(kind: type[_T], name: str, value: _T | None) -> _T:
+    """A configuration value passed as ``name``: ``value`` itself, or the defaults of
+    ``kind`` when it is ``None``."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise ConfigurationError(
+            f"{name} must be a {kind.__name__} or None; got a {type(value).__name__}"
+        )
+    return value

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
-import os
 import random
 import threading
 from collections.abc import Mapping
@@ -23,15 +22,13 @@ import requests
 
 from . import _arguments
 from ._shell import http as _http
+from ._shell import process as _process
 from ._shell import redact as _redact
 from ._shell import transport as _transport
 from ._shell.exchange import Settings
-from ._shell.watchdog import Watchdog, default_watchdog
-from .config import Coalescing, Retry, Timeouts
-from .core.accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS
+from .config import Coalescing, Connections, Limits, Retry, StreamOptions, Timeouts
+from .core import typed as _typed
 from .core.parser import StreamParser
-from .core.sse import DEFAULT_MAX_EVENT_BYTES
-from .core.think import ThinkTags
 from .errors import ConfigurationError
 from .stream import BytesCallback, ChatStream, Dispatch, EndCallback, EventCallback, make_worker
 from .telemetry import Telemetry
@@ -44,8 +41,9 @@ log = logging.getLogger("chatstream")
 #: sticky turn routing).
 TURN_STATE_HEADER = "x-codex-turn-state"
 
-#: How many connections a client's own session keeps for reuse, unless ``pool_size``
-#: says otherwise: room for a thousand concurrent streams.
+#: How many connections a client's own session keeps for reuse, unless
+#: :attr:`Connections.pool_size <chatstream.Connections.pool_size>` says otherwise: room
+#: for a thousand concurrent streams.
 DEFAULT_POOL_SIZE = 1024
 #: The default :class:`~chatstream.Coalescing`.
 DEFAULT_COALESCING = Coalescing()
@@ -72,48 +70,26 @@ class Client:
         telemetry: Hooks for each HTTP attempt, each retry and each event.
         include_usage: Ask for usage (``stream_options.include_usage``). A server that
             rejects the field gets the request once more without it.
-        max_event_bytes: Largest allowed SSE event.
-        max_choices: Most choices a response may have (see :ref:`limits`).
-        max_tool_calls: Most tool calls one choice may make.
-        max_total_bytes: Most bytes a response body may have (``None``: no limit).
-        drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
-            drops tool calls (off by default).
-        length_is_error: The specification's rule that ``finish_reason: "length"`` ends
-            the stream in :class:`~chatstream.ContextWindowExceeded` (off by default: the
-            stream ends normally and :attr:`~chatstream.Response.truncated` is true).
-        raw_chunks: Also deliver each chunk as sent, as a :class:`~chatstream.RawChunk`
-            event before the events made from it (off by default).
-        partial_json: Views of JSON as it streams (tool-call arguments parsed so far, and
-            JSON content when the request asks for it); see :ref:`live-views`.
-        think_tags: Move ``<think>`` blocks of the content to reasoning: ``True`` or a
-            :class:`~chatstream.ThinkTags`.
-        text_tool_calls: Recover tool calls written into the text as real calls.
-        turn_state_header: The header used for sticky turn routing.
-        watchdog: The watchdog enforcing time limits (tests inject one with a fake clock).
-        pool_size: How many connections to the server the client's own session keeps
-            open for reuse (1024 by default). It does not limit how many streams run at
-            once: a stream beyond it opens a connection of its own, which is closed
-            (quietly) when the stream ends. Only for the client's own session: mount an
-            adapter on a ``session`` you pass.
-        verify: How the server's TLS certificate is checked: ``True`` (the default CA
-            bundle), ``False`` (not at all), or the path of a CA bundle (a file or a
-            directory). By default, the ``session``'s own ``verify``.
-        cert: A client certificate: the path of a file holding the certificate and its
-            key, or a ``(certificate, key)`` pair of paths. By default, the
-            ``session``'s own ``cert``.
+        options: How every stream is read and viewed (a :class:`StreamOptions`), unless
+            :meth:`stream` gives its own.
+        limits: How much every response may hold (a :class:`Limits`; see
+            :ref:`limits`), unless :meth:`stream` gives its own.
+        connections: The client's connection pool and TLS (a :class:`Connections`):
+            its ``pool_size`` sizes the client's own session only (for a ``session``
+            you pass, mount an adapter on it); its ``verify`` and ``cert``, when set,
+            replace the session's own.
         coalescing: When many streams run at once, each one pauses a little before a
             read so that one wake-up reads several chunks: less CPU per chunk, and a
             throughput that holds up better with the number of streams, for chunks
             that reach you up to 100 ms later (see
             :class:`~chatstream.Coalescing`; the default pauses only beyond 64 streams
             running). ``None``: never pause.
-        idle_timeout: Older spelling of ``timeouts=Timeouts(idle=...)``.
-        connect_timeout: Older spelling of ``timeouts=Timeouts(connect=...)``.
-        max_retries: Older spelling of ``retry=...``.
+        turn_state_header: The header used for sticky turn routing (see :class:`Turn`).
+            The default, ``x-codex-turn-state``, comes from the coding agent whose
+            reducer chatstream ports (see :ref:`the-specification`).
 
     Raises:
-        ConfigurationError: An argument is invalid, or a setting is given in both its
-            spellings.
+        ConfigurationError: An argument is invalid.
     """
 
     def __init__(
@@ -127,25 +103,11 @@ class Client:
         session: requests.Session | None = None,
         telemetry: Telemetry | None = None,
         include_usage: bool = True,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        drop_tool_calls_on_stop: bool = False,
-        length_is_error: bool = False,
-        raw_chunks: bool = False,
-        partial_json: bool = False,
-        think_tags: bool | ThinkTags = False,
-        text_tool_calls: bool = False,
-        turn_state_header: str = TURN_STATE_HEADER,
-        watchdog: Watchdog | None = None,
-        max_choices: int = DEFAULT_MAX_CHOICES,
-        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
-        max_total_bytes: int | None = None,
-        pool_size: int | None = None,
-        verify: bool | str | os.PathLike[str] | None = None,
-        cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        options: StreamOptions | None = None,
+        limits: Limits | None = None,
+        connections: Connections | None = None,
         coalescing: Coalescing | None = DEFAULT_COALESCING,
-        idle_timeout: float | None = _arguments.UNSET,
-        connect_timeout: float | None = _arguments.UNSET,
-        max_retries: int = _arguments.UNSET,
+        turn_state_header: str = TURN_STATE_HEADER,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http:// or https:// URL")
@@ -154,37 +116,29 @@ class Client:
         self.url = _transport.endpoint_url(self.base_url)
         api_key = _arguments.api_key(api_key)
         self._auth = _http.BearerAuth(api_key) if api_key is not None else None
-        self.timeouts = _arguments.timeouts(timeouts, idle_timeout, connect_timeout)
-        self.retry = _arguments.retry(retry, max_retries)
+        #: The time limits.
+        self.timeouts = _timeouts(timeouts)
+        #: The retry policy.
+        self.retry = _retry(retry)
         self.headers = _arguments.headers(headers)
-        self.max_choices = _arguments.count("max_choices", max_choices)
-        self.max_tool_calls = _arguments.count("max_tool_calls", max_tool_calls)
-        self.max_total_bytes = _arguments.count("max_total_bytes", max_total_bytes, optional=True)
         if "?" in self.url:
             # The query may carry a key: masked even in urllib3's DEBUG log lines.
             _redact.redact_query_in_logs(self.url)
         self.telemetry = telemetry
         self.include_usage = include_usage
-        self.max_event_bytes = max_event_bytes
-        self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
-        self.length_is_error = length_is_error
-        self.raw_chunks = raw_chunks
-        #: The live-view options every stream gets unless :meth:`stream` says otherwise.
-        self.views: dict[str, Any] = {
-            "partial_json": partial_json,
-            "think_tags": think_tags,
-            "text_tool_calls": text_tool_calls,
-        }
+        #: How every stream is read, unless :meth:`stream` says otherwise.
+        self.options = _arguments.given(StreamOptions, "options", options)
+        #: Every stream's limits, unless :meth:`stream` says otherwise.
+        self.limits = _arguments.given(Limits, "limits", limits)
+        #: The connection pool and TLS.
+        self.connections = _arguments.given(Connections, "connections", connections)
         self.turn_state_header = turn_state_header
-        self._watchdog = watchdog
-        pool_size = _arguments.count("pool_size", pool_size, optional=True)
+        pool_size = self.connections.pool_size
         if pool_size is not None and session is not None:
             raise ConfigurationError(
-                "pool_size sizes the client's own session; for a session you pass, "
-                "mount an adapter with the pool size you want on it"
+                "Connections.pool_size sizes the client's own session; for a session you "
+                "pass, mount an adapter with the pool size you want on it"
             )
-        self.verify = _arguments.tls_verify(verify)
-        self.cert = _arguments.tls_cert(cert)
         if coalescing is not None and not isinstance(coalescing, Coalescing):
             raise ConfigurationError("coalescing must be a Coalescing, or None")
         self.coalescing = coalescing
@@ -227,8 +181,10 @@ class Client:
         """
         return Turn(self)
 
-    def settings(self) -> Settings:
-        """This client's settings now, as one frozen value for a stream."""
+    def _settings(self, options: StreamOptions | None, limits: Limits | None) -> Settings:
+        """This client's settings now, as one frozen value for a stream, with the
+        stream's own options and limits where it gives them."""
+        tls = self.connections
         return Settings(
             url=self.url,
             session=self.session,
@@ -239,10 +195,11 @@ class Client:
             secrets=self._secrets,
             telemetry=self.telemetry,
             include_usage=self.include_usage,
-            max_event_bytes=self.max_event_bytes,
             turn_state_header=self.turn_state_header,
-            verify=self.session.verify if self.verify is None else self.verify,
-            cert=self.session.cert if self.cert is None else self.cert,
+            options=self.options if options is None else options,
+            limits=self.limits if limits is None else limits,
+            verify=self.session.verify if tls.verify is None else tls.verify,
+            cert=self.session.cert if tls.cert is None else tls.cert,
             coalescing=self.coalescing,
             rng=self._rng,
         )
@@ -254,19 +211,11 @@ class Client:
         on_event: EventCallback | None = None,
         on_end: EndCallback | None = None,
         dispatch: Dispatch | None = None,
-        # The specification's channel size: room for a burst of a whole fast answer
-        # while the consumer is busy, at about 0.24 MiB (docs/performance.rst).
-        queue_size: int = 1600,
         iterate: bool | None = None,
         on_bytes: BytesCallback | None = None,
-        turn: Turn | None = None,
-        max_choices: int | None = None,
-        max_tool_calls: int | None = None,
-        max_total_bytes: int | None = None,
-        partial_json: bool | None = None,
-        think_tags: bool | ThinkTags | None = None,
-        text_tool_calls: bool | None = None,
-        length_is_error: bool | None = None,
+        options: StreamOptions | None = None,
+        limits: Limits | None = None,
+        output: Any = None,
     ) -> ChatStream:
         """Send a streaming request and return the live stream at once.
 
@@ -281,7 +230,6 @@ class Client:
                 however it ends.
             dispatch: Hands each callback call to another thread instead, e.g.
                 ``lambda fn: root.after(0, fn)`` for Tkinter.
-            queue_size: How many events may wait for the iterator before reading pauses.
             iterate: Whether events are also kept for iteration. By default they are,
                 unless ``on_event`` is given: a callback-only program then never stalls
                 on a full queue.
@@ -290,29 +238,74 @@ class Client:
                 thread (never through ``dispatch``): e.g. a file's ``write``, to record the
                 body for ``chatstream replay``. If it raises, the stream ends in
                 :class:`~chatstream.CallbackError`.
-            turn: Send it as part of this turn (see :meth:`turn`); ``turn.stream(body)``
-                does the same.
-            max_choices: This stream's limit, instead of the client's (likewise
-                ``max_tool_calls`` and ``max_total_bytes``; see :ref:`limits`).
-            partial_json: For this stream, instead of the client's setting.
-            think_tags: For this stream, instead of the client's setting.
-            text_tool_calls: For this stream, instead of the client's setting.
-            length_is_error: For this stream, instead of the client's setting (the
-                specification's mode: ``finish_reason: "length"`` is an error).
+            options: This stream's :class:`StreamOptions`, used as given, instead of the
+                client's (left out or ``None``: the client's). Change one option with
+                ``options=client.options.replace(partial_json=True)``.
+            limits: This stream's :class:`Limits`, used as given, instead of the
+                client's (left out or ``None``: the client's): so
+                ``limits=client.limits.replace(max_total_bytes=None)`` lifts the
+                client's limit on the body's size for this stream.
+            output: The type of the answer: a pydantic model class, anything
+                pydantic's ``TypeAdapter`` takes (``list[Model]``, a dataclass, a
+                ``TypedDict``), or a JSON Schema ``dict``. The request asks for it
+                (``response_format`` ``json_schema``, strict) unless the body has a
+                ``response_format``; :class:`~chatstream.OutputTextParsed` events carry
+                the value so far, its finished parts validated, and
+                :attr:`Response.parsed <chatstream.Response.parsed>` the validated
+                answer. A refusal, an answer cut short or one that does not validate
+                ends the stream in an :class:`~chatstream.OutputError`. See
+                :doc:`/typed`.
 
         Raises:
             ConfigurationError: An argument is invalid, or the body cannot be encoded as
                 JSON. Everything else is raised by the stream (iterating it, or
                 :meth:`~chatstream.ChatStream.result`).
         """
-        _arguments.count("queue_size", queue_size)
-        limits = _arguments.limits(self, max_choices, max_tool_calls, max_total_bytes)
+        return self._stream(
+            body,
+            on_event=on_event,
+            on_end=on_end,
+            dispatch=dispatch,
+            iterate=iterate,
+            on_bytes=on_bytes,
+            options=options,
+            limits=limits,
+            output=output,
+            turn=None,
+        )
+
+    def _stream(
+        self,
+        body: Mapping[str, Any],
+        *,
+        on_event: EventCallback | None,
+        on_end: EndCallback | None,
+        dispatch: Dispatch | None,
+        iterate: bool | None,
+        on_bytes: BytesCallback | None,
+        options: StreamOptions | None,
+        limits: Limits | None,
+        output: Any,
+        turn: Turn | None,
+    ) -> ChatStream:
+        """:meth:`stream`, as part of ``turn`` when one is given."""
+        if options is not None:
+            _arguments.given(StreamOptions, "options", options)
+        if limits is not None:
+            _arguments.given(Limits, "limits", limits)
+        kind = None
+        if output is not None:
+            kind, response_format = _typed.for_request(output, body)
+            if response_format is not None:
+                body = {**body, "response_format": response_format}
         request = _http.build_body(body, include_usage=self.include_usage)
+        settings = self._settings(options, limits)
         worker = make_worker(
-            self.settings(),
+            settings,
             request,
-            watchdog=self._watchdog or default_watchdog(),
-            queue_size=queue_size,
+            # Looked up on the module for each stream: the tests' seam for a watchdog
+            # with a fake clock.
+            watchdog=_process.default_watchdog(),
             on_event=on_event,
             on_end=on_end,
             on_bytes=on_bytes,
@@ -320,14 +313,7 @@ class Client:
             iterate=iterate,
             turn=turn,
             parser=StreamParser(
-                drop_tool_calls_on_stop=self.drop_tool_calls_on_stop,
-                length_is_error=(
-                    self.length_is_error if length_is_error is None else length_is_error
-                ),
-                raw_chunks=self.raw_chunks,
-                request=request,
-                **limits,
-                **_views(self.views, partial_json, think_tags, text_tool_calls),
+                options=settings.options, limits=settings.limits, request=request, output=kind
             ),
         )
         return ChatStream(worker)
@@ -353,21 +339,36 @@ def _new_session(pool_size: int) -> requests.Session:
     return session
 
 
-def _views(defaults: dict[str, Any], *overrides: Any) -> dict[str, Any]:
-    """The live-view options of one stream: the client's, less what it overrides."""
-    return {
-        name: default if value is None else value
-        for (name, default), value in zip(defaults.items(), overrides, strict=True)
-    }
+def _timeouts(value: float | Timeouts | None) -> Timeouts:
+    """The client's time limits from ``timeouts=``: a :class:`~chatstream.Timeouts`, or
+    the idle limit in seconds."""
+    if value is None:
+        return Timeouts()
+    if isinstance(value, Timeouts):
+        return value
+    return Timeouts(idle=_arguments.seconds("timeouts", value, optional=False))
+
+
+def _retry(value: int | Retry | None) -> Retry:
+    """The client's retry policy from ``retry=``: a :class:`~chatstream.Retry`, or a
+    number of retries."""
+    if value is None:
+        return Retry()
+    if isinstance(value, Retry):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError("retry must be a Retry or a number of retries")
+    return Retry(max_retries=value)
 
 
 class Turn:
     """One user turn: its requests share the backend the first response pinned.
 
-    The first response of the turn that carries the turn-state header (see
-    :data:`TURN_STATE_HEADER`) fixes its value for the turn; every later request of the
-    turn sends it back, so retries and tool follow-ups reach the same backend. Set once,
-    safe to share between threads. Made by :meth:`Client.turn`.
+    The first response of the turn that carries the turn-state header
+    (``x-codex-turn-state``, or the client's ``turn_state_header``) fixes its value for
+    the turn; every later request of the turn sends it back, so retries and tool
+    follow-ups reach the same backend. Set once, safe to share between threads. Made by
+    :meth:`Client.turn`.
     """
 
     def __init__(self, client: Client) -> None:
@@ -388,9 +389,32 @@ class Turn:
                 if self._state is None:
                     self._state = value
 
-    def stream(self, body: Mapping[str, Any], **options: Any) -> ChatStream:
-        """:meth:`Client.stream`, as part of this turn."""
-        return self.client.stream(body, turn=self, **options)
+    def stream(
+        self,
+        body: Mapping[str, Any],
+        *,
+        on_event: EventCallback | None = None,
+        on_end: EndCallback | None = None,
+        dispatch: Dispatch | None = None,
+        iterate: bool | None = None,
+        on_bytes: BytesCallback | None = None,
+        options: StreamOptions | None = None,
+        limits: Limits | None = None,
+        output: Any = None,
+    ) -> ChatStream:
+        """:meth:`Client.stream`, as part of this turn (the same arguments)."""
+        return self.client._stream(
+            body,
+            on_event=on_event,
+            on_end=on_end,
+            dispatch=dispatch,
+            iterate=iterate,
+            on_bytes=on_bytes,
+            options=options,
+            limits=limits,
+            output=output,
+            turn=self,
+        )
 
     def __enter__(self) -> Turn:
         return self

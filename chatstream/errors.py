@@ -6,7 +6,6 @@
     ├── StreamError                    the stream started, then ended badly
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
     │   ├── ContextWindowExceeded      the conversation does not fit the model's context
-    │   ├── ContentFilterError         (not raised for a stream since rules v2)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   ├── EventTooLargeError         one SSE event over the size limit
     │   ├── LimitExceededError         too many choices, tool calls or bytes
@@ -15,7 +14,11 @@
     │   │   └── ConnectError           ... before any response arrived
     │   │       └── ConnectTimeoutError    (also a TimeoutError)
     │   ├── StreamClosedError          closed by the caller
-    │   └── CallbackError              an on_event callback raised
+    │   ├── CallbackError              an on_event callback raised
+    │   └── OutputError                a typed answer (output=T) that cannot be had
+    │       ├── OutputRefusedError         the model refused
+    │       ├── OutputTruncatedError       the answer was cut short
+    │       └── OutputValidationError      the answer does not fit the type
     ├── APIStatusError                 the server answered with an HTTP error status
     │   ├── BadRequestError            400, 422
     │   │   └── ContextLengthExceededError  ... the request is over the context window
@@ -25,8 +28,11 @@
     │   ├── NotFoundError              404
     │   ├── RateLimitError             429 (with retry_after)
     │   └── ServerError                5xx
+    ├── ToolArgumentsError             a tool call's arguments do not fit the tool
+    ├── MaxStepsExceededError          a tool loop reached its step limit
     ├── RedirectError                  a 3xx, which chatstream never follows
     ├── UnexpectedResponseError        a 200 that is not an event stream
+    ├── ThreadLimitError               no thread for the stream (also a RuntimeError)
     └── ConfigurationError             bad arguments (also a ValueError)
 
 Every error that ends a stream carries ``partial``: the :class:`~chatstream.Response` as far
@@ -51,14 +57,18 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
-    "ContentFilterError",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
     "EventTooLargeError",
     "IdleTimeoutError",
     "IncompleteStreamError",
     "LimitExceededError",
+    "MaxStepsExceededError",
     "NotFoundError",
+    "OutputError",
+    "OutputRefusedError",
+    "OutputTruncatedError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
@@ -67,6 +77,8 @@ __all__ = [
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
+    "ThreadLimitError",
+    "ToolArgumentsError",
     "UnexpectedResponseError",
 ]
 
@@ -112,24 +124,13 @@ class ContextWindowExceeded(StreamError):
     Catch this one class for both ways a provider says so: the server refused the
     request as too long (an HTTP error: :class:`ContextLengthExceededError`, which also
     carries the status, body and headers), or the model stopped at its token limit
-    (``finish_reason: "length"`` in the specification's mode, ``length_is_error=True``;
-    the text produced so far is in ``partial``). By default that finish is a normal end,
-    and :attr:`Response.truncated <chatstream.Response.truncated>` says the answer was
-    cut short.
+    (``finish_reason: "length"`` in the specification's mode,
+    ``StreamOptions(length_is_error=True)``; the text produced so far is in
+    ``partial``). By default that finish is a normal end, and :attr:`Response.truncated
+    <chatstream.Response.truncated>` says the answer was cut short.
     """
 
     kind = "context_window_exceeded"
-
-
-class ContentFilterError(StreamError):
-    """The provider's content filter stopped the answer.
-
-    ``finish_reason: "content_filter"`` is a normal end whose answer was cut short
-    (:attr:`Response.truncated <chatstream.Response.truncated>`), so streams do not raise
-    this; it is kept so that code catching it still imports.
-    """
-
-    kind = "content_filter"
 
 
 class ProviderError(StreamError):
@@ -259,6 +260,122 @@ class CallbackError(StreamError):
     """An ``on_event`` callback raised; the original exception is ``__cause__``."""
 
     kind = "callback_error"
+
+
+class OutputError(StreamError):
+    """A typed answer (``output=T``) that cannot be had; ``partial`` is the response.
+
+    Attributes:
+        raw: The answer's text as received (``partial.content``).
+    """
+
+    kind = "output"
+
+    def __init__(self, message: str, *, raw: str = "", partial: Response | None = None) -> None:
+        super().__init__(message, partial=partial)
+        self.raw = raw
+
+
+class OutputRefusedError(OutputError):
+    """The model refused to answer in the type asked for.
+
+    Attributes:
+        refusal: Its refusal text.
+    """
+
+    kind = "output_refused"
+
+    def __init__(
+        self, message: str, *, refusal: str, raw: str = "", partial: Response | None = None
+    ) -> None:
+        super().__init__(message, raw=raw, partial=partial)
+        self.refusal = refusal
+
+
+class OutputTruncatedError(OutputError):
+    """The typed answer was cut short (``finish_reason`` ``"length"`` or
+    ``"content_filter"``), so it is not a whole value.
+
+    Attributes:
+        finish_reason: The finish reason that cut it.
+    """
+
+    kind = "output_truncated"
+
+    def __init__(
+        self, message: str, *, finish_reason: str, raw: str = "", partial: Response | None = None
+    ) -> None:
+        super().__init__(message, raw=raw, partial=partial)
+        self.finish_reason = finish_reason
+
+
+class OutputValidationError(OutputError):
+    """The answer is not JSON, or does not fit the type asked for.
+
+    Attributes:
+        errors: The validator's errors: dicts with ``loc`` (the path to the value, a
+            list of keys and indexes), ``msg`` and ``type``, as pydantic reports them
+            (the JSON Schema validator reports the same keys).
+    """
+
+    kind = "output_validation"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[dict[str, Any]],
+        raw: str = "",
+        partial: Response | None = None,
+    ) -> None:
+        super().__init__(message, raw=raw, partial=partial)
+        self.errors = errors
+
+
+class ToolArgumentsError(ChatStreamError):
+    """A tool call's arguments are not JSON, or do not fit the tool's parameters.
+
+    Attributes:
+        name: The tool's name.
+        arguments: The arguments as the model wrote them.
+        errors: The validator's errors (as :class:`OutputValidationError` has them).
+    """
+
+    kind = "tool_arguments"
+
+    def __init__(
+        self, message: str, *, name: str, arguments: str, errors: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.arguments = arguments
+        self.errors = errors
+
+
+class MaxStepsExceededError(ChatStreamError):
+    """A tool loop reached its step limit while the model was still calling tools.
+
+    ``partial`` is the last response (with the calls that were not run).
+
+    Attributes:
+        max_steps: The limit: the most model responses of one turn.
+        messages: The conversation so far, valid for a next request: the calls that were
+            not run are answered with a result that says so.
+    """
+
+    kind = "max_steps"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_steps: int,
+        messages: list[dict[str, Any]],
+        partial: Response | None = None,
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.max_steps = max_steps
+        self.messages = messages
 
 
 class APIStatusError(ChatStreamError):
@@ -392,6 +509,15 @@ class UnexpectedResponseError(ChatStreamError):
         self.status = status
         self.content_type = content_type
         self.body = body
+
+
+class ThreadLimitError(ChatStreamError, RuntimeError):
+    """No thread could be started for the stream: the process is at its thread limit
+    (``ulimit -u``, a container's ``pids.max``). Raised by the stream (iterating it, or
+    :meth:`~chatstream.ChatStream.result`) at once, before anything was sent; the next
+    stream tries again. ``__cause__`` is the ``RuntimeError`` of ``Thread.start()``."""
+
+    kind = "thread_limit"
 
 
 class ConfigurationError(ChatStreamError, ValueError):

@@ -37,6 +37,7 @@ __all__ = [
     "OutputItemIncomplete",
     "OutputText",
     "OutputTextDelta",
+    "OutputElementDone",
     "OutputTextParsed",
     "RateLimits",
     "RawChunk",
@@ -262,7 +263,9 @@ class FunctionCall(_Item):
     """A tool call the model asks for.
 
     ``arguments`` is the JSON text exactly as streamed (it is not parsed, so a call whose
-    arguments are not valid JSON still reaches you unchanged). ``call_id`` is the
+    arguments are not valid JSON still reaches you unchanged); the validated arguments
+    are the tool's to give: :meth:`Tool.arguments <chatstream.tools.Tool.arguments>`.
+    ``call_id`` is the
     provider's id, or ``tool-call-{index}`` when the provider sent none.
 
     ``custom`` is true for a call of a custom (free-text) tool, streamed as ``{"type":
@@ -530,13 +533,29 @@ class OutputItemIncomplete(_Event):
 @dataclass(frozen=True)
 class OutputTextParsed(_Event):
     """The JSON content parsed so far, when the request asked for JSON
-    (``response_format`` ``json_object`` or ``json_schema``) and ``partial_json=True``.
+    (``response_format`` ``json_object`` or ``json_schema``) and ``partial_json=True``;
+    or, with ``output=T``, the typed value so far (its finished parts validated, see
+    :mod:`chatstream.core.typed`), sent only when it changed, the last one being the
+    validated answer.
 
     Sent after an :class:`OutputTextDelta` whenever the view was refreshed (see
     :mod:`chatstream.core.partial_json`); a view for showing progress, never the final value.
     """
 
     parsed: Any
+    choice_index: int = 0
+
+
+@_tagged("output_element_done")
+@dataclass(frozen=True)
+class OutputElementDone(_Event):
+    """An element of a typed list answer (``output=list[T]``) is finished: ``element``
+    is its validated value (a pydantic model instance, say), ``index`` its position.
+    Sent once per element, in order, after the :class:`OutputTextParsed` that first
+    shows it finished (see :mod:`chatstream.core.typed`)."""
+
+    element: Any
+    index: int = 0
     choice_index: int = 0
 
 
@@ -553,6 +572,7 @@ ResponseEvent = (
     | FunctionCallArgumentsDelta
     | OutputItemIncomplete
     | OutputTextParsed
+    | OutputElementDone
     | RawChunk
 )
 

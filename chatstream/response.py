@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ChatStreamError
 from .events import Audio, FunctionCall, Reasoning, ResponseItem, TokenUsage, item_from_dict
 
-__all__ = ["ChoiceResult", "ErrorInfo", "Response", "TRUNCATING_FINISH_REASONS"]
+__all__ = ["ChoiceResult", "ErrorInfo", "Response", "TRUNCATING_FINISH_REASONS", "Timing"]
 
 #: The finish reasons that end an answer before the model was done with it.
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
@@ -56,6 +56,77 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True)
+class Timing:
+    """When the parts of one stream happened, as :attr:`Response.timing` records them.
+
+    Durations are in seconds since the request was sent (the first attempt's, retries
+    included), measured with a monotonic clock; ``None`` when it did not happen (no
+    content came, say). Content is text, reasoning, a refusal, a tool call or audio.
+    Times are taken per read of the body, not per event: events that arrive in one read
+    arrive together.
+
+    Attributes:
+        started_at: When the request was sent, in seconds since the epoch (wall clock).
+        time_to_headers: Until the response headers arrived (the last attempt's).
+        time_to_first_byte: Until the first read of the body returned bytes.
+        time_to_first_content: Until the first content arrived.
+        time_to_last_content: Until the last content arrived.
+        duration: Until the stream ended (completed, failed or closed).
+        content_arrivals: How many reads brought content.
+        gap_p50: The median gap between two reads that brought content, or ``None``
+            with fewer than two.
+        gap_p90: Their 90th percentile (over a uniform sample of 1024 gaps, in a longer
+            stream), or ``None``.
+        gap_max: The longest gap, or ``None``.
+        output_tokens_per_second: The usage's output tokens over the time from the first
+            content to the last, or ``None`` when the usage gave no count or that time
+            was not measured (content in fewer than two reads, or in less than 0.1 s: a
+            reply that came whole).
+        retry_waits: The wait before each request sent again, in order (one entry per
+            retry; 0 for the resend without ``stream_options``).
+    """
+
+    started_at: float
+    time_to_headers: float | None = None
+    time_to_first_byte: float | None = None
+    time_to_first_content: float | None = None
+    time_to_last_content: float | None = None
+    duration: float = 0.0
+    content_arrivals: int = 0
+    gap_p50: float | None = None
+    gap_p90: float | None = None
+    gap_max: float | None = None
+    output_tokens_per_second: float | None = None
+    retry_waits: tuple[float, ...] = ()
+
+    @property
+    def retries(self) -> int:
+        """How many times the request was sent again."""
+        return len(self.retry_waits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reads it back."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["retry_waits"] = list(self.retry_waits)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Timing:
+        """Rebuild timings from :meth:`to_dict` output (unknown keys are ignored).
+
+        Raises:
+            ValueError: ``started_at`` is missing, or a field is malformed.
+        """
+        try:
+            known = {f.name for f in fields(cls)}
+            values = {k: v for k, v in data.items() if k in known}
+            values["retry_waits"] = tuple(float(w) for w in values.get("retry_waits", ()))
+            return cls(**values)
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"cannot read timings: missing or malformed field ({exc})") from exc
+
+
+@dataclass(frozen=True)
 class ChoiceResult:
     """What one choice (one of the ``n`` answers asked for) produced.
 
@@ -79,6 +150,9 @@ class ChoiceResult:
         reasoning_field: The delta field its reasoning text came in
             (``"reasoning"``, ``"reasoning_content"``, ...), or ``None``:
             :meth:`to_message` sends the reasoning back under that name.
+        parsed: The answer as a value of the type asked for with ``output=T``,
+            validated, or ``None``. Not written by :meth:`to_dict` (it is a Python
+            value); validate ``content`` again after :meth:`from_dict`.
     """
 
     index: int
@@ -93,6 +167,7 @@ class ChoiceResult:
     annotations: list[Any] | None = None
     audio: Audio | None = None
     reasoning_field: str | None = None
+    parsed: Any = field(default=None, compare=False)
 
     @property
     def truncated(self) -> bool:
@@ -192,6 +267,13 @@ class ChoiceResult:
         }
 
 
+def _whole_text(text: str) -> str:
+    """``text`` as it can be written in UTF-8: each pair of surrogate halves joined into
+    its character, and each lone half (of an emoji a server split, say) replaced with
+    U+FFFD REPLACEMENT CHARACTER."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _call_dict(call: FunctionCall) -> dict[str, str]:
     return {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
 
@@ -257,6 +339,9 @@ class Response:
         citations: Perplexity's ``citations`` (URLs), or ``None``.
         search_results: Perplexity's ``search_results``, or ``None``.
         timings: llama.cpp's ``timings`` (prompt and generation speed), or ``None``.
+        timing: When the stream's parts happened (a :class:`Timing`), or ``None`` for a
+            response not read from a live stream (parsed from bytes, say). Not compared
+            by ``==``.
 
     :meth:`to_dict` / :meth:`to_json` write it whole and :meth:`from_dict` /
     :meth:`from_json` read it back, so a recorded result loads as it was.
@@ -273,6 +358,7 @@ class Response:
     citations: list[Any] | None = None
     search_results: list[Any] | None = None
     timings: dict[str, Any] | None = None
+    timing: Timing | None = field(default=None, compare=False)
 
     @property
     def _first(self) -> ChoiceResult:
@@ -296,6 +382,12 @@ class Response:
     def refusal(self) -> str | None:
         """Choice 0's refusal, or ``None``."""
         return self._first.refusal
+
+    @property
+    def parsed(self) -> Any:
+        """Choice 0's typed answer (``output=T``), validated; ``None`` without ``output``
+        or for a response whose answer was tool calls."""
+        return self._first.parsed
 
     @property
     def tool_calls(self) -> list[FunctionCall]:
@@ -374,11 +466,19 @@ class Response:
             "citations": self.citations,
             "search_results": self.search_results,
             "timings": self.timings,
+            "timing": None if self.timing is None else self.timing.to_dict(),
         }
 
     def to_json(self) -> str:
-        """:meth:`to_dict` as JSON text."""
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        """:meth:`to_dict` as JSON text, always valid as UTF-8: a lone half of a
+        surrogate pair anywhere in the response (provider data is kept as it came) is
+        written as U+FFFD, so the text can be saved or sent."""
+        text = json.dumps(self.to_dict(), ensure_ascii=False)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return _whole_text(text)
+        return text
 
     @classmethod
     def from_dict(cls, data: Any) -> Response:
@@ -392,6 +492,7 @@ class Response:
         try:
             usage = data.get("usage")
             error = data.get("error")
+            timing = data.get("timing")
             response = cls(
                 response_id=data.get("response_id", ""),
                 model=data.get("model"),
@@ -404,6 +505,7 @@ class Response:
                 citations=data.get("citations"),
                 search_results=data.get("search_results"),
                 timings=data.get("timings"),
+                timing=None if timing is None else Timing.from_dict(timing),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot read a response: missing or malformed field ({exc})") from exc

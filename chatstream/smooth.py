@@ -79,6 +79,8 @@ def smooth(
 
     Every other event passes through unchanged, after the text held back (so an item's
     deltas still come before its ``OutputItemDone``). Each choice is smoothed apart.
+    When ``events`` raises (the stream failed), the text held back is given first, then
+    the error is raised: nothing that arrived is lost.
 
     Args:
         events: A stream's events (a :class:`~chatstream.ChatStream`, say).
@@ -94,7 +96,17 @@ def smooth(
             for piece in smoother.flush():
                 yield OutputTextDelta(piece, index)
 
-    for event in events:
+    iterator = iter(events)
+    while True:
+        try:
+            event = next(iterator)
+        except StopIteration:
+            break
+        except Exception:
+            # The stream failed: what was held back arrived, so it is shown before the
+            # error (the display then ends as the error's partial response does).
+            yield from held()
+            raise
         if isinstance(event, OutputTextDelta):
             smoother = smoothers.get(event.choice_index)
             if smoother is None:

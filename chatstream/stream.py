@@ -27,6 +27,7 @@ from typing import Any
 
 from ._shell.delivery import BytesCallback, Delivery, Dispatch, EndCallback, EventCallback, Terminal
 from ._shell.exchange import Settings, TurnState
+from ._shell.lifecycle import Lifecycle
 from ._shell.outcome import StopReason
 from ._shell.watchdog import Watchdog
 from ._shell.worker import Opener, Worker
@@ -50,7 +51,6 @@ def make_worker(
     request: dict[str, Any],
     *,
     watchdog: Watchdog,
-    queue_size: int,
     on_event: EventCallback | None = None,
     on_end: EndCallback | None = None,
     on_bytes: BytesCallback | None = None,
@@ -62,20 +62,19 @@ def make_worker(
 ) -> Worker:
     """A worker and its delivery, as :meth:`Client.stream <chatstream.Client.stream>`
     describes the arguments (``opener`` replaces the HTTP exchange, for tests; ``parser``
-    is the core with the stream's options, else one with the defaults)."""
-    worker: Worker
+    is the core for the stream, else one made from the settings' options and limits)."""
     delivery = Delivery(
+        Lifecycle(),
         on_event=on_event,
         on_end=on_end,
         on_bytes=on_bytes,
         dispatch=dispatch,
         iterate=on_event is None if iterate is None else iterate,
-        queue_size=queue_size,
+        queue_size=settings.options.queue_size,
         telemetry=settings.telemetry,
         clock=watchdog.clock,
-        fail=lambda exc: worker.callback_failed(exc),
     )
-    worker = Worker(
+    return Worker(
         settings,
         request,
         delivery=delivery,
@@ -84,7 +83,6 @@ def make_worker(
         opener=opener,
         parser=parser,
     )
-    return worker
 
 
 def _dropped(ref: weakref.ref[Worker]) -> None:
@@ -118,14 +116,13 @@ class ChatStream:
         self._iterable = worker.delivery.iterate
         self._exhausted = False  # an iterator saw the end
         self._discarded = False  # result() was called: events are no longer kept
-        self._closed = False
         # The finalizer holds the worker weakly, so that it never keeps it (and the error
         # it keeps) alive; a running worker is held by its thread.
         self._finalizer = weakref.finalize(self, _dropped, weakref.ref(worker))
         worker.start()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "finished" if self.done else "running"
+        state = "closed" if self._worker.life.closed else "finished" if self.done else "running"
         return f"<ChatStream {state}>"
 
     @property
@@ -178,13 +175,18 @@ class ChatStream:
                 self._exhausted = True
                 self._raise_failure(item.error)
                 return
+            life = worker.life
             for event in item:
-                if self._closed:
+                if life.closed:
                     return
                 yield event
 
     def _raise_failure(self, error: BaseException | None) -> None:
-        if error is not None and not self._closed and not isinstance(error, StreamClosedError):
+        if (
+            error is not None
+            and not self._worker.life.closed
+            and not isinstance(error, StreamClosedError)
+        ):
             raise error
 
     def result(self, timeout: float | None = None) -> Response:
@@ -225,11 +227,7 @@ class ChatStream:
         stream whose body had already ended (its ``Completed`` was produced) keeps its
         outcome.
         """
-        if self._closed:
-            return
-        self._closed = True
-        self._worker.stop(StopReason.CLOSED)
-        self._worker.queue.close()
+        self._worker.life.close()
 
     def __enter__(self) -> ChatStream:
         return self

@@ -52,9 +52,10 @@ exclude_patterns = ["_build"]
 
 
 def _data_docs(app, what, name, obj, options, lines):
-    """Document a value chatstream re-exports (``chatstream.TURN_STATE_HEADER``, a type
-    alias) with the ``#:`` comment where it is defined, never with the docstring of its
-    type (``str``, ``int``, a union), which autodoc would show otherwise."""
+    """Document a value chatstream re-exports (a constant, a type alias such as
+    ``chatstream.ResponseEvent``) with the ``#:`` comment where it is defined, never with
+    the docstring of its type (``str``, ``int``, a union), which autodoc would show
+    otherwise."""
     if what != "data" or not name.startswith("chatstream."):
         return
     from sphinx.pycode import ModuleAnalyzer, PycodeError

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from chatstream._shell.threads import idle_threads
+from chatstream._shell.process import idle_threads
 from tests.loopback import LoopbackServer
 
 # Hypothesis: random (not derandomized, so every run explores new inputs) but bounded, so

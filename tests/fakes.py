@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from chatstream import ChatStream, Coalescing, Retry, Telemetry, Timeouts
+from chatstream import ChatStream, Coalescing, Limits, Retry, StreamOptions, Telemetry, Timeouts
 from chatstream._shell.exchange import Settings
 from chatstream._shell.watchdog import Watchdog
 from chatstream._shell.worker import Body
@@ -48,8 +48,15 @@ class FakeClock:
 class FakeBody:
     """A response body made of pieces (see the module documentation)."""
 
-    def __init__(self, pieces: Iterable[object], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pieces: Iterable[object],
+        headers: Mapping[str, str] | None = None,
+        *,
+        status: int = 200,
+    ) -> None:
         self.pieces: deque[object] = deque(pieces)
+        self.status = status
         self.headers = {"content-type": "text/event-stream", **(headers or {})}
         self.stalled = threading.Event()  # a read is blocked in a stall
         self.shut = threading.Event()
@@ -89,6 +96,7 @@ def settings(
     timeouts: Timeouts | None = None,
     telemetry: Telemetry | None = None,
     coalescing: Coalescing | None = None,
+    options: StreamOptions | None = None,
 ) -> Settings:
     """Settings for a fake stream (its session is never used)."""
     return Settings(
@@ -101,8 +109,9 @@ def settings(
         secrets=("sk-FAKE-secret",),
         telemetry=telemetry,
         include_usage=True,
-        max_event_bytes=1 << 20,
         turn_state_header="x-turn",
+        options=options or StreamOptions(),
+        limits=Limits(max_event_bytes=1 << 20),
         coalescing=coalescing,
     )
 
@@ -113,21 +122,20 @@ def fake_stream(
     watchdog: Watchdog | None = None,
     timeouts: Timeouts | None = None,
     telemetry: Telemetry | None = None,
-    queue_size: int = 1600,
     coalescing: Coalescing | None = None,
+    options: StreamOptions | None = None,
     **callbacks: Any,
 ) -> ChatStream:
-    """A started stream whose worker reads ``body``."""
+    """A started stream whose worker reads ``body`` (read with ``options``)."""
 
     def opener(attach: Callable[[Body], None]) -> Body:
         attach(body)
         return body
 
     worker = make_worker(
-        settings(timeouts=timeouts, telemetry=telemetry, coalescing=coalescing),
+        settings(timeouts=timeouts, telemetry=telemetry, coalescing=coalescing, options=options),
         {"model": "m", "messages": []},
         watchdog=watchdog or Watchdog(clock=FakeClock(), thread=False),
-        queue_size=queue_size,
         opener=opener,
         **callbacks,
     )

@@ -18,6 +18,7 @@ from chatstream import (
     Completed,
     ContextWindowExceeded,
     FunctionCall,
+    FunctionCallArgumentsDelta,
     IncompleteStreamError,
     Message,
     OutputItemAdded,
@@ -25,6 +26,7 @@ from chatstream import (
     OutputText,
     OutputTextDelta,
     ProviderError,
+    RawChunk,
     Reasoning,
     ReasoningContentDelta,
     ReasoningText,
@@ -32,11 +34,12 @@ from chatstream import (
     RefusalDelta,
     Response,
     ResponseEvent,
-    SSEDecoder,
     StreamClosedError,
+    StreamOptions,
     StreamParser,
     TokenUsage,
 )
+from chatstream.core.sse import SSEDecoder
 
 from .helpers import CORPUS, build_body, chunk, corpus_names, kinds
 
@@ -798,7 +801,9 @@ def test_length_keeps_finished_calls_and_reports_cut_ones_as_incomplete() -> Non
 
 def test_length_is_context_window_exceeded_in_the_specifications_mode() -> None:
     trailing = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 8}}
-    out = parse([chunk("cut"), finish("length"), trailing], length_is_error=True)
+    out = parse(
+        [chunk("cut"), finish("length"), trailing], options=StreamOptions(length_is_error=True)
+    )
     assert isinstance(out.error, ContextWindowExceeded)
     assert out.error.kind == "context_window_exceeded"
     assert out.response.content == "cut"
@@ -808,7 +813,9 @@ def test_length_is_context_window_exceeded_in_the_specifications_mode() -> None:
 
 
 def test_content_filter_is_not_an_error_in_the_specifications_mode() -> None:
-    out = parse([chunk("so"), finish("content_filter")], length_is_error=True)
+    out = parse(
+        [chunk("so"), finish("content_filter")], options=StreamOptions(length_is_error=True)
+    )
     assert out.error is None
     assert out.response.truncated
 
@@ -1144,3 +1151,112 @@ def test_responses_without_a_choice_zero_share_no_lists() -> None:
     first.incomplete_tool_calls.append(FunctionCall("g", "{", "d"))
     assert Response().tool_calls == []
     assert Response().incomplete_tool_calls == []
+
+
+# --- split surrogate pairs (issue 20, item 11) ---------------------------------------------
+
+SPLIT_EMOJI = ["hi \ud83d", "\ude00!"]
+
+
+def _surrogate_stream(
+    kind: str, pieces: list[str], options: StreamOptions | None = None
+) -> tuple[list[str], str]:
+    """The deltas of ``kind`` a stream carrying ``pieces`` as that kind gives, and the
+    finished text of that kind."""
+    chunks: list[dict[str, Any]] = []
+    for number, piece in enumerate(pieces):
+        if kind == "text":
+            chunks.append(chunk(piece))
+        elif kind == "reasoning":
+            chunks.append(chunk(reasoning=piece))
+        elif kind == "refusal":
+            chunks.append(chunk(delta={"refusal": piece}))
+        else:
+            head = {"id": "call_1", "function": {"name": "f", "arguments": piece}}
+            fragment = head if number == 0 else {"function": {"arguments": piece}}
+            chunks.append(chunk(tool_calls=[{"index": 0, **fragment}]))
+    chunks.append(chunk(finish="tool_calls" if kind == "arguments" else "stop"))
+    parser = StreamParser(options=options)
+    events = parser.feed(build_body(chunks, done=True)) + parser.close()  # JSON-escaped halves
+    result = parser.result()
+    final = {
+        "text": result.content,
+        "reasoning": result.reasoning,
+        "refusal": result.refusal or "",
+        "arguments": result.tool_calls[0].arguments if result.tool_calls else "",
+    }[kind]
+    kinds_of = {
+        "text": OutputTextDelta,
+        "reasoning": ReasoningContentDelta,
+        "refusal": RefusalDelta,
+        "arguments": FunctionCallArgumentsDelta,
+    }
+    deltas = [e.delta for e in events if isinstance(e, kinds_of[kind])]  # type: ignore[attr-defined]
+    return deltas, final
+
+
+KINDS = ["text", "reasoning", "refusal", "arguments"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_emoji_split_across_two_deltas_reaches_consumers_whole(kind: str) -> None:
+    deltas, final = _surrogate_stream(kind, SPLIT_EMOJI)
+    assert final == "hi \U0001f600!"
+    assert "".join(deltas) == final
+    for delta in deltas:
+        delta.encode()  # whole characters: no lone half of a pair
+
+
+@pytest.mark.parametrize(
+    "options", [StreamOptions(think_tags=True), StreamOptions(text_tool_calls=True)]
+)
+def test_an_emoji_split_across_two_deltas_is_whole_through_the_content_options(
+    options: StreamOptions,
+) -> None:
+    deltas, final = _surrogate_stream("text", SPLIT_EMOJI, options)
+    assert "".join(deltas) == final == "hi \U0001f600!"
+    for delta in deltas:
+        delta.encode()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_lone_half_at_the_end_becomes_a_replacement_character(kind: str) -> None:
+    deltas, final = _surrogate_stream(kind, ["hi \ud83d"])
+    assert "".join(deltas) == final == "hi \ufffd"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_lone_half_inside_a_delta_becomes_a_replacement_character(kind: str) -> None:
+    deltas, final = _surrogate_stream(kind, ["a\udc00b", "\ud83dc"])
+    assert "".join(deltas) == final == "a\ufffdb\ufffdc"
+
+
+def test_a_lone_half_held_when_the_stream_fails_is_in_the_partial_as_a_replacement() -> None:
+    parser = StreamParser()
+    parser.feed(build_body([chunk("hi \ud83d")]))
+    parser.close()
+    assert parser.error is not None and parser.error.partial is not None
+    assert parser.error.partial.content == "hi \ufffd"
+
+
+# --- raw chunks are the caller's own (issue 20, item 12) ------------------------------------
+
+
+def test_changing_a_raw_chunk_does_not_change_what_the_stream_kept() -> None:
+    citations = ["https://a.example"]
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    body = build_body(
+        [chunk("Hi", citations=citations), chunk(finish="stop", usage=usage, citations=citations)],
+        done=True,
+    )
+    parser = StreamParser(options=StreamOptions(raw_chunks=True))
+    for event in parser.feed(body):
+        if isinstance(event, RawChunk):  # what an on_event callback may do to it
+            event.chunk.get("usage", {})["prompt_tokens"] = 999
+            event.chunk["citations"].append("https://evil.example")
+            event.chunk["choices"][0]["delta"]["content"] = "changed"
+    parser.close()
+    result = parser.result()
+    assert result.usage is not None and result.usage.input_tokens == 3
+    assert result.citations == ["https://a.example"]
+    assert result.content == "Hi"

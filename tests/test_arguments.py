@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import responses
 
-from chatstream import Client, ConfigurationError, Timeouts
+from chatstream import Client, ConfigurationError, Limits, StreamOptions, Timeouts
 from chatstream.client import Turn
 from tests.helpers import BODY
 
@@ -36,13 +36,21 @@ def test_a_header_that_cannot_be_sent_fails_at_the_client_naming_it(
         Client(BASE, headers=headers)
 
 
-@pytest.mark.parametrize("argument", ["idle_timeout", "connect_timeout"])
+@pytest.mark.parametrize("name", ["idle", "connect"])
 @pytest.mark.parametrize("value", [float("inf"), 1e10, float("nan"), 0, -1.0, "30", True])
-def test_a_timeout_that_is_no_usable_number_of_seconds_fails_at_the_client(
-    argument: str, value: Any
+def test_a_timeout_that_is_no_usable_number_of_seconds_fails_where_it_is_given(
+    name: str, value: Any
 ) -> None:
-    with pytest.raises(ConfigurationError, match=argument):
-        Client(BASE, **{argument: value})
+    with pytest.raises(ConfigurationError, match=f"Timeouts.{name}"):
+        Client(BASE, timeouts=Timeouts(**{name: value}))
+
+
+@pytest.mark.parametrize("value", [float("inf"), 0, -1.0, "30", True])
+def test_a_number_of_seconds_for_timeouts_that_is_not_usable_fails_at_the_client(
+    value: Any,
+) -> None:
+    with pytest.raises(ConfigurationError, match="timeouts"):
+        Client(BASE, timeouts=value)
 
 
 @pytest.mark.parametrize("name", ["connect", "idle", "event", "total", "finish_grace"])
@@ -52,7 +60,7 @@ def test_a_timeouts_value_of_inf_fails_when_it_is_made(name: str) -> None:
 
 
 def test_none_still_turns_a_timeout_off() -> None:
-    client = Client(BASE, idle_timeout=None, connect_timeout=None)
+    client = Client(BASE, timeouts=Timeouts(idle=None, connect=None))
     assert client.timeouts.idle is None and client.timeouts.connect is None
 
 
@@ -60,17 +68,37 @@ def test_none_still_turns_a_timeout_off() -> None:
 def test_a_queue_size_that_is_no_whole_number_fails_at_stream(value: Any) -> None:
     threads = threading.active_count()
     with pytest.raises(ConfigurationError, match="queue_size"):
-        Client(BASE).stream(BODY, queue_size=value)
+        Client(BASE).stream(BODY, options=StreamOptions(queue_size=value))
     assert threading.active_count() <= threads  # no thread started (an idle one may end)
 
 
-@pytest.mark.parametrize("argument", ["max_choices", "max_tool_calls", "max_total_bytes"])
-@pytest.mark.parametrize("value", [0, "5", 1.5])
-def test_a_limit_that_is_no_whole_number_fails_where_it_is_given(argument: str, value: Any) -> None:
-    with pytest.raises(ConfigurationError, match=argument):
-        Client(BASE, **{argument: value})
-    with pytest.raises(ConfigurationError, match=argument):
-        Client(BASE).stream(BODY, **{argument: value})
+@pytest.mark.parametrize(
+    "argument", ["max_event_bytes", "max_choices", "max_tool_calls", "max_total_bytes"]
+)
+@pytest.mark.parametrize("value", [0, "5", 1.5, True])
+def test_a_limit_that_is_no_whole_number_fails_when_the_limits_are_made(
+    argument: str, value: Any
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"Limits.{argument}"):
+        Limits(**{argument: value})
+
+
+@pytest.mark.parametrize("argument", ["options", "limits", "connections"])
+def test_a_configuration_value_of_the_wrong_type_fails_at_the_client_naming_it(
+    argument: str,
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"^{argument} must be a "):
+        Client(BASE, **{argument: {"max_choices": 2}})
+
+
+@pytest.mark.parametrize("argument", ["options", "limits"])
+def test_a_configuration_value_of_the_wrong_type_fails_at_stream_naming_it(
+    argument: str,
+) -> None:
+    threads = threading.active_count()
+    with pytest.raises(ConfigurationError, match=f"^{argument} must be a "):
+        Client(BASE).stream(BODY, **{argument: {"max_choices": 2}})
+    assert threading.active_count() <= threads  # no thread started (an idle one may end)
 
 
 @pytest.mark.parametrize(

@@ -138,7 +138,9 @@ def environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> Run:
+def run_cli(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Run:
     """``chatstream ARGS`` in a subprocess, ``stdin`` as its input."""
     done = subprocess.run(
         [sys.executable, "-m", "chatstream", *args],
@@ -147,6 +149,7 @@ def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> R
         env=environment() if env is None else env,
         timeout=TIMEOUT,
         check=False,
+        cwd=cwd,
     )
     return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
 
@@ -233,6 +236,13 @@ def test_a_reply_that_came_whole_shows_no_token_rate(server: LoopbackServer) -> 
     summary = result.err.splitlines()[-1]
     assert summary.startswith("· first token ") and summary.endswith("9 in, 6 out")
     assert "tok/s" not in result.err
+
+
+def test_a_paced_reply_shows_the_token_rate_of_its_timing(server: LoopbackServer) -> None:
+    server.route(PATH, sse_body(answer("a", "b", "c", "d", usage=USAGE), delay=0.05))
+    result = run_cli(*chat(server, "hi"))
+    summary = result.err.splitlines()[-1]
+    assert summary.startswith("· first token ") and " tok/s · 12 in, 3 out" in summary
 
 
 def test_an_answer_cut_at_max_tokens_is_shown_with_a_note(server: LoopbackServer) -> None:
@@ -331,6 +341,74 @@ def test_result_prints_one_object_per_request_of_a_tool_round_trip(
     results = [json.loads(line) for line in result.out.splitlines()]
     assert [r["finish_reason"] for r in results] == ["tool_calls", "stop"]
     assert results[1]["content"] == "It is -3 degrees in Oslo."
+
+
+PYTHON_TOOLS = '''
+def get_weather(city: str, unit: str = "c") -> dict:
+    """The weather now in a city.
+
+    Args:
+        city: The city's name.
+    """
+    if city != "Oslo":
+        raise LookupError(f"no station in {city}")
+    return {"temp": 21}
+'''
+
+
+def test_a_python_tool_runs_on_this_machine_and_its_result_goes_back(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.route(PATH, weather)
+    (tmp_path / "my_tools.py").write_text(PYTHON_TOOLS)
+    result = run_cli(*chat(server, "--tool", "my_tools:get_weather", "weather?"), cwd=tmp_path)
+    assert (result.status, result.out) == (0, "Checking.\nIt is 21 degrees in Oslo.\n")
+    assert "← get_weather" in result.err
+    first, follow_up = server.requests
+    (definition,) = first.json()["tools"]
+    assert definition["function"]["name"] == "get_weather"
+    assert definition["function"]["description"] == "The weather now in a city."
+    assert definition["function"]["parameters"]["required"] == ["city"]
+    assert follow_up.json()["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "content": '{"temp": 21}',
+    }
+
+
+def test_a_python_tool_that_raises_sends_its_error_to_the_model(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    def answers_the_error(conn: Conn) -> None:
+        last = conn.json()["messages"][-1]
+        if last["role"] == "user":
+            body = TOOL_CALL.replace(b'\\"Oslo\\"', b'\\"Paris\\"')
+            sse_body(body)(conn)
+        else:
+            sse_body(answer(f"The tool said: {last['content']}", role=True))(conn)
+
+    server.route(PATH, answers_the_error)
+    (tmp_path / "my_tools.py").write_text(PYTHON_TOOLS)
+    result = run_cli(*chat(server, "--tool", "my_tools:get_weather", "weather?"), cwd=tmp_path)
+    assert result.status == 0
+    assert result.out.endswith("The tool said: Error: LookupError: no station in Paris\n")
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("my_tools", "expected MODULE:FUNCTION"),
+        ("no_such_module:f", "cannot import no_such_module"),
+        ("my_tools:nothing", "my_tools has no function nothing"),
+    ],
+)
+def test_a_tool_that_cannot_be_loaded_is_a_usage_error(
+    server: LoopbackServer, tmp_path: Path, spec: str, says: str
+) -> None:
+    (tmp_path / "my_tools.py").write_text(PYTHON_TOOLS)
+    result = run_cli(*chat(server, "--tool", spec, "hi"), cwd=tmp_path)
+    assert result.status == 2 and says in result.err
+    assert server.requests == []
 
 
 def test_help_says_what_result_prints_and_lists_the_commands() -> None:
@@ -722,3 +800,11 @@ def test_the_cli_help_words_the_idle_rule_as_the_library_does(
     with pytest.raises(SystemExit):
         cli_main(["chat", "--help"])
     assert IDLE_RULE in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_emoji_split_across_two_deltas_is_printed_whole(server: LoopbackServer) -> None:
+    split = build_body([chunk("hi \ud83d"), chunk("\ude00!"), chunk(finish="stop")], done=True)
+    server.route(PATH, sse_body(split))
+    env = environment(PYTHONIOENCODING="utf-8")  # strict: a lone half cannot be written
+    result = run_cli(*chat(server, "hello"), env=env)
+    assert (result.status, result.out) == (0, "hi \U0001f600!\n"), result.err

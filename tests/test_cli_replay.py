@@ -6,6 +6,7 @@ import builtins
 import gc
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from chatstream import Completed, OutputItemAdded, ResponseEvent, event_from_json
+from chatstream import (
+    Completed,
+    OutputItemAdded,
+    OutputTextDelta,
+    ResponseEvent,
+    event_from_json,
+)
 from chatstream.cli import recording as _recording
 from chatstream.cli.command import main
 
@@ -275,3 +282,31 @@ def test_a_framed_recording_without_a_blank_line_says_what_is_wrong(
     path.write_bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
     assert main(["replay", str(path)]) == 2
     assert "no blank line ends its head" in capsys.readouterr().err
+
+
+# --- an emoji split across two deltas (issue 20, item 11) ---------------------------------
+
+SPLIT_EMOJI = build_body(
+    [chunk("hi \ud83d"), chunk("\ude00!"), chunk(finish="stop")], event=None, done=True
+)
+
+
+@pytest.mark.parametrize("flag", ["", "--json", "--result"])
+def test_an_emoji_split_across_two_deltas_replays_as_utf8(tmp_path: Path, flag: str) -> None:
+    path = tmp_path / "split.sse"
+    path.write_bytes(SPLIT_EMOJI)
+    done = subprocess.run(
+        [sys.executable, "-m", "chatstream", "replay", str(path), *([flag] if flag else [])],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},  # strict: a lone half cannot be written
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    if flag == "--json":
+        events = [event_from_json(line) for line in out.splitlines()]
+        out = "".join(e.delta for e in events if isinstance(e, OutputTextDelta)) + "\n"
+    elif flag == "--result":
+        out = json.loads(out)["choices"][0]["content"] + "\n"
+    assert out == "hi \U0001f600!\n"

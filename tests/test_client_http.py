@@ -27,12 +27,14 @@ from chatstream import (
     Client,
     ConfigurationError,
     ContextLengthExceededError,
+    Limits,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     RedirectError,
     Retry,
     ServerError,
+    StreamOptions,
     Telemetry,
     Timeouts,
 )
@@ -148,7 +150,7 @@ def test_the_key_is_sent_as_a_bearer_token_by_an_auth_object(rs: responses.Reque
     assert sent(rs).headers["Authorization"] == f"Bearer {KEY}"
     # An auth object, not a plain header: requests would let ~/.netrc replace a header.
     assert isinstance(c._auth, requests.auth.AuthBase)
-    assert "Authorization" not in request_headers(c.settings(), None)
+    assert "Authorization" not in request_headers(c._settings(None, None), None)
 
 
 def test_no_authorization_is_sent_without_a_key(rs: responses.RequestsMock) -> None:
@@ -188,7 +190,7 @@ def test_a_body_that_is_not_a_mapping_is_refused() -> None:
 
 def test_queue_size_below_one_is_refused() -> None:
     with pytest.raises(ConfigurationError):
-        client().stream(BODY, queue_size=0)
+        client().stream(BODY, options=StreamOptions(queue_size=0))
 
 
 @pytest.mark.parametrize("url", ["api.test/v1", "ftp://api.test", ""])
@@ -205,7 +207,8 @@ def test_the_defaults_are_the_specifications() -> None:
     assert c.timeouts.idle == 300.0 and c.timeouts.connect == 10.0
     assert c.retry.max_retries == 2
     assert c.include_usage is True
-    assert c.turn_state_header == "x-codex-turn-state" == chatstream.TURN_STATE_HEADER
+    assert c.turn_state_header == "x-codex-turn-state" == chatstream.client.TURN_STATE_HEADER
+    assert (c.options, c.limits) == (StreamOptions(), Limits())
 
 
 def test_the_default_queue_holds_1600_events(rs: responses.RequestsMock) -> None:
@@ -225,26 +228,6 @@ def test_whole_values_are_taken_as_they_are() -> None:
     timeouts, retry = Timeouts(idle=7.0, connect=3.0), Retry(max_retries=5, backoff=1.0)
     c = Client(BASE, KEY, timeouts=timeouts, retry=retry)
     assert (c.timeouts, c.retry) == (timeouts, retry)
-
-
-def test_the_older_keywords_still_set_the_same_values() -> None:
-    c = Client(BASE, KEY, idle_timeout=7.0, connect_timeout=3.0, max_retries=5)
-    assert c.timeouts == Timeouts(idle=7.0, connect=3.0)
-    assert c.retry == Retry(max_retries=5)
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"timeouts": Timeouts(), "idle_timeout": 1.0},
-        {"timeouts": 3.0, "connect_timeout": 1.0},
-        {"retry": Retry(), "max_retries": 1},
-        {"retry": 2, "max_retries": 1},
-    ],
-)
-def test_a_setting_given_in_both_spellings_is_refused(options: dict[str, Any]) -> None:
-    with pytest.raises(ConfigurationError, match="not both"):
-        Client(BASE, KEY, **options)
 
 
 @pytest.mark.parametrize("options", [{"timeouts": "5"}, {"timeouts": True}, {"retry": 1.5}])
@@ -531,11 +514,16 @@ class Retries(Telemetry):
         self.retries: list[tuple[int, float, ChatStreamError]] = []
 
     def on_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+        self,
+        context: Any,
+        attempt: int,
+        status: int | None,
+        error: ChatStreamError | None,
+        duration: float,
     ) -> None:
         self.requests.append((attempt, status))
 
-    def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+    def on_retry(self, context: Any, attempt: int, delay: float, error: ChatStreamError) -> None:
         self.retries.append((attempt, delay, error))
 
 
@@ -578,7 +566,9 @@ def test_sending_again_without_stream_options_is_announced_as_a_retry_at_once(
 
 def test_a_raising_retry_hook_does_not_stop_the_retry(rs: responses.RequestsMock) -> None:
     class Broken(Telemetry):
-        def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+        def on_retry(
+            self, context: Any, attempt: int, delay: float, error: ChatStreamError
+        ) -> None:
             raise RuntimeError("hook")
 
     rs.post(URL, json={"error": {"message": "busy"}}, status=503)
@@ -637,7 +627,7 @@ def test_an_api_key_is_sent_as_users_pass_it_without_spaces_or_a_doubled_scheme(
     rs: responses.RequestsMock, key: str
 ) -> None:
     ok(rs)
-    Client(BASE, key, max_retries=0).stream(BODY).result(timeout=5)
+    Client(BASE, key, retry=0).stream(BODY).result(timeout=5)
     assert sent(rs).headers["Authorization"] == "Bearer sk-abc"
 
 

@@ -47,10 +47,12 @@ from chatstream import (
     ServerError,
     StreamClosedError,
     StreamConnectionError,
+    StreamOptions,
     Telemetry,
     Timeouts,
     UnexpectedResponseError,
 )
+from chatstream._shell import process as _process
 from chatstream._shell.threads import Job
 from chatstream._shell.watchdog import Watchdog
 from tests.loopback import (
@@ -359,7 +361,7 @@ def test_result_after_close_raises_stream_closed_with_the_partial_response(
     # On a close-delimited body the woken reader sees a clean EOF: it must still end as
     # closed, not as completed or incomplete.
     server.set_default(stall_after(event(chunk("first")), event(chunk(finish="stop")), mode=mode))
-    stream = make_client().stream(BODY, queue_size=1)
+    stream = make_client().stream(BODY, options=StreamOptions(queue_size=1))
     assert first_text(stream) == "first"
     stream.close()
     error = failure(stream)
@@ -516,7 +518,7 @@ def test_a_full_queue_stops_the_reading(
 ) -> None:
     sent_all = threading.Event()
     server.set_default(flood(64 * 1024, sent_all))  # 64 MiB: more than any socket buffer
-    with make_client().stream(BODY, queue_size=4) as stream:
+    with make_client().stream(BODY, options=StreamOptions(queue_size=4)) as stream:
         assert first_text(stream)
         # The consumer takes nothing more: the server must block.
         assert not sent_all.wait(0.3)
@@ -529,7 +531,7 @@ def test_close_works_while_the_reader_waits_for_queue_space(
 ) -> None:
     sent_all = threading.Event()
     server.set_default(flood(64 * 1024, sent_all))
-    stream = make_client().stream(BODY, queue_size=4)
+    stream = make_client().stream(BODY, options=StreamOptions(queue_size=4))
     assert first_text(stream)
     started = time.monotonic()
     stream.close()
@@ -543,13 +545,15 @@ def test_close_works_while_the_reader_waits_for_queue_space(
 
 
 def test_the_idle_timeout_fires_with_an_injected_clock_without_waiting(
-    server: LoopbackServer, make_client: Callable[..., Client]
+    server: LoopbackServer, make_client: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
     watchdog = Watchdog(clock=clock, thread=False)
+    # The private seam: the client takes the process's watchdog from this function.
+    monkeypatch.setattr(_process, "default_watchdog", lambda: watchdog)
     server.set_default(stall_after(event(chunk("before the silence"))))
     # The real idle limit is the default 300 s: nothing may wait for it.
-    client = make_client(timeouts=Timeouts(), watchdog=watchdog)
+    client = make_client(timeouts=Timeouts())
     started = time.monotonic()
     with client.stream(BODY) as stream:
         assert first_text(stream) == "before the silence"
@@ -903,7 +907,12 @@ def test_connection_refused_is_a_connect_error_after_the_retries(
 
     class Record(Telemetry):
         def on_request(
-            self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+            self,
+            context: Any,
+            attempt: int,
+            status: int | None,
+            error: ChatStreamError | None,
+            duration: float,
         ) -> None:
             attempts.append((attempt, status, error))
 
@@ -1050,12 +1059,21 @@ class Recorder(Telemetry):
         self.events: list[tuple[ResponseEvent | None, ChatStreamError | None, float]] = []
 
     def on_request(
-        self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
+        self,
+        context: Any,
+        attempt: int,
+        status: int | None,
+        error: ChatStreamError | None,
+        duration: float,
     ) -> None:
         self.requests.append((attempt, status, error, duration))
 
     def on_sse_event(
-        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+        self,
+        context: Any,
+        event: ResponseEvent | None,
+        error: ChatStreamError | None,
+        elapsed: float,
     ) -> None:
         self.events.append((event, error, elapsed))
 
@@ -1352,9 +1370,13 @@ def test_length_is_error_restores_the_specifications_context_window_error(
     server: LoopbackServer, make_client: Callable[..., Client], where: str
 ) -> None:
     server.set_default(sse_body(CUT))
-    client = make_client(length_is_error=True) if where == "client" else make_client()
-    options = {"length_is_error": True} if where == "stream" else {}
-    with client.stream(BODY, **options) as stream:
+    client = (
+        make_client(options=StreamOptions(length_is_error=True))
+        if where == "client"
+        else make_client()
+    )
+    options = StreamOptions(length_is_error=True) if where == "stream" else None
+    with client.stream(BODY, options=options) as stream:
         events, error = drain(stream)
     assert isinstance(error, chatstream.ContextWindowExceeded)
     assert error.partial is not None and error.partial.content == "Once upon"
@@ -1365,6 +1387,8 @@ def test_a_stream_can_turn_the_clients_length_is_error_off(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
     server.set_default(sse_body(CUT))
-    with make_client(length_is_error=True).stream(BODY, length_is_error=False) as stream:
+    with make_client(options=StreamOptions(length_is_error=True)).stream(
+        BODY, options=StreamOptions(length_is_error=False)
+    ) as stream:
         drain(stream)
         assert stream.result().truncated

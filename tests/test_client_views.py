@@ -14,6 +14,7 @@ from chatstream import (
     FunctionCallArgumentsDelta,
     OutputTextParsed,
     Retry,
+    StreamOptions,
     ThinkTags,
     Timeouts,
 )
@@ -58,7 +59,9 @@ def test_partial_json_on_the_client_gives_argument_deltas_their_views(
 ) -> None:
     serve(server, sse(call('{"path": "a', "write"), call('.md"}'), finish="tool_calls"))
     with (
-        Client(server.url + "/v1", partial_json=True, retry=Retry(max_retries=0)) as c,
+        Client(
+            server.url + "/v1", retry=Retry(max_retries=0), options=StreamOptions(partial_json=True)
+        ) as c,
         c.stream(BODY) as stream,
     ):
         views = [e.parsed for e in stream if isinstance(e, FunctionCallArgumentsDelta)]
@@ -71,8 +74,10 @@ def test_partial_json_on_the_client_gives_argument_deltas_their_views(
 def test_a_stream_can_turn_partial_json_off_for_itself(server: LoopbackServer) -> None:
     serve(server, sse(call("{}", "f"), finish="tool_calls"))
     with (
-        Client(server.url + "/v1", partial_json=True, retry=Retry(max_retries=0)) as c,
-        c.stream(BODY, partial_json=False) as stream,
+        Client(
+            server.url + "/v1", retry=Retry(max_retries=0), options=StreamOptions(partial_json=True)
+        ) as c,
+        c.stream(BODY, options=StreamOptions(partial_json=False)) as stream,
     ):
         views = [e.parsed for e in stream if isinstance(e, FunctionCallArgumentsDelta)]
     assert views == [None]
@@ -83,7 +88,7 @@ def test_the_request_body_asking_for_json_turns_on_the_content_view(
 ) -> None:
     serve(server, sse('{"answer": "4', '2"}'))
     body = {**BODY, "response_format": {"type": "json_object"}}
-    with client.stream(body, partial_json=True) as stream:
+    with client.stream(body, options=StreamOptions(partial_json=True)) as stream:
         views = [e.parsed for e in stream if isinstance(e, OutputTextParsed)]
     assert views[-1] == {"answer": "42"}
 
@@ -92,7 +97,7 @@ def test_think_tags_on_a_stream_move_thinking_to_reasoning(
     server: LoopbackServer, client: Client
 ) -> None:
     serve(server, sse("<thi", "nk>Why?</th", "ink>Because."))
-    with client.stream(BODY, think_tags=True) as stream:
+    with client.stream(BODY, options=StreamOptions(think_tags=True)) as stream:
         response = stream.result(timeout=WAIT)
     assert (response.reasoning, response.content) == ("Why?", "Because.")
 
@@ -101,7 +106,9 @@ def test_think_tags_on_the_client_take_a_configuration(server: LoopbackServer) -
     serve(server, sse("Hmm.</reflect>Yes."))
     tags = ThinkTags(names=("reflect",), starts_inside=True)
     with (
-        Client(server.url + "/v1", think_tags=tags, retry=Retry(max_retries=0)) as c,
+        Client(
+            server.url + "/v1", retry=Retry(max_retries=0), options=StreamOptions(think_tags=tags)
+        ) as c,
         c.stream(BODY) as stream,
     ):
         response = stream.result(timeout=WAIT)
@@ -113,7 +120,7 @@ def test_text_tool_calls_on_a_stream_recover_a_required_bare_call(
 ) -> None:
     serve(server, sse('{"name": "ls", "arg', 'uments": {"path": "/"}}'))
     body = {**BODY, "tools": [{"type": "function"}], "tool_choice": "required"}
-    with client.stream(body, text_tool_calls=True) as stream:
+    with client.stream(body, options=StreamOptions(text_tool_calls=True)) as stream:
         response = stream.result(timeout=WAIT)
     assert response.tool_calls == [FunctionCall("ls", '{"path": "/"}', "tool-call-0")]
     assert response.content == ""
@@ -125,3 +132,16 @@ def test_the_options_are_off_by_default(server: LoopbackServer, client: Client) 
         response = stream.result(timeout=WAIT)
     assert response.content == '<think>x</think><tool_call>{"name": "ls"}</tool_call>'
     assert response.tool_calls == []
+
+
+def test_a_streams_options_are_used_as_given_not_merged_with_the_clients(
+    server: LoopbackServer,
+) -> None:
+    serve(server, sse("Hi"))
+    raw = StreamOptions(raw_chunks=True)
+    with (
+        Client(server.url + "/v1", retry=Retry(max_retries=0), options=raw) as c,
+        c.stream(BODY, options=StreamOptions(partial_json=True)) as stream,
+    ):
+        kinds = {type(e).__name__ for e in stream}
+    assert "RawChunk" not in kinds and "OutputTextDelta" in kinds

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trustme
 
-from chatstream import Client, Timeouts
+from chatstream import Client, Connections, Timeouts
 from tests.loopback import Conn, LoopbackServer
 
 from .helpers import BODY, answer, chunk, event
@@ -50,7 +50,11 @@ def served(
         ca.issue_cert("127.0.0.1").configure_cert(tls)
     with LoopbackServer(io_timeout=10.0, tls=tls) as server, ca.cert_pem.tempfile() as path:
         client = Client(
-            server.url + "/v1", "sk-test", timeouts=Timeouts(idle=5.0), retry=0, verify=path
+            server.url + "/v1",
+            "sk-test",
+            timeouts=Timeouts(idle=5.0),
+            retry=0,
+            connections=Connections(verify=path),
         )
         with client:
             yield server, client

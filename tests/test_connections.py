@@ -18,7 +18,14 @@ import requests
 import trustme
 import urllib3.exceptions
 
-from chatstream import Client, ConfigurationError, ConnectError, ConnectTimeoutError, Retry
+from chatstream import (
+    Client,
+    ConfigurationError,
+    ConnectError,
+    Connections,
+    ConnectTimeoutError,
+    Retry,
+)
 from chatstream._shell.http import transport_error
 from tests.loopback import Conn, LoopbackServer, sse_body
 
@@ -74,7 +81,9 @@ def test_more_concurrent_streams_than_the_pool_size_all_complete_without_warning
 ) -> None:
     caplog.set_level(logging.WARNING)
     _held_until(server, 5)
-    with Client(server.url + "/v1", timeouts=TIMEOUTS, pool_size=2) as client:
+    with Client(
+        server.url + "/v1", timeouts=TIMEOUTS, connections=Connections(pool_size=2)
+    ) as client:
         results = _run_at_once(client, 5)
     assert results == ["Hello, world."] * 5
     assert len({r.connection_id for r in server.requests}) == 5  # all open at once
@@ -85,7 +94,9 @@ def test_the_pool_keeps_pool_size_connections_for_the_next_streams(
     server: LoopbackServer,
 ) -> None:
     _held_until(server, 4)
-    with Client(server.url + "/v1", timeouts=TIMEOUTS, pool_size=2) as client:
+    with Client(
+        server.url + "/v1", timeouts=TIMEOUTS, connections=Connections(pool_size=2)
+    ) as client:
         first = _run_at_once(client, 4)
         second = _run_at_once(client, 2)
     assert first + second == ["Hello, world."] * 6
@@ -95,13 +106,13 @@ def test_the_pool_keeps_pool_size_connections_for_the_next_streams(
 
 @pytest.mark.parametrize("size", [0, -1, True, 2.5, "8"])
 def test_an_invalid_pool_size_is_a_configuration_error(size: object) -> None:
-    with pytest.raises(ConfigurationError, match="pool_size"):
-        Client("http://127.0.0.1:9/v1", pool_size=size)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"Connections\.pool_size"):
+        Connections(pool_size=size)  # type: ignore[arg-type]
 
 
 def test_pool_size_with_a_session_of_your_own_is_a_configuration_error() -> None:
     with requests.Session() as session, pytest.raises(ConfigurationError, match="pool_size"):
-        Client("http://127.0.0.1:9/v1", session=session, pool_size=8)
+        Client("http://127.0.0.1:9/v1", session=session, connections=Connections(pool_size=8))
 
 
 # --- TLS ----------------------------------------------------------------------------------
@@ -161,7 +172,9 @@ def test_the_sessions_verify_setting_is_used(tls_server: LoopbackServer, ca_file
 
 @pytest.mark.usefixtures("ca_variables")
 def test_the_clients_verify_setting_is_used(tls_server: LoopbackServer, ca_file: str) -> None:
-    client = Client(tls_server.url + "/v1", verify=ca_file, timeouts=TIMEOUTS)
+    client = Client(
+        tls_server.url + "/v1", connections=Connections(verify=ca_file), timeouts=TIMEOUTS
+    )
     assert _content(client) == "Hello, world."
 
 
@@ -171,7 +184,9 @@ def test_the_clients_verify_setting_wins_over_the_sessions(
 ) -> None:
     with requests.Session() as session:
         session.verify = requests.certs.where()
-        client = Client(tls_server.url + "/v1", session=session, verify=ca_file)
+        client = Client(
+            tls_server.url + "/v1", session=session, connections=Connections(verify=ca_file)
+        )
         assert _content(client) == "Hello, world."
 
 
@@ -209,7 +224,9 @@ def test_the_clients_cert_setting_is_presented(
     mutual_tls_server: LoopbackServer, ca_file: str, client_cert: str
 ) -> None:
     url = mutual_tls_server.url + "/v1"
-    client = Client(url, verify=ca_file, cert=client_cert, timeouts=TIMEOUTS)
+    client = Client(
+        url, connections=Connections(verify=ca_file, cert=client_cert), timeouts=TIMEOUTS
+    )
     assert _content(client) == "Hello, world."
 
 
@@ -227,7 +244,12 @@ def test_without_a_client_certificate_mutual_tls_fails(
     mutual_tls_server: LoopbackServer, ca_file: str
 ) -> None:
     url = mutual_tls_server.url + "/v1"
-    client = Client(url, verify=ca_file, timeouts=TIMEOUTS, retry=Retry(max_retries=0))
+    client = Client(
+        url,
+        connections=Connections(verify=ca_file),
+        timeouts=TIMEOUTS,
+        retry=Retry(max_retries=0),
+    )
     with pytest.raises(ConnectError):
         _content(client)
 
@@ -243,8 +265,8 @@ def test_without_a_client_certificate_mutual_tls_fails(
     ],
 )
 def test_invalid_tls_settings_are_a_configuration_error(options: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError, match=r"verify|cert"):
-        Client("https://127.0.0.1:9/v1", **options)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"Connections\.(verify|cert)"):
+        Connections(**options)  # type: ignore[arg-type]
 
 
 # --- why no connection was made -----------------------------------------------------------

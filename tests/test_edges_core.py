@@ -20,6 +20,7 @@ from chatstream import (
     ContextWindowExceeded,
     IncompleteStreamError,
     LimitExceededError,
+    Limits,
     ProviderError,
     StreamParser,
     UnexpectedResponseError,
@@ -114,7 +115,7 @@ def test_the_error_of_a_body_that_is_not_a_completion_quotes_its_start() -> None
 
 
 def test_a_completion_over_max_event_bytes_is_too_large() -> None:
-    parser = StreamParser(max_event_bytes=100)
+    parser = StreamParser(limits=Limits(max_event_bytes=100))
     parser.feed_completion(_completion(content="x" * 200))
     assert parser.error is not None and parser.error.kind == "event_too_large"
 
@@ -123,7 +124,7 @@ def test_a_completion_over_max_event_bytes_is_too_large() -> None:
 
 
 def test_max_choices_ends_the_stream_keeping_the_choices_within_it() -> None:
-    parser = StreamParser(max_choices=2)
+    parser = StreamParser(limits=Limits(max_choices=2))
     for index in range(3):
         parser.feed(event(chunk(f"c{index}", index=index)))
     error = parser.error
@@ -132,7 +133,7 @@ def test_max_choices_ends_the_stream_keeping_the_choices_within_it() -> None:
 
 
 def test_max_tool_calls_ends_the_stream_keeping_the_calls_within_it() -> None:
-    parser = StreamParser(max_tool_calls=2)
+    parser = StreamParser(limits=Limits(max_tool_calls=2))
     for n in range(3):
         call = {"index": n, "id": f"t{n}", "function": {"name": "f", "arguments": ""}}
         parser.feed(event(chunk(tool_calls=[call])))
@@ -142,7 +143,7 @@ def test_max_tool_calls_ends_the_stream_keeping_the_calls_within_it() -> None:
 
 
 def test_max_tool_calls_counts_per_choice() -> None:
-    parser = StreamParser(max_tool_calls=1)
+    parser = StreamParser(limits=Limits(max_tool_calls=1))
     for index in range(3):
         call = {"index": 0, "id": f"t{index}", "function": {"name": "f", "arguments": "{}"}}
         parser.feed(event(chunk(tool_calls=[call], index=index)))
@@ -151,7 +152,7 @@ def test_max_tool_calls_counts_per_choice() -> None:
 
 def test_max_total_bytes_keeps_every_byte_up_to_it() -> None:
     first = event(chunk("kept"))
-    parser = StreamParser(max_total_bytes=len(first))
+    parser = StreamParser(limits=Limits(max_total_bytes=len(first)))
     parser.feed(first + event(chunk("over")))
     assert isinstance(parser.error, LimitExceededError)
     assert parser.response.content == "kept"
@@ -180,10 +181,11 @@ def test_a_surrogate_pair_split_across_deltas_is_joined(field: str) -> None:
     assert text == "a\U0001f600b"
 
 
-def test_a_lone_surrogate_is_kept_as_received() -> None:
+def test_a_lone_surrogate_becomes_a_replacement_character() -> None:
+    # A lone half cannot be a character, nor UTF-8 (issue 20, item 11).
     parser = StreamParser()
     parser.feed(b'data: {"choices":[{"delta":{"content":"x\\ud800y"}}]}\n\ndata: [DONE]\n\n')
-    assert parser.result().content == "x\ud800y"
+    assert parser.result().content == "x\ufffdy"
 
 
 def test_a_lone_surrogate_is_replaced_when_the_body_is_encoded() -> None:
@@ -327,7 +329,7 @@ def test_a_providers_context_error_is_a_context_window_error_with_its_facts(
 ) -> None:
     responses.post(URL, json=CONTEXT_ERRORS[provider], status=400, headers={"x-request-id": "r"})
     with pytest.raises(ContextLengthExceededError) as info:
-        Client(BASE, "sk-key", max_retries=2).stream(BODY).result(timeout=5)
+        Client(BASE, "sk-key", retry=2).stream(BODY).result(timeout=5)
     error = info.value
     assert isinstance(error, ContextWindowExceeded) and isinstance(error, BadRequestError)
     assert error.status == 400 and error.request_id == "r" and error.body
@@ -339,7 +341,7 @@ def test_a_providers_context_error_is_a_context_window_error_with_its_facts(
 def test_another_bad_request_is_no_context_window_error() -> None:
     responses.post(URL, json={"error": {"message": "unknown field 'x'"}}, status=400)
     with pytest.raises(BadRequestError) as info:
-        Client(BASE, max_retries=0).stream(BODY).result(timeout=5)
+        Client(BASE, retry=0).stream(BODY).result(timeout=5)
     assert not isinstance(info.value, ContextWindowExceeded)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from chatstream._shell import delivery as _delivery
 from chatstream._shell.delivery import EventQueue, Interrupted
+from chatstream._shell.lifecycle import Lifecycle
 from chatstream.events import OutputTextDelta
 
 from .adversarial.harness import wait_until
@@ -29,7 +30,8 @@ def waiting(condition: threading.Condition) -> Callable[[], bool]:
 
 
 def test_a_close_that_found_the_lock_taken_reaches_the_worker_waiting_for_room() -> None:
-    queue = EventQueue(1)
+    life = Lifecycle()
+    queue = EventQueue(1, life)
     queue.put([OutputTextDelta("x")])  # full: the next put waits for room
     outcome: list[str] = []
 
@@ -44,21 +46,21 @@ def test_a_close_that_found_the_lock_taken_reaches_the_worker_waiting_for_room()
     thread.start()
     assert wait_until(waiting(queue._room), WAIT)
     with queue._lock:  # a signal handler closed the stream while this thread held it
-        queue.close()
-        queue.interrupt()
+        life.close()
     assert queue.get() is None  # the holder's next turn at the lock passes it on
     thread.join(WAIT)
     assert outcome == ["interrupted"]
 
 
 def test_a_close_that_found_the_lock_taken_reaches_every_waiting_consumer() -> None:
-    queue = EventQueue(4)
+    life = Lifecycle()
+    queue = EventQueue(4, life)
     got: list[object] = []
     thread = threading.Thread(target=lambda: got.append(queue.get()))
     thread.start()
     assert wait_until(waiting(queue._ready), WAIT)
     with queue._lock:
-        queue.close()
+        life.close()
     assert queue.get() is None
     thread.join(WAIT)
     assert got == [None]

@@ -9,10 +9,12 @@ import pytest
 
 from chatstream import (
     AudioDelta,
+    ChoiceResult,
     Completed,
     FunctionCall,
     FunctionCallArgumentsDelta,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -26,6 +28,7 @@ from chatstream import (
     ReasoningText,
     Refusal,
     RefusalDelta,
+    Response,
     Serializable,
     SummaryText,
     TokenUsage,
@@ -110,6 +113,7 @@ EVENTS: list[Any] = [
     FunctionCallArgumentsDelta("call_1", "ris", parsed={"city": "Pa", "n": [1, 2.5, None]}),
     OutputItemIncomplete(ITEMS[5], output_index=3, choice_index=1),
     OutputTextParsed({"answer": "4", "steps": ["a"]}, choice_index=1),
+    OutputElementDone({"name": "apple", "qty": 3}, index=2, choice_index=1),
 ]
 
 
@@ -275,3 +279,23 @@ def test_the_fast_argument_delta_is_the_same_event_as_the_constructed_one() -> N
     assert made == FunctionCallArgumentsDelta("c", "x", 2, 1, {"a": 1})
     assert set(vars(made)) == {f.name for f in fields(FunctionCallArgumentsDelta)}
     assert event_from_json(made.to_json()) == made
+
+
+# --- a response's JSON is always UTF-8 (issue 20, item 12) --------------------------------
+
+
+def test_a_responses_json_replaces_a_lone_surrogate_so_it_can_be_saved_as_utf8() -> None:
+    response = Response(
+        choices=[ChoiceResult(index=0, content="half \ud83d")],
+        citations=["\udc00 cited", "a \ud83d\ude00 pair kept as halves"],
+    )
+    text = response.to_json()
+    text.encode()  # UTF-8, so it can be written to a file
+    loaded = Response.from_json(text)
+    assert loaded.content == "half \ufffd"
+    assert loaded.citations == ["\ufffd cited", "a \U0001f600 pair kept as halves"]
+
+
+def test_a_responses_json_without_surrogates_is_unchanged() -> None:
+    response = Response(choices=[ChoiceResult(index=0, content="hi 你好 😀")])
+    assert Response.from_json(response.to_json()) == response

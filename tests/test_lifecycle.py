@@ -28,8 +28,11 @@ from chatstream import (
     ResponseEvent,
     ServerError,
     StreamError,
+    StreamOptions,
     Timeouts,
 )
+from chatstream._shell.lifecycle import Lifecycle, State, Stopped
+from chatstream._shell.outcome import StopReason
 from tests.loopback import Conn, LoopbackServer, json_error, sse_body
 
 from .adversarial.harness import wait_until
@@ -187,7 +190,7 @@ def test_two_threads_iterating_one_stream_both_end_and_share_the_events(
     body = answer(*words)
     server.set_default(sse_body(body))
     got: list[list[ResponseEvent]] = [[], []]
-    with client.stream(BODY, queue_size=4) as stream:
+    with client.stream(BODY, options=StreamOptions(queue_size=4)) as stream:
 
         def consume(n: int) -> None:
             for item in stream:
@@ -243,7 +246,7 @@ def test_an_internal_error_keeps_the_cause_text_but_not_its_frames(
     _ended(stream)
 
 
-def test_a_core_that_raises_leaves_the_parse_turn_to_the_next_stream(
+def test_a_core_that_raises_leaves_the_parse_lock_to_the_next_stream(
     server: LoopbackServer, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server.set_default(sse_body(HI))
@@ -287,7 +290,9 @@ def test_a_stream_waiting_for_room_in_its_queue_does_not_hold_up_the_others(
     server.route("/many/v1/chat/completions", sse_body(many))
     server.set_default(sse_body(HI))
     with Client(server.url + "/many/v1", retry=0, timeouts=Timeouts(idle=5.0)) as flooding:
-        stuck = flooding.stream(BODY, queue_size=1)  # nobody iterates it: its queue fills
+        stuck = flooding.stream(
+            BODY, options=StreamOptions(queue_size=1)
+        )  # nobody iterates it: its queue fills
         room = stuck._worker.queue._room
         assert wait_until(lambda: bool(room._waiters), WAIT)  # type: ignore[attr-defined]
         assert client.stream(BODY).result(timeout=WAIT).content == "Hello"
@@ -331,6 +336,67 @@ def test_an_iterator_only_stream_nobody_keeps_is_closed(
     gc.collect()
     thread.join(WAIT)
     assert not thread.is_alive()
+
+
+# --- the stop state alone (chatstream._shell.lifecycle) -----------------------------------
+
+
+def test_the_first_stop_reason_wins_and_runs_each_stop_hook_once() -> None:
+    life = Lifecycle()
+    woken: list[str] = []
+    life.on_stop(lambda: woken.append("socket"))
+    life.stop(StopReason.IDLE)
+    life.stop(StopReason.CLOSED)
+    assert (life.state, life.reason, woken) == (State.STOPPING, StopReason.IDLE, ["socket"])
+    assert life.stopped.is_set() and not life.halted
+
+
+def test_a_stop_hook_registered_after_the_stop_runs_at_once() -> None:
+    life = Lifecycle()
+    life.stop(StopReason.TOTAL)
+    woken: list[str] = []
+    life.on_stop(lambda: woken.append("body"))
+    assert woken == ["body"]
+
+
+def test_nothing_stops_a_stream_whose_outcome_is_decided() -> None:
+    life = Lifecycle()
+    life.settle()
+    decided = life.end()
+    woken: list[str] = []
+    life.on_stop(lambda: woken.append("late"))
+    life.stop(StopReason.CLOSED)
+    assert decided == Stopped(reason=None, settled=True, callback_error=None)
+    assert (life.state, life.reason, woken) == (State.ENDED, None, [])
+
+
+def test_close_stops_the_stream_and_wakes_the_consumers_even_after_the_end() -> None:
+    life = Lifecycle()
+    consumers: list[str] = []
+    life.on_close(lambda: consumers.append("woken"))
+    life.end()
+    life.close()
+    life.close()
+    assert life.closed and consumers == ["woken"] and life.reason is None
+
+
+def test_a_callback_error_before_the_end_stops_the_stream_and_is_kept() -> None:
+    life = Lifecycle()
+    boom = ValueError("boom")
+    life.fail(boom)
+    life.fail(KeyError("later"))
+    assert life.end() == Stopped(StopReason.CALLBACK, settled=False, callback_error=boom)
+    assert life.halted
+
+
+def test_a_callback_error_after_the_end_is_logged_not_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    life = Lifecycle()
+    life.end()
+    life.fail(ValueError("too late"))
+    assert life.callback_error is None and life.reason is None
+    assert "after the stream ended" in caplog.text
 
 
 # --- 8 and 9: signals and fork, in a bounded subprocess -----------------------------------
@@ -454,12 +520,12 @@ print(os.waitstatus_to_exitcode(status), parent.result(timeout=20).content)
 TURN_FORK_SCRIPT = """
 import os, sys, threading
 import chatstream
-from chatstream._shell import reading as _reading
+from chatstream._shell import process
 
 held, forked = threading.Event(), threading.Event()
 
 def holder():
-    with _reading._turn:  # another thread is parsing when the process forks
+    with process.parse_lock():  # another thread is parsing when the process forks
         held.set()
         forked.wait(10)
 
@@ -478,7 +544,7 @@ print(os.waitstatus_to_exitcode(status))
 """
 
 
-def test_a_forked_child_parses_though_a_parent_thread_held_the_parse_turn(
+def test_a_forked_child_parses_though_a_parent_thread_held_the_parse_lock(
     server: LoopbackServer,
 ) -> None:
     server.set_default(sse_body(HI))

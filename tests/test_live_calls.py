@@ -13,11 +13,13 @@ from chatstream import (
     FunctionCall,
     FunctionCallArgumentsDelta,
     LimitExceededError,
+    Limits,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
     ProviderError,
     ResponseEvent,
+    StreamOptions,
     StreamParser,
 )
 
@@ -130,7 +132,7 @@ def test_a_call_cut_off_at_a_normal_end_ends_with_an_incomplete_event() -> None:
 
 def test_a_call_dropped_by_the_specifications_stop_rule_ends_as_incomplete() -> None:
     chunks = [frag(0, id="c", name="f", args="{}"), chunk(finish="stop")]
-    events = events_of(chunks, drop_tool_calls_on_stop=True)
+    events = events_of(chunks, options=StreamOptions(drop_tool_calls_on_stop=True))
     assert "OutputItemIncomplete(FunctionCall)" in kinds(events)
     assert "OutputItemDone(FunctionCall)" not in kinds(events)
 
@@ -160,7 +162,7 @@ def test_a_custom_tool_calls_input_streams_as_argument_deltas() -> None:
 
     events = events_of(
         [custom("*** Begin", name="apply_patch"), custom(" Patch"), chunk(finish="tool_calls")],
-        partial_json=True,
+        options=StreamOptions(partial_json=True),
     )
     assert events[0].item == FunctionCall("apply_patch", "", "ct", custom=True)  # type: ignore[union-attr]
     assert [(d.delta, d.parsed) for d in deltas(events)] == [("*** Begin", None), (" Patch", None)]
@@ -176,7 +178,7 @@ def test_without_partial_json_a_delta_has_no_view() -> None:
 
 def test_a_call_over_the_tool_call_limit_is_never_announced() -> None:
     chunks = [frag(0, id="a", name="f", args="{}"), frag(1, id="b", name="g", args="{}")]
-    parser = StreamParser(max_tool_calls=1)
+    parser = StreamParser(limits=Limits(max_tool_calls=1))
     events = parser.feed(build_body(chunks)) + parser.close()
     added = [e.item.call_id for e in events if isinstance(e, OutputItemAdded)]
     assert added == ["a"]

@@ -9,15 +9,15 @@ import pytest
 
 from chatstream import (
     CallbackError,
-    ContentFilterError,
     IdleTimeoutError,
+    ProviderError,
     ServerError,
     StreamClosedError,
     Timeouts,
 )
 from chatstream._shell.outcome import StopReason, decide, stop_error
 
-BODY_ERROR = ContentFilterError("filtered")
+BODY_ERROR = ProviderError("filtered")
 MET = ServerError("down", status=503)
 CAUSE = ValueError("in a callback")
 
@@ -46,12 +46,12 @@ CASES: list[tuple[str, dict[str, Any], type[BaseException] | None]] = [
     (
         "the body's own error stands against a later callback failure",
         {"reason": StopReason.CALLBACK, "body_ended": True, "body_error": BODY_ERROR},
-        ContentFilterError,
+        ProviderError,
     ),
     (
         "the body's own error stands against a later close",
         {"reason": StopReason.CLOSED, "body_ended": True, "body_error": BODY_ERROR},
-        ContentFilterError,
+        ProviderError,
     ),
     ("closed while running: closed", {"reason": StopReason.CLOSED}, StreamClosedError),
     (

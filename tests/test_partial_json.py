@@ -16,6 +16,7 @@ from chatstream import (
     OutputItemDone,
     OutputItemIncomplete,
     OutputTextParsed,
+    StreamOptions,
     StreamParser,
 )
 from chatstream.core.partial_json import PartialJson, parse_partial
@@ -103,7 +104,7 @@ def call_chunks(arguments: list[str], finish: str) -> list[dict[str, Any]]:
 
 
 def test_each_argument_delta_carries_the_arguments_parsed_so_far() -> None:
-    parser = StreamParser(partial_json=True)
+    parser = StreamParser(options=StreamOptions(partial_json=True))
     events = parser.feed(build_body(call_chunks(['{"path": "a', '.md", "n": 1', "}"], "stop")))
     views = [e.parsed for e in events if isinstance(e, FunctionCallArgumentsDelta)]
     assert views == [{"path": "a"}, {"path": "a.md"}, {"path": "a.md", "n": 1}]
@@ -111,7 +112,7 @@ def test_each_argument_delta_carries_the_arguments_parsed_so_far() -> None:
 
 def test_a_call_cut_off_with_a_view_that_parses_stays_incomplete() -> None:
     # The view of '{"path": "a' is {"path": "a"}: it must not make the call whole.
-    parser = StreamParser(partial_json=True)
+    parser = StreamParser(options=StreamOptions(partial_json=True))
     events = parser.feed(build_body(call_chunks(['{"path": "a'], "stop"))) + parser.close()
     assert not [e for e in events if isinstance(e, OutputItemDone)]
     assert [e.item.arguments for e in events if isinstance(e, OutputItemIncomplete)] == [
@@ -126,7 +127,7 @@ def content_body(pieces: list[str]) -> bytes:
 
 def test_json_content_is_parsed_when_the_request_asked_for_json() -> None:
     request = {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}
-    parser = StreamParser(partial_json=True, request=request)
+    parser = StreamParser(request=request, options=StreamOptions(partial_json=True))
     events = parser.feed(content_body(['{"a": "x', 'y"}']))
     assert [(type(e).__name__, getattr(e, "parsed", None)) for e in events[1:]] == [
         ("OutputTextDelta", None),
@@ -138,7 +139,9 @@ def test_json_content_is_parsed_when_the_request_asked_for_json() -> None:
 
 
 def test_content_is_not_parsed_when_the_request_did_not_ask_for_json() -> None:
-    parser = StreamParser(partial_json=True, request={"response_format": {"type": "text"}})
+    parser = StreamParser(
+        request={"response_format": {"type": "text"}}, options=StreamOptions(partial_json=True)
+    )
     events = parser.feed(content_body(['{"a": 1}']))
     assert not [e for e in events if isinstance(e, OutputTextParsed)]
 

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatstream import Accumulator, ResponseEvent, SSEDecoder, SSEMessage, StreamParser
+from chatstream import Accumulator, ResponseEvent, StreamParser
+from chatstream.core.sse import SSEDecoder, SSEMessage
 
 from .helpers import CORPUS, chunk, corpus_names, examples
 

@@ -20,6 +20,7 @@ from chatstream import (
     Reasoning,
     RefusalDelta,
     Response,
+    StreamOptions,
     StreamParser,
     event_from_json,
 )
@@ -285,7 +286,7 @@ def test_the_whole_audio_is_on_the_result() -> None:
 
 def test_raw_chunks_deliver_unknown_fields_before_their_events() -> None:
     odd = chunk(delta={"content": "Hi", "vendor_delta": 1}, vendor_top={"x": [1]})
-    events, _ = parse([odd, chunk(finish="stop")], raw_chunks=True)
+    events, _ = parse([odd, chunk(finish="stop")], options=StreamOptions(raw_chunks=True))
     assert isinstance(events[0], RawChunk)
     assert events[0].chunk == odd
     assert kinds(events[:3]) == ["RawChunk", "OutputItemAdded(Message)", "OutputTextDelta"]
@@ -309,13 +310,13 @@ RICH_STREAMS = {
 
 @pytest.mark.parametrize("name", sorted(RICH_STREAMS))
 def test_every_event_with_provider_data_round_trips_through_json(name: str) -> None:
-    events, _ = parse(RICH_STREAMS[name], raw_chunks=True)
+    events, _ = parse(RICH_STREAMS[name], options=StreamOptions(raw_chunks=True))
     assert [event_from_json(e.to_json()) for e in events] == events
 
 
 @pytest.mark.parametrize("name", corpus_names())
 def test_every_corpus_event_round_trips_through_json(name: str) -> None:
-    events, _ = replay(name, raw_chunks=True)
+    events, _ = replay(name, options=StreamOptions(raw_chunks=True))
     assert [event_from_json(e.to_json()) for e in events] == events
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,71 @@ def test_every_public_method_and_property_of_an_exported_class_has_a_docstring(
     cls = getattr(chatstream, name)
     missing = [m for m, f in _public_members(cls) if not (getattr(f, "__doc__", "") or "").strip()]
     assert not missing, f"chatstream.{name} members without a docstring: {missing}"
+
+
+# --- the size of the signatures (issue 19): options travel as values, not one by one ---
+
+#: The most parameters (``self`` aside) each entry point may take (issue 19's targets).
+#: Each option is a field of StreamOptions, Limits, Timeouts, Retry, Connections or
+#: Coalescing instead.
+MOST_PARAMETERS = {
+    chatstream.Client: 14,
+    chatstream.Client.stream: 10,
+    chatstream.Turn.stream: 10,
+    chatstream.StreamParser: 4,
+    chatstream.Accumulator: 4,
+    chatstream.iter_events: 5,
+}
+
+
+def _parameters(obj: Any) -> list[str]:
+    return [p for p in inspect.signature(obj).parameters if p != "self"]
+
+
+@pytest.mark.parametrize(
+    ("obj", "most"), list(MOST_PARAMETERS.items()), ids=lambda v: getattr(v, "__qualname__", "")
+)
+def test_an_entry_point_takes_few_parameters(obj: Any, most: int) -> None:
+    assert len(_parameters(obj)) <= most, _parameters(obj)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [chatstream.Client, chatstream.StreamParser, chatstream.Accumulator, chatstream.iter_events],
+    ids=lambda v: v.__qualname__,
+)
+def test_options_and_limits_are_taken_the_same_way_everywhere(obj: Any) -> None:
+    parameters = inspect.signature(obj).parameters
+    for name in ("options", "limits"):
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[name].default is None
+
+
+def test_a_turn_streams_with_the_clients_arguments() -> None:
+    assert _parameters(chatstream.Turn.stream) == _parameters(chatstream.Client.stream)
+
+
+def _callables() -> list[tuple[str, Any]]:
+    """Every exported function and class but the errors, and the public methods of the
+    classes."""
+    found = []
+    for name in chatstream.__all__:
+        obj = getattr(chatstream, name)
+        if inspect.isfunction(obj):
+            found.append((name, obj))
+        elif inspect.isclass(obj) and not issubclass(obj, BaseException):
+            found.append((name, obj))
+            found += [(f"{name}.{m}", f) for m, f in _public_members(obj) if callable(f)]
+    return found
+
+
+@pytest.mark.parametrize(("name", "obj"), _callables(), ids=[n for n, _ in _callables()])
+def test_no_public_callable_takes_arbitrary_keywords(name: str, obj: Any) -> None:
+    # ``replace(**changes)`` is the one exception: dataclasses.replace's own signature.
+    if name.endswith(".replace"):
+        return
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except ValueError:  # a builtin's, which has no signature to read
+        return
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

@@ -6,9 +6,18 @@ import random
 
 import pytest
 
-from chatstream import Completed, OutputItemDone, OutputTextDelta, ReasoningContentDelta
+import chatstream
+from chatstream import (
+    ChatStreamError,
+    Completed,
+    OutputItemDone,
+    OutputTextDelta,
+    ReasoningContentDelta,
+)
 from chatstream.events import Message, OutputText, ResponseEvent
 from chatstream.smooth import Smoother, smooth
+
+from .helpers import build_body, chunk
 
 TEXT = "  Hello,  world!\nThis is\tfine \n\nend"
 
@@ -95,3 +104,16 @@ def test_without_a_pace_nothing_waits() -> None:
         raise AssertionError("slept")
 
     assert len(list(smooth([OutputTextDelta("a b c")], sleep=never))) == 3
+
+
+def test_the_text_held_back_is_shown_when_the_stream_fails() -> None:
+    # Cut off mid-word: the stream fails with the text so far in its partial response.
+    body = build_body([chunk("Hello wor"), chunk("ld, and mo")])
+    shown = ""
+    with pytest.raises(ChatStreamError) as caught:
+        for event in smooth(chatstream.iter_events([body])):
+            if isinstance(event, OutputTextDelta):
+                shown += event.delta
+    partial = caught.value.partial
+    assert partial is not None
+    assert shown == partial.content == "Hello world, and mo"

@@ -12,6 +12,7 @@ from chatstream import (
     OutputTextDelta,
     Reasoning,
     ReasoningContentDelta,
+    StreamOptions,
     StreamParser,
 )
 
@@ -225,7 +226,7 @@ def _tool_then_stop() -> bytes:
 
 def test_drops_partial_tool_calls_on_stop_finish_reason() -> None:
     # The specification's rule, restored by its option.
-    events = collect_events(_tool_then_stop(), drop_tool_calls_on_stop=True)
+    events = collect_events(_tool_then_stop(), options=StreamOptions(drop_tool_calls_on_stop=True))
     assert not any(
         isinstance(e, OutputItemDone) and isinstance(e.item, FunctionCall) for e in events
     )

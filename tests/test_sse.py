@@ -11,8 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
-from chatstream import EventTooLargeError, SSEDecoder, SSEMessage
-from chatstream.core.sse import _parse_lines
+from chatstream import EventTooLargeError
+from chatstream.core.sse import SSEDecoder, SSEMessage, _parse_lines
 
 from .helpers import examples
 

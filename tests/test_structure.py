@@ -168,3 +168,32 @@ def test_a_module_imports_from_its_siblings_only_what_they_offer(module: str) ->
             and f"{source}.{alias.name}" not in MODULES
         ]
     assert unoffered == []
+
+
+def _cycle_through(start: str, graph: dict[str, set[str]]) -> list[str] | None:
+    """A chain of imports from ``start`` back to itself, if there is one."""
+    paths = [[start]]
+    seen: set[str] = set()
+    while paths:
+        path = paths.pop()
+        for name in sorted(graph[path[-1]]):
+            if name == start:
+                return [*path, name]
+            if name not in seen:
+                seen.add(name)
+                paths.append([*path, name])
+    return None
+
+
+@pytest.mark.parametrize("module", _of_layer("shell"))
+def test_the_shell_has_no_import_cycle(module: str) -> None:
+    """Not even through an import inside a function or a ``TYPE_CHECKING`` block."""
+    shell = _of_layer("shell")
+    graph = {m: {i for i in _internal(_imports(m)) if i in shell and i != m} for m in shell}
+    assert _cycle_through(module, graph) is None
+
+
+def test_the_argument_checks_know_no_configuration_type() -> None:
+    # config builds on _arguments; an import back, even inside a function, was a cycle.
+    assert "config" not in _internal(_imports("_arguments"))
+    assert "_arguments" in _internal(_imports("config"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatstream import StreamParser, ThinkTags
+from chatstream import ConfigurationError, StreamOptions, StreamParser, ThinkTags
 from chatstream.core.think import ThinkSplitter
 
 from .helpers import CORPUS, build_body, chunk
@@ -40,7 +40,7 @@ def rechunked(text: str, rng: random.Random) -> bytes:
 
 
 def split_and_reasoning(body: bytes, think_tags: bool | ThinkTags = True) -> tuple[str, str]:
-    parser = StreamParser(think_tags=think_tags)
+    parser = StreamParser(options=StreamOptions(think_tags=think_tags))
     parser.feed(body)
     parser.close()
     response = parser.result()
@@ -78,7 +78,7 @@ def test_the_recording_rechunked_in_1_to_9_characters_gives_the_same_result(
 def test_the_recordings_bytes_split_in_1_to_9_bytes_give_the_same_result(seed: int) -> None:
     rng = random.Random(seed)
     body = RECORDING.read_bytes()
-    parser = StreamParser(think_tags=True)
+    parser = StreamParser(options=StreamOptions(think_tags=True))
     i = 0
     while i < len(body):
         step = rng.randint(1, 9)
@@ -125,10 +125,9 @@ def test_a_thinking_block_ends_only_at_its_own_closing_tag() -> None:
 
 def test_tag_names_are_configurable() -> None:
     tags = ThinkTags(names=("reasoning",))
-    assert split("<think>x</think><reasoning>y</reasoning>z", tags, [2]) == [
-        (False, "<think>x</think>"),
+    assert split("<reasoning>y</reasoning><think>x</think>z", tags, [2]) == [
         (True, "y"),
-        (False, "z"),
+        (False, "<think>x</think>z"),
     ]
 
 
@@ -146,15 +145,55 @@ def test_text_like_a_tag_that_is_not_one_is_not_held_forever() -> None:
 
 
 @pytest.mark.parametrize("names", [(), ("",), ("a>b",), ("x/y",)])
-def test_a_bad_tag_name_is_a_value_error(names: tuple[str, ...]) -> None:
-    with pytest.raises(ValueError):
+def test_a_bad_tag_name_is_a_configuration_error(names: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigurationError, match=r"ThinkTags\.names"):
         ThinkTags(names=names)
 
 
 def test_text_held_back_when_a_stream_fails_is_kept_in_the_partial_result() -> None:
     body = build_body([{"choices": [{"delta": {"content": "<think>hm</think>So <thi"}}]}])
-    parser = StreamParser(think_tags=True)
+    parser = StreamParser(options=StreamOptions(think_tags=True))
     parser.feed(body)
     parser.close()
     assert parser.error is not None and parser.error.partial is not None
     assert (parser.error.partial.reasoning, parser.error.partial.content) == ("hm", "So <thi")
+
+
+# --- a block opens only at the start (issue 20, item 3) ----------------------------------
+
+SENTENCE = "Some models wrap their reasoning in <think> tags. The answer is 42."
+
+
+def every_split(text: str) -> list[list[int]]:
+    return [[i] for i in range(1, len(text))] + [[1] * len(text)]
+
+
+@pytest.mark.parametrize("sizes", every_split(SENTENCE))
+def test_a_think_tag_in_the_middle_of_an_answer_is_text_at_every_split(sizes: list[int]) -> None:
+    assert split(SENTENCE, ThinkTags(), sizes) == [(False, SENTENCE)]
+
+
+def test_a_think_tag_in_the_middle_of_an_answer_stays_in_the_content() -> None:
+    body = build_body([chunk(SENTENCE[:40]), chunk(SENTENCE[40:]), chunk(finish="stop")], done=True)
+    assert split_and_reasoning(body) == (SENTENCE, "")
+
+
+def test_a_second_block_after_the_answer_started_is_text() -> None:
+    text = "<think>a</think>B <think>c</think> d"
+    assert split(text, ThinkTags(), [9]) == [(True, "a"), (False, "B <think>c</think> d")]
+
+
+def test_after_an_implicit_opener_a_later_block_is_text() -> None:
+    tags = ThinkTags(starts_inside=True)
+    text = "r</think>Answer <think>x</think>"
+    assert split(text, tags, [3]) == [(True, "r"), (False, "Answer <think>x</think>")]
+
+
+@pytest.mark.parametrize("sizes", every_split("\n <think>a</think>b"))
+def test_a_block_may_open_after_leading_whitespace(sizes: list[int]) -> None:
+    assert split("\n <think>a</think>b", ThinkTags(), sizes) == [(True, "a"), (False, "b")]
+
+
+def test_text_after_the_start_is_not_held_back_for_a_possible_tag() -> None:
+    splitter = ThinkSplitter(ThinkTags())
+    assert splitter.feed("Hi <thi") == [(False, "Hi <thi")]

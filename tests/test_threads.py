@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
-from chatstream import Client, Response, Retry
+from chatstream import ChatStreamError, Client, Connections, Response, Retry
+from chatstream._shell import process as _process
 from chatstream._shell import threads as _threads
+from chatstream._shell.threads import RUNNING_NAME
 from tests.loopback import LoopbackServer, sse_body
 
 from .adversarial.harness import wait_until
+from .fakes import STALL, FakeBody, fake_stream
 from .helpers import BODY, HELLO
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -24,7 +27,9 @@ WAIT = 10.0
 @pytest.fixture
 def client(server: LoopbackServer) -> Iterator[Client]:
     server.set_default(sse_body(HELLO))
-    with Client(server.url + "/v1", "k", retry=Retry(max_retries=0), pool_size=64) as c:
+    with Client(
+        server.url + "/v1", "k", retry=Retry(max_retries=0), connections=Connections(pool_size=64)
+    ) as c:
         yield c
 
 
@@ -73,7 +78,7 @@ def test_a_stream_runs_on_a_thread_left_idle_by_an_earlier_one(
     first = client.stream(BODY)
     assert first.result(timeout=WAIT).content == "Hello"
     assert first._worker.job.join(WAIT)
-    idle = _threads.idle_threads()
+    idle = _process.idle_threads()
     assert first._worker.job.thread in idle
     second = client.stream(BODY)
     assert second.result(timeout=WAIT).content == "Hello"
@@ -92,4 +97,58 @@ def test_idle_threads_end_after_the_idle_timeout(
         assert thread is not None
         thread.join(WAIT)
         assert not thread.is_alive()
-    assert wait_until(lambda: not _threads.idle_threads(), WAIT)
+    assert wait_until(lambda: not _process.idle_threads(), WAIT)
+
+
+# --- a thread that cannot start (the process is at its thread limit) -------------------
+
+
+def fail_to_start_once(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """Make the next start of a thread named ``name`` fail as it does at the process's
+    thread limit; returns the names of the threads that failed to start."""
+    start = threading.Thread.start
+    failed: list[str] = []
+
+    def start_or_fail(self: threading.Thread) -> None:
+        if self.name == name and not failed:
+            failed.append(self.name)
+            raise RuntimeError("can't start new thread")
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_or_fail)
+    return failed
+
+
+@pytest.fixture
+def fresh_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool with no thread yet, so that the next stream needs a new one."""
+    monkeypatch.setattr(_process._state, "pool", _threads.Pool())
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_a_stream_whose_pool_starter_cannot_start_fails_at_once_and_the_next_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failed = fail_to_start_once(monkeypatch, "chatstream-starter")
+    first = fake_stream(FakeBody([HELLO]))
+    assert failed == ["chatstream-starter"]
+    with pytest.raises(ChatStreamError) as caught:
+        first.result(timeout=WAIT)
+    assert caught.value.kind == "thread_limit"
+    assert fake_stream(FakeBody([HELLO])).result(timeout=WAIT).content == "Hello"
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_a_stream_whose_worker_thread_cannot_start_holds_up_no_other_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failed = fail_to_start_once(monkeypatch, RUNNING_NAME)
+    stalled = FakeBody([STALL])
+    with fake_stream(stalled) as first:
+        # It failed, or (the fault) runs on the starter thread, which starts no more.
+        assert wait_until(lambda: first.done or stalled.stalled.is_set(), WAIT)
+        assert failed == [RUNNING_NAME]
+        assert fake_stream(FakeBody([HELLO])).result(timeout=WAIT).content == "Hello"
+        with pytest.raises(ChatStreamError) as caught:
+            first.result(timeout=WAIT)
+        assert caught.value.kind == "thread_limit"

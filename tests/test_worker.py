@@ -27,6 +27,7 @@ from chatstream import (
     ResponseEvent,
     StreamClosedError,
     StreamError,
+    StreamOptions,
     Telemetry,
     Timeouts,
 )
@@ -60,7 +61,11 @@ class Observers(Telemetry):
         self.ended.set()
 
     def on_sse_event(
-        self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+        self,
+        context: Any,
+        event: ResponseEvent | None,
+        error: ChatStreamError | None,
+        elapsed: float,
     ) -> None:
         if error is not None:
             self.errors.append(error)
@@ -271,9 +276,13 @@ def test_a_telemetry_hook_raising_a_base_exception_ends_in_a_callback_error(make
 
     class Raising(Observers):
         def on_sse_event(
-            self, event: ResponseEvent | None, error: ChatStreamError | None, elapsed: float
+            self,
+            context: Any,
+            event: ResponseEvent | None,
+            error: ChatStreamError | None,
+            elapsed: float,
         ) -> None:
-            super().on_sse_event(event, error, elapsed)
+            super().on_sse_event(context, event, error, elapsed)
             if event is not None:
                 raise exc
 
@@ -303,6 +312,25 @@ def test_a_dispatcher_that_raises_is_not_reported_as_an_internal_error(
     assert "worker failed" not in caplog.text  # a callback failure, not a bug
 
 
+def test_a_dispatcher_that_raises_is_logged_at_most_once_as_a_warning_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def destroyed(fn: object) -> None:
+        raise RuntimeError("main thread is not in main loop")
+
+    seen = Observers()
+    with caplog.at_level(logging.DEBUG, logger="chatstream"):
+        stream = fake_stream(
+            FakeBody([HI]), on_event=seen.on_event, on_end=seen.on_end, dispatch=destroyed
+        )
+        with pytest.raises(CallbackError):
+            stream.result(timeout=WAIT)  # reported through the outcome
+        stream._worker.job.join(WAIT)
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) <= 1
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in loud)
+
+
 # --- several consumers --------------------------------------------------------------------
 
 
@@ -310,7 +338,7 @@ def test_two_threads_iterating_one_stream_both_end_with_each_event_once() -> Non
     gate = threading.Event()
     pieces: list[object] = [event(chunk(f"w{i} ")) for i in range(200)]
     body = FakeBody([gate.wait, *pieces, event(chunk(finish="stop")), DONE])
-    stream = fake_stream(body, queue_size=5)
+    stream = fake_stream(body, options=StreamOptions(queue_size=5))
     got: list[list[ResponseEvent]] = [[], []]
 
     def consume(n: int) -> None:
@@ -356,6 +384,27 @@ def test_an_internal_error_keeps_the_cause_type_and_message_but_no_frames() -> N
     assert "ZeroDivisionError: boom" in str(cause)
     assert "sk-FAKE-secret" not in str(cause)
     assert error.partial is not None and error.partial.content == "Hi"
+
+
+# --- a body that is not an event stream --------------------------------------------------
+
+
+def test_a_body_answering_html_ends_in_an_unexpected_response_error() -> None:
+    page = b"<html><body>Sign in to the Wi-Fi (sk-FAKE-secret)</body></html>"
+    body = FakeBody([page], headers={"content-type": "text/html"}, status=203)
+    stream, seen = observed(body)
+    error = assert_one_outcome(stream, seen, "unexpected_response")
+    assert isinstance(error, chatstream.UnexpectedResponseError)
+    assert (error.status, error.content_type) == (203, "text/html")
+    assert "Sign in to the Wi-Fi" in error.body and "sk-FAKE-secret" not in error.body
+
+
+def test_a_body_answering_html_that_breaks_keeps_what_arrived_in_its_snippet() -> None:
+    body = FakeBody([b"<html>Bad gat", OSError("reset")], headers={"content-type": "text/html"})
+    stream, seen = observed(body)
+    error = assert_one_outcome(stream, seen, "unexpected_response")
+    assert isinstance(error, chatstream.UnexpectedResponseError)
+    assert error.body == "<html>Bad gat"
 
 
 # --- dropped streams ----------------------------------------------------------------------
@@ -482,7 +531,7 @@ def test_result_with_a_timeout_raises_timeout_error_while_the_stream_runs() -> N
 
 def test_result_does_not_need_the_events_to_be_taken() -> None:
     # 500 events with room for 2 in the queue: result() alone must not stall on it.
-    stream = fake_stream(FakeBody([answer(*["x"] * 500)]), queue_size=2)
+    stream = fake_stream(FakeBody([answer(*["x"] * 500)]), options=StreamOptions(queue_size=2))
     assert stream.result(timeout=WAIT).content == "x" * 500
 
 
@@ -525,7 +574,9 @@ def test_close_from_eight_threads_at_once_is_safe() -> None:
 def test_a_callback_only_stream_never_stalls_on_the_queue() -> None:
     body = answer(*["z"] * 3000)
     seen: list[ResponseEvent] = []
-    stream = fake_stream(FakeBody([body]), on_event=seen.append, queue_size=1)
+    stream = fake_stream(
+        FakeBody([body]), on_event=seen.append, options=StreamOptions(queue_size=1)
+    )
     assert stream.result(timeout=WAIT).content == "z" * 3000
     assert stream._worker.queue.qsize() == 0  # nothing kept: memory stays flat
     assert seen == list(chatstream.iter_events([body]))
@@ -635,7 +686,7 @@ def test_the_finish_grace_still_delivers_completed_to_a_full_queue() -> None:
         body,
         watchdog=watchdog,
         timeouts=Timeouts(idle=5.0, finish_grace=1.0),
-        queue_size=len(expected) - 1,
+        options=StreamOptions(queue_size=len(expected) - 1),
     )
     assert body.stalled.wait(WAIT)
     watchdog.check()
@@ -650,7 +701,11 @@ def test_a_dropped_stream_with_callbacks_and_iteration_stops_keeping_events() ->
     seen = Observers()
     body = answer(*["z"] * 100)
     fake_stream(
-        FakeBody([body]), on_event=seen.on_event, on_end=seen.on_end, iterate=True, queue_size=1
+        FakeBody([body]),
+        on_event=seen.on_event,
+        on_end=seen.on_end,
+        iterate=True,
+        options=StreamOptions(queue_size=1),
     )
     gc.collect()
     assert seen.ended.wait(WAIT)

@@ -1,6 +1,7 @@
 """Delivery: how a stream's events reach you, on the worker thread.
 
-In order, for each batch of events the core produced: the telemetry hook, ``on_event``
+In order, for each batch of events the core produced: the stream's timings and
+telemetry hook (:mod:`chatstream._shell.timing`), ``on_event``
 (called here, or handed to ``dispatch``), then the queue the iterator reads. ``on_bytes``
 gets the body as it is read; ``on_end`` the final response, once.
 
@@ -17,11 +18,13 @@ read, and no event waits for a later one. Its last item, the terminal, stays: ev
 consumer that asks after the end gets it, so two threads iterating one stream both end,
 and a second loop over a failed stream raises the error again.
 
-:meth:`EventQueue.close` and :meth:`EventQueue.interrupt` may be called from a signal
-handler that interrupted a thread holding the queue's lock: they never wait for that
-lock (they set a flag and notify only if the lock is free). A thread that holds the lock
-notifies for the flags it finds set, so the one the handler interrupted wakes the others
-itself; and every wait in the queue is a bounded wait that looks at the flags again, so
+The queue reads its stream's :class:`~chatstream._shell.lifecycle.Lifecycle`: once the
+stream is stopping, a :meth:`~EventQueue.put` waiting for room gives up; once it is
+closed, every consumer gets ``None``. Its wake-ups are the lifecycle's hooks, which may
+run in a signal handler that interrupted a thread holding the queue's lock: they never
+wait for that lock (they notify only if the lock is free). A thread that holds the lock
+notifies for the state it finds, so the one the handler interrupted wakes the others
+itself; and every wait in the queue is a bounded wait that looks at the state again, so
 no wake-up is ever lost.
 """
 
@@ -35,7 +38,9 @@ from collections.abc import Callable
 from ..errors import ChatStreamError
 from ..events import ResponseEvent
 from ..response import Response
-from ..telemetry import Telemetry, call_hook
+from ..telemetry import Telemetry
+from .lifecycle import Lifecycle
+from .timing import Observer
 
 __all__ = [
     "POLL",
@@ -80,10 +85,12 @@ class Terminal:
 
 
 class EventQueue:
-    """A bounded queue of event batches, from the worker to the iterating threads."""
+    """A bounded queue of event batches, from the worker to the iterating threads, for
+    as long as ``life`` lets the stream go on."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, life: Lifecycle) -> None:
         self.maxsize = maxsize
+        self._life = life
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # for consumers
         self._room = threading.Condition(self._lock)  # for the worker
@@ -91,8 +98,8 @@ class EventQueue:
         self._size = 0
         self._terminal: Terminal | None = None
         self._keeping = True
-        self._closed = False
-        self._interrupted = False
+        life.on_stop(lambda: self._notify(self._room))
+        life.on_close(lambda: self._notify(self._ready))
 
     def qsize(self) -> int:
         """How many events wait."""
@@ -106,11 +113,13 @@ class EventQueue:
         everything queued with one ``get``.
 
         Raises:
-            Interrupted: :meth:`interrupt` was called while waiting.
+            Interrupted: The stream was stopped while waiting.
         """
+        life = self._life
         with self._lock:
             while self._size >= self.maxsize and self._keeping:
-                if self._interrupted:
+                if life.stopping:
+                    self._flagged()
                     raise Interrupted
                 self._room.wait(POLL)
             if not self._keeping:
@@ -121,7 +130,7 @@ class EventQueue:
                 self._batches.append(batch)
                 self._ready.notify()
             self._size += len(batch)
-            if self._closed or self._interrupted:
+            if life.closed or life.stopping:
                 self._flagged()
 
     def end(self, terminal: Terminal) -> None:
@@ -132,12 +141,13 @@ class EventQueue:
 
     def get(self) -> list[ResponseEvent] | Terminal | None:
         """The next batch, else the terminal (again and again), waiting for either;
-        ``None`` once :meth:`close` was called."""
+        ``None`` once the stream was closed."""
+        life = self._life
         with self._lock:
             while True:
-                if self._closed or self._interrupted:
+                if life.closed or life.stopping:
                     self._flagged()
-                    if self._closed:
+                    if life.closed:
                         return None
                 if self._batches:
                     batch = self._batches.popleft()
@@ -156,22 +166,12 @@ class EventQueue:
             self._size = 0
             self._room.notify_all()
 
-    def close(self) -> None:
-        """Wake every consumer, which gets ``None`` from now on. Signal-safe."""
-        self._closed = True
-        self._notify(self._ready)
-
-    def interrupt(self) -> None:
-        """Make a waiting (or the next waiting) :meth:`put` give up. Signal-safe."""
-        self._interrupted = True
-        self._notify(self._room)
-
     def _flagged(self) -> None:
-        """Notify for the flags set (with the lock held): a signal handler that set them
-        may have found the lock taken by this thread."""
-        if self._closed:
+        """Notify for the state found (with the lock held): a signal handler that
+        stopped or closed the stream may have found the lock taken by this thread."""
+        if self._life.closed:
             self._ready.notify_all()
-        if self._interrupted:
+        if self._life.stopping:
             self._room.notify_all()
 
     def _notify(self, condition: threading.Condition) -> None:
@@ -184,10 +184,11 @@ class EventQueue:
 
 class Delivery:
     """Hands a stream's events, bytes and end to their receivers (see the module
-    documentation). ``fail`` is told of a callback that raised."""
+    documentation); ``life`` is told of a callback that raised, and says when to stop."""
 
     def __init__(
         self,
+        life: Lifecycle,
         *,
         on_event: EventCallback | None,
         on_end: EndCallback | None,
@@ -197,23 +198,16 @@ class Delivery:
         queue_size: int,
         telemetry: Telemetry | None,
         clock: Callable[[], float],
-        fail: Callable[[BaseException], None],
     ) -> None:
+        self.life = life
         self.on_event = on_event
         self.on_end = on_end
         self.on_bytes = on_bytes
         self.dispatch = dispatch
         self.iterate = iterate
-        self.queue = EventQueue(queue_size)
-        self.telemetry = telemetry
-        self.clock = clock
-        self.fail = fail
-        #: Set when the stream is being stopped: no more calls of ``on_event`` here.
-        self.stopping = False
-        #: Set when the stream was closed or a callback failed: dispatched calls that
-        #: have not run yet are skipped.
-        self.halted = False
-        self._last_event_at = clock()
+        self.queue = EventQueue(queue_size, life)
+        #: The stream's timings and telemetry hooks.
+        self.observer = Observer(telemetry, clock)
 
     @property
     def has_callbacks(self) -> bool:
@@ -231,17 +225,13 @@ class Delivery:
         Raises:
             Interrupted: The stream is being stopped, or a callback raised.
         """
-        telemetry = self.telemetry
-        if telemetry is not None:
-            now = self.clock()
-            for event in events:
-                call_hook(telemetry.on_sse_event, event, None, now - self._last_event_at)
-                self._last_event_at = now
+        self.observer.events(events)
         callback = self.on_event
         if callback is not None:
             dispatch = self.dispatch
+            life = self.life
             for event in events:
-                if self.stopping:
+                if life.stopping:
                     # No more callbacks, so a slow one holds the worker for the call it
                     # is in, not the batch.
                     raise Interrupted
@@ -251,7 +241,7 @@ class Delivery:
                     else:
                         dispatch(self._dispatched(callback, event))
                 except BaseException as exc:
-                    self.fail(exc)
+                    life.fail(exc)
                     raise Interrupted from None
         if self.iterate:
             self.queue.put(events)
@@ -266,30 +256,25 @@ class Delivery:
         try:
             self.on_bytes(data)
         except BaseException as exc:
-            self.fail(exc)
+            self.life.fail(exc)
             raise Interrupted from None
 
     def _dispatched(self, callback: EventCallback, event: ResponseEvent) -> Callable[[], None]:
+        life = self.life
+
         def call() -> None:
-            if self.halted:
+            if life.halted:
                 return
             try:
                 callback(event)
             except BaseException as exc:
-                self.fail(exc)
+                life.fail(exc)
 
         return call
 
     def end(self, response: Response, error: ChatStreamError | None) -> None:
-        """The stream ended with this outcome: tell telemetry, the iterators and
-        ``on_end``. Never raises."""
-        if self.telemetry is not None and error is not None:
-            try:
-                call_hook(
-                    self.telemetry.on_sse_event, None, error, self.clock() - self._last_event_at
-                )
-            except BaseException:
-                log.exception("a telemetry hook raised after the stream ended")
+        """The stream ended with this outcome: tell the iterators and ``on_end`` (the
+        worker told telemetry). Never raises."""
         self.queue.end(Terminal(error))
         on_end = self.on_end
         if on_end is None:
@@ -299,8 +284,10 @@ class Delivery:
             return
         try:
             self.dispatch(lambda: _call_on_end(on_end, response))
-        except BaseException:
-            log.exception("dispatch raised: on_end was not called")
+        except BaseException as exc:
+            # Not a bug of chatstream's, and the outcome has already told of a dispatcher
+            # that failed before: one line, without a traceback.
+            log.warning("dispatch raised %s: on_end was not called", type(exc).__name__)
 
 
 def _call_on_end(callback: EndCallback, response: Response) -> None:

@@ -21,11 +21,12 @@ import requests.auth
 import urllib3.exceptions
 
 from .._version import __version__
-from ..config import Coalescing, Retry, Timeouts
+from ..config import Coalescing, Limits, Retry, StreamOptions, Timeouts
 from ..errors import APIStatusError, ChatStreamError, RateLimitError
-from ..telemetry import Telemetry, call_hook
+from ..telemetry import Telemetry
 from . import http as _http
 from . import transport as _transport
+from .timing import Observer
 
 __all__ = ["Settings", "TurnState", "open_response"]
 
@@ -57,8 +58,10 @@ class Settings:
     secrets: tuple[str, ...]
     telemetry: Telemetry | None
     include_usage: bool
-    max_event_bytes: int
     turn_state_header: str
+    #: How the stream is read, and its limits: the stream's own, else the client's.
+    options: StreamOptions = field(default_factory=StreamOptions)
+    limits: Limits = field(default_factory=Limits)
     #: requests' ``verify`` and ``cert`` for every request, given explicitly: otherwise
     #: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replace the session's own.
     verify: Any = True
@@ -92,6 +95,7 @@ def open_response(
     stopped: threading.Event,
     attach: Callable[[requests.Response], None],
     slot: _transport.ConnectionSlot,
+    observer: Observer | None = None,
 ) -> requests.Response | None:
     """POST the request, retrying while nothing has been received. Returns the
     response of a 2xx, or ``None`` if the stream was stopped meanwhile.
@@ -99,7 +103,8 @@ def open_response(
     ``attach`` is given each response as soon as its headers arrive, before any of its
     body is read (the stream uses it to be able to interrupt the reading). ``slot``
     records the connection while the request waits for its headers, so that the stream
-    can interrupt that wait too (see :mod:`chatstream._shell.transport`).
+    can interrupt that wait too (see :mod:`chatstream._shell.transport`). ``observer``
+    hears of each attempt and retry (telemetry, timings).
     """
     retry = settings.retry
     t = settings.timeouts
@@ -143,9 +148,11 @@ def open_response(
             # Raised here, not in the except block: the original exception (whose
             # message and request quote the URL and the key) must not become the
             # error's __context__.
-            _report(settings, sent, None, error, started)
+            _report(observer, sent, None, error, started)
             retryable = error.kind in ("connect", "connect_timeout")
-            if retryable and _wait_to_retry(settings, attempt, sent, error, None, stopped):
+            if retryable and _wait_to_retry(
+                settings, observer, attempt, sent, error, None, stopped
+            ):
                 continue
             raise error
         attach(response)
@@ -154,7 +161,7 @@ def open_response(
             turn.capture(response.headers.get(settings.turn_state_header))
         log.debug("HTTP %d from %s", status, _http.redact_url(settings.url))
         if 200 <= status < 300:
-            _report(settings, sent, status, None, started)
+            _report(observer, sent, status, None, started)
             if stopped.is_set():
                 response.close()
                 return None
@@ -163,7 +170,7 @@ def open_response(
             failure = _http.error_for_status(response, settings.secrets)
         finally:
             response.close()
-        _report(settings, sent, status, failure, started)
+        _report(observer, sent, status, failure, started)
         if (
             isinstance(failure, APIStatusError)
             and "stream_options" in body
@@ -171,7 +178,7 @@ def open_response(
             and _http.names_stream_options(failure)
         ):
             log.info("the server rejects stream_options; sending the request without it")
-            _report_retry(settings, sent + 1, 0.0, failure)
+            _report_retry(observer, sent + 1, 0.0, failure)
             body = {k: v for k, v in body.items() if k != "stream_options"}
             attempt -= 1  # not a retry of the same request
             continue
@@ -179,13 +186,14 @@ def open_response(
             hint = failure.retry_after if isinstance(failure, RateLimitError) else None
             if hint is None:
                 hint = _http.retry_after(response.headers)
-            if _wait_to_retry(settings, attempt, sent, failure, hint, stopped):
+            if _wait_to_retry(settings, observer, attempt, sent, failure, hint, stopped):
                 continue
         raise failure
 
 
 def _wait_to_retry(
     settings: Settings,
+    observer: Observer | None,
     attempt: int,
     sent: int,
     error: ChatStreamError,
@@ -201,21 +209,23 @@ def _wait_to_retry(
     if delay is None:
         return False
     log.info("retrying in %.2f s (attempt %d of %d)", delay, attempt + 1, retry.max_retries + 1)
-    _report_retry(settings, sent + 1, delay, error)
+    _report_retry(observer, sent + 1, delay, error)
     return not stopped.wait(delay)
 
 
-def _report_retry(settings: Settings, attempt: int, delay: float, error: ChatStreamError) -> None:
-    if settings.telemetry is not None:
-        call_hook(settings.telemetry.on_retry, attempt, delay, error)
+def _report_retry(
+    observer: Observer | None, attempt: int, delay: float, error: ChatStreamError
+) -> None:
+    if observer is not None:
+        observer.retry(attempt, delay, error)
 
 
 def _report(
-    settings: Settings,
+    observer: Observer | None,
     attempt: int,
     status: int | None,
     error: ChatStreamError | None,
     started: float,
 ) -> None:
-    if settings.telemetry is not None:
-        call_hook(settings.telemetry.on_request, attempt, status, error, time.monotonic() - started)
+    if observer is not None:
+        observer.request(attempt, status, error, time.monotonic() - started)

@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -42,6 +42,7 @@ from ..errors import (
     StreamConnectionError,
     UnexpectedResponseError,
 )
+from ..response import _whole_text
 
 # redact_url and scrub_error are used by the shell through this module too.
 from .deadlines import idle_message
@@ -157,8 +158,7 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-        return fixed.encode()
+        return _whole_text(text).encode()
 
 
 def usable_header_value(name: str, value: str | None) -> bool:
@@ -423,21 +423,38 @@ def _safe_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[
 
 
 def unexpected_response(
-    response: requests.Response, content_type: str, secrets: tuple[str, ...]
+    status: int,
+    content_type: str,
+    read: Callable[[int], bytes],
+    secrets: tuple[str, ...],
 ) -> UnexpectedResponseError:
-    """The error for a 200 whose body is not an event stream (an HTML page, say)."""
+    """The error for a 2xx whose body is not an event stream (an HTML page, say);
+    ``read`` reads the body (what has arrived, up to a size)."""
     # A little more than the snippet, so that a secret the cut falls inside is whole
     # (and redacted) before the snippet is cut.
-    margin = max((len(s) for s in secrets), default=0) * 4
+    limit = _SNIPPET + max((len(s) for s in secrets), default=0) * 4
+    pieces: list[bytes] = []
+    size = 0
     try:
-        raw = read_limited(response, _SNIPPET + margin)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-        raw = b""
-    body = redact_snippet(raw.decode("utf-8", "replace"), secrets, _SNIPPET)
+        while size < limit:
+            data = read(limit - size)
+            if not data:
+                break
+            pieces.append(data)
+            size += len(data)
+    except (
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        OSError,
+        ValueError,  # the chunked decoding's errors
+    ):
+        pass  # the snippet is what arrived before the failure
+    body = redact_snippet(b"".join(pieces).decode("utf-8", "replace"), secrets, _SNIPPET)
     return UnexpectedResponseError(
-        f"HTTP {response.status_code} with Content-Type {content_type or '(none)'} is not an "
+        f"HTTP {status} with Content-Type {content_type or '(none)'} is not an "
         "event stream; a proxy or a wrong base URL may have answered.",
-        status=response.status_code,
+        status=status,
         content_type=content_type,
         body=body,
     )

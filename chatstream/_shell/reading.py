@@ -8,13 +8,17 @@ After ``[DONE]`` the rest of the body (normally just the end of the chunked enco
 read for at most :data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and
 :data:`DRAIN_BYTES`, so that the connection goes back to the pool for the next request;
 it is closed instead if the end does not come.
+
+A server that ignored ``"stream": true`` and sent one JSON completion is read whole and
+handed to the core (:meth:`~chatstream.StreamParser.feed_completion`); any other body
+that is not an event stream ends in :class:`~chatstream.UnexpectedResponseError`.
+
+Whether to go on is the stream's :class:`~chatstream._shell.lifecycle.Lifecycle`: a
+stop or a cut ends the loop.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -23,11 +27,12 @@ from ..core.parser import StreamParser
 from ..errors import ChatStreamError
 from ..events import OutputItemAdded, RateLimits, RawChunk
 from . import http as _http
+from . import process as _process
 from . import transport as _transport
-from .completion import read_completion
 from .deadlines import Clocks
 from .delivery import Delivery, Interrupted
 from .exchange import Settings
+from .lifecycle import Lifecycle
 
 __all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "Body", "Opener", "ReadLoop"]
 
@@ -43,26 +48,14 @@ _sleep = time.sleep  # (replaced in tests)
 #: Events that open a stream: a pause never delays them (nor the first text).
 _OPENING = (OutputItemAdded, RateLimits, RawChunk)
 
-#: Held by the stream whose bytes are being parsed, when streams coalesce: see
-#: :meth:`ReadLoop.run`. Not with free-threaded Python, where streams parse in parallel.
-_turn: threading.Lock | None = (
-    None if not getattr(sys, "_is_gil_enabled", lambda: True)() else threading.Lock()
-)
-
-
-def _new_turn_after_fork() -> None:
-    # The child has none of the parent's threads: one may have held it at the fork.
-    global _turn
-    if _turn is not None:
-        _turn = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_turn_after_fork)
-
 
 class Body(Protocol):
     """What the worker reads (:class:`chatstream._shell.transport.BodyReader`; tests use a
     fake)."""
+
+    @property
+    def status(self) -> int:
+        """The response's HTTP status."""
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -87,38 +80,36 @@ Opener = Callable[[Callable[[Body], None]], Body | None]
 
 
 class ReadLoop:
-    """Reads one body (see the module documentation).
-
-    ``stopped`` says whether the stream is being stopped from outside; ``settle`` is
-    called as soon as the core has reached its end. ``cut`` is set from outside when the
-    finish grace or the drain ran out (the body was shut down on purpose).
-    """
+    """Reads one body (see the module documentation), for as long as ``life`` says the
+    stream goes on; tells it when the body ended (:meth:`Lifecycle.settle
+    <chatstream._shell.lifecycle.Lifecycle.settle>`)."""
 
     def __init__(
         self,
         parser: StreamParser,
         delivery: Delivery,
         settings: Settings,
+        life: Lifecycle,
         *,
         clock: Callable[[], float],
-        stopped: Callable[[], bool],
-        settle: Callable[[], None],
-        pause: Callable[[], float] | None = None,
     ) -> None:
         self.parser = parser
         self.delivery = delivery
         self.settings = settings
+        self.life = life
         self.clock = clock
-        self.stopped = stopped
-        self.settle = settle
-        self.pause = pause
-        self.cut = False
         self.last_wait = 0.0
         self.reading_since: float | None = None
         self.line_waited = 0.0
         self.event_waited = 0.0
         self.finishing = False
         self.draining = False
+
+    def _pause(self) -> float:
+        """How long to wait before a read that would wait anyway (see
+        :class:`~chatstream.Coalescing`): it depends on how many streams run."""
+        coalescing = self.settings.coalescing
+        return 0.0 if coalescing is None else coalescing.pause(_process.running())
 
     def clocks(self, *, started: float, headers_since: float | None) -> Clocks:
         """The timestamps of the time limits, now."""
@@ -145,19 +136,23 @@ class ReadLoop:
         mime = _http.media_type(headers)
         if mime and mime != "text/event-stream":
             if mime == "application/json" or mime.endswith("+json"):
-                read_completion(self, body, mime)
+                self._read_completion(body, mime)
                 return
             self._unexpected(body, mime)
+        life = self.life
         seen = 0
         data = b""
-        pause = self.pause
+        observer = delivery.observer
+        # Iterated streams pause too: a pause saves their iterating thread's wake-ups
+        # as well as the worker's (docs/performance.rst, "Longer pauses").
+        pause = self._pause if self.settings.coalescing is not None else None
         # With hundreds of streams whose bytes arrive together, each of their threads
         # would queue for the interpreter lock and wake up every switch interval (5 ms)
         # to ask for it: a thousand threads make a few hundred thousand wake-ups a
         # second, which took more CPU than the streams' work and grew with their number
         # (docs/performance.rst, "A thousand streams"). Parsing one at a time, the others
         # wait on this lock instead, which wakes each of them once, when its turn comes.
-        turn = _turn if pause is not None else None
+        parse_lock = _process.parse_lock() if pause is not None else None
         content = False  # the first content event was delivered
         woke: float | None = None  # when the last pause ended
         resumed = False  # the last read was the first after a pause
@@ -178,21 +173,22 @@ class ReadLoop:
                     woke = self.clock()
                     resumed = True
             data = self.read_some(body)
-            if self.stopped():
+            if life.stopping:
                 raise Interrupted
-            if not data or self.cut:
+            if not data or life.cut:
                 break
+            observer.body_read()
             if delivery.on_bytes is not None:
                 delivery.body_bytes(data)
             if b"\n" in data or b"\r" in data:
                 self.line_waited = 0.0  # a line was completed: the server makes progress
-            if turn is None:
+            if parse_lock is None:
                 events = parser.feed(data)
             else:
-                with turn:
+                with parse_lock:
                     events = parser.feed(data)
             if parser.ended:
-                self.settle()
+                life.settle()
             if events:
                 delivery.events(events)
                 if not content:
@@ -206,10 +202,10 @@ class ReadLoop:
                 break
             self.finishing = parser.accumulator.all_choices_finished
         if not parser.ended:
-            if not data and not self.cut:
+            if not data and not life.cut:
                 body.release()
             events = parser.close()
-            self.settle()
+            life.settle()
             delivery.events(events)
         if parser.error is not None:
             raise parser.error
@@ -221,7 +217,7 @@ class ReadLoop:
         try:
             return body.read(READ_SIZE)
         except _transport.READ_ERRORS as exc:
-            if self.stopped() or self.cut:
+            if self.life.stopping or self.life.cut:
                 return b""  # the read failed because the stream was stopped
             error = _http.transport_error(
                 exc,
@@ -250,7 +246,7 @@ class ReadLoop:
         try:
             while size <= DRAIN_BYTES:
                 data = self.read_some(body)
-                if self.stopped() or self.cut:
+                if self.life.stopping or self.life.cut:
                     return
                 if not data:
                     body.release()
@@ -261,16 +257,37 @@ class ReadLoop:
         finally:
             self.draining = False
 
+    def _read_completion(self, body: Body, mime: str) -> None:
+        """A server that ignored ``"stream": true`` sent one JSON completion: read it
+        whole (up to the event size limit, and one byte more to notice a larger one) and
+        let the core take it."""
+        limit = self.settings.limits.max_event_bytes
+        delivery = self.delivery
+        pieces: list[bytes] = []
+        size = 0
+        while size <= limit:
+            data = self.read_some(body)
+            if not data or self.life.stopping:
+                break
+            if delivery.on_bytes is not None:
+                delivery.body_bytes(data)
+            pieces.append(data)
+            size += len(data)
+        if self.life.stopping:
+            raise Interrupted  # closed or timed out while reading: the worker reports it
+        parser = self.parser
+        events = parser.feed_completion(b"".join(pieces), content_type=mime)
+        self.life.settle()
+        delivery.events(events)
+        if parser.error is not None:
+            raise parser.error
+
     def _unexpected(self, body: Body, mime: str) -> None:
         self.reading_since = self.clock()  # the snippet read is watched too
         try:
-            error = _http.unexpected_response(
-                body.response,  # type: ignore[attr-defined]
-                mime,
-                self.settings.secrets,
-            )
+            error = _http.unexpected_response(body.status, mime, body.read, self.settings.secrets)
         finally:
             self.reading_since = None
-        if self.stopped():
+        if self.life.stopping:
             raise Interrupted
         raise error

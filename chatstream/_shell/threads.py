@@ -13,19 +13,23 @@ the starter thread (one per process, itself gone when it has nothing to do) for 
 thread, and returns. Each new thread starts one more, if more are owed, before it takes a
 stream: the threads of a burst start in parallel, not one after another.
 
-After ``fork()`` the child has none of the parent's threads: the pool forgets them and
-its queue (the parent's streams are the parent's), and starts afresh.
+When no thread can be started (the process is at its thread limit: ``ulimit -u``, a
+container's ``pids.max``), the stream that was to run on it is refused at once (its
+job's ``refuse`` is called: the stream fails without sending anything), and the pool
+tries again for the next stream: no stream ever waits behind another one for a thread.
+
+The process's pool is :func:`chatstream._shell.process.pool`; after ``fork()`` the child
+gets a new one (the parent's threads do not exist there).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["IDLE_TIMEOUT", "Job", "idle_threads", "submit"]
+__all__ = ["IDLE_TIMEOUT", "IDLE_NAME", "RUNNING_NAME", "Job", "Pool", "Refuse"]
 
 log = logging.getLogger("chatstream")
 
@@ -34,16 +38,22 @@ IDLE_TIMEOUT = 2.0
 
 RUNNING_NAME = "chatstream-worker"
 IDLE_NAME = "chatstream-idle"
+STARTER_NAME = "chatstream-starter"
+
+#: Told why no thread could be had for a job (``Thread.start()``'s error).
+Refuse = Callable[[BaseException], None]
 
 
 class Job:
     """One stream's run on the pool: join it, ask whether it still runs, and which
-    thread it runs on."""
+    thread it runs on. ``refuse`` runs instead of ``target`` when no thread could be
+    started for it."""
 
-    __slots__ = ("_done", "_target", "thread")
+    __slots__ = ("_done", "_refuse", "_target", "thread")
 
-    def __init__(self, target: Callable[[], None]) -> None:
+    def __init__(self, target: Callable[[], None], refuse: Refuse) -> None:
         self._target: Callable[[], None] | None = target
+        self._refuse: Refuse | None = refuse
         self._done = threading.Event()
         #: The thread it runs (or ran) on; ``None`` until it starts.
         self.thread: threading.Thread | None = None
@@ -57,7 +67,7 @@ class Job:
         return not self._done.is_set()
 
     def _run(self) -> None:
-        target, self._target = self._target, None  # hold nothing once it ran
+        target, self._target, self._refuse = self._target, None, None  # hold nothing
         self.thread = threading.current_thread()
         try:
             if target is not None:
@@ -67,8 +77,21 @@ class Job:
         finally:
             self._done.set()
 
+    def refuse(self, error: BaseException) -> None:
+        """Run ``refuse`` instead of the target: no thread could be had for it."""
+        refuse, self._target, self._refuse = self._refuse, None, None
+        try:
+            if refuse is not None:
+                refuse(error)
+        except BaseException:  # the refusal handles its own errors: this is a bug
+            log.exception("chatstream worker failed")
+        finally:
+            self._done.set()
 
-class _Pool:
+
+class Pool:
+    """Reusable threads for jobs (see the module documentation)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # idle threads wait here
@@ -80,7 +103,8 @@ class _Pool:
         self._starter: threading.Thread | None = None
 
     def submit(self, job: Job) -> None:
-        start_starter = False
+        """Run ``job`` on a thread of the pool, soon; returns at once (after refusing
+        it, when no thread can be started)."""
         with self._lock:
             self._jobs.append(job)
             if len(self._idle) + self._promised >= len(self._jobs):
@@ -88,17 +112,38 @@ class _Pool:
                 return
             self._promised += 1
             self._owed += 1
-            if self._starter is None:
-                self._starter = threading.Thread(
-                    target=self._start_threads, name="chatstream-starter", daemon=True
-                )
-                start_starter = True
-            else:
+            if self._starter is not None:
                 self._more.notify()
-        if start_starter:
+                return
+            starter = self._starter = threading.Thread(
+                target=self._start_threads, name=STARTER_NAME, daemon=True
+            )
+        try:
             # Once per burst, and before the burst saturates anything.
-            assert self._starter is not None
-            self._starter.start()
+            starter.start()
+        except Exception as exc:
+            with self._lock:
+                if self._starter is starter:
+                    self._starter = None
+                # The threads it owed will not come: the jobs they were for are refused
+                # (so is a job submitted meanwhile), and the next submit tries again.
+                self._promised -= self._owed
+                self._owed = 0
+                refused = self._unserved()
+            self._refuse(refused, exc)
+
+    def _unserved(self) -> list[Job]:
+        """Take the jobs no thread will come for (with the lock held), oldest first."""
+        refused: list[Job] = []
+        while len(self._jobs) > len(self._idle) + self._promised:
+            refused.append(self._jobs.popleft())
+        return refused
+
+    @staticmethod
+    def _refuse(jobs: list[Job], error: BaseException) -> None:
+        log.warning("chatstream could not start a thread: %s", error)
+        for job in jobs:
+            job.refuse(error)
 
     def idle_threads(self) -> set[threading.Thread]:
         with self._lock:
@@ -122,18 +167,15 @@ class _Pool:
         """Start one thread owed (counted off ``_owed`` already)."""
         try:
             threading.Thread(target=self._serve, name=RUNNING_NAME, daemon=True).start()
-        except BaseException:  # no thread to be had (RuntimeError): run a job here
-            log.exception("chatstream could not start a worker thread")
+        except Exception as exc:  # no thread to be had: refuse the job it was for
             with self._lock:
                 self._promised -= 1
-                job = self._jobs.popleft() if self._jobs else None
-            if job is not None:
-                job._run()
+                refused = self._unserved()
+            self._refuse(refused, exc)
 
     def _serve(self) -> None:
         me = threading.current_thread()
         with self._lock:
-            self._promised -= 1
             helping = self._owed > 0
             if helping:
                 self._owed -= 1
@@ -141,8 +183,14 @@ class _Pool:
             # More threads are owed: start one from here too, so that the threads of a
             # burst are started in parallel (each start waits for its thread to run).
             self._start_one()
+        # Counted as promised until now, so that a thread that failed to start above
+        # refuses no job this one is about to take.
+        promised = True
         while True:
             with self._lock:
+                if promised:
+                    self._promised -= 1
+                    promised = False
                 if not self._jobs:
                     me.name = IDLE_NAME
                     self._idle.add(me)
@@ -155,25 +203,3 @@ class _Pool:
                 job = self._jobs.popleft()
             job._run()
             del job  # hold no stream while idle
-
-
-_pool = _Pool()
-
-
-def _after_fork_in_child() -> None:
-    global _pool
-    _pool = _Pool()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def submit(job: Job) -> None:
-    """Run ``job`` on a pool thread, soon; returns at once."""
-    _pool.submit(job)
-
-
-def idle_threads() -> set[threading.Thread]:
-    """The pool's threads that run no stream now (they end by themselves within
-    :data:`IDLE_TIMEOUT` seconds): what a leak check should not count."""
-    return _pool.idle_threads()

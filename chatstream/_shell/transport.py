@@ -26,6 +26,15 @@ at the read timeout (the idle timeout + 1 s), as before; mount a
 :class:`CancellableAdapter` on your session to get prompt cancellation there too. The
 TCP connect itself cannot be interrupted this way: it is bounded by the connect timeout.
 
+After ``fork()``
+----------------
+A child process inherits its parent's pooled connections: the same sockets. Were it to
+send on one, parent and child would read each other's answers.
+:func:`forget_pooled_connections` empties every pool of a session in the child, closing
+only the child's copy of each socket's descriptor: nothing is sent, nothing is shut
+down, and the parent's connection is untouched (see
+:mod:`chatstream._shell.process`).
+
 Query strings in urllib3's logs are masked by :mod:`chatstream._shell.redact`.
 """
 
@@ -58,6 +67,7 @@ __all__ = [
     "CancellableAdapter",
     "ConnectionSlot",
     "endpoint_url",
+    "forget_pooled_connections",
     "tracking",
 ]
 
@@ -91,6 +101,7 @@ class BodyReader:
 
     def __init__(self, response: requests.Response) -> None:
         self.response = response
+        self.status = response.status_code
         self.headers = response.headers
         raw = response.raw
         #: Reads what has arrived, up to a size, decoded; ``b""`` at the end.
@@ -354,6 +365,46 @@ class CancellableAdapter(requests.adapters.HTTPAdapter):
         if type(manager) is urllib3.ProxyManager:
             manager.pool_classes_by_scheme = _POOLS
         return manager
+
+
+# --- after fork() ---------------------------------------------------------------------
+
+
+def forget_pooled_connections(session: requests.Session) -> None:
+    """Empty every connection pool of ``session`` (its adapters', proxies' included),
+    in a forked child, without touching the parent's connections."""
+    for adapter in list(session.adapters.values()):
+        managers = [getattr(adapter, "poolmanager", None)]
+        managers += list(getattr(adapter, "proxy_manager", {}).values())
+        for manager in managers:
+            pools = getattr(manager, "pools", None)
+            if pools is None:
+                continue
+            # A parent thread may have held the pools' lock at the fork.
+            pools.lock = threading.RLock()
+            for key in pools.keys():  # noqa: SIM118 (it cannot be iterated)
+                pool = pools.get(key)
+                if isinstance(pool, urllib3.connectionpool.HTTPConnectionPool):
+                    _forget_pool(pool)
+
+
+def _forget_pool(pool: urllib3.connectionpool.HTTPConnectionPool) -> None:
+    old = pool.pool
+    if old is None:  # closed
+        return
+    # Read without the queue's lock: a parent thread may have held it at the fork.
+    connections = [c for c in list(old.queue) if c is not None]
+    fresh: queue.LifoQueue[Any] = type(old)(old.maxsize)
+    for _ in range(old.maxsize):  # as urllib3 fills a new pool: room for each
+        fresh.put(None)
+    pool.pool = fresh
+    for connection in connections:
+        sock, connection.sock = connection.sock, None
+        if sock is not None:
+            # The child's descriptor only: no shutdown(), and a TLS socket sends no
+            # close_notify; the parent's copy keeps the connection open.
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 # --- URLs with a query string ------------------------------------------------------------

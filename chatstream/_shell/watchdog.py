@@ -9,24 +9,29 @@ One thread serves every stream of the process. It starts with the first stream a
 when the last one ends, so an idle program keeps no thread. The clock can be injected,
 and :meth:`Watchdog.check` run by hand, so tests need no sleeping.
 
-After ``fork()`` the child has none of the parent's threads: every watchdog forgets its
-thread and its streams there (they are the parent's), so the child's own streams get a
-thread of their own.
+When its thread cannot be started (the process is at its thread limit),
+:meth:`Watchdog.register` raises and watches nothing: the stream fails at once rather
+than run without its time limits, and the next stream tries again.
+
+The process's watchdog is :func:`chatstream._shell.process.default_watchdog`. After
+``fork()`` the child has none of the parent's threads: every watchdog forgets its thread
+and its streams there (they are the parent's; :meth:`Watchdog.reset_in_child`), so the
+child's own streams get a thread of their own.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Watchable", "Watchdog", "default_watchdog"]
+__all__ = ["TICK", "THREAD_NAME", "Watchable", "Watchdog"]
 
 #: The longest the thread sleeps between checks: limits fire at most this late.
 TICK = 0.1
+THREAD_NAME = "chatstream-watchdog"
 
 
 class Watchable(Protocol):
@@ -50,9 +55,9 @@ class Watchdog:
         self._streams: weakref.WeakSet[Watchable] = weakref.WeakSet()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
-        _ALL.add(self)
 
-    def _after_fork(self) -> None:
+    def reset_in_child(self) -> None:
+        """Forget the parent's thread and streams (in a forked child)."""
         # The parent's watchdog thread does not exist here, and its lock may have been
         # held by it at the fork.
         self._streams = weakref.WeakSet()
@@ -60,14 +65,24 @@ class Watchdog:
         self._thread = None
 
     def register(self, stream: Watchable) -> None:
-        """Watch ``stream`` until :meth:`unregister`."""
+        """Watch ``stream`` until :meth:`unregister`.
+
+        Raises:
+            RuntimeError: The watchdog's thread could not be started (``stream`` is not
+                watched).
+        """
         with self._wake:
             self._streams.add(stream)
             if self._use_thread and self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="chatstream-watchdog", daemon=True
-                )
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+                try:
+                    thread.start()
+                except BaseException:
+                    # Watched by no thread: the stream must not run (its limits would be
+                    # silently off), and the next one tries again.
+                    self._streams.discard(stream)
+                    raise
+                self._thread = thread
             self._wake.notify()
 
     def unregister(self, stream: Watchable) -> None:
@@ -97,28 +112,3 @@ class Watchdog:
                     return
                 wait = TICK if soonest is None else min(TICK, max(soonest - self.clock(), 0.0))
                 self._wake.wait(wait)
-
-
-_ALL: weakref.WeakSet[Watchdog] = weakref.WeakSet()
-_default: Watchdog | None = None
-_default_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _default, _default_lock
-    _default_lock = threading.Lock()
-    _default = None
-    for watchdog in list(_ALL):
-        watchdog._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def default_watchdog() -> Watchdog:
-    """The process's shared watchdog."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Watchdog()
-        return _default

@@ -4,58 +4,41 @@ core and delivers what comes out, until the stream's one outcome is decided.
 The parts, each in its own module: the HTTP exchange (:mod:`chatstream._shell.exchange`), the
 body reader (:mod:`chatstream._shell.transport`), the time limits
 (:mod:`chatstream._shell.deadlines`, enforced by :mod:`chatstream._shell.watchdog`) and the delivery
-(:mod:`chatstream._shell.delivery`), the read loop (:mod:`chatstream._shell.reading`). This module
-is the thread and the stop state.
+(:mod:`chatstream._shell.delivery`), the read loop (:mod:`chatstream._shell.reading`), the stop
+state (:mod:`chatstream._shell.lifecycle`), the process-wide state
+(:mod:`chatstream._shell.process`). This module is the thread.
 
 How the outcome is decided: :mod:`chatstream._shell.outcome`.
+
+A stream that cannot get a thread -- the watchdog's or a worker's, when the process is at
+its thread limit -- ends at once in :class:`~chatstream.ThreadLimitError`, nothing sent:
+it never runs without its time limits, nor waits behind another stream.
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import logging
-import os
-import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ..core.parser import StreamParser
-from ..errors import ChatStreamError, StreamError
+from ..errors import ChatStreamError, StreamError, ThreadLimitError
 from ..response import ErrorInfo, Response
 from . import http as _http
-from . import threads as _threads
+from . import process as _process
 from . import transport as _transport
 from .deadlines import next_deadline
 from .delivery import Delivery, Interrupted
 from .exchange import Settings, TurnState, open_response
 from .outcome import StopReason, decide
 from .reading import Body, Opener, ReadLoop
+from .threads import Job
 from .watchdog import Watchdog
 
 __all__ = ["Body", "Opener", "StopReason", "Worker"]
 
 log = logging.getLogger("chatstream")
-
-# Streams still running, stopped at interpreter exit so that no worker is cut off in
-# the middle of a write to a dying interpreter.
-_LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all() -> None:
-    for worker in list(_LIVE):
-        worker.stop(StopReason.CLOSED)
-
-
-def _forget_after_fork() -> None:
-    # A forked child never touches its parent's streams (see Worker.stop).
-    global _LIVE
-    _LIVE = weakref.WeakSet()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class Worker:
@@ -80,87 +63,58 @@ class Worker:
         self.watchdog = watchdog
         self.clock = watchdog.clock
         self.timeouts = settings.timeouts
+        #: The stop state, shared with the delivery, its queue and the read loop.
+        self.life = life = delivery.life
         self.delivery = delivery
         self.queue = delivery.queue
-        self.parser = parser or StreamParser(max_event_bytes=settings.max_event_bytes)
+        # The core, with the stream's options and limits (read once, here).
+        self.parser = parser or StreamParser(
+            options=settings.options, limits=settings.limits, request=request
+        )
         self._open_body = opener or self._open_http
-        self.finished = threading.Event()
+        self.finished = life.finished
         self.outcome: Response | None = None
         self.error: ChatStreamError | None = None
-        self._pid = os.getpid()
-        # The stop state. The lock is re-entrant: stop() may run in a signal handler
-        # that interrupted this same thread's stop().
-        self._lock = threading.RLock()
-        self.reason: StopReason | None = None
-        self._callback_error: BaseException | None = None
-        self._final = False  # the body ended (the core decided): rule 2
-        self._decided = False
-        self._stopped = threading.Event()
         self._body: Body | None = None
         self._slot = _transport.ConnectionSlot(self.clock)
         self._started = self.clock()
-        self.reader = ReadLoop(
-            self.parser,
-            delivery,
-            settings,
-            clock=self.clock,
-            stopped=lambda: self.reason is not None,
-            settle=self._settle,
-            # Iterated streams pause too: a pause saves their iterating thread's
-            # wake-ups as well as the worker's (docs/performance.rst, "Longer pauses").
-            pause=self._pause if settings.coalescing is not None else None,
-        )
+        self.reader = ReadLoop(self.parser, delivery, settings, life, clock=self.clock)
         #: The worker's run on a thread of the pool (see :mod:`chatstream._shell.threads`).
-        self.job = _threads.Job(self._run)
+        self.job = Job(self._run, self._refused)
+        life.on_stop(self._slot.abort)
+        life.on_stop(self._shutdown_body)
 
     def start(self) -> None:
-        """Start the run; returns at once, without waiting for a thread to take it."""
-        _LIVE.add(self)
-        self.watchdog.register(self)
-        _threads.submit(self.job)
+        """Start the run; returns at once, without waiting for a thread to take it. A
+        stream that cannot have the threads it needs has ended when this returns."""
+        _process.started(self, self.settings.session)
+        try:
+            self.watchdog.register(self)
+        except Exception as exc:  # its limits would be off: it must not run
+            self.job.refuse(exc)
+            return
+        _process.pool().submit(self.job)
 
     # --- from outside ------------------------------------------------------------------
 
     def stop(self, reason: StopReason) -> None:
         """Ask the worker to stop (from any thread, or a signal handler); returns at
-        once. The first reason wins; once the outcome is decided, nothing changes it."""
-        if os.getpid() != self._pid:
-            return  # a forked child: the stream, and its socket, are the parent's
-        with self._lock:
-            if self._decided or self.reason is not None:
-                return
-            self.reason = reason
-        delivery = self.delivery
-        delivery.stopping = True
-        if reason in (StopReason.CLOSED, StopReason.CALLBACK):
-            delivery.halted = True
-        self._stopped.set()
-        self.queue.interrupt()
-        self._slot.abort()
+        once (see :meth:`Lifecycle.stop <chatstream._shell.lifecycle.Lifecycle.stop>`)."""
+        self.life.stop(reason)
+
+    def _shutdown_body(self) -> None:
         body = self._body
         if body is not None:
             body.shutdown()
 
-    def callback_failed(self, exc: BaseException) -> None:
-        """A callback raised (on any thread)."""
-        with self._lock:
-            late = self._decided
-            if not late and self._callback_error is None:
-                self._callback_error = exc
-        if late:
-            # A dispatched callback that ran after the end: too late to change the
-            # outcome, but never silent.
-            log.error("a callback raised after the stream ended", exc_info=exc)
-        else:
-            self.stop(StopReason.CALLBACK)
-
     def check_deadline(self, now: float) -> float | None:
         """The watchdog's question: act if a time limit has passed; else say when to
         look again."""
-        if self.reason is not None or self.finished.is_set():
+        life = self.life
+        if life.stopping or life.finished.is_set():
             return None
         reader = self.reader
-        if self._final and not reader.draining:
+        if life.settled and not reader.draining:
             return None
         clocks = reader.clocks(started=self._started, headers_since=self._slot.waiting_since)
         deadline = next_deadline(clocks, self.timeouts)
@@ -172,10 +126,8 @@ class Worker:
         if expiry.fails:
             self.stop(StopReason(expiry.value))
         else:  # the grace or the drain: stop reading, without failing the stream
-            reader.cut = True
-            body = self._body
-            if body is not None:
-                body.shutdown()
+            life.cut = True
+            self._shutdown_body()
         return None
 
     # --- the thread --------------------------------------------------------------------
@@ -183,6 +135,7 @@ class Worker:
     def _run(self) -> None:
         error: ChatStreamError | None = None
         try:
+            self.delivery.observer.start(_http.redact_url(self.settings.url), self.request)
             body = self._open_body(self._attach)
             if body is not None:
                 self.reader.run(body)
@@ -198,59 +151,57 @@ class Worker:
             error.__cause__ = _http.redacted_cause(exc, self.settings.secrets)
             error.__suppress_context__ = True
         except BaseException as exc:  # only user code raises these: a telemetry hook
-            self.callback_failed(exc)
+            self.life.fail(exc)
         finally:
             if self._body is not None:
                 self._body.close()
             self.watchdog.unregister(self)
-            _LIVE.discard(self)
+            _process.ended(self)
         self._end(error)
+
+    def _refused(self, error: BaseException) -> None:
+        """No thread could be started for this stream: end it at once, nothing sent."""
+        self.watchdog.unregister(self)
+        _process.ended(self)
+        refusal = ThreadLimitError(
+            "No thread could be started for the stream (the process is at its thread "
+            "limit); nothing was sent."
+        )
+        refusal.__cause__ = error
+        self._end(refusal)
 
     def _open_http(self, attach: Callable[[Body], None]) -> Body | None:
         response = open_response(
             self.settings,
             self.request,
             turn=self.turn,
-            stopped=self._stopped,
+            stopped=self.life.stopped,
             attach=lambda r: attach(_transport.BodyReader(r)),
             slot=self._slot,
+            observer=self.delivery.observer,
         )
         return None if response is None else self._body
 
     def _attach(self, body: Body) -> None:
         """Make ``body`` the one :meth:`stop` wakes (as soon as its headers arrived, so
         that reading an error body is interruptible too)."""
+        self.delivery.observer.headers_arrived()
         self._body = body
-        if self.reason is not None:
+        if self.life.stopping:
             body.shutdown()
-
-    def _pause(self) -> float:
-        """How long to wait before a read that would wait anyway (see
-        :class:`~chatstream.Coalescing`): it depends on how many streams run."""
-        coalescing = self.settings.coalescing
-        return 0.0 if coalescing is None else coalescing.pause(len(_LIVE))
-
-    def _settle(self) -> None:
-        """The body ended (the core has its outcome): from now on, a close or a time
-        limit no longer changes it."""
-        with self._lock:
-            self._final = True
 
     # --- the end -------------------------------------------------------------------------
 
     def _end(self, error: ChatStreamError | None) -> None:
         """Decide the outcome (see :mod:`chatstream._shell.outcome`) and tell every observer."""
         parser = self.parser
-        with self._lock:
-            self._decided = True
-            reason = self.reason
-            cause = self._callback_error
+        stopped = self.life.end()
         error = decide(
-            reason=reason,
-            body_ended=self._final,
+            reason=stopped.reason,
+            body_ended=stopped.settled,
             body_error=parser.error,
             met=error,
-            callback_error=cause,
+            callback_error=stopped.callback_error,
             timeouts=self.timeouts,
         )
         response = parser.response
@@ -263,6 +214,16 @@ class Worker:
             log.debug("stream ended: %s: %s", error.kind, error.message)
         else:
             log.debug("stream completed (%d events read)", parser.messages)
+        observer = self.delivery.observer
+        response = observer.timed(response)
+        if error is not None:
+            error.partial = response
+        try:  # before the end is announced: a span ends before result() returns
+            if error is not None:
+                observer.failed(error)
+            observer.ended(response, error)
+        except BaseException:
+            log.exception("a telemetry hook raised after the stream ended")
         self.error = error
         self.outcome = response
         self.finished.set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._shell.http import CONNECT_REASONS, connect_cause, host_port, names_stream_options
@@ -136,7 +137,7 @@ class RetryNotes(Telemetry):
         self._describe = describe or (lambda error: error.message)
         self._attempts = attempts
 
-    def on_retry(self, attempt: int, delay: float, error: ChatStreamError) -> None:
+    def on_retry(self, context: Any, attempt: int, delay: float, error: ChatStreamError) -> None:
         if delay == 0.0 and isinstance(error, APIStatusError) and names_stream_options(error):
             self._note("· the server rejects stream_options; sending the request without it")
             return

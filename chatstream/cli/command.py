@@ -9,6 +9,7 @@ normally, 1 when one ended in an error, 2 for bad usage or an input that cannot 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -19,9 +20,11 @@ from typing import Any, TextIO
 from .._shell.deadlines import IDLE_RULE
 from .._version import __version__
 from ..client import Client
+from ..config import Retry, Timeouts
 from ..core.parser import StreamParser
 from ..errors import ConfigurationError
 from ..events import FunctionCall
+from ..tools import Tool, as_tools
 from .advice import Advice, RetryNotes
 from .demo import DemoServer
 from .present import Mode, Presenter
@@ -32,7 +35,7 @@ from .recording import (
     read_input,
     serve_recording,
 )
-from .session import COMMANDS, LineReader, Session, outcome, typed_tool_result
+from .session import COMMANDS, LineReader, Session, outcome, python_tool_result, typed_tool_result
 
 __all__ = ["main"]
 
@@ -44,8 +47,8 @@ EXIT_INTERRUPTED = 130
 # Library parameter names in a ConfigurationError, and the options that set them.
 _FLAGS = {
     "base_url": "--base-url",
-    "idle_timeout": "--idle-timeout",
-    "max_retries": "--max-retries",
+    "Timeouts.idle": "--idle-timeout",
+    "Retry.max_retries": "--max-retries",
     "headers": "--header",
     "header": "--header",
 }
@@ -70,6 +73,10 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.prompt is not None and not args.prompt.strip():
         raise UsageError("the prompt is empty: give a PROMPT, or none for a conversation")
     request = _request(args, model)
+    python_tools = _python_tools(args.tool or [])
+    if python_tools:
+        definitions = [tool.definition() for tool in python_tools.values()]
+        request["tools"] = [*request.get("tools", ()), *definitions]
     key = os.environ.get(args.api_key_env) or None
     advice = Advice(
         url=base_url.rstrip("/") + "/chat/completions",
@@ -82,8 +89,8 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         client = Client(
             base_url,
             key,
-            idle_timeout=args.idle_timeout,
-            max_retries=args.max_retries,
+            timeouts=Timeouts(idle=args.idle_timeout),
+            retry=Retry(max_retries=args.max_retries),
             headers=_parse_headers(args.header),
             telemetry=notes,
         )
@@ -94,7 +101,7 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     reader = LineReader(presenter)
     with client, recorder:
         session = Session(client, request, presenter, system=args.system, recorder=recorder)
-        run_tool = typed_tool_result(reader)
+        run_tool = python_tool_result(python_tools, typed_tool_result(reader), presenter)
         if args.prompt is not None:
             return session.ask(args.prompt, run_tool)
         return session.repl(reader, run_tool)
@@ -131,7 +138,10 @@ def run_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if first.startswith(FRAMED_PREFIX):
         # Not an event stream: the status and headers decide, as the client judges them.
         data = b"".join(chunks)
-        with serve_recording(data) as base_url, Client(base_url, max_retries=0) as client:
+        with (
+            serve_recording(data) as base_url,
+            Client(base_url, retry=Retry(max_retries=0)) as client,
+        ):
             stream = client.stream({"model": "replay", "messages": []})
             with stream:
                 error = presenter.show(stream, lambda: outcome(stream))
@@ -240,6 +250,30 @@ def _load_tools(path: str) -> list[dict[str, Any]]:
     return tools
 
 
+def _python_tools(specs: list[str]) -> dict[str, Tool]:
+    """The Python functions of ``--tool MODULE:FUNCTION`` as tools, by name (modules
+    found from the current directory too, as ``python -m`` does)."""
+    if specs and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    functions = []
+    for spec in specs:
+        module_name, sep, name = spec.partition(":")
+        if not sep or not module_name or not name:
+            raise UsageError(f"--tool {spec!r}: expected MODULE:FUNCTION")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UsageError(f"--tool {spec!r}: cannot import {module_name}: {exc}") from None
+        function = getattr(module, name, None)
+        if not callable(function):
+            raise UsageError(f"--tool {spec!r}: {module_name} has no function {name}")
+        functions.append(function)
+    try:
+        return as_tools(functions)
+    except ConfigurationError as exc:
+        raise UsageError(f"--tool: {exc.message}") from None
+
+
 def _parse_headers(pairs: list[str] | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     for pair in pairs or ():
@@ -252,7 +286,8 @@ def _parse_headers(pairs: list[str] | None) -> dict[str, str]:
 
 def _in_flags(message: str) -> str:
     """A library message about a parameter, in terms of the option that sets it."""
-    return re.sub(r"\b(" + "|".join(_FLAGS) + r")\b", lambda m: _FLAGS[m.group(1)], message)
+    names = "|".join(re.escape(name) for name in _FLAGS)
+    return re.sub(rf"\b({names})\b", lambda m: _FLAGS[m.group(1)], message)
 
 
 # --- the parser ------------------------------------------------------------------------
@@ -401,6 +436,13 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--tools",
         metavar="FILE",
         help="a JSON file of tool definitions; you type each call's result",
+    )
+    request.add_argument(
+        "--tool",
+        metavar="MODULE:FUNCTION",
+        action="append",
+        help="a Python function the model can call, run on this machine: its schema from "
+        "its signature and docstring (repeatable)",
     )
     request.add_argument(
         "--tool-choice",

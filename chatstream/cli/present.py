@@ -8,22 +8,17 @@ standard error, so ``chatstream chat "hi" > answer.txt`` captures the answer alo
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable
 from typing import Literal, TextIO
 
 from ..errors import ChatStreamError
 from ..events import (
-    OutputTextDelta,
-    RateLimits,
-    ReasoningContentDelta,
-    RefusalDelta,
     ResponseEvent,
 )
 from ..response import Response
 from .render import Renderer
 
-__all__ = ["CUT_SHORT", "Mode", "Presenter", "token_rate"]
+__all__ = ["CUT_SHORT", "Mode", "Presenter"]
 
 #: How streams are shown: ``text`` for a person, ``json`` (one object per event) or
 #: ``result`` (one object per response).
@@ -35,25 +30,6 @@ CUT_SHORT = {
     "content_filter": "cut short: the provider's content filter",
 }
 
-# A rate needs a measured duration: the deltas of a reply that came whole (a server that
-# ignored "stream": true, a replayed file) arrive within microseconds of each other, and
-# dividing by that gave "45621.8 tok/s". Below this span, no rate is shown.
-_MIN_RATE_SPAN = 0.1
-
-
-def token_rate(output_tokens: int, span: float, deltas: int) -> float | None:
-    """Tokens per second over ``span`` seconds of ``deltas`` streamed pieces, or ``None``
-    when the duration was not measured (fewer than two pieces, or too short a span).
-
-    >>> token_rate(50, 2.0, 48)
-    25.0
-    >>> token_rate(50, 0.00002, 3) is None
-    True
-    """
-    if deltas < 2 or span < _MIN_RATE_SPAN or output_tokens <= 0:
-        return None
-    return output_tokens / span
-
 
 class Presenter:
     """Shows each stream of a session the same way.
@@ -63,8 +39,9 @@ class Presenter:
         err: Where notes, statistics and errors go (standard error).
         mode: See :data:`Mode`.
         show_reasoning: Show reasoning text in ``text`` mode.
-        timed: End each stream with time to first token and tokens per second (live
-            streams; a replayed file has no timing worth showing).
+        timed: End each stream with time to first token and tokens per second, from its
+            :attr:`~chatstream.Response.timing` (live streams; a replayed file has no
+            timing worth showing).
         describe: The line shown for an error (its message, by default).
     """
 
@@ -99,30 +76,17 @@ class Presenter:
         self,
         events: Iterable[ResponseEvent],
         response: Callable[[], Response],
-        *,
-        started: float | None = None,
     ) -> ChatStreamError | None:
         """Consume ``events`` and show them; return the error the stream ended in.
 
         Args:
             events: The stream's events (iterating may raise its error).
             response: Gives the final or partial response once the events are consumed.
-            started: When the request was sent (``time.monotonic()``), for the timing.
         """
         out, renderer = self.out, self.renderer
-        started = time.monotonic() if started is None else started
-        first: float | None = None
-        last = 0.0
-        deltas = 0
         error: ChatStreamError | None = None
         try:
             for event in events:
-                now = time.monotonic()
-                if first is None and not isinstance(event, RateLimits):
-                    first = now
-                if isinstance(event, (OutputTextDelta, ReasoningContentDelta, RefusalDelta)):
-                    deltas += 1
-                    last = now
                 if self.mode == "text":
                     renderer.event(event)
                 elif self.mode == "json":
@@ -138,14 +102,15 @@ class Presenter:
             out.write(json.dumps(line) + "\n")
         out.flush()
         if self.mode == "text":
-            if not self.timed:
+            timing = result.timing
+            if not self.timed or timing is None or timing.time_to_first_content is None:
                 renderer.summary(result.usage)
-            elif first is not None:
-                usage = result.usage
-                rate = None
-                if usage is not None:
-                    rate = token_rate(usage.output_tokens, last - first, deltas)
-                renderer.summary(usage, first_token=first - started, rate=rate)
+            else:
+                renderer.summary(
+                    result.usage,
+                    first_token=timing.time_to_first_content,
+                    rate=timing.output_tokens_per_second,
+                )
         if error is None and result.truncated:
             reason = result.finish_reason or ""
             self.note("· " + CUT_SHORT.get(reason, f"cut short ({reason})"))

@@ -17,7 +17,6 @@ runs this same core on a worker thread.
 from .accumulator import Accumulator
 from .parser import StreamParser, iter_events
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
-from .think import ThinkTags
 
 __all__ = [
     "Accumulator",
@@ -25,6 +24,5 @@ __all__ = [
     "SSEDecoder",
     "SSEMessage",
     "StreamParser",
-    "ThinkTags",
     "iter_events",
 ]

@@ -41,6 +41,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from .._arguments import given
+from ..config import Limits, StreamOptions, ThinkTags
 from ..errors import (
     ChatStreamError,
     ContextWindowExceeded,
@@ -61,10 +63,12 @@ from .choice import (
 from .content import ContentFilter
 from .partial_json import PartialJson
 from .provider_fields import normalised_usage, provider_error, reasoning_field, reasoning_text
+from .schema import OutputType
 from .textcalls import requires_tool_call
-from .think import ThinkTags
+from .typed import TypedJson
 
-__all__ = ["DEFAULT_MAX_CHOICES", "DEFAULT_MAX_TOOL_CALLS", "Accumulator"]
+__all__ = ["Accumulator"]
+
 
 #: The top-level fields of a chunk besides its id, model and choices that are read.
 _CHUNK_FIELDS = frozenset(
@@ -72,11 +76,6 @@ _CHUNK_FIELDS = frozenset(
 )
 
 log = logging.getLogger("chatstream")
-
-#: Most choices a response may have (openai-node caps them too).
-DEFAULT_MAX_CHOICES = 128
-#: Most tool calls one choice may make.
-DEFAULT_MAX_TOOL_CALLS = 1024
 
 
 class Accumulator:
@@ -87,51 +86,52 @@ class Accumulator:
     in an error sets :attr:`error` instead, after which it ignores further input.
 
     Args:
-        drop_tool_calls_on_stop: Restore the specification's rule that ``finish_reason:
-            "stop"`` drops every tool call. By default a finished call is kept, because
-            Ollama, Gemini and sometimes OpenAI end tool calls with ``stop``.
-        length_is_error: Restore the specification's rule that ``finish_reason:
-            "length"`` ends the stream in :class:`~chatstream.ContextWindowExceeded`. By
-            default it is a normal end whose answer was cut short (a ``max_tokens`` limit
-            is the caller's own choice, not a failure).
-        raw_chunks: Also return each chunk as it was sent, as a
-            :class:`~chatstream.RawChunk` event before the events made from it.
-        max_choices: Most choices; one more ends the stream in
-            :class:`~chatstream.LimitExceededError`.
-        max_tool_calls: Most tool calls in one choice; likewise.
-        partial_json: Give each :class:`~chatstream.FunctionCallArgumentsDelta` the
-            arguments parsed so far (``parsed``), and, when ``request`` asked for JSON
-            content, send :class:`~chatstream.OutputTextParsed` as it grows (see
-            :mod:`chatstream.core.partial_json`).
-        think_tags: Move the content between these think tags to reasoning (see
-            :mod:`chatstream.core.think`).
-        text_tool_calls: Recover tool calls written into the content as calls (see
-            :mod:`chatstream.core.textcalls`).
+        options: How the stream is read (:class:`~chatstream.StreamOptions`; the
+            defaults when left out). Its ``drop_tool_calls_on_stop`` and
+            ``length_is_error`` restore two rules of the specification that are off by
+            default (see above); ``partial_json`` gives each
+            :class:`~chatstream.FunctionCallArgumentsDelta` the arguments parsed so far
+            and, when ``request`` asked for JSON content, sends
+            :class:`~chatstream.OutputTextParsed` as it grows (see
+            :mod:`chatstream.core.partial_json`); ``think_tags`` and ``text_tool_calls``
+            are :mod:`chatstream.core.think` and :mod:`chatstream.core.textcalls`.
+            ``queue_size`` is not the core's.
+        limits: Its ``max_choices`` and ``max_tool_calls``
+            (:class:`~chatstream.Limits`): one more choice, or one more call in a
+            choice, ends the stream in :class:`~chatstream.LimitExceededError`. The
+            byte limits are the parser's.
         request: The request body, when known: its ``response_format`` and its
             ``tools`` and ``tool_choice`` tell what content to expect.
+        output: The type of the answer (see :mod:`chatstream.core.typed`): the content
+            is seen as a partial value of it while it streams, and validated at the
+            end (the stream then ends in an :class:`~chatstream.OutputError` when the
+            model refused, was cut short, or answered what does not validate).
     """
 
     def __init__(
         self,
         *,
-        drop_tool_calls_on_stop: bool = False,
-        length_is_error: bool = False,
-        raw_chunks: bool = False,
-        max_choices: int = DEFAULT_MAX_CHOICES,
-        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
-        partial_json: bool = False,
-        think_tags: ThinkTags | None = None,
-        text_tool_calls: bool = False,
+        options: StreamOptions | None = None,
+        limits: Limits | None = None,
         request: Mapping[str, Any] | None = None,
+        output: OutputType | None = None,
     ) -> None:
-        self.drop_tool_calls_on_stop = drop_tool_calls_on_stop
-        self.length_is_error = length_is_error
-        self.raw_chunks = raw_chunks
-        self.max_choices = max_choices
-        self.max_tool_calls = max_tool_calls
-        self.partial_json = partial_json
-        self.think_tags = think_tags
-        self.text_tool_calls = text_tool_calls
+        self.output = output
+        #: How the stream is read.
+        self.options = options = given(StreamOptions, "options", options)
+        #: The limits (only ``max_choices`` and ``max_tool_calls`` are the
+        #: accumulator's).
+        self.limits = limits = given(Limits, "limits", limits)
+        # Read once here, never per chunk.
+        self._drop_tool_calls_on_stop = options.drop_tool_calls_on_stop
+        self._length_is_error = options.length_is_error
+        self._raw_chunks = options.raw_chunks
+        self._max_choices = limits.max_choices
+        self._max_tool_calls = limits.max_tool_calls
+        partial_json = self._partial_json = options.partial_json
+        tags = options.think_tags
+        self._think_tags = tags if isinstance(tags, ThinkTags) else None
+        text_tool_calls = self._text_tool_calls = options.text_tool_calls
         format_ = request.get("response_format") if request else None
         self._json_content = partial_json and (
             isinstance(format_, Mapping) and format_.get("type") in ("json_object", "json_schema")
@@ -199,8 +199,9 @@ class Accumulator:
             if type(value) is str and value:
                 self._model = value
         events: Events = []
-        if self.raw_chunks:
-            events.append(RawChunk(chunk))
+        if self._raw_chunks:
+            # A copy: what the caller does to it never reaches what is kept here.
+            events.append(RawChunk(_copied(chunk)))
         if not self._head_read:
             # The same on every chunk: read until the first one with choices.
             value = chunk.get("system_fingerprint")
@@ -255,8 +256,8 @@ class Accumulator:
             index = position
         state = self._choices.get(index)
         if state is None:
-            if len(self._choices) >= self.max_choices:
-                self._over_limit("max_choices", self.max_choices, "choices")
+            if len(self._choices) >= self._max_choices:
+                self._over_limit("max_choices", self._max_choices, "choices")
                 return
             state = self._choices[index] = ChoiceState(index)
             self._set_up(state)
@@ -282,6 +283,9 @@ class Accumulator:
                     state.add_text(content, events, logprobs=text_logprobs)
             elif type(content) is list:
                 self._content_parts(state, content, events)
+            if state.over_limit:  # tool calls recovered from the text
+                self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+                return
             if uncommon:
                 refusal = delta.get("refusal")
                 if type(refusal) is str and refusal:
@@ -293,10 +297,10 @@ class Accumulator:
                         mark = len(events)
                         opened = len(state.calls)
                         state.add_call_fragment(fragment, events)
-                        if len(state.calls) > opened and state.call_count() > self.max_tool_calls:
+                        if len(state.calls) > opened and state.call_count() > self._max_tool_calls:
                             state.drop_last_call()  # the partial keeps the calls allowed
                             del events[mark:]  # and the events, the calls announced
-                            self._over_limit("max_tool_calls", self.max_tool_calls, "tool calls")
+                            self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
                             return
             elif uncommon:
                 legacy = delta.get("function_call")
@@ -325,12 +329,15 @@ class Accumulator:
 
     def _set_up(self, state: ChoiceState) -> None:
         """Give a new choice the live views and content options asked for."""
-        state.partial_json = self.partial_json
-        if self._json_content:
+        state.partial_json = self._partial_json
+        if self.output is not None:
+            state.typed_view = TypedJson(self.output)
+        elif self._json_content:
             state.json_view = PartialJson()
-        if self.think_tags is not None or self.text_tool_calls:
+        state.max_calls = self._max_tool_calls
+        if self._think_tags is not None or self._text_tool_calls:
             state.content_filter = ContentFilter(
-                think=self.think_tags, calls=self.text_tool_calls, bare_calls=self._bare_calls
+                think=self._think_tags, calls=self._text_tool_calls, bare_calls=self._bare_calls
             )
 
     @staticmethod
@@ -355,6 +362,9 @@ class Accumulator:
 
     def _finish_choice(self, state: ChoiceState, reason: str, events: Events) -> None:
         state.flush_content(events)
+        if state.over_limit:
+            self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+            return
         state.finish_reason = reason
         self._seen_finish = True
         if reason in ("tool_calls", "function_call"):
@@ -366,14 +376,14 @@ class Accumulator:
                 self._error_finish = ProviderError(
                     f'The provider ended choice {state.index} with finish_reason "error".'
                 )
-        elif reason == "length" and self.length_is_error:
+        elif reason == "length" and self._length_is_error:
             self._pending_error = self._pending_error or ContextWindowExceeded(
                 'The model stopped at its token limit (finish_reason "length").'
             )
         else:
             state.finish_reasoning(events)
             state.finish_message(events)
-            drop = reason == "stop" and self.drop_tool_calls_on_stop
+            drop = reason == "stop" and self._drop_tool_calls_on_stop
             state.finish_calls(events, Handover.NONE if drop else Handover.WHOLE)
 
     def finish(self, *, done: bool = False) -> Events:
@@ -397,9 +407,17 @@ class Accumulator:
         for index in sorted(self._choices):
             state = self._choices[index]
             state.flush_content(events)
+            if state.over_limit:
+                self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+                return events
             state.finish_reasoning(events)
             state.finish_message(events)
             state.finish_calls(events, Handover.WHOLE)
+        for index in sorted(self._choices):
+            error = self._choices[index].check_output(events)
+            if error is not None:
+                self._fail(error)
+                return events
         self.ended = True
         events.append(
             Completed(
@@ -467,6 +485,19 @@ class Accumulator:
                 timings=self._timings,
             )
         return self._cache
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of decoded JSON (only its dicts and lists can be changed)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) if type(v) in _CONTAINERS else v for v in value]
+    return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def _plain(value: Any) -> Any:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import re
 from typing import Any
 
+from ..errors import ChatStreamError, OutputError
 from ..events import (
     FunctionCall,
     Message,
+    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -29,11 +32,12 @@ from ..events import (
     ResponseItem,
     _arguments_delta,
 )
-from ..response import ChoiceResult
+from ..response import ChoiceResult, _whole_text
 from .content import ContentFilter, Piece
 from .partial_json import PartialJson
 from .provider_fields import Events, ProviderData, merge_entries
 from .textcalls import TextCall
+from .typed import TypedJson, check_answer
 
 __all__ = [
     "RARE_DELTA_KEYS",
@@ -59,6 +63,30 @@ def join_text(pieces: list[str]) -> str:
     return text
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: What a lone half of a surrogate pair becomes: U+FFFD REPLACEMENT CHARACTER.
+REPLACEMENT = "\ufffd"
+
+
+def whole_chars(held: str, piece: str) -> tuple[str, str]:
+    """``piece`` after ``held`` (a high surrogate the last piece ended with), as whole
+    characters, and the high surrogate it ends with, held for the next piece.
+
+    Some servers split an emoji between two deltas (``"hi \\ud83d"``, ``"\\ude00!"``);
+    the two halves are joined here, so every delta holds whole characters and the
+    deltas add up to the text. A half whose other half never comes cannot be a
+    character (nor UTF-8): it becomes U+FFFD."""
+    if held:
+        piece = held + piece
+    held = ""
+    if piece and "\ud800" <= piece[-1] <= "\udbff":
+        held = piece[-1]
+        piece = piece[:-1]
+    if _SURROGATE.search(piece):
+        piece = _whole_text(piece)
+    return piece, held
+
+
 class Handover(enum.Enum):
     """Which of a choice's open tool calls are handed over as finished when it ends."""
 
@@ -78,6 +106,7 @@ class CallState:
         "arguments",
         "custom",
         "extra_content",
+        "held",
         "id",
         "name",
         "output_index",
@@ -90,6 +119,8 @@ class CallState:
         self.id: str | None = None
         self.name: str | None = None
         self.arguments: list[str] = []
+        # A high surrogate that ended the last fragment: the next one completes it.
+        self.held = ""
         # A custom (free-text) tool call: its input is text, never JSON.
         self.custom = False
         # Gemini's thought signature lives here and must go back with the call.
@@ -104,7 +135,7 @@ class CallState:
     def item(self) -> FunctionCall:
         return FunctionCall(
             name=self.name or "",
-            arguments=join_text(self.arguments),
+            arguments=join_text(self.arguments) + (REPLACEMENT if self.held else ""),
             call_id=self.id or f"tool-call-{self.slot}",
             custom=self.custom,
             extra_content=self.extra_content,
@@ -137,19 +168,26 @@ class ChoiceState:
         "content_filter",
         "done_calls",
         "finish_reason",
+        "held_reasoning",
+        "held_refusal",
+        "held_text",
         "incomplete_calls",
         "index",
         "items",
         "json_view",
         "last_call",
+        "max_calls",
         "message_open",
         "message_parts",
         "next_slot",
+        "over_limit",
+        "parsed",
         "partial_json",
         "provider",
         "reasoning_field",
         "reasoning_open",
         "reasoning_parts",
+        "typed_view",
     )
 
     def __init__(self, index: int) -> None:
@@ -183,6 +221,16 @@ class ChoiceState:
         # The content options (think tags, calls as text), and the JSON content view.
         self.content_filter: ContentFilter | None = None
         self.json_view: PartialJson | None = None
+        # The high surrogate a text, refusal or reasoning delta ended with (see
+        # whole_chars): held until the next piece of its kind.
+        self.held_text = self.held_refusal = self.held_reasoning = ""
+        # Most tool calls, for those recovered from text (the accumulator checks the
+        # others); set when one more was made.
+        self.max_calls: int | None = None
+        self.over_limit = False
+        # The typed view of the content (output=T), and the validated answer.
+        self.typed_view: TypedJson | None = None
+        self.parsed: Any = None
 
     def extras(self) -> ProviderData:
         if self.provider is None:
@@ -200,22 +248,62 @@ class ChoiceState:
     ) -> None:
         """Add content text; ``filtered``: it already went through the content filter;
         ``logprobs``: the chunk's content logprobs, carried on the delta event."""
-        if self.content_filter is not None and not filtered:
-            self.add_pieces(self.content_filter.feed(text), events)
-            return
+        if not filtered:
+            if self.held_text or not text.isascii():
+                text, self.held_text = whole_chars(self.held_text, text)
+                if not text:
+                    return
+            if self.content_filter is not None:
+                self.add_pieces(self.content_filter.feed(text), events)
+                return
         self._message_piece(OutputText, text, events)
         events.append(OutputTextDelta(text, self.index, logprobs))
         view = self.json_view
         if view is not None and view.append(text):
             events.append(OutputTextParsed(view.value, self.index))
+        typed = self.typed_view
+        if typed is not None:
+            self._typed_events(*typed.append(text), events)
+
+    def _typed_events(self, changed: bool, new: list[Any], events: Events) -> None:
+        typed = self.typed_view
+        assert typed is not None
+        if changed:
+            events.append(OutputTextParsed(typed.value, self.index))
+        first = typed.announced - len(new)
+        for number, element in enumerate(new):
+            events.append(OutputElementDone(element, first + number, self.index))
+
+    def check_output(self, events: Events) -> ChatStreamError | None:
+        """The content ended: validate it as the typed answer (a choice that answered
+        with tool calls only is not an answer); return the error it ends in, if any."""
+        typed = self.typed_view
+        if typed is None:
+            return None
+        text, refusal, _ = self._received()
+        content = join_text(text)
+        if self.done_calls and not content.strip():
+            return None
+        try:
+            self.parsed = check_answer(
+                typed.kind, content, join_text(refusal) if refusal else None, self.finish_reason
+            )
+        except OutputError as error:
+            return error
+        self._typed_events(*typed.finish(self.parsed), events)
+        return None
 
     def add_pieces(self, pieces: list[Piece], events: Events) -> None:
         """What the content filter made of the content: text, reasoning, calls."""
         for piece in pieces:
             if isinstance(piece, TextCall):
+                if self.max_calls is not None and self.call_count() >= self.max_calls:
+                    self.over_limit = True
+                    return
                 slot = self.next_slot
                 while slot in self.calls_by_slot:
                     slot += 1
+                self.next_slot = slot + 1  # so the next call looks no further back
                 function = {"name": piece.name, "arguments": piece.arguments}
                 self.add_call_fragment({"index": slot, "function": function}, events)
             elif piece[0] == "reasoning":
@@ -224,11 +312,25 @@ class ChoiceState:
                 self.add_text(piece[1], events, filtered=True)
 
     def flush_content(self, events: Events) -> None:
-        """The content ended: hand on what the content filter held back."""
+        """The content ended: hand on what was held back (a lone half of a surrogate
+        pair becomes U+FFFD; see :func:`whole_chars`)."""
+        if self.held_reasoning:
+            self.held_reasoning = ""
+            self.add_reasoning(REPLACEMENT, events)
+        if self.held_text:
+            self.held_text = ""
+            self.add_text(REPLACEMENT, events)
         if self.content_filter is not None:
             self.add_pieces(self.content_filter.flush(), events)
+        if self.held_refusal:
+            self.held_refusal = ""
+            self.add_refusal(REPLACEMENT, events)
 
     def add_refusal(self, text: str, events: Events, logprobs: list[Any] | None = None) -> None:
+        if self.held_refusal or not text.isascii():
+            text, self.held_refusal = whole_chars(self.held_refusal, text)
+            if not text:
+                return
         self._message_piece(Refusal, text, events)
         events.append(RefusalDelta(text, self.index, logprobs))
 
@@ -243,6 +345,10 @@ class ChoiceState:
             parts.append((kind, [text]))
 
     def add_reasoning(self, text: str, events: Events) -> None:
+        if self.held_reasoning or not text.isascii():
+            text, self.held_reasoning = whole_chars(self.held_reasoning, text)
+            if not text:
+                return
         self.open_reasoning(events)
         self.reasoning_parts.append(text)
         events.append(ReasoningContentDelta(text, 0, self.index))
@@ -263,6 +369,8 @@ class ChoiceState:
                 call = self.calls_by_slot.get(index)
                 arguments = function.get("arguments")
                 if call is not None and len(function) == 1 and type(arguments) is str:
+                    if call.held or not arguments.isascii():
+                        arguments, call.held = whole_chars(call.held, arguments)
                     if arguments:
                         call.arguments.append(arguments)
                         if call.output_index is not None:
@@ -310,6 +418,8 @@ class ChoiceState:
                 call.name = name  # the first non-empty name; repeats never double it
                 self._announce(call, events)
             arguments = function.get(key)
+            if type(arguments) is str and (call.held or not arguments.isascii()):
+                arguments, call.held = whole_chars(call.held, arguments)
             if type(arguments) is str and arguments:
                 call.arguments.append(arguments)
                 if call.output_index is not None:
@@ -373,6 +483,11 @@ class ChoiceState:
         """End the open calls: the named ones ``handover`` picks are finished, the other
         named ones reported incomplete; unnamed calls are dropped."""
         for call in self.calls:
+            if call.held:  # the first half of a pair whose second never came
+                call.held = ""
+                call.arguments.append(REPLACEMENT)
+                if call.output_index is not None:
+                    self._arguments_delta(call, REPLACEMENT, events)
             if call.name is None:
                 log.debug("dropping tool call %s: it never got a name", call.slot)
             elif handover is Handover.ALL or (
@@ -442,6 +557,7 @@ class ChoiceState:
             annotations=None if provider is None else provider.all_annotations(),
             audio=None if provider is None else provider.audio(),
             reasoning_field=self.reasoning_field,
+            parsed=self.parsed,
         )
 
 

@@ -7,8 +7,9 @@ split off first, so a ``<tool_call>`` written while thinking stays reasoning.
 
 from __future__ import annotations
 
+from ..config import ThinkTags
 from .textcalls import TextCall, TextCallSplitter
-from .think import ThinkSplitter, ThinkTags
+from .think import ThinkSplitter
 
 __all__ = ["ContentFilter", "Piece"]
 

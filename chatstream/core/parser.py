@@ -23,6 +23,8 @@ from typing import Any
 
 import jiter
 
+from .._arguments import given
+from ..config import Limits, StreamOptions
 from ..errors import (
     ChatStreamError,
     EventTooLargeError,
@@ -32,9 +34,9 @@ from ..errors import (
 )
 from ..events import ResponseEvent
 from ..response import Response
-from .accumulator import DEFAULT_MAX_CHOICES, DEFAULT_MAX_TOOL_CALLS, Accumulator
-from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEMessage
-from .think import ThinkTags
+from .accumulator import Accumulator
+from .schema import OutputType
+from .sse import SSEDecoder, SSEMessage
 
 __all__ = ["StreamParser", "iter_events"]
 
@@ -77,66 +79,49 @@ class StreamParser:
     :class:`~chatstream.LimitExceededError`, keeping what came before.
 
     Args:
-        max_event_bytes: Largest allowed SSE event (or whole JSON completion), in bytes
-            (default 16 MiB).
-        drop_tool_calls_on_stop: The specification's rule that ``finish_reason: "stop"``
-            drops every tool call (off by default; see :class:`Accumulator`).
-        length_is_error: The specification's rule that ``finish_reason: "length"`` ends
-            the stream in :class:`~chatstream.ContextWindowExceeded` (off by default:
-            the stream ends normally and :attr:`Response.truncated` is true).
-        raw_chunks: Also return each chunk as sent, as a :class:`~chatstream.RawChunk`
-            event before the events made from it (off by default).
-        max_choices: Most choices a response may have (default 128).
-        max_tool_calls: Most tool calls one choice may make (default 1 024).
-        max_total_bytes: Most bytes the whole body may have; ``None`` (the default):
-            no limit.
-        partial_json: Views of JSON as it streams: each
-            :class:`~chatstream.FunctionCallArgumentsDelta` carries the arguments parsed
-            so far, and JSON content (when ``request`` asked for it) is sent as
-            :class:`~chatstream.OutputTextParsed` (off by default).
-        think_tags: Move ``<think>``/``<thinking>`` blocks of the content to reasoning:
-            ``True``, or a :class:`~chatstream.ThinkTags` naming the tags (off by default).
-        text_tool_calls: Recover tool calls the model wrote into its text as
-            :class:`~chatstream.FunctionCall` items (off by default).
-        request: The request body, when known (:meth:`Client.stream` passes it): its
-            ``response_format`` and ``tool_choice`` tell which views apply.
+        options: How the stream is read and viewed (:class:`~chatstream.StreamOptions`;
+            the defaults when left out).
+        limits: How much the response may hold (:class:`~chatstream.Limits`; the
+            defaults when left out: 16 MiB an event, 128 choices, 1024 tool calls a
+            choice, no limit on the whole body).
+        request: The request body, when known (:meth:`Client.stream
+            <chatstream.Client.stream>` passes it): its ``response_format`` and
+            ``tool_choice`` tell which views apply.
+        output: The type of the answer: an :class:`~chatstream.core.schema.OutputType`
+            (see :mod:`chatstream.core.typed`); ``None``: none.
     """
 
     def __init__(
         self,
         *,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        drop_tool_calls_on_stop: bool = False,
-        length_is_error: bool = False,
-        raw_chunks: bool = False,
-        max_choices: int = DEFAULT_MAX_CHOICES,
-        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
-        max_total_bytes: int | None = None,
-        partial_json: bool = False,
-        think_tags: bool | ThinkTags = False,
-        text_tool_calls: bool = False,
+        options: StreamOptions | None = None,
+        limits: Limits | None = None,
         request: Mapping[str, Any] | None = None,
+        output: OutputType | None = None,
     ) -> None:
-        self._sse = SSEDecoder(max_event_bytes)
-        self._max_event_bytes = max_event_bytes
+        limits = given(Limits, "limits", limits)
+        self._sse = SSEDecoder(limits.max_event_bytes)
+        self._max_event_bytes = limits.max_event_bytes
         #: The reduction state; its events are the ones this parser returns.
         self.accumulator = Accumulator(
-            drop_tool_calls_on_stop=drop_tool_calls_on_stop,
-            length_is_error=length_is_error,
-            raw_chunks=raw_chunks,
-            max_choices=max_choices,
-            max_tool_calls=max_tool_calls,
-            partial_json=partial_json,
-            think_tags=ThinkTags() if think_tags is True else think_tags or None,
-            text_tool_calls=text_tool_calls,
-            request=request,
+            options=options, limits=limits, request=request, output=output
         )
         #: How many SSE messages with data have been read (keep-alive comments are not
         #: messages).
         self.messages = 0
-        self._max_total_bytes = max_total_bytes
+        self._max_total_bytes = limits.max_total_bytes
         # The bytes still allowed by max_total_bytes (None: no limit).
-        self._bytes_left = max_total_bytes
+        self._bytes_left = limits.max_total_bytes
+
+    @property
+    def options(self) -> StreamOptions:
+        """How the stream is read."""
+        return self.accumulator.options
+
+    @property
+    def limits(self) -> Limits:
+        """The limits of this stream."""
+        return self.accumulator.limits
 
     @property
     def ended(self) -> bool:
@@ -426,23 +411,17 @@ def _json_type(value: Any) -> str:
 def iter_events(
     chunks: Iterable[bytes],
     *,
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    drop_tool_calls_on_stop: bool = False,
-    length_is_error: bool = False,
-    **options: Any,
+    options: StreamOptions | None = None,
+    limits: Limits | None = None,
+    request: Mapping[str, Any] | None = None,
 ) -> Iterator[ResponseEvent]:
     """Yield the events of a streamed body given as pieces of bytes (a list, a file
-    opened in binary mode, a socket reader). ``options`` are the other options of
-    :class:`StreamParser` (``partial_json``, ``think_tags``, ...).
+    opened in binary mode, a socket reader), read as :class:`StreamParser` with these
+    arguments reads it.
 
     Raises:
         ChatStreamError: When the stream ended in an error, after the events before it;
             its ``partial`` holds the response so far.
     """
-    parser = StreamParser(
-        max_event_bytes=max_event_bytes,
-        drop_tool_calls_on_stop=drop_tool_calls_on_stop,
-        length_is_error=length_is_error,
-        **options,
-    )
+    parser = StreamParser(options=options, limits=limits, request=request)
     return parser.iter_events(chunks)

@@ -30,13 +30,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import Limits
 from ..errors import EventTooLargeError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEMessage"]
 
-#: Default limit on the size of one SSE event (16 MiB): far above any real chunk, low
-#: enough that a hostile or broken server cannot exhaust memory.
-DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+#: Default limit on the size of one SSE event (16 MiB, :attr:`Limits.max_event_bytes
+#: <chatstream.Limits.max_event_bytes>`): far above any real chunk, low enough that a
+#: hostile or broken server cannot exhaust memory.
+DEFAULT_MAX_EVENT_BYTES: int = Limits.max_event_bytes
 
 _BOM = b"\xef\xbb\xbf"
 

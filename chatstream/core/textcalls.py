@@ -1,21 +1,44 @@
 """Tool calls a model writes into its text, recovered as real calls.
 
 Open models served without a tool-call parser (or with one that missed) write their
-calls into the content. With ``text_tool_calls=True`` chatstream recognises these forms
-and turns them into :class:`~chatstream.FunctionCall` items, holding their text back from
-the text deltas so that a person never sees it:
+calls into the content. With ``text_tool_calls=True`` chatstream recognises the forms
+these model families emit and turns them into :class:`~chatstream.FunctionCall` items,
+holding their text back from the text deltas so that a person never sees it:
 
 * Hermes, Qwen and many fine-tunes: ``<tool_call>{"name": "f", "arguments": {...}}</tool_call>``
-  (one call per block, any number of blocks);
+  blocks, the first at the start of a line outside fenced code, ending the answer;
 * Mistral: ``[TOOL_CALLS][{"name": "f", "arguments": {...}}, ...]`` and the newer
-  ``[TOOL_CALLS]f[ARGS]{...}``;
+  ``[TOOL_CALLS]f[ARGS]{...}``, at the start of the answer;
 * a bare JSON call object, ``{"name": "f", "arguments": {...}}``, as the whole answer,
   only when the request had ``tools`` and a ``tool_choice`` that requires a call
   (``"required"`` or a named function).
 
-``parameters`` is read where ``arguments`` is missing. Text that starts like a call but
-is not one (it does not parse, or has no ``name``) is handed on as text, unchanged: only
-what becomes a call is held back. Whitespace around recovered calls is dropped::
+The grammar (``ws`` is any run of whitespace, possibly empty; ``{ x }`` repeats)::
+
+    answer       = hermes | mistral | bare | text
+    hermes       = [ text NEWLINE ] ws hermes_call { ws hermes_call } ws
+    hermes_call  = "<tool_call>" ws calls ws "</tool_call>"
+                   (the last "</tool_call>" may be missing at the end of the content)
+    mistral      = ws mistral_call { ws mistral_call } ws
+    mistral_call = "[TOOL_CALLS]" ws ( calls | name "[ARGS]" ws json_object )
+    bare         = ws call ws                    (only when a call is required)
+    calls        = call | "[" call { "," call } "]"                (JSON)
+    call         = a JSON object with a non-empty string "name", and "arguments"
+                   or "parameters" (any JSON; a bare call must have one of them)
+    name         = 1*( letter | digit | "_" | "-" | "." | ":" )
+
+The first ``<tool_call>`` of ``hermes`` begins its line (at the very start of the
+content, whitespace may come first) and that line is outside fenced code: a line that
+starts (after at most three spaces) with three or more backticks or tildes opens a
+fence, and the next such line of the same character closes it. Anything else -- a
+call in the middle of a sentence, an example in a code block, a call followed by more
+prose, a block that does not parse or has no ``name`` -- is text, handed on unchanged.
+
+Text is held back only while it can still become a call by this grammar: the start of
+a marker at the start of a line (or of the content), whitespace, and a block being
+read. Prose that mentions ``<tool_call>`` or ``[TOOL_CALLS]`` streams on at once. Since
+an answer is calls only if nothing but whitespace follows them, recovered calls are
+handed on when the content ends. Whitespace around recovered calls is dropped::
 
     >>> from chatstream.core.textcalls import TextCallSplitter
     >>> splitter = TextCallSplitter()
@@ -28,6 +51,7 @@ what becomes a call is held back. Whitespace around recovered calls is dropped::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +62,15 @@ _HERMES_OPEN = "<tool_call>"
 _HERMES_CLOSE = "</tool_call>"
 _MISTRAL = "[TOOL_CALLS]"
 _MISTRAL_ARGS = "[ARGS]"
-_MARKERS = (_HERMES_OPEN, _MISTRAL)
+# A line that opens or closes fenced code (CommonMark: at most three spaces of indent).
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+# The start of a line that may still become a fence once more text comes.
+_FENCE_START = re.compile(r" {0,3}(`{1,2}|~{1,2})?")
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+_WS = re.compile(r"\s*")
+# Enough of a line's start to tell a marker or a fence.
+_LOOK = 16
+_OPENERS = {"hermes": _HERMES_OPEN, "mistral": _MISTRAL, "bare": ""}
 
 
 @dataclass(frozen=True)
@@ -134,13 +166,11 @@ class _Extent:
         return -1
 
 
-def _held(data: str) -> int:
-    """How many characters at the end of ``data`` may be the start of a marker."""
-    for k in range(min(len(data), max(map(len, _MARKERS)) - 1), 0, -1):
-        end = data[-k:]
-        if any(marker.startswith(end) for marker in _MARKERS):
-            return k
-    return 0
+def _end_of_ws(data: str, i: int) -> int:
+    """The index of the first character at or after ``i`` that is not whitespace."""
+    match = _WS.match(data, i)
+    assert match is not None  # \s* always matches
+    return match.end()
 
 
 class TextCallSplitter:
@@ -148,7 +178,8 @@ class TextCallSplitter:
 
     :meth:`feed` each delta in order and :meth:`flush` at the end; each returns text
     pieces and :class:`TextCall` items in order. The result does not depend on how the
-    content was cut into deltas.
+    content was cut into deltas, and each character is looked at a bounded number of
+    times (the work grows with the length of the content, never with its square).
 
     Args:
         bare: Also recover an answer that is a bare JSON call object (see
@@ -156,161 +187,255 @@ class TextCallSplitter:
     """
 
     def __init__(self, *, bare: bool = False) -> None:
-        # "text", "hermes" (inside <tool_call>), "mistral" (after [TOOL_CALLS]) or
-        # "bare" (an answer that may be a call object).
-        self._mode = "bare" if bare else "text"
-        self._block: list[str] = []  # the text of the block being read, marker first
-        self._tail = ""  # the end of a <tool_call> block so far, where </tool_call> may start
-        self._lead = ""  # the whitespace before the block
-        self._extent = _Extent()
-        self._pending = ""  # held back: the start of a marker, or trailing whitespace
-        self._after_call = False  # whitespace after a call is dropped
+        self._bare = bare
+        #: How many calls were recovered.
         self.calls = 0
+        # Held back and read again with the next delta: the start of a marker.
+        self._hold = ""
+        # --- text ---
+        self._start = True  # only whitespace so far
+        self._col0 = True  # the next character begins a line
+        self._line = ""  # the start of the current line, shown, that may become a fence
+        self._fence = ""  # the character of the open fence, or ""
+        self._ws: list[str] = []  # trailing whitespace of the text, held: a call may follow
+        # --- a run of calls (a section) ---
+        self._family = ""  # "", "hermes", "mistral" or "bare"
+        self._step = ""  # where in a call: "open", "name", "args", "json", "close", "between"
+        self._raw: list[str] = []  # the section's text as it came (its lead whitespace first)
+        self._found: list[TextCall] = []  # the section's calls so far
+        self._json: list[str] = []  # the JSON of the call being read
+        self._name = ""  # the name of a [TOOL_CALLS]name[ARGS] call
+        self._extent = _Extent()
 
     def feed(self, text: str) -> list[Piece]:
         """The pieces ``text`` completes."""
         out: list[Piece] = []
-        data = self._pending + text
-        self._pending = ""
+        data = self._hold + text
+        self._hold = ""
         while data:
-            if self._mode == "text":
-                data = self._text(data, out)
-            elif self._mode == "bare":
-                data = self._bare(data, out)
-            else:
-                data = self._inside(data, out)
+            data = self._section(data, out) if self._family else self._text(data, out)
         return out
 
     def flush(self) -> list[Piece]:
-        """The content ended: a block still open becomes calls if it parses, else text."""
+        """The content ended: a run of calls becomes calls, anything else is text."""
         out: list[Piece] = []
-        if self._mode in ("hermes", "mistral") or (self._mode == "bare" and self._block):
-            self._close_block("".join(self._block), out, ended=True)
-        self._mode = "text"
-        pending, self._pending = self._pending, ""
-        if pending and not (self._after_call and pending.isspace()):
-            out.append(pending)
+        hold, self._hold = self._hold, ""
+        if self._family:
+            whole = not hold and (
+                self._step == "between"
+                or (self._step == "close" and self._family == "hermes" and self._complete())
+            )
+            if whole:
+                out.extend(self._found)
+                self.calls += len(self._found)
+                self._reset_section()
+                self._ws = []
+                return out
+            self._release("", out)
+        self._emit(hold, out)
+        if self._ws:
+            out.append("".join(self._ws))
+            self._ws = []
         return out
 
-    # --- the modes ---------------------------------------------------------------------
+    # --- text ------------------------------------------------------------------------
+
+    def _emit(self, text: str, out: list[Piece]) -> None:
+        """Hand on ``text``, holding its trailing whitespace back."""
+        if not text:
+            return
+        body = text.rstrip()
+        if body:
+            out.append("".join(self._ws) + body if self._ws else body)
+            self._ws = []
+        if len(body) < len(text):
+            self._ws.append(text[len(body) :])
 
     def _text(self, data: str, out: list[Piece]) -> str:
-        if self._after_call:
-            stripped = data.lstrip()
-            if not stripped:
-                return ""
-            data = stripped
-        starts = [(data.find(m), m) for m in _MARKERS]
-        found = [(i, m) for i, m in starts if i != -1]
-        if not found:
-            keep = _held(data)
-            visible = data[: len(data) - keep]
-            # Trailing whitespace waits: it is dropped if a call follows.
-            body = visible.rstrip()
-            if body:
-                out.append(body)
-                self._after_call = False
-            self._pending = visible[len(body) :] + data[len(visible) :]
-            return ""
-        i, marker = min(found)
-        before = data[:i]
-        body = before.rstrip()
-        if body:
-            out.append(body)
-        # Whitespace before the block goes with it: dropped if it is a call.
-        self._lead = before[len(body) :]
-        self._after_call = False
-        self._mode = "hermes" if marker == _HERMES_OPEN else "mistral"
-        self._block = [marker]
-        self._tail = ""
+        """Read text up to where a run of calls may start; return the data from there."""
+        n = len(data)
+        i = 0  # where reading is
+        shown = 0  # data[shown:i] is text not handed on yet
+        while i < n:
+            if not self._col0:
+                newline = data.find("\n", i)
+                if newline == -1:
+                    break
+                i = newline + 1
+                self._col0 = True
+                continue
+            if self._start:
+                i = _end_of_ws(data, i)
+                if i == n:
+                    break
+            head = self._line + data[i : i + _LOOK]
+            if not self._line:
+                family = self._family_at(head)
+                if family:
+                    self._emit(data[shown:i], out)
+                    marker = _OPENERS[family]
+                    self._open_section(family, marker)
+                    return data[i + len(marker) :]
+                if i + len(head) == n and self._may_open(head):
+                    self._emit(data[shown:i], out)
+                    self._hold = data[i:]  # read again with the next delta
+                    return ""
+            fence = _FENCE.match(head)
+            if fence is not None:
+                char = fence.group(1)[0]
+                if not self._fence:
+                    self._fence = char
+                elif self._fence == char:
+                    self._fence = ""
+            elif len(head) - len(self._line) == n - i and _FENCE_START.fullmatch(head):
+                # The line's start may still become a fence: shown, and looked at again.
+                self._line = head
+                self._start = False
+                i = n
+                break
+            self._line = ""
+            self._start = False
+            self._col0 = False
+        self._emit(data[shown:n], out)
+        return ""
+
+    def _family_at(self, head: str) -> str:
+        """The run of calls that starts a line beginning with ``head``, or ""."""
+        if self._start:
+            if head.startswith(_MISTRAL):
+                return "mistral"
+            if self._bare and head.startswith("{"):
+                return "bare"
+        if not self._fence and head.startswith(_HERMES_OPEN):
+            return "hermes"
+        return ""
+
+    def _may_open(self, head: str) -> bool:
+        """Whether a line beginning with ``head`` (all there is so far) may start calls."""
+        return (self._start and _MISTRAL.startswith(head)) or (
+            not self._fence and _HERMES_OPEN.startswith(head)
+        )
+
+    # --- a run of calls --------------------------------------------------------------
+
+    def _open_section(self, family: str, marker: str) -> None:
+        self._family = family
+        self._raw = ["".join(self._ws), marker]  # the whitespace before goes with the calls
+        self._ws = []
+        self._found = []
+        self._begin_call("json" if family == "bare" else "open")
+
+    def _begin_call(self, step: str) -> None:
+        self._step = step
+        self._json = []
+        self._name = ""
         self._extent = _Extent()
-        return data[i + len(marker) :]
 
-    def _bare(self, data: str, out: list[Piece]) -> str:
-        if not self._block:
-            stripped = data.lstrip()
-            if not stripped:
-                self._pending = data  # only whitespace so far: undecided
-                return ""
-            if stripped[0] != "{":
-                self._mode = "text"  # an ordinary answer
-                return data
-            self._block = [data[: len(data) - len(stripped)]]
-            data = stripped
-        end = self._extent.end(data)
-        if end == -1:
-            self._block.append(data)
-            return ""
-        self._block.append(data[:end])
-        self._close_block("".join(self._block), out, ended=False)
-        self._mode = "text"
-        return data[end:]
+    def _reset_section(self) -> None:
+        self._family = self._step = self._name = ""
+        self._raw = []
+        self._found = []
+        self._json = []
 
-    def _inside(self, data: str, out: list[Piece]) -> str:
-        if self._mode == "hermes":
-            # Only the new text and the few characters before it are searched, so a long
-            # block costs linear time.
-            window = self._tail + data
-            end = window.find(_HERMES_CLOSE)
-            if end == -1:
-                self._block.append(data)
-                self._tail = window[-(len(_HERMES_CLOSE) - 1) :]
-                return ""
-            cut = end + len(_HERMES_CLOSE) - len(self._tail)
-            self._block.append(data[:cut])
-            rest = data[cut:]
-        else:
-            end = self._mistral_end(data)
-            if end == -1:
-                self._block.append(data)
-                return ""
-            self._block.append(data[:end])
-            rest = data[end:]
-        self._close_block("".join(self._block), out, ended=False)
-        self._mode = "text"
-        return rest
+    def _release(self, rest: str, out: list[Piece]) -> None:
+        """Not calls after all: the section's text, unchanged, is text."""
+        text = "".join(self._raw) + rest
+        self._reset_section()
+        self._emit(text, out)
+        self._col0 = text.endswith("\n")
+        self._start = False
+        self._line = ""
 
-    def _mistral_end(self, data: str) -> int:
-        """Where the JSON after ``[TOOL_CALLS]`` (or after ``name[ARGS]``) ends."""
-        if not self._extent.started:
-            seen = "".join(self._block)[len(_MISTRAL) :] + data
-            head = seen.lstrip()
-            if not head:
-                return -1
-            if head[0] not in "{[":
-                # The newer form, name[ARGS]{...}: wait for [ARGS].
-                at = seen.find(_MISTRAL_ARGS)
-                if at == -1:
-                    return -1
-                start = len(seen) - len(data)  # where data starts within seen
-                offset = max(at + len(_MISTRAL_ARGS) - start, 0)
-                end = self._extent.end(data[offset:])
-                return -1 if end == -1 else offset + end
-        return self._extent.end(data)
-
-    def _close_block(self, block: str, out: list[Piece], *, ended: bool) -> None:
-        """A whole block (or, at the end, an unfinished one): calls, or text as it was."""
+    def _complete(self) -> bool:
+        """Whether the JSON just read is calls; if so they are kept."""
+        text = "".join(self._json)
         calls: list[TextCall] | None
-        if block.startswith(_HERMES_OPEN):
-            inner = block[len(_HERMES_OPEN) :]
-            if inner.endswith(_HERMES_CLOSE):
-                inner = inner[: -len(_HERMES_CLOSE)]
-            calls = _calls(inner)
-        elif block.startswith(_MISTRAL):
-            inner = block[len(_MISTRAL) :]
-            name, sep, args = inner.partition(_MISTRAL_ARGS)
-            name = name.strip()
-            if sep and name and not name.startswith(("{", "[")):
-                calls = [TextCall(name, args.strip())] if _is_json(args) else None
-            else:
-                calls = _calls(inner)
+        if self._name:
+            calls = [TextCall(self._name, text.strip())] if _is_json(text) else None
         else:
-            calls = _calls(block, strict=True)
-        lead, self._lead = self._lead, ""
+            calls = _calls(text, strict=self._family == "bare")
         if calls is None:
-            out.append(lead + block)  # not a call after all: the text, unchanged
-            self._after_call = False
-            return
-        out.extend(calls)
-        self.calls += len(calls)
-        self._after_call = True
+            return False
+        self._found += calls
+        return True
+
+    def _section(self, data: str, out: list[Piece]) -> str:
+        """Read a run of calls; return the data left once it turns out to be text."""
+        n = len(data)
+        i = 0
+        while i < n:
+            step = self._step
+            if step == "json":
+                end = self._extent.end(data[i:] if i else data)
+                if end == -1:
+                    self._json.append(data[i:] if i else data)
+                    i = n
+                    break
+                self._json.append(data[i : i + end])
+                i += end
+                if self._family == "hermes":
+                    self._step = "close"
+                elif self._complete():
+                    self._step = "between"
+                else:
+                    return self._text_from(data, i, out)
+                continue
+            if step == "name":
+                match = _NAME.match(data, i)
+                if match is not None:
+                    self._name += match.group()
+                    i = match.end()
+                    continue
+                marker = _MISTRAL_ARGS
+            else:
+                i = _end_of_ws(data, i)
+                if i == n:
+                    break
+                c = data[i]
+                if step == "open":
+                    if c == "{" or (c == "[" and self._family == "mistral"):
+                        self._step = "json"
+                    elif self._family == "mistral" and _NAME.match(c):
+                        self._step = "name"
+                    else:
+                        return self._text_from(data, i, out)
+                    continue
+                if step == "args":
+                    if c != "{":
+                        return self._text_from(data, i, out)
+                    self._step = "json"
+                    continue
+                if step == "close":
+                    marker = _HERMES_CLOSE
+                elif self._family == "hermes":
+                    marker = _HERMES_OPEN
+                elif self._family == "mistral":
+                    marker = _MISTRAL
+                else:
+                    return self._text_from(data, i, out)
+            # A marker must come next.
+            if data.startswith(marker, i):
+                i += len(marker)
+                if step == "name":
+                    if not self._name:
+                        return self._text_from(data, i - len(marker), out)
+                    self._step = "args"
+                elif step == "close":
+                    if not self._complete():
+                        return self._text_from(data, i, out)
+                    self._step = "between"
+                else:
+                    self._begin_call("open")
+                continue
+            if marker.startswith(data[i:]):
+                self._raw.append(data[:i])
+                self._hold = data[i:]  # read again with the next delta
+                return ""
+            return self._text_from(data, i, out)
+        self._raw.append(data)
+        return ""
+
+    def _text_from(self, data: str, i: int, out: list[Piece]) -> str:
+        """The section is text up to ``data[i]``; the rest is read as text."""
+        self._release(data[:i], out)
+        return data[i:]

@@ -2,12 +2,13 @@
 
 Some servers (llama.cpp without a reasoning parser, many proxies) pass a model's
 thinking through as text: ``<think>is the sky blue</think>Yes.``. With
-``think_tags=True`` (or a :class:`ThinkTags`), chatstream sends what is between the tags
-as reasoning and the rest as text. Tags may be cut anywhere between two deltas (``<th``
-then ``ink>``): text that could be the start of a tag is held back until the next delta
-says whether it is one::
+``StreamOptions(think_tags=True)`` (or a :class:`~chatstream.ThinkTags`), chatstream
+sends what is between the tags as reasoning and the rest as text. Tags may be cut
+anywhere between two deltas (``<th`` then ``ink>``): text that could be the start of a
+tag is held back until the next delta says whether it is one::
 
-    >>> from chatstream.core.think import ThinkSplitter, ThinkTags
+    >>> from chatstream import ThinkTags
+    >>> from chatstream.core.think import ThinkSplitter
     >>> splitter = ThinkSplitter(ThinkTags())
     >>> splitter.feed("<th") + splitter.feed("ink>is it blue</thi") + splitter.feed("nk>\\nYes.")
     [(True, 'is it blue'), (False, 'Yes.')]
@@ -20,31 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-__all__ = ["ThinkSplitter", "ThinkTags"]
+from ..config import ThinkTags
 
-
-@dataclass(frozen=True)
-class ThinkTags:
-    """Which tags hold reasoning in the content, and where the answer starts.
-
-    Attributes:
-        names: The tag names, without brackets (``think`` matches ``<think>`` and
-            ``</think>``). A block ends with the closing tag of the name that opened it.
-        starts_inside: The answer starts inside the thinking (the prompt ended with the
-            opening tag): everything up to the first closing tag of any name is
-            reasoning.
-    """
-
-    names: tuple[str, ...] = ("think", "thinking")
-    starts_inside: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.names or not all(
-            isinstance(n, str) and n and re.fullmatch(r"[^<>/\s]+", n) for n in self.names
-        ):
-            raise ValueError("ThinkTags.names must be non-empty tag names without <, > or /")
+__all__ = ["ThinkSplitter"]
 
 
 #: A piece of the content: (is it reasoning, its text).
@@ -79,12 +59,17 @@ class ThinkSplitter:
         self._closers_of = {f"<{name}>": (f"</{name}>",) for name in tags.names}
         every_closer = tuple(f"</{name}>" for name in tags.names)
         self._longest = max(len(t) for t in self._openers + every_closer)
-        self._open_re = re.compile("|".join(re.escape(t) for t in self._openers))
+        # "start" (only whitespace so far: a block may open), "inside" a block, or
+        # "after" (the answer: every tag from here on is text).
+        self._state = "start"
         #: The closing tags that end the current block; empty outside a block.
-        self._closers: tuple[str, ...] = every_closer if tags.starts_inside else ()
-        self._close_re = self._pattern(self._closers)
+        self._closers: tuple[str, ...] = ()
+        self._close_re: re.Pattern[str] | None = None
         self._pending = ""
         self._skip_space = False
+        if tags.starts_inside:
+            self._enter(every_closer)
+            self._skip_space = False
 
     @staticmethod
     def _pattern(tags: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -99,32 +84,51 @@ class ThinkSplitter:
         """The pieces ``text`` completes (some of it may be held back)."""
         data = self._pending + text
         self._pending = ""
+        if self._skip_space:
+            stripped = data.lstrip()
+            if not stripped:
+                return []
+            data = stripped
+            self._skip_space = False
+        if self._state == "start":
+            # A block opens only here: at the start of the content, after whitespace
+            # (which goes with the tag).
+            stripped = data.lstrip()
+            for opener in self._openers:
+                if stripped.startswith(opener):
+                    self._enter(self._closers_of[opener])
+                    return self.feed(stripped[len(opener) :])
+            if any(opener.startswith(stripped) for opener in self._openers):
+                self._pending = data  # whitespace, or the start of an opening tag
+                return []
+            self._state = "after"
+        if self._state == "after":
+            return [(False, data)] if data else []
+        assert self._close_re is not None
+        found = self._close_re.search(data)
         out: list[Piece] = []
-        while data:
-            if self._skip_space:
-                stripped = data.lstrip()
-                if not stripped:
-                    return out
-                data = stripped
-                self._skip_space = False
-            inside = bool(self._closers)
-            found = (self._close_re if inside else self._open_re).search(data)  # type: ignore[union-attr]
-            if found is None:
-                keep = _held(data, self._closers if inside else self._openers, self._longest)
-                if keep:
-                    self._pending = data[-keep:]
-                    data = data[:-keep]
-                if data:
-                    out.append((inside, data))
-                return out
-            if found.start():
-                out.append((inside, data[: found.start()]))
-            tag = found.group()
-            self._closers = () if inside else self._closers_of[tag]
-            self._close_re = self._pattern(self._closers)
-            self._skip_space = True
-            data = data[found.end() :]
-        return out
+        if found is None:
+            keep = _held(data, self._closers, self._longest)
+            if keep:
+                self._pending = data[-keep:]
+                data = data[:-keep]
+            if data:
+                out.append((True, data))
+            return out
+        if found.start():
+            out.append((True, data[: found.start()]))
+        # The block ended: what follows is the answer, tags and all.
+        self._state = "after"
+        self._closers = ()
+        self._close_re = None
+        self._skip_space = True
+        return out + self.feed(data[found.end() :])
+
+    def _enter(self, closers: tuple[str, ...]) -> None:
+        self._state = "inside"
+        self._closers = closers
+        self._close_re = self._pattern(closers)
+        self._skip_space = True
 
     def flush(self) -> list[Piece]:
         """The content ended: what was held back (an unfinished tag is text)."""

@@ -47,8 +47,9 @@ from chatstream import (
     ResponseEvent,
     Retry,
     Timeouts,
+    Turn,
 )
-from chatstream._shell.threads import idle_threads
+from chatstream._shell.process import idle_threads
 from tests.helpers import BODY, DONE, event
 
 #: The API key every adversarial client uses; it must never surface anywhere.
@@ -226,14 +227,15 @@ def start(
     body: dict[str, Any] | None = None,
     callback: bool = True,
     iterate: bool = True,
-    queue_size: int = 1600,
+    turn: Turn | None = None,
     on_each: Callable[[ResponseEvent, int], object] | None = None,
     on_event: Callable[[ResponseEvent], object] | None = None,
     **stream_options: Any,
 ) -> Running:
     """Start a stream (with an ``on_event`` recorder unless ``callback=False``) and a
-    consumer thread reading it. ``guard`` defaults to the idle timeout + 2 s; other
-    options go to :meth:`Client.stream` (``turn``, limits)."""
+    consumer thread reading it, as part of ``turn`` when given. ``guard`` defaults to
+    the idle timeout + 2 s; other options go to :meth:`Client.stream` (``options``,
+    ``limits``)."""
     if guard is None:
         guard = (client.timeouts.idle or 0.0) + 2.0
     # Made before the stream: its worker may call back before client.stream() returns.
@@ -244,12 +246,11 @@ def start(
         if on_event is not None:
             on_event(item)
 
-    stream = client.stream(
+    stream = (turn or client).stream(
         body or BODY,
         on_event=record if callback else None,
         on_end=outcome.ends.append,
         iterate=iterate,
-        queue_size=queue_size,
         **stream_options,
     )
     outcome.stream = stream

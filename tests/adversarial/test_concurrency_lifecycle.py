@@ -30,6 +30,7 @@ from chatstream import (
     IdleTimeoutError,
     ResponseEvent,
     StreamClosedError,
+    StreamOptions,
 )
 from chatstream._shell.reading import READ_SIZE
 from tests.helpers import CLOSE_BOUND, WORKER_BOUND, answer, chunk, limit_bound
@@ -179,7 +180,7 @@ def test_43_close_while_the_worker_waits_on_a_full_queue(
     server: LoopbackServer, client: Client
 ) -> None:
     server.route(PATH, _flood(10_000))
-    stream = client.stream(BODY, queue_size=1)
+    stream = client.stream(BODY, options=StreamOptions(queue_size=1))
     worker = stream._worker
     # Nobody takes events: the worker fills the queue and waits for room.
     assert wait_until(lambda: worker.queue.qsize() >= 1 and worker.reader.reading_since is None, 5)
@@ -218,7 +219,7 @@ def test_41_a_consumer_that_never_reads_bounds_memory_and_still_closes(
     server.route(PATH, _flood(100_000, size=16))
     client = client_for(server, idle=0.5)
     with PeakRSS() as rss:
-        stream = client.stream(BODY, queue_size=64)
+        stream = client.stream(BODY, options=StreamOptions(queue_size=64))
         worker = stream._worker
         # Time spent waiting for the consumer is not idle time: no idle timeout fires
         # while the queue is full (the documented policy: the reader waits).
@@ -238,7 +239,7 @@ def test_41_the_total_limit_still_ends_a_stream_blocked_on_its_queue(
 ) -> None:
     server.route(PATH, _flood(10_000))
     client = client_for(server, total=0.5)
-    stream = client.stream(BODY, queue_size=8)
+    stream = client.stream(BODY, options=StreamOptions(queue_size=8))
     # Nobody reads: the worker waits on the full queue until the total limit ends it.
     assert wait_until(lambda: stream.done, 2.0)
     seen: list[ResponseEvent] = []
@@ -254,7 +255,7 @@ def test_41_result_alone_never_stalls_on_a_full_queue(
     server: LoopbackServer, client: Client
 ) -> None:
     server.route(PATH, _flood(20_000))
-    stream = client.stream(BODY, queue_size=4)
+    stream = client.stream(BODY, options=StreamOptions(queue_size=4))
     response = stream.result(timeout=10)
     assert response.content == "x" * 20_000
 
@@ -391,7 +392,7 @@ def test_49_interpreter_exit_is_not_held_up_by_a_live_stream() -> None:
             conn.sleep(60)
 
         server = LoopbackServer(stall)
-        client = chatstream.Client(server.url + "/v1", api_key="sk-x", idle_timeout=60)
+        client = chatstream.Client(server.url + "/v1", api_key="sk-x", timeouts=60)
         stream = client.stream({"model": "m", "messages": []})
         next(iter(stream))
         print("ready", flush=True)

@@ -24,6 +24,8 @@ from chatstream import (
     ContextWindowExceeded,
     IncompleteStreamError,
     LimitExceededError,
+    Limits,
+    OutputTextDelta,
     ProviderError,
     RateLimitError,
     ServerError,
@@ -198,6 +200,21 @@ def test_a_surrogate_pair_split_across_two_deltas_is_joined(
     out.final.content.encode()  # UTF-8 again: it can be sent back
 
 
+def test_the_deltas_of_an_emoji_split_across_two_deltas_are_whole_characters(
+    server: LoopbackServer, client: Client
+) -> None:
+    body = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"hi \\ud83d"}}]}\n\n'
+        b'data: {"choices":[{"index":0,"delta":{"content":"\\ude00!"},"finish_reason":"stop"}]}'
+        b"\n\ndata: [DONE]\n\n"
+    )
+    server.route(PATH, sse_body(body))
+    out = check(run_stream(client))
+    deltas = [e.delta for e in out.events if isinstance(e, OutputTextDelta)]
+    assert deltas == ["hi ", "\U0001f600!"]
+    assert "".join(deltas) == out.final.content
+
+
 def test_a_lone_surrogate_sent_back_is_replaced_not_an_internal_error(
     server: LoopbackServer, client: Client
 ) -> None:
@@ -320,7 +337,7 @@ def test_basic_credentials_in_the_base_url_are_never_shown(server: LoopbackServe
     password = "pw-" + CANARY
     server.route(PATH, _echo_credentials(401))
     base = server.url.replace("http://", f"http://someone:{password}@") + "/v1"
-    with Client(base, api_key=None, max_retries=0, idle_timeout=1.0) as client:
+    with Client(base, api_key=None, retry=0, timeouts=1.0) as client:
         out = check(run_stream(client), APIStatusError, client=client)
     sent = server.requests[0].headers["Authorization"]
     basic = sent.split()[-1]
@@ -387,7 +404,7 @@ def test_too_many_choices_end_the_stream_keeping_the_partial(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     server.route(PATH, sse_body(sse(*(chunk(f"c{i}", index=i) for i in range(4)))))
-    out = check(run_stream(client_for(server, max_choices=3)), LimitExceededError)
+    out = check(run_stream(client_for(server, limits=Limits(max_choices=3))), LimitExceededError)
     error = out.error
     assert (error.limit, error.maximum) == ("max_choices", 3)  # type: ignore[union-attr]
     assert [c.content for c in out.final.choices] == ["c0", "c1", "c2"]
@@ -403,7 +420,7 @@ def test_too_many_tool_calls_in_a_choice_end_the_stream_keeping_the_partial(
         for i in range(5)
     ]
     server.route(PATH, sse_body(sse(chunk("text "), *calls)))
-    out = check(run_stream(client_for(server, max_tool_calls=4)), LimitExceededError)
+    out = check(run_stream(client_for(server, limits=Limits(max_tool_calls=4))), LimitExceededError)
     assert out.error.limit == "max_tool_calls"  # type: ignore[union-attr]
     assert out.final.content == "text "
     assert len(out.final.choices[0].incomplete_tool_calls) == 4
@@ -414,7 +431,9 @@ def test_a_body_over_max_total_bytes_ends_the_stream_keeping_the_partial(
 ) -> None:
     first = event(chunk("kept"))
     server.route(PATH, sse_body(first + b"".join(event(chunk("x" * 100)) for _ in range(50))))
-    out = check(run_stream(client, max_total_bytes=len(first) + 10), LimitExceededError)
+    out = check(
+        run_stream(client, limits=Limits(max_total_bytes=len(first) + 10)), LimitExceededError
+    )
     assert out.error.limit == "max_total_bytes"  # type: ignore[union-attr]
     assert out.final.content == "kept"
 
@@ -423,8 +442,18 @@ def test_a_limit_given_to_stream_overrides_the_clients(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     server.route(PATH, sse_body(sse(*(chunk(f"c{i}", index=i) for i in range(3)))))
-    client = client_for(server, max_choices=2)
-    assert len(check(run_stream(client, max_choices=3)).final.choices) == 3
+    client = client_for(server, limits=Limits(max_choices=2))
+    assert len(check(run_stream(client, limits=Limits(max_choices=3))).final.choices) == 3
+    check(run_stream(client), LimitExceededError)
+
+
+def test_a_stream_without_a_byte_limit_lifts_the_clients(
+    server: LoopbackServer, client_for: Callable[..., Client]
+) -> None:
+    server.route(PATH, sse_body(sse(*(chunk("x" * 100) for _ in range(50)))))
+    client = client_for(server, limits=Limits(max_total_bytes=1000))
+    lifted = client.limits.replace(max_total_bytes=None)
+    assert check(run_stream(client, limits=lifted)).final.content == "x" * 5000
     check(run_stream(client), LimitExceededError)
 
 

@@ -22,6 +22,7 @@ from chatstream import (
     ResponseEvent,
     StreamParser,
 )
+from chatstream.core.sse import SSEDecoder
 from tests.helpers import (
     CORPUS,
     answer,
@@ -150,13 +151,13 @@ def test_2_lf_crlf_and_cr_endings_give_the_same_result() -> None:
 
 @pytest.mark.parametrize("body", [b"data: a\n\r\ndata: b\n\n", b"data: a\r\r\ndata: b\n\n"])
 def test_3_mixed_endings_still_separate_events(body: bytes) -> None:
-    decoder = chatstream.SSEDecoder()
+    decoder = SSEDecoder()
     messages = decoder.feed(body) + decoder.close()
     assert [m.data for m in messages] == ["a", "b"]
 
 
 def test_10_multi_line_data_and_the_one_optional_space() -> None:
-    decoder = chatstream.SSEDecoder()
+    decoder = SSEDecoder()
     messages = decoder.feed(b"data: a\ndata: b\n\ndata:x\n\ndata:  x\n\n")
     assert [m.data for m in messages] == ["a\nb", "x", " x"]
 

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 import chatstream
 from chatstream import (
     Completed,
-    ContentFilterError,
     ContextWindowExceeded,
     EventTooLargeError,
     IncompleteStreamError,
+    Limits,
     ProviderError,
     ResponseEvent,
     StreamParser,
@@ -39,7 +39,6 @@ from .harness import assert_reduces_to
 CORE_ERRORS = (
     IncompleteStreamError,
     ContextWindowExceeded,
-    ContentFilterError,
     ProviderError,
     EventTooLargeError,
 )
@@ -363,7 +362,7 @@ def test_raw_depth_bombs_at_every_scale() -> None:
 @settings(max_examples=examples(50))
 @given(st.binary(min_size=1, max_size=2000), st.integers(min_value=1, max_value=512))
 def test_event_limit_holds_for_any_body(data: bytes, limit: int) -> None:
-    run_core([data, data], max_event_bytes=limit)
+    run_core([data, data], limits=Limits(max_event_bytes=limit))
 
 
 def test_numbers_json_accepts_but_the_result_must_not_carry() -> None:

@@ -20,7 +20,9 @@ from chatstream import (
     ConnectError,
     EventTooLargeError,
     IdleTimeoutError,
+    Limits,
     OutputTextDelta,
+    StreamOptions,
 )
 from tests.helpers import chunk, limit_bound
 from tests.loopback import Conn, LoopbackServer
@@ -41,7 +43,7 @@ LIMIT = 4 * MiB
 
 @pytest.fixture
 def capped(server: LoopbackServer, client_for: Callable[..., Client]) -> Client:
-    return client_for(server, max_event_bytes=LIMIT, idle=1.0)
+    return client_for(server, idle=1.0, limits=Limits(max_event_bytes=LIMIT))
 
 
 def _endless_line(conn: Conn) -> None:
@@ -126,7 +128,7 @@ def test_59_a_flood_of_tiny_events_with_a_consumer_keeping_up(
 
     server.route(PATH, flood)
     deltas = 0
-    with PeakRSS() as rss, client.stream(BODY, queue_size=256) as stream:
+    with PeakRSS() as rss, client.stream(BODY, options=StreamOptions(queue_size=256)) as stream:
         for item in stream:  # keeps no event
             if isinstance(item, OutputTextDelta):
                 deltas += 1

@@ -171,6 +171,6 @@ def test_56_a_netrc_entry_does_not_replace_the_bearer_key(
 
 def test_an_unset_key_sends_no_credentials(server: LoopbackServer) -> None:
     server.route(PATH, sse_body(answer("ok")))
-    with chatstream.Client(server.url + "/v1", api_key=None, idle_timeout=1.0) as client:
+    with chatstream.Client(server.url + "/v1", api_key=None, timeouts=1.0) as client:
         client.stream({"model": "m", "messages": []}).result(timeout=5)
     assert "Authorization" not in server.requests[0].headers

@@ -68,7 +68,7 @@ def reset_cache(client: Client) -> None:
 
 def both(llama_server: str, body: dict[str, Any]) -> tuple[Response, Any]:
     """The same request through chatstream and through the SDK."""
-    with Client(llama_server, idle_timeout=120) as client:
+    with Client(llama_server, timeouts=120) as client:
         reset_cache(client)
         with client.stream(body) as stream:
             ours = stream.result()
@@ -132,7 +132,7 @@ def test_the_two_turn_tool_loop_with_to_message(llama_server: str) -> None:
         calls.append(call)
         return json.dumps({"city": "Paris", "temperature_c": 18, "sky": "sunny"})
 
-    with Client(llama_server, idle_timeout=120) as client:
+    with Client(llama_server, timeouts=120) as client:
         reset_cache(client)
         conversation = Conversation(client, {**request, "tool_choice": FORCED})
         conversation.add_user("What is the weather in Paris? Use the tool.")

@@ -35,9 +35,10 @@ from chatstream import (
     ServerError,
     StreamClosedError,
     StreamConnectionError,
+    StreamOptions,
     Timeouts,
 )
-from chatstream._shell.threads import idle_threads
+from chatstream._shell.process import idle_threads
 from tests.loopback import Conn, LoopbackServer
 
 PATH = "/v1/chat/completions"
@@ -154,7 +155,10 @@ def one_stream(client: chatstream.Client, rng: random.Random, report: Report) ->
     stop_at = rng.randint(0, n) if scenario.startswith("cancel") else -1
     callback: Callable[[Any], object] | None = (lambda e: None) if rng.random() < 0.3 else None
     stream = client.stream(
-        body, on_event=callback, iterate=True, queue_size=rng.choice([1, 8, 1600])
+        body,
+        on_event=callback,
+        iterate=True,
+        options=StreamOptions(queue_size=rng.choice([1, 8, 1600])),
     )
     text = []
     outcome: str
