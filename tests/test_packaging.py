@@ -40,6 +40,10 @@ NOT_SOURCES = shutil.ignore_patterns(
 )
 
 
+#: The extras a module of the package needs to be imported.
+RUNTIME_EXTRAS = ("otel", "pydantic")
+
+
 @dataclass(frozen=True)
 class Build:
     sdist: Path
@@ -101,7 +105,10 @@ def installed(build: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     _run([sys.executable, "-m", "venv", venv], cwd=work)
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
-    _run([python, "-m", "pip", "install", "-q", build.wheel], cwd=work)
+    # With the extras that modules of the package import at once (chatstream.otel needs
+    # opentelemetry-api): every module is then importable, as the docs promise.
+    wanted = f"{build.wheel}[{','.join(RUNTIME_EXTRAS)}]"
+    _run([python, "-m", "pip", "install", "-q", wanted], cwd=work)
     yield Installed(python=python, command=bin_dir / "chatstream", wheel=build.wheel, cwd=work)
 
 
