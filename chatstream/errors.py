@@ -257,8 +257,10 @@ class StreamTimeoutError(StreamError, TimeoutError):
 
     Attributes:
         timeout: The limit that was reached, in seconds.
-        name: Its field of :class:`~chatstream.Timeouts`: ``"idle"``, ``"event"`` or
-            ``"total"``.
+        name: Its field of :class:`~chatstream.Timeouts`: ``"idle"`` (no line completed by
+            the server: an event's line or a keep-alive comment; bytes that never finish a
+            line do not count), ``"event"`` (no data event) or ``"total"`` (the whole
+            stream).
     """
 
     kind = "timeout"

@@ -49,6 +49,7 @@ from .events import (
     OutputItemDone,
     OutputItemIncomplete,
     OutputTextDelta,
+    RateLimits,
     Reasoning,
     ReasoningContentDelta,
     RefusalDelta,
@@ -83,13 +84,18 @@ SSE_HEADERS = {
 UI_MESSAGE_STREAM_HEADERS = {**SSE_HEADERS, "x-vercel-ai-ui-message-stream": "v1"}
 
 
-def sse_events(stream: ChatStream, *, smooth_by: Chunking | None = None) -> SSEBody:
+def sse_events(
+    stream: ChatStream, *, smooth_by: Chunking | None = None, rate_limits: bool = False
+) -> SSEBody:
     """The SSE body relaying ``stream``; see :class:`SSEBody`.
 
     ``smooth_by`` (``"word"`` or ``"line"``) relays the text a word or a line at a time
     (see :mod:`chatstream.smooth`): fewer, whole pieces for the browser to draw.
+    ``rate_limits=True`` relays the provider's ``x-ratelimit-*`` headers too (the
+    ``rate_limits`` event): they describe your account's key, not the browser's user,
+    so they are left out unless asked for.
     """
-    return SSEBody(stream, smooth_by=smooth_by)
+    return SSEBody(stream, smooth_by=smooth_by, rate_limits=rate_limits)
 
 
 def _frame(name: str, data: str) -> bytes:
@@ -137,9 +143,12 @@ class SSEBody(_Relay):
     away, started or not) closes the upstream stream.
     """
 
-    def __init__(self, stream: ChatStream, *, smooth_by: Chunking | None = None) -> None:
+    def __init__(
+        self, stream: ChatStream, *, smooth_by: Chunking | None = None, rate_limits: bool = False
+    ) -> None:
         self.stream = stream
         self.smooth_by = smooth_by
+        self.rate_limits = rate_limits
         super().__init__()
         self._open.append(stream)
 
@@ -148,6 +157,8 @@ class SSEBody(_Relay):
         events = stream if self.smooth_by is None else smooth(stream, by=self.smooth_by)
         try:
             for event in events:
+                if isinstance(event, RateLimits) and not self.rate_limits:
+                    continue
                 yield _frame(event.type, event.to_json())
             result = stream.result()
         except ChatStreamError as exc:

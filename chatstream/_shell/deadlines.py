@@ -28,7 +28,31 @@ from dataclasses import dataclass
 
 from ..config import Timeouts
 
-__all__ = ["DRAIN_TIME", "HEADERS_SLACK", "Clocks", "Expiry", "next_deadline"]
+__all__ = [
+    "DRAIN_TIME",
+    "HEADERS_SLACK",
+    "IDLE_RULE",
+    "Clocks",
+    "Expiry",
+    "idle_message",
+    "next_deadline",
+]
+
+#: What the idle limit counts, in the words every message, docstring and page uses.
+IDLE_RULE = (
+    "no line completed by the server (an event's line or a keep-alive comment; "
+    "bytes that never finish a line do not count)"
+)
+
+
+def idle_message(seconds: float | None) -> str:
+    """The message of an :class:`~chatstream.IdleTimeoutError` for the idle limit."""
+    return (
+        f"No line completed by the server for {seconds} s (idle timeout: keep-alive "
+        "comments count, bytes that never finish a line do not); a proxy that buffers "
+        "the whole response looks like this too."
+    )
+
 
 #: How long past the idle limit the whole wait for the headers may last (the socket's
 #: read timeout is set to the same bound).

@@ -27,6 +27,7 @@ from ..errors import (
     StreamTimeoutError,
     TotalTimeoutError,
 )
+from .deadlines import idle_message
 
 __all__ = ["StopReason", "decide", "stop_error"]
 
@@ -86,8 +87,7 @@ def stop_error(reason: StopReason, timeouts: Timeouts) -> ChatStreamError:
     }[reason]
     seconds = limit or 0.0
     message = {
-        StopReason.IDLE: f"No data arrived for {seconds} s (idle timeout); a proxy that "
-        "buffers the whole response looks like this too.",
+        StopReason.IDLE: idle_message(seconds),
         StopReason.EVENT: f"No event arrived for {seconds} s (event timeout).",
         StopReason.TOTAL: f"The stream took longer than {seconds} s (total timeout).",
     }[reason]

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from .._shell.deadlines import IDLE_RULE
 from .._version import __version__
 from ..client import Client
 from ..config import Retry, Timeouts
@@ -411,7 +412,7 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="SECONDS",
         type=_positive_float,
         default=300.0,
-        help="fail when no data arrives for this long (default: 300)",
+        help=f"fail after this long with {IDLE_RULE} (default: 300)",
     )
     server.add_argument(
         "--max-retries",
