@@ -12,6 +12,11 @@ them gets its headers and the stream's first event at once (the *release*), and 
 ``send`` per event and connection (chunked). A server that falls behind its schedule
 sends all the events that are due together and notes how late it was.
 
+``POST /huge/<run>/<bytes>/<delay_ms>/v1/chat/completions`` is the stream that runs beside
+the run named ``<run>`` (``paced_huge.py``): its headers and a first event at once, then,
+``<delay_ms>`` after the run's release, one event of about ``<bytes>`` bytes made of short
+``data:`` lines (a chunk whose JSON is spread over them), its finish and ``[DONE]``.
+
 ``GET /release/<run>`` answers, as JSON, when the run was released
 (``time.perf_counter_ns()``: CLOCK_MONOTONIC, shared by every process of the machine),
 the most its sends were late, and the CPU time the server spent on the run. It listens on
@@ -69,6 +74,39 @@ class Run:
     late_ns: int = 0
     cpu_at_release: float = 0.0
     cpu_s: float = 0.0
+    #: The huge streams beside this run (see the module documentation): each one's
+    #: connection, size and delay.
+    huge: list[tuple[Conn, int, int]] = field(default_factory=list)
+
+
+def _chunk(choice: str) -> bytes:
+    return (
+        b'{"id":"huge","object":"chat.completion.chunk","created":0,"model":"bench-model",'
+        b'"choices":[' + choice.encode() + b"]}"
+    )
+
+
+#: The huge stream's first event, and its last two (finish, [DONE]).
+HUGE_FIRST = b"data: " + _chunk('{"index":0,"delta":{"role":"assistant","content":""}}') + b"\n\n"
+HUGE_LAST = (
+    b"data: " + _chunk('{"index":0,"delta":{},"finish_reason":"stop"}') + b"\n\ndata: [DONE]\n\n"
+)
+#: The text the huge event carries.
+HUGE_TEXT = "huge"
+
+
+def huge_event(size: int) -> bytes:
+    """One SSE event of about ``size`` bytes, made of short ``data:`` lines: a chunk whose
+    JSON has a line break (an empty ``data:`` line) between two of its tokens, again and
+    again."""
+    head, tail = _chunk(f'{{"index":0,"delta":{{"content":"{HUGE_TEXT}"}}}}').split(b"[", 1)
+    start, end = b"data: " + head + b"[\n", b"data: " + tail + b"\n\n"
+    filler = b"data: \n" * max(0, (size - len(start) - len(end)) // 7)
+    return start + filler + end
+
+
+def _framed(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class Server:
@@ -79,6 +117,7 @@ class Server:
         self.pieces[-1] += b"0\r\n\r\n"  # the end of the chunked body
         self.sel = selectors.DefaultSelector()
         self.runs: dict[str, Run] = {}
+        self.huge: dict[str, list[tuple[Conn, int, int]]] = {}  # waiting for their run
         self.live: list[Run] = []
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -172,6 +211,11 @@ class Server:
             head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
             self._send(conn, head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             return
+        if parts[:1] == ["huge"] and len(parts) == 7:
+            entry = (conn, int(parts[2]), int(parts[3]) * 1_000_000)
+            self.huge.setdefault(parts[1], []).append(entry)
+            self._send(conn, HEAD + _framed(HUGE_FIRST))
+            return
         if parts[:1] != ["paced"] or len(parts) != 7:
             self._send(conn, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             return
@@ -181,6 +225,7 @@ class Server:
         if len(run.conns) == run.n:
             run.cpu_at_release = cpu_seconds()
             run.release_ns = time.perf_counter_ns()
+            run.huge = self.huge.pop(tag, [])
             for c in run.conns:
                 self._send(c, HEAD)
             self.live.append(run)
@@ -188,6 +233,7 @@ class Server:
 
     def _tick(self, now: int) -> None:
         for run in list(self.live):
+            self._send_huge(run, now)
             start = run.next_event
             end = start
             while end < len(self.pieces) and run.release_ns + end * run.interval_ns <= now:
@@ -202,6 +248,16 @@ class Server:
             if end == len(self.pieces):
                 run.cpu_s = cpu_seconds() - run.cpu_at_release
                 self.live.remove(run)
+                self._send_huge(run, None)
+
+    def _send_huge(self, run: Run, now: int | None) -> None:
+        """Send the huge events that are due (``now`` None: every one left)."""
+        for entry in list(run.huge):
+            conn, size, delay_ns = entry
+            if now is None or run.release_ns + delay_ns <= now:
+                run.huge.remove(entry)
+                body = _framed(huge_event(size)) + _framed(HUGE_LAST) + b"0\r\n\r\n"
+                self._send(conn, body)
 
     def _send(self, conn: Conn, data: bytes) -> None:
         if conn.outbuf:

@@ -64,17 +64,10 @@ RunTool = Callable[[FunctionCall], Any]
 #: The most model responses one turn of :meth:`Conversation.ask` may take (the first
 #: answer and the follow-ups after each round of tool calls).
 DEFAULT_MAX_STEPS = 10
-#: What a call that was not run is answered with, so the history stays valid.
-NOT_RUN = "Not run: the turn reached its step limit."
 #: Sends one request of a turn and returns its response; raises the
 #: :class:`~chatstream.ChatStreamError` the stream ended in. The default streams it
 #: quietly (``turn.stream(body).result()``); a caller that shows the stream passes its own.
 Send = Callable[[Turn, dict[str, Any]], Response]
-
-
-def _send_quietly(turn: Turn, body: dict[str, Any]) -> Response:
-    with turn.stream(body) as stream:
-        return stream.result()
 
 
 def tool_content(value: Any) -> str:
@@ -117,7 +110,7 @@ def _checked(response: Response, kind: OutputType) -> Response:
     except ChatStreamError as error:
         error.partial = response
         raise
-    choices = [dataclasses.replace(first, parsed=parsed), *response.choices[1:]]
+    choices = (dataclasses.replace(first, parsed=parsed), *response.choices[1:])
     return dataclasses.replace(response, choices=choices)
 
 
@@ -138,6 +131,7 @@ class Conversation:
         messages: Earlier messages to start from (after ``system``).
         send: How each request is sent (see :data:`Send`); by default quietly, on the
             conversation's wire (a ``send`` of your own streams on the wire you choose).
+            The steps of a tool loop go through it too (their events are then its to show).
         keep_reasoning: Send the reasoning text of earlier turns too (by default only
             the current turn's goes back).
         api: The wire: ``"chat"`` (the history is ``messages``) or ``"responses"`` (the
@@ -183,7 +177,7 @@ class Conversation:
         if system:
             self.messages.append({"role": "system", "content": system})
         self.messages += [dict(m) for m in messages]
-        self._send = send or _send_quietly
+        self._send = send
         self.keep_reasoning = keep_reasoning
         self._turn: Turn | None = None
 
@@ -248,11 +242,20 @@ class Conversation:
             ]
         return {**self.request, "messages": list(messages)}
 
-    def send(self, *, output: Any = None) -> Response:
+    def send(
+        self,
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        output: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Response:
         """Send the history as the next request of the current turn, and add the
         answer to it.
 
         Args:
+            tools: Tool definitions sent besides the request's own ``tools``.
+            extra_body: Fields set on this request's body, over the request's own
+                (``{"tool_choice": "none"}``, say).
             output: The type of the answer (see :meth:`Client.stream
                 <chatstream.Client.stream>`): the request asks for it, and the
                 response's :attr:`~chatstream.Response.parsed` is the validated answer
@@ -266,26 +269,23 @@ class Conversation:
             OutputError: The answer is not a value of ``output`` (it is not added).
             ChatStreamError: The request failed; the history is unchanged.
         """
-        if self._turn is None:
-            self._turn = Turn(self.client)
-        body = self.body()
-        kind = None
-        if output is not None:
-            kind, response_format = _typed.for_request(output, body)
-            if response_format is not None:
-                body["response_format"] = response_format
-        if self._send is _send_quietly:
-            with self._turn.stream(body, output=kind, options=self._options) as stream:
+        turn, body, kind = self._next(tools, output, extra_body)
+        if self._send is None:
+            with turn.stream(body, output=kind, options=self._options) as stream:
                 response = stream.result()
         else:
-            response = self._send(self._turn, body)
+            response = self._send(turn, body)
             if kind is not None:
                 response = _checked(response, kind)
         self.add_response(response)
         return response
 
     def stream_next(
-        self, *, tools: Sequence[Mapping[str, Any]] = (), output: Any = None
+        self,
+        *,
+        tools: Sequence[Mapping[str, Any]] = (),
+        output: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> ChatStream:
         """Start the next request of the current turn and return its stream; its answer
         is not added to the history (see :meth:`add_response`).
@@ -293,10 +293,20 @@ class Conversation:
         Args:
             tools: Tool definitions sent besides the request's own ``tools``.
             output: The type of the answer (see :meth:`send`).
+            extra_body: Fields set on this request's body (see :meth:`send`).
         """
+        turn, body, kind = self._next(tools, output, extra_body)
+        return turn.stream(body, output=kind, options=self._options)
+
+    def _next(
+        self, tools: Sequence[Mapping[str, Any]], output: Any, extra: Mapping[str, Any] | None
+    ) -> tuple[Turn, dict[str, Any], OutputType | None]:
+        """The turn, body and answer type of the next request."""
         if self._turn is None:
             self._turn = Turn(self.client)
         body = self.body()
+        if extra:
+            body.update(extra)
         if tools:
             body["tools"] = [*body.get("tools", ()), *tools]
         kind = None
@@ -304,7 +314,7 @@ class Conversation:
             kind, response_format = _typed.for_request(output, body)
             if response_format is not None:
                 body["response_format"] = response_format
-        return self._turn.stream(body, output=kind, options=self._options)
+        return self._turn, body, kind
 
     def run_steps(
         self,
@@ -317,6 +327,7 @@ class Conversation:
         on_tool_error: str = "send",
         on_event: Callable[[StepEvent], None] | None = None,
         output: Any = None,
+        prepare_step: Callable[[int], Mapping[str, Any] | None] | None = None,
     ) -> ToolLoop:
         """Start a tool loop: add ``prompt`` (unless ``None``), then stream a step, run
         its tool calls, send the results back, and repeat until the model answers
@@ -340,6 +351,10 @@ class Conversation:
             on_event: Called with each :class:`~chatstream.tools.StepEvent`, in the
                 thread running the loop.
             output: The type of the final answer (see :meth:`send`).
+            prepare_step: Called before each step with its number (from 1); the fields
+                it returns are set on that step's request body (see :meth:`send`'s
+                ``extra_body``): force a tool on the first step with ``{"tool_choice":
+                ...}``, or ask for the answer with ``{"tool_choice": "none"}``.
         """
         _check_steps(max_steps)
         loop = ToolLoop(
@@ -351,6 +366,7 @@ class Conversation:
             on_tool_error=on_tool_error,
             on_event=on_event,
             output=output,
+            prepare_step=prepare_step,
         )
         if prompt is not None:
             self.add_user(prompt)
@@ -367,6 +383,7 @@ class Conversation:
         on_tool_error: str = "send",
         on_event: Callable[[StepEvent], None] | None = None,
         output: Any = None,
+        prepare_step: Callable[[int], Mapping[str, Any] | None] | None = None,
     ) -> Response:
         """:meth:`run_steps` to its end: the final response (the answer). The arguments
         are those of :meth:`run_steps`.
@@ -386,6 +403,7 @@ class Conversation:
             on_tool_error=on_tool_error,
             on_event=on_event,
             output=output,
+            prepare_step=prepare_step,
         ).result()
 
     def ask(
@@ -401,7 +419,10 @@ class Conversation:
 
         Without ``run_tool`` it returns after the first response, tool calls and all;
         add their results with :meth:`add_tool_result` and continue with :meth:`send`.
-        A result that is not text is sent JSON-encoded (see :func:`tool_content`).
+        With it, the turn is a :class:`~chatstream.tools.ToolLoop` (see :meth:`run`)
+        run in this thread, one call after the other, that ``run_tool`` answers every
+        call of. A result that is not text is sent JSON-encoded (see
+        :func:`tool_content`).
 
         Args:
             content: The user's message.
@@ -424,32 +445,27 @@ class Conversation:
                 cannot be encoded: then before the next request is sent).
         """
         _check_steps(max_steps)
+        loop = None
+        if run_tool is not None:
+            loop = ToolLoop(
+                self,
+                {},
+                max_steps=max_steps,
+                parallel=False,
+                approve=None,
+                on_tool_error="stop",
+                on_event=None,
+                output=output,
+                run_call=run_tool,
+            )
         before = len(self.messages)
         chained = (self._last_id, self._after)
         try:
             self.add_user(content)
-            response = self.send(output=output)
-            steps = 1
-            while run_tool is not None and response.tool_calls:
-                if steps >= max_steps:
-                    for call in response.tool_calls:
-                        self.add_tool_result(call, NOT_RUN)
-                    raise MaxStepsExceededError(
-                        f"The model still called tools after {max_steps} steps "
-                        "(max_steps); the turn was stopped there.",
-                        max_steps=max_steps,
-                        messages=[dict(m) for m in self.messages],
-                        partial=response,
-                    )
-                results = [(call, tool_content(run_tool(call))) for call in response.tool_calls]
-                for call, result in results:
-                    self.add_tool_result(call, result)
-                response = self.send(output=output)
-                steps += 1
+            return self.send(output=output) if loop is None else loop.result()
         except MaxStepsExceededError:
             raise
         except BaseException:
             del self.messages[before:]
             self._last_id, self._after = chained
             raise
-        return response

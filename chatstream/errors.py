@@ -5,25 +5,34 @@
     ChatStreamError
     ├── StreamError                    the stream started, then ended badly
     │   ├── IncompleteStreamError      ended with neither [DONE] nor a finish_reason
-    │   ├── ContextWindowExceeded      the conversation does not fit the model's context
+    │   ├── LengthFinishError          finish_reason "length" with length_is_error=True
+    │   │                              (also a ContextWindowExceeded)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
     │   │   ├── ProviderRateLimitError ... a rate limit (with retry_after), as response.failed says
     │   │   └── QuotaExceededError     ... the account's quota is used up
-    │   ├── EventTooLargeError         one SSE event over the size limit
-    │   ├── LimitExceededError         too many choices, tool calls or bytes
-    │   ├── IdleTimeoutError           nothing arrived for too long (also a TimeoutError)
-    │   ├── StreamConnectionError      the connection broke (also a ConnectionError)
-    │   │   └── ConnectError           ... before any response arrived
-    │   │       └── ConnectTimeoutError    (also a TimeoutError)
+    │   ├── LimitExceededError         a limit against hostile volume was passed
+    │   │   ├── EventTooLargeError     one SSE event over max_event_bytes
+    │   │   ├── ResponseTooLargeError  the body over max_total_bytes
+    │   │   ├── TooManyChoicesError    more than max_choices choices
+    │   │   └── TooManyToolCallsError  more than max_tool_calls calls in one choice
+    │   ├── StreamTimeoutError         a time limit passed (also a TimeoutError)
+    │   │   ├── IdleTimeoutError       no bytes for the idle limit
+    │   │   ├── EventTimeoutError      no data event for the event limit
+    │   │   └── TotalTimeoutError      the whole stream over the total deadline
+    │   ├── StreamConnectionError      the connection broke mid-stream (also a ConnectionError)
     │   ├── StreamClosedError          closed by the caller
-    │   ├── CallbackError              an on_event callback raised
+    │   ├── CallbackError              a callback of yours raised
     │   └── OutputError                a typed answer (output=T) that cannot be had
-    │       ├── OutputRefusedError         the model refused
-    │       ├── OutputTruncatedError       the answer was cut short
-    │       └── OutputValidationError      the answer does not fit the type
+    │       ├── OutputRefusedError     the model refused
+    │       ├── OutputTruncatedError   the answer was cut short
+    │       └── OutputValidationError  the answer does not fit the type
+    ├── ContextWindowExceeded          the conversation does not fit the model's context
+    ├── ConnectError                   no connection, or closed before any response
+    │   │                              (also a ConnectionError)
+    │   └── ConnectTimeoutError        connecting took too long (also a TimeoutError)
     ├── APIStatusError                 the server answered with an HTTP error status
     │   ├── BadRequestError            400, 422
-    │   │   └── ContextLengthExceededError  ... the request is over the context window
+    │   │   └── ContextLengthExceededError  the request is over the context window
     │   │                                   (also a ContextWindowExceeded)
     │   ├── AuthenticationError        401
     │   ├── PermissionDeniedError      403
@@ -36,6 +45,12 @@
     ├── UnexpectedResponseError        a 200 that is not an event stream
     ├── ThreadLimitError               no thread for the stream (also a RuntimeError)
     └── ConfigurationError             bad arguments (also a ValueError)
+
+A class is drawn under its first base; "also a" names its others. ``except
+StreamError`` catches what went wrong once the answer was streaming, never a refused
+request (:class:`APIStatusError`) nor a connection that was never made
+(:class:`ConnectError`); ``except ConnectionError`` and ``except TimeoutError`` catch
+both sides.
 
 Every error that ends a stream carries ``partial``: the :class:`~chatstream.Response` as far
 as it got, so nothing already received is lost. ``kind`` is a short stable name for the
@@ -61,9 +76,11 @@ __all__ = [
     "ConnectTimeoutError",
     "ContextLengthExceededError",
     "ContextWindowExceeded",
+    "EventTimeoutError",
     "EventTooLargeError",
     "IdleTimeoutError",
     "IncompleteStreamError",
+    "LengthFinishError",
     "LimitExceededError",
     "MaxStepsExceededError",
     "NotFoundError",
@@ -77,18 +94,23 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RedirectError",
+    "ResponseTooLargeError",
     "ServerError",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamError",
+    "StreamTimeoutError",
     "ThreadLimitError",
+    "TooManyChoicesError",
+    "TooManyToolCallsError",
     "ToolArgumentsError",
+    "TotalTimeoutError",
     "UnexpectedResponseError",
 ]
 
 
 class ChatStreamError(Exception):
-    """Base of every chatstream error.
+    """Base of every chatstream error; never raised as this class itself.
 
     Attributes:
         message: What happened, in one sentence.
@@ -113,32 +135,47 @@ class ChatStreamError(Exception):
 
 
 class StreamError(ChatStreamError):
-    """The stream started, then ended in an error."""
+    """The stream started (the server answered 200 with an event stream), then ended in
+    an error; ``partial`` holds what arrived before it.
+
+    Raised as this class itself only for a bug in chatstream (the original exception is
+    ``__cause__``); every expected failure is one of its subclasses.
+    """
 
 
 class IncompleteStreamError(StreamError):
-    """The stream ended with neither ``[DONE]`` nor a ``finish_reason``: it was cut off."""
+    """Raised when the body ends with neither ``[DONE]`` nor a ``finish_reason`` (cut off
+    by a proxy, say), or a JSON completion is cut off mid-way."""
 
     kind = "incomplete_stream"
 
 
-class ContextWindowExceeded(StreamError):
+class ContextWindowExceeded(ChatStreamError):
     """The conversation does not fit the model's context window.
 
-    Catch this one class for both ways a provider says so: the server refused the
-    request as too long (an HTTP error: :class:`ContextLengthExceededError`, which also
-    carries the status, body and headers), or the model stopped at its token limit
-    (``finish_reason: "length"`` in the specification's mode,
-    ``StreamOptions(length_is_error=True)``; the text produced so far is in
-    ``partial``). By default that finish is a normal end, and :attr:`Response.truncated
+    Never raised as this class itself: catch it for both ways a provider says so. The
+    server refused the request as too long: :class:`ContextLengthExceededError`, an
+    HTTP error (it carries the status, body and headers). Or the model stopped at its
+    token limit while answering and ``StreamOptions(length_is_error=True)`` asked for
+    that to be an error: :class:`LengthFinishError`, a stream error (the text produced
+    so far is in ``partial``). By default that finish is a normal end, and :attr:`Response.truncated
     <chatstream.Response.truncated>` says the answer was cut short.
     """
 
     kind = "context_window_exceeded"
 
 
+class LengthFinishError(StreamError, ContextWindowExceeded):
+    """Raised at the end of a stream with ``finish_reason: "length"`` when
+    ``StreamOptions(length_is_error=True)`` (the specification's mode); by default that
+    finish is a normal end. Also a :class:`ContextWindowExceeded`."""
+
+    kind = "context_window_exceeded"
+
+
 class ProviderError(StreamError):
-    """The provider reported an error inside the stream.
+    """Raised when the provider reports an error inside the stream: a chunk that is an
+    error object, an ``event: error`` frame, or ``finish_reason: "error"``.
 
     Attributes:
         type: The provider's error type (e.g. ``"server_error"``), if it gave one.
@@ -190,106 +227,133 @@ class QuotaExceededError(ProviderError):
 
 
 class LimitExceededError(StreamError):
-    """The response went past one of the client's limits against hostile volume;
-    reading stopped there and ``partial`` keeps what came before.
+    """The response went past one of the limits against hostile volume; reading stopped
+    there and ``partial`` keeps what came before. Never raised as this class itself:
+    each limit has its subclass.
 
     Attributes:
-        limit: Which limit: ``"max_choices"``, ``"max_tool_calls"`` (in one choice) or
-            ``"max_total_bytes"``.
-        maximum: Its value.
+        limit: The limit's value (a count, or a number of bytes).
+        name: The option that sets it (``"max_event_bytes"``, ``"max_total_bytes"``,
+            ``"max_choices"`` or ``"max_tool_calls"``).
     """
 
     kind = "limit_exceeded"
-
-    def __init__(
-        self, message: str, *, limit: str, maximum: int, partial: Response | None = None
-    ) -> None:
-        super().__init__(message, partial=partial)
-        self.limit = limit
-        self.maximum = maximum
-
-
-class EventTooLargeError(StreamError):
-    """One SSE event grew past ``limit`` bytes; reading stopped there."""
-
-    kind = "event_too_large"
+    name = ""
 
     def __init__(self, message: str, *, limit: int, partial: Response | None = None) -> None:
         super().__init__(message, partial=partial)
         self.limit = limit
+        # Set on the error itself too, so that ErrorInfo.attributes records it.
+        self.name = type(self).name
 
 
-class IdleTimeoutError(StreamError, TimeoutError):
-    """Nothing arrived within a time limit.
+class EventTooLargeError(LimitExceededError):
+    """Raised when one SSE event (or a whole JSON completion) grows past
+    ``max_event_bytes``, without buffering more."""
+
+    kind = "event_too_large"
+    name = "max_event_bytes"
+
+
+class ResponseTooLargeError(LimitExceededError):
+    """Raised when the body grows past ``max_total_bytes``; ``partial`` holds every byte
+    allowed."""
+
+    kind = "response_too_large"
+    name = "max_total_bytes"
+
+
+class TooManyChoicesError(LimitExceededError):
+    """Raised when a chunk opens one choice more than ``max_choices``."""
+
+    kind = "too_many_choices"
+    name = "max_choices"
+
+
+class TooManyToolCallsError(LimitExceededError):
+    """Raised when one choice opens one tool call more than ``max_tool_calls``; the calls
+    within the limit are kept in ``partial``."""
+
+    kind = "too_many_tool_calls"
+    name = "max_tool_calls"
+
+
+class StreamTimeoutError(StreamError, TimeoutError):
+    """A time limit of :class:`~chatstream.Timeouts` passed while the response was being
+    read. Never raised as this class itself: each limit has its subclass.
 
     Attributes:
         timeout: The limit that was reached, in seconds.
-        limit: Which limit: ``"idle"`` (no bytes), ``"event"`` (no data event) or
-            ``"total"`` (the whole stream).
+        name: Its field of :class:`~chatstream.Timeouts`: ``"idle"`` (no line completed by
+            the server: an event's line or a keep-alive comment; bytes that never finish a
+            line do not count), ``"event"`` (no data event) or ``"total"`` (the whole
+            stream).
     """
 
-    kind = "idle_timeout"
+    kind = "timeout"
+    name = ""
 
-    def __init__(
-        self, message: str, *, timeout: float, limit: str = "idle", partial: Response | None = None
-    ) -> None:
+    def __init__(self, message: str, *, timeout: float, partial: Response | None = None) -> None:
         super().__init__(message, partial=partial)
         self.timeout = timeout
-        self.limit = limit
+        # Set on the error itself too, so that ErrorInfo.attributes records it.
+        self.name = type(self).name
+
+
+class IdleTimeoutError(StreamTimeoutError):
+    """Raised when no bytes arrive for ``Timeouts.idle`` seconds while the worker waits
+    for the server (for the body, or for the response headers, whose whole wait is
+    bounded by ``idle`` + 1 s)."""
+
+    kind = "idle_timeout"
+    name = "idle"
+
+
+class EventTimeoutError(StreamTimeoutError):
+    """Raised when no data event arrives for ``Timeouts.event`` seconds of waiting for
+    the server (keep-alive comments do not count)."""
+
+    kind = "event_timeout"
+    name = "event"
+
+
+class TotalTimeoutError(StreamTimeoutError):
+    """Raised when the whole stream, from sending the request, takes longer than
+    ``Timeouts.total`` seconds."""
+
+    kind = "total_timeout"
+    name = "total"
 
 
 class StreamConnectionError(StreamError, ConnectionError):
-    """The connection failed or broke while the response was being read."""
+    """Raised when the connection breaks while the body is being read (a reset, or a
+    body that cannot be decompressed)."""
 
     kind = "connection"
 
 
-class ConnectError(StreamConnectionError):
-    """No connection could be made, or it failed before any response arrived.
-
-    Attributes:
-        reason: Why, when it is known: ``"unknown_host"`` (the host name did not
-            resolve), ``"refused"`` (nothing listens at that address and port),
-            ``"tls"`` (the TLS handshake or the certificate check failed), ``"closed"``
-            (the server closed or reset the connection before answering) or
-            ``"timeout"`` (connecting took longer than the connect timeout); ``None``
-            when the cause is none of these.
-    """
-
-    kind = "connect"
-
-    def __init__(
-        self, message: str, *, reason: str | None = None, partial: Response | None = None
-    ) -> None:
-        super().__init__(message, partial=partial)
-        self.reason = reason
-
-
-class ConnectTimeoutError(ConnectError, TimeoutError):
-    """Connecting took longer than the connect timeout (``reason`` is ``"timeout"``)."""
-
-    kind = "connect_timeout"
-
-    def __init__(
-        self, message: str, *, reason: str | None = "timeout", partial: Response | None = None
-    ) -> None:
-        super().__init__(message, reason=reason, partial=partial)
-
-
 class StreamClosedError(StreamError):
-    """The stream was closed by the caller before it ended."""
+    """Raised when the caller closes the stream (``close()``, leaving a ``with`` block,
+    dropping the stream) before it ended."""
 
     kind = "closed"
 
 
 class CallbackError(StreamError):
-    """An ``on_event`` callback raised; the original exception is ``__cause__``."""
+    """Raised when code of yours called by the stream raises, which stops the stream: an
+    ``on_event`` callback (called directly or through ``dispatch``), ``dispatch``
+    itself, ``on_bytes``, or a telemetry hook that raises a ``BaseException`` that is no
+    ``Exception`` (one that raises an ``Exception`` is logged and the stream goes on).
+    The original exception is ``__cause__``. ``on_end`` is called after the end, so
+    what it raises is logged instead.
+    """
 
     kind = "callback_error"
 
 
 class OutputError(StreamError):
-    """A typed answer (``output=T``) that cannot be had; ``partial`` is the response.
+    """Raised by a typed stream (``output=T``) when its answer cannot be had as a value
+    of the type; ``partial`` is the response.
 
     Attributes:
         raw: The answer's text as received (``partial.content``).
@@ -303,7 +367,7 @@ class OutputError(StreamError):
 
 
 class OutputRefusedError(OutputError):
-    """The model refused to answer in the type asked for.
+    """Raised when the model refused to answer in the type asked for.
 
     Attributes:
         refusal: Its refusal text.
@@ -319,7 +383,7 @@ class OutputRefusedError(OutputError):
 
 
 class OutputTruncatedError(OutputError):
-    """The typed answer was cut short (``finish_reason`` ``"length"`` or
+    """Raised when the typed answer was cut short (``finish_reason`` ``"length"`` or
     ``"content_filter"``), so it is not a whole value.
 
     Attributes:
@@ -336,7 +400,7 @@ class OutputTruncatedError(OutputError):
 
 
 class OutputValidationError(OutputError):
-    """The answer is not JSON, or does not fit the type asked for.
+    """Raised when the typed answer is not JSON, or does not fit the type asked for.
 
     Attributes:
         errors: The validator's errors: dicts with ``loc`` (the path to the value, a
@@ -359,7 +423,8 @@ class OutputValidationError(OutputError):
 
 
 class ToolArgumentsError(ChatStreamError):
-    """A tool call's arguments are not JSON, or do not fit the tool's parameters.
+    """Raised when a tool call's arguments are not JSON, or do not fit the tool's
+    parameters.
 
     Attributes:
         name: The tool's name.
@@ -379,7 +444,8 @@ class ToolArgumentsError(ChatStreamError):
 
 
 class MaxStepsExceededError(ChatStreamError):
-    """A tool loop reached its step limit while the model was still calling tools.
+    """Raised when a tool loop reaches its step limit while the model is still calling
+    tools.
 
     ``partial`` is the last response (with the calls that were not run).
 
@@ -404,8 +470,44 @@ class MaxStepsExceededError(ChatStreamError):
         self.messages = messages
 
 
+class ConnectError(ChatStreamError, ConnectionError):
+    """Raised when no connection could be made, or it failed before any response
+    arrived, after the retries: no stream started, so this is no :class:`StreamError`.
+
+    Attributes:
+        reason: Why, when it is known: ``"unknown_host"`` (the host name did not
+            resolve), ``"refused"`` (nothing listens at that address and port),
+            ``"tls"`` (the TLS handshake or the certificate check failed), ``"closed"``
+            (the server closed or reset the connection before answering) or
+            ``"timeout"`` (connecting took longer than the connect timeout); ``None``
+            when the cause is none of these.
+    """
+
+    kind = "connect"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, partial: Response | None = None
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.reason = reason
+
+
+class ConnectTimeoutError(ConnectError, TimeoutError):
+    """Raised when connecting takes longer than ``Timeouts.connect``, after the retries
+    (``reason`` is ``"timeout"``)."""
+
+    kind = "connect_timeout"
+
+    def __init__(
+        self, message: str, *, reason: str | None = "timeout", partial: Response | None = None
+    ) -> None:
+        super().__init__(message, reason=reason, partial=partial)
+
+
 class APIStatusError(ChatStreamError):
-    """The server answered with an HTTP error status.
+    """Raised when the server answers with an HTTP error status (after the retries, for
+    the statuses retried); no stream started. Raised as this class for a status no
+    subclass covers (405, 413, ...).
 
     Attributes:
         status: The HTTP status code.
@@ -443,12 +545,12 @@ class APIStatusError(ChatStreamError):
 
 
 class BadRequestError(APIStatusError):
-    """400 or 422: the server rejected the request."""
+    """Raised for HTTP 400 or 422: the server rejected the request."""
 
 
 class ContextLengthExceededError(BadRequestError, ContextWindowExceeded):
-    """The server refused the request because it does not fit the model's context
-    window: OpenAI's ``code: "context_length_exceeded"``, llama.cpp's
+    """Raised when the server refuses the request because it does not fit the model's
+    context window: OpenAI's ``code: "context_length_exceeded"``, llama.cpp's
     ``exceed_context_size_error``, or the equivalent message of another provider (vLLM,
     Anthropic-compatible servers, Mistral, Gemini, OpenRouter, ...).
 
@@ -461,19 +563,19 @@ class ContextLengthExceededError(BadRequestError, ContextWindowExceeded):
 
 
 class AuthenticationError(APIStatusError):
-    """401: the API key is missing or wrong."""
+    """Raised for HTTP 401: the API key is missing or wrong."""
 
 
 class PermissionDeniedError(APIStatusError):
-    """403: the key may not use this model or endpoint."""
+    """Raised for HTTP 403: the key may not use this model or endpoint."""
 
 
 class NotFoundError(APIStatusError):
-    """404: wrong base URL, or an unknown model."""
+    """Raised for HTTP 404: a wrong base URL, or an unknown model."""
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests.
+    """Raised for HTTP 429 (too many requests), after the retries.
 
     Attributes:
         retry_after: Seconds the server asked to wait (``Retry-After`` or
@@ -488,12 +590,12 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx: the server failed."""
+    """Raised for HTTP 5xx (the server failed), after the retries."""
 
 
 class RedirectError(ChatStreamError):
-    """The server answered with a redirect. chatstream never follows one, because it would
-    carry the request and its credentials elsewhere.
+    """Raised when the server answers with a redirect (3xx). chatstream never follows
+    one, because it would carry the request and its credentials elsewhere.
 
     Attributes:
         status: The HTTP status code.
@@ -511,8 +613,9 @@ class RedirectError(ChatStreamError):
 
 
 class UnexpectedResponseError(ChatStreamError):
-    """The server answered 200, but not with an event stream (an HTML page from a proxy,
-    say).
+    """Raised when the server answers 200 with neither an event stream nor a JSON
+    completion (an HTML page from a proxy, say), or with a JSON body that is not a
+    completion.
 
     Attributes:
         status: The HTTP status code.
@@ -547,6 +650,7 @@ class ThreadLimitError(ChatStreamError, RuntimeError):
 
 
 class ConfigurationError(ChatStreamError, ValueError):
-    """An argument is invalid (the message never repeats a secret)."""
+    """Raised by ``Client(...)`` or ``client.stream(...)``, before any thread starts,
+    when an argument is invalid (the message never repeats a secret)."""
 
     kind = "configuration"

@@ -18,9 +18,9 @@ events written with :meth:`~Serializable.to_json` can be read back with
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from dataclasses_json import DataClassJsonMixin, config
 
@@ -144,8 +144,148 @@ def _compact(cls: type[_T]) -> type[_T]:
     return cls
 
 
-#: A JSON object exactly as the provider sent it.
-Raw = dict[str, Any]
+# --- the provider's own data, read-only ---------------------------------------------------
+
+
+def _read_only(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(
+        "provider data in a chatstream result is read-only; copy it to change it "
+        "(dict(value) or list(value), or json.loads(json.dumps(value)) for a deep copy)"
+    )
+
+
+class _ReadOnlyDict(dict[str, Any]):
+    """A JSON object of the provider's, inside a frozen result: a ``dict`` (so ``==``,
+    ``json.dumps`` and ``isinstance(x, dict)`` work as on what ``json.loads`` gives)
+    whose every change raises :class:`TypeError`, since the same object may be held by
+    an event and by the finished response. ``dict(x)`` is a plain, changeable copy of
+    the top level."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[type[_ReadOnlyDict], tuple[dict[str, Any]]]:
+        # copy and pickle rebuild it whole (their default fills a dict key by key).
+        return (_ReadOnlyDict, (dict(self),))
+
+
+class _ReadOnlyList(list[Any]):
+    """A JSON array of the provider's, inside a frozen result: a ``list`` whose every
+    change raises :class:`TypeError` (see :class:`_ReadOnlyDict`)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+
+    def __reduce__(self) -> tuple[type[_ReadOnlyList], tuple[list[Any]]]:
+        return (_ReadOnlyList, (list(self),))
+
+
+# What _freeze returns unchanged: JSON's scalars, and what it made.
+_FROZEN = frozenset({str, int, float, bool, type(None), _ReadOnlyDict, _ReadOnlyList})
+
+
+def _freeze(value: Any) -> Any:
+    """JSON data made read-only, deeply: objects become read-only dicts, arrays
+    read-only lists, each equal to what it was made from. Data frozen already is
+    returned as it is (a read-only container holds frozen data only), so freezing twice
+    costs a look at the top level."""
+    if type(value) in _FROZEN:
+        return value
+    try:
+        return _frozen(value)
+    except RecursionError:  # as deep as a JSON parser reads: without recursion
+        return _rebuilt(value, _ReadOnlyDict, _ReadOnlyList)
+
+
+def _frozen(value: Any) -> Any:
+    kind = type(value)
+    if kind in _FROZEN:
+        return value
+    if kind is dict:
+        return _ReadOnlyDict({key: _frozen(item) for key, item in value.items()})
+    if kind is list:
+        return _ReadOnlyList([_frozen(item) for item in value])
+    if isinstance(value, Mapping):
+        return _ReadOnlyDict({key: _frozen(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return _ReadOnlyList([_frozen(item) for item in value])
+    return value
+
+
+def _freeze_optional(value: Any) -> Any:
+    return None if value is None else _freeze(value)
+
+
+def _thaw(value: Any) -> Any:
+    """Frozen JSON data as plain, changeable dicts and lists again (a deep copy)."""
+    try:
+        return _thawed(value)
+    except RecursionError:
+        return _rebuilt(value, dict, list)
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thawed(item) for item in value]
+    return value
+
+
+def _rebuilt(
+    value: Any, as_map: Callable[[dict[Any, Any]], Any], as_seq: Callable[[list[Any]], Any]
+) -> Any:
+    """``value`` with its mappings made by ``as_map`` and its lists and tuples by
+    ``as_seq``, at any depth, without recursion."""
+
+    def children(node: Any) -> Any:
+        return iter(list(node.items())) if isinstance(node, Mapping) else enumerate(node)
+
+    if not isinstance(value, Mapping | list | tuple):
+        return value
+    # One frame per open container: its key in its parent, its children, what is built.
+    stack: list[tuple[Any, Any, Any]] = [
+        (None, children(value), {} if isinstance(value, Mapping) else [])
+    ]
+    while True:
+        _, todo, built = stack[-1]
+        for key, child in todo:
+            if isinstance(child, Mapping | list | tuple):
+                stack.append((key, children(child), {} if isinstance(child, Mapping) else []))
+                break
+            if type(built) is dict:
+                built[key] = child
+            else:
+                built.append(child)
+        else:
+            key, _, built = stack.pop()
+            done = as_map(built) if type(built) is dict else as_seq(built)
+            if not stack:
+                return done
+            parent = stack[-1][2]
+            if type(parent) is dict:
+                parent[key] = done
+            else:
+                parent.append(done)
+
+
+def _tuple(items: Iterable[_T]) -> tuple[_T, ...]:
+    return items if type(items) is tuple else tuple(items)
+
+
+#: A JSON object exactly as the provider sent it (a read-only dict in a result).
+Raw = Mapping[str, Any]
+
+#: The metadata of a field that holds the provider's data as sent: read back frozen, and
+#: left out of the hash (it is compared, but a dict has no hash).
+_RAW: dict[str, Any] = config(decoder=_freeze_optional)
+#: Likewise, for an optional field (see ``_OPTIONAL``).
+_RAW_OPTIONAL: dict[str, Any] = {
+    **config(exclude=lambda value: value is None, decoder=_freeze_optional),
+    "optional": True,
+}
 
 
 def _polymorphic(base: type[Serializable]) -> dict[str, Any]:
@@ -153,11 +293,12 @@ def _polymorphic(base: type[Serializable]) -> dict[str, Any]:
     return config(encoder=lambda obj: obj.to_dict(), decoder=base.from_dict)
 
 
-def _polymorphic_list(base: type[Serializable]) -> dict[str, Any]:
-    """Field metadata that writes and reads a list of tagged objects."""
+def _polymorphic_tuple(base: type[Serializable]) -> dict[str, Any]:
+    """Field metadata that writes a tuple of tagged objects as a JSON array, and reads
+    it back as a tuple."""
     return config(
         encoder=lambda objs: [obj.to_dict() for obj in objs],
-        decoder=lambda raw: [base.from_dict(obj) for obj in raw],
+        decoder=lambda raw: tuple([base.from_dict(obj) for obj in raw]),
     )
 
 
@@ -179,8 +320,14 @@ class OutputText(_Part):
     """
 
     text: str
-    annotations: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
-    logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    annotations: Sequence[Raw] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+    logprobs: Sequence[Raw] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+
+    def __post_init__(self) -> None:
+        for name in ("annotations", "logprobs"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, _freeze(value))
 
 
 @_tagged("refusal")
@@ -228,12 +375,17 @@ class Message(_Item):
     """
 
     role: str = "assistant"
-    content: list[ContentPart] = field(default_factory=list, metadata=_polymorphic_list(_Part))
+    content: tuple[ContentPart, ...] = field(default=(), metadata=_polymorphic_tuple(_Part))
     id: str | None = None
     #: The ``delta.annotations`` entries (URL citations), as sent, or ``None``.
-    annotations: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    annotations: Sequence[Raw] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
     #: The item's ``status`` on the Responses wire (``"completed"``, ...), or ``None``.
     status: str | None = field(default=None, metadata=_OPTIONAL)
+
+    def __post_init__(self) -> None:
+        _set(self, "content", _tuple(self.content))
+        if self.annotations is not None:
+            _set(self, "annotations", _freeze(self.annotations))
 
     @property
     def text(self) -> str:
@@ -259,12 +411,21 @@ class Reasoning(_Item):
     """
 
     id: str = ""
-    summary: list[SummaryText] = field(default_factory=list, metadata=_polymorphic_list(_Part))
-    content: list[ReasoningText] = field(default_factory=list, metadata=_polymorphic_list(_Part))
+    summary: tuple[SummaryText, ...] = field(default=(), metadata=_polymorphic_tuple(_Part))
+    content: tuple[ReasoningText, ...] = field(default=(), metadata=_polymorphic_tuple(_Part))
     encrypted_content: str | None = None
-    details: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
-    thinking_blocks: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    details: Sequence[Raw] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+    thinking_blocks: Sequence[Raw] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+
     status: str | None = field(default=None, metadata=_OPTIONAL)
+
+    def __post_init__(self) -> None:
+        _set(self, "summary", _tuple(self.summary))
+        _set(self, "content", _tuple(self.content))
+        if self.details is not None:
+            _set(self, "details", _freeze(self.details))
+        if self.thinking_blocks is not None:
+            _set(self, "thinking_blocks", _freeze(self.thinking_blocks))
 
     @property
     def text(self) -> str:
@@ -279,7 +440,9 @@ class FunctionCall(_Item):
     """A tool call the model asks for.
 
     ``arguments`` is the JSON text exactly as streamed (it is not parsed, so a call whose
-    arguments are not valid JSON still reaches you unchanged). ``call_id`` is the
+    arguments are not valid JSON still reaches you unchanged); the validated arguments
+    are the tool's to give: :meth:`Tool.arguments <chatstream.tools.Tool.arguments>`.
+    ``call_id`` is the
     provider's id, or ``tool-call-{index}`` when the provider sent none.
 
     ``custom`` is true for a call of a custom (free-text) tool, streamed as ``{"type":
@@ -299,8 +462,13 @@ class FunctionCall(_Item):
     call_id: str
     id: str | None = None
     custom: bool = False
-    extra_content: Raw | None = field(default=None, metadata=_OPTIONAL)
+    extra_content: Raw | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+
     status: str | None = field(default=None, metadata=_OPTIONAL)
+
+    def __post_init__(self) -> None:
+        if self.extra_content is not None:
+            _set(self, "extra_content", _freeze(self.extra_content))
 
 
 @_tagged("other_item")
@@ -312,12 +480,15 @@ class OtherItem(_Item):
     ``local_shell_call``, ...) and types newer than this library.
 
     ``item_type`` is its ``type``; ``data`` the item exactly as the provider sent it
-    (its ``response.output_item.done`` object); ``id`` its id, or ``None``.
+    (its ``response.output_item.done`` object, read-only); ``id`` its id, or ``None``.
     """
 
     item_type: str
-    data: Raw
+    data: Raw = field(hash=False, metadata=_RAW)
     id: str | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "data", _freeze(self.data))
 
 
 #: Any output item.
@@ -349,9 +520,15 @@ class TokenUsage(DataClassJsonMixin):
     reasoning_output_tokens: int = 0
     total_tokens: int = 0
     cost: float | None = field(default=None, metadata=_OPTIONAL)
-    cost_details: Raw | None = field(default=None, metadata=_OPTIONAL)
-    prompt_tokens_details: Raw | None = field(default=None, metadata=_OPTIONAL)
-    completion_tokens_details: Raw | None = field(default=None, metadata=_OPTIONAL)
+    cost_details: Raw | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+    prompt_tokens_details: Raw | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+    completion_tokens_details: Raw | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+
+    def __post_init__(self) -> None:
+        for name in ("cost_details", "prompt_tokens_details", "completion_tokens_details"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, _freeze(value))
 
     def counts(self) -> dict[str, int]:
         """The five normalised counts (the conformance format's ``usage``)."""
@@ -394,7 +571,10 @@ class RateLimits(_Event):
     to its value, e.g. ``{"remaining-requests": "99", "reset-tokens": "6m0s"}``.
     """
 
-    headers: dict[str, str]
+    headers: Mapping[str, str] = field(hash=False, metadata=_RAW)
+
+    def __post_init__(self) -> None:
+        _set(self, "headers", _freeze(self.headers))
 
 
 @_tagged("created")
@@ -441,7 +621,7 @@ class OutputTextDelta(_Event):
 
     delta: str
     choice_index: int = 0
-    logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    logprobs: Sequence[Raw] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
     #: The event's ``sequence_number`` on the Responses wire, when sent.
     sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
@@ -449,7 +629,7 @@ class OutputTextDelta(_Event):
         self,
         delta: str,
         choice_index: int = 0,
-        logprobs: list[Raw] | None = None,
+        logprobs: Iterable[Raw] | None = None,
         sequence_number: int | None = None,
     ) -> None:
         # The most frequent event: a field left at its class default costs nothing here
@@ -457,7 +637,7 @@ class OutputTextDelta(_Event):
         _set(self, "delta", delta)
         _set(self, "choice_index", choice_index)
         if logprobs is not None:
-            _set(self, "logprobs", logprobs)
+            _set(self, "logprobs", _freeze(logprobs))
         if sequence_number is not None:
             _set(self, "sequence_number", sequence_number)
 
@@ -470,8 +650,13 @@ class RefusalDelta(_Event):
 
     delta: str
     choice_index: int = 0
-    logprobs: list[Raw] | None = field(default=None, metadata=_OPTIONAL)
+    logprobs: Sequence[Raw] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+
     sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
+
+    def __post_init__(self) -> None:
+        if self.logprobs is not None:
+            _set(self, "logprobs", _freeze(self.logprobs))
 
 
 @_tagged("audio_delta")
@@ -496,7 +681,10 @@ class RawChunk(_Event):
     events made from it. Sent only when asked for (``raw_chunks=True``): every field,
     known or not, reaches the caller, so a new provider field needs no new release."""
 
-    chunk: Raw
+    chunk: Raw = field(hash=False, metadata=_RAW)
+
+    def __post_init__(self) -> None:
+        _set(self, "chunk", _freeze(self.chunk))
 
 
 @_tagged("reasoning_content_delta")
@@ -566,10 +754,17 @@ class Completed(_Event):
     token_usage: TokenUsage | None = None
     system_fingerprint: str | None = field(default=None, metadata=_OPTIONAL)
     service_tier: str | None = field(default=None, metadata=_OPTIONAL)
-    citations: list[Any] | None = field(default=None, metadata=_OPTIONAL)
-    search_results: list[Any] | None = field(default=None, metadata=_OPTIONAL)
-    timings: Raw | None = field(default=None, metadata=_OPTIONAL)
+    citations: Sequence[Any] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+    search_results: Sequence[Any] | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+    timings: Raw | None = field(default=None, hash=False, metadata=_RAW_OPTIONAL)
+
     sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
+
+    def __post_init__(self) -> None:
+        for name in ("citations", "search_results", "timings"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, _freeze(value))
 
 
 # --- live views: tool calls and JSON as they stream -------------------------------------
@@ -599,7 +794,7 @@ class FunctionCallArgumentsDelta(_Event):
     delta: str
     output_index: int = 0
     choice_index: int = 0
-    parsed: Any = None
+    parsed: Any = field(default=None, hash=False)
     sequence_number: int | None = field(default=None, metadata=_OPTIONAL)
 
 
@@ -649,7 +844,7 @@ class OutputTextParsed(_Event):
     :mod:`chatstream.core.partial_json`); a view for showing progress, never the final value.
     """
 
-    parsed: Any
+    parsed: Any = field(hash=False)
     choice_index: int = 0
 
 
@@ -659,9 +854,10 @@ class OutputElementDone(_Event):
     """An element of a typed list answer (``output=list[T]``) is finished: ``element``
     is its validated value (a pydantic model instance, say), ``index`` its position.
     Sent once per element, in order, after the :class:`OutputTextParsed` that first
-    shows it finished (see :mod:`chatstream.core.typed`)."""
+    shows it finished (see :mod:`chatstream.core.typed`). ``element`` is left out of
+    the hash (it may be any value)."""
 
-    element: Any
+    element: Any = field(hash=False)
     index: int = 0
     choice_index: int = 0
 

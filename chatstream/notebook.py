@@ -9,8 +9,8 @@ In Jupyter (and anything else running an IPython kernel) the cell's output is on
 that grows as the answer arrives, reasoning dimmed above the text, tool calls listed
 below it as they stream (``→ name(`` and the arguments so far, pretty-printed once
 whole). Elsewhere (a script, a terminal IPython) it prints the stream the way the
-``chatstream`` command does. IPython is optional:
-``pip install 'chatstream-sse[notebook]'``.
+``chatstream`` command does. IPython is optional (the
+``notebook`` extra: ``pip install '.[notebook]'`` from a checkout).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -17,6 +17,11 @@ from .events import (
     Reasoning,
     ResponseItem,
     TokenUsage,
+    _freeze,
+    _ReadOnlyDict,
+    _set,
+    _thaw,
+    _tuple,
     item_from_dict,
 )
 
@@ -53,13 +58,16 @@ class ErrorInfo:
         message: Its message.
         error_class: The name of its class (``"ProviderError"``, ...).
         attributes: Its other attributes that JSON can hold (``status``, ``code``,
-            ``retry_after``, ``limit``, ...).
+            ``retry_after``, ``limit``, ...), read-only.
     """
 
     kind: str
     message: str
     error_class: str = "ChatStreamError"
-    attributes: dict[str, Any] = field(default_factory=dict, hash=False)
+    attributes: Mapping[str, Any] = field(default_factory=_ReadOnlyDict, hash=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "attributes", _freeze(self.attributes))
 
     @classmethod
     def of(cls, error: ChatStreamError) -> ErrorInfo:
@@ -187,17 +195,28 @@ class ChoiceResult:
     content: str = ""
     reasoning: str = ""
     refusal: str | None = None
-    tool_calls: list[FunctionCall] = field(default_factory=list)
-    incomplete_tool_calls: list[FunctionCall] = field(default_factory=list)
+    tool_calls: tuple[FunctionCall, ...] = ()
+    incomplete_tool_calls: tuple[FunctionCall, ...] = ()
     finish_reason: str | None = None
-    items: list[ResponseItem] = field(default_factory=list)
-    logprobs: dict[str, Any] | None = None
-    annotations: list[Any] | None = None
+    items: tuple[ResponseItem, ...] = ()
+    logprobs: Mapping[str, Any] | None = field(default=None, hash=False)
+    annotations: Sequence[Mapping[str, Any]] | None = field(default=None, hash=False)
     audio: Audio | None = None
     reasoning_field: str | None = None
-    reasoning_summary: list[str] = field(default_factory=list)
-    other_items: list[OtherItem] = field(default_factory=list)
+    reasoning_summary: tuple[str, ...] = ()
+    other_items: tuple[OtherItem, ...] = ()
     parsed: Any = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "tool_calls", _tuple(self.tool_calls))
+        _set(self, "incomplete_tool_calls", _tuple(self.incomplete_tool_calls))
+        _set(self, "items", _tuple(self.items))
+        _set(self, "reasoning_summary", _tuple(self.reasoning_summary))
+        _set(self, "other_items", _tuple(self.other_items))
+        if self.logprobs is not None:
+            _set(self, "logprobs", _freeze(self.logprobs))
+        if self.annotations is not None:
+            _set(self, "annotations", _freeze(self.annotations))
 
     @property
     def truncated(self) -> bool:
@@ -228,8 +247,8 @@ class ChoiceResult:
         blocks: list[Any] = []
         for item in self.items:
             if isinstance(item, Reasoning):
-                details += item.details or ()
-                blocks += item.thinking_blocks or ()
+                details += map(_thaw, item.details or ())
+                blocks += map(_thaw, item.thinking_blocks or ())
         if details:
             message["reasoning_details"] = details
         if blocks:
@@ -251,8 +270,8 @@ class ChoiceResult:
             "incomplete_tool_calls": [c.to_dict() for c in self.incomplete_tool_calls],
             "finish_reason": self.finish_reason,
             "items": [item.to_dict() for item in self.items],
-            "logprobs": self.logprobs,
-            "annotations": self.annotations,
+            "logprobs": _thaw(self.logprobs),
+            "annotations": _thaw(self.annotations),
             "audio": None if self.audio is None else self.audio.to_dict(),
             "reasoning_field": self.reasoning_field,
             "reasoning_summary": list(self.reasoning_summary),
@@ -273,18 +292,18 @@ class ChoiceResult:
                 content=data.get("content", ""),
                 reasoning=data.get("reasoning", ""),
                 refusal=data.get("refusal"),
-                tool_calls=[FunctionCall.from_dict(c) for c in data.get("tool_calls", [])],
-                incomplete_tool_calls=[
-                    FunctionCall.from_dict(c) for c in data.get("incomplete_tool_calls", [])
-                ],
+                tool_calls=tuple([FunctionCall.from_dict(c) for c in data.get("tool_calls", [])]),
+                incomplete_tool_calls=tuple(
+                    [FunctionCall.from_dict(c) for c in data.get("incomplete_tool_calls", [])]
+                ),
                 finish_reason=data.get("finish_reason"),
-                items=[item_from_dict(item) for item in data.get("items", [])],
+                items=tuple([item_from_dict(item) for item in data.get("items", [])]),
                 logprobs=data.get("logprobs"),
                 annotations=data.get("annotations"),
                 audio=None if audio is None else Audio.from_dict(audio),
                 reasoning_field=data.get("reasoning_field"),
-                reasoning_summary=list(data.get("reasoning_summary", [])),
-                other_items=[OtherItem.from_dict(i) for i in data.get("other_items", [])],
+                reasoning_summary=tuple(data.get("reasoning_summary", ())),
+                other_items=tuple(OtherItem.from_dict(i) for i in data.get("other_items", ())),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot read a choice: missing or malformed field ({exc})") from exc
@@ -329,7 +348,7 @@ def _call_message(call: FunctionCall) -> dict[str, Any]:
             "function": {"name": call.name, "arguments": call.arguments},
         }
     if call.extra_content is not None:
-        entry["extra_content"] = call.extra_content
+        entry["extra_content"] = _thaw(call.extra_content)
     return entry
 
 
@@ -357,7 +376,7 @@ def _input_item(item: ResponseItem) -> dict[str, Any] | None:
                     {
                         "type": "output_text",
                         "text": part.text,
-                        "annotations": part.annotations or [],
+                        "annotations": _thaw(part.annotations) or [],
                     }
                 )
             else:
@@ -392,7 +411,8 @@ def _input_item(item: ResponseItem) -> dict[str, Any] | None:
         if item.status:
             entry["status"] = item.status
         return entry
-    return dict(item.data)
+    data: dict[str, Any] = _thaw(item.data)
+    return data
 
 
 def _error_dict(error: ErrorInfo) -> dict[str, Any]:
@@ -401,7 +421,7 @@ def _error_dict(error: ErrorInfo) -> dict[str, Any]:
         "kind": error.kind,
         "class": error.error_class,
         "message": error.message,
-        "attributes": dict(error.attributes),
+        "attributes": _thaw(error.attributes),
     }
 
 
@@ -447,25 +467,31 @@ class Response:
 
     response_id: str = ""
     model: str | None = None
-    choices: list[ChoiceResult] = field(default_factory=list)
+    choices: tuple[ChoiceResult, ...] = ()
     usage: TokenUsage | None = None
     error: ErrorInfo | None = None
     skipped_events: int = 0
     system_fingerprint: str | None = None
     service_tier: str | None = None
-    citations: list[Any] | None = None
-    search_results: list[Any] | None = None
-    timings: dict[str, Any] | None = None
+    citations: Sequence[Any] | None = field(default=None, hash=False)
+    search_results: Sequence[Any] | None = field(default=None, hash=False)
+    timings: Mapping[str, Any] | None = field(default=None, hash=False)
     api: str = "chat"
     timing: Timing | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "choices", _tuple(self.choices))
+        for name in ("citations", "search_results", "timings"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, _freeze(value))
 
     @property
     def _first(self) -> ChoiceResult:
         for choice in self.choices:
             if choice.index == 0:
                 return choice
-        # A new one each time: a shared instance would share its lists between responses.
-        return ChoiceResult(index=0)
+        return _NO_CHOICE
 
     @property
     def content(self) -> str:
@@ -489,12 +515,12 @@ class Response:
         return self._first.parsed
 
     @property
-    def tool_calls(self) -> list[FunctionCall]:
+    def tool_calls(self) -> tuple[FunctionCall, ...]:
         """Choice 0's finished tool calls."""
         return self._first.tool_calls
 
     @property
-    def incomplete_tool_calls(self) -> list[FunctionCall]:
+    def incomplete_tool_calls(self) -> tuple[FunctionCall, ...]:
         """Choice 0's tool calls that were started but not finished."""
         return self._first.incomplete_tool_calls
 
@@ -504,17 +530,17 @@ class Response:
         return self._first.finish_reason
 
     @property
-    def items(self) -> list[ResponseItem]:
+    def items(self) -> tuple[ResponseItem, ...]:
         """Choice 0's finished items, in order."""
         return self._first.items
 
     @property
-    def reasoning_summary(self) -> list[str]:
+    def reasoning_summary(self) -> tuple[str, ...]:
         """Choice 0's reasoning summary parts (the Responses wire)."""
         return self._first.reasoning_summary
 
     @property
-    def other_items(self) -> list[OtherItem]:
+    def other_items(self) -> tuple[OtherItem, ...]:
         """Choice 0's items of other types, kept whole (the Responses wire)."""
         return self._first.other_items
 
@@ -531,12 +557,12 @@ class Response:
         return self.error is None
 
     @property
-    def logprobs(self) -> dict[str, Any] | None:
+    def logprobs(self) -> Mapping[str, Any] | None:
         """Choice 0's logprobs (see :attr:`ChoiceResult.logprobs`)."""
         return self._first.logprobs
 
     @property
-    def annotations(self) -> list[Any] | None:
+    def annotations(self) -> Sequence[Mapping[str, Any]] | None:
         """Choice 0's annotations."""
         return self._first.annotations
 
@@ -602,9 +628,9 @@ class Response:
             "skipped_events": self.skipped_events,
             "system_fingerprint": self.system_fingerprint,
             "service_tier": self.service_tier,
-            "citations": self.citations,
-            "search_results": self.search_results,
-            "timings": self.timings,
+            "citations": _thaw(self.citations),
+            "search_results": _thaw(self.search_results),
+            "timings": _thaw(self.timings),
             "api": self.api,
             "timing": None if self.timing is None else self.timing.to_dict(),
         }
@@ -636,7 +662,7 @@ class Response:
             response = cls(
                 response_id=data.get("response_id", ""),
                 model=data.get("model"),
-                choices=[ChoiceResult.from_dict(c) for c in data.get("choices", [])],
+                choices=tuple([ChoiceResult.from_dict(c) for c in data.get("choices", [])]),
                 usage=None if usage is None else TokenUsage.from_dict(usage),
                 error=None if error is None else _error_from_dict(error),
                 skipped_events=data.get("skipped_events", 0),
@@ -682,3 +708,7 @@ class Response:
             else {"kind": self.error.kind, "message": self.error.message},
             "choices": [c.to_result_dict() for c in self.choices],
         }
+
+
+#: Choice 0 of a response that has none.
+_NO_CHOICE = ChoiceResult(index=0)

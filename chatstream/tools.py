@@ -12,8 +12,9 @@ results back in the calls' order, and repeats until the model answers without a 
 
     response = conversation.run("Weather in Oslo?", tools=[get_weather])
 
-Threads: the loop runs in the thread that iterates it (or calls :meth:`ToolLoop.result`);
-with ``parallel`` the calls of one step run at once, each on a thread of its own.
+Threads: the loop runs in the thread that iterates it (or calls :meth:`ToolLoop.result`),
+and so do the calls of a step, one after the other; with ``parallel`` several calls of
+one step run at once, each on a thread of its own.
 :meth:`ToolLoop.close` works from any thread: it stops the model's stream, starts no
 new tool, and sets the ``cancelled`` event the running tools see in their
 :class:`ToolContext`.
@@ -26,8 +27,9 @@ that says why.
 from __future__ import annotations
 
 import inspect
+import json
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTERRUPTED",
+    "NOT_RUN",
     "as_tools",
     "REFUSED",
     "StepEvent",
@@ -54,7 +57,8 @@ __all__ = [
 INTERRUPTED = "Interrupted: the run was stopped before this tool call finished."
 #: The result of a call the ``approve`` function refused.
 REFUSED = "Refused: the user did not allow this tool call."
-_NOT_RUN = "Not run: the turn reached its step limit."
+#: The result of a call made at the last step ``max_steps`` allows.
+NOT_RUN = "Not run: the turn reached its step limit."
 
 
 @dataclass
@@ -113,7 +117,11 @@ class Tool:
         return {"type": "function", "function": function}
 
     def arguments(self, call: FunctionCall) -> dict[str, Any]:
-        """The call's arguments, validated: keyword arguments for :attr:`function`.
+        """The call's arguments, validated: keyword arguments for :attr:`function`, as
+        the Python values its annotations name. This is where a call's arguments are
+        parsed: a :class:`~chatstream.FunctionCall` is the streamed record of the call
+        (its ``arguments`` the text as sent, whatever the tools), and only the tool
+        knows its parameters.
 
         Raises:
             ToolArgumentsError: They are not JSON, or do not fit the parameters.
@@ -136,6 +144,12 @@ class Tool:
             kwargs["context"] = context
         return self.function(**kwargs)
 
+    def answer(self, call: FunctionCall, context: ToolContext) -> ToolResult:
+        """Run the call; its result as the loop sends it back: the function's result
+        (see :func:`~chatstream.conversation.tool_content`), or, when the arguments do
+        not fit or the function raises, the error text (status ``"error"``)."""
+        return _answer(call, lambda: self.run(call, context))
+
 
 def as_tools(tools: Iterable[Tool | Callable[..., Any]]) -> dict[str, Tool]:
     """The tools by name (functions made into :class:`Tool` values)."""
@@ -152,12 +166,16 @@ def as_tools(tools: Iterable[Tool | Callable[..., Any]]) -> dict[str, Tool]:
 class ToolResult:
     """A call's result, as sent back: ``content`` is the text of the ``tool`` message;
     ``error`` is the exception the tool raised (or ``None``); ``status`` is ``"ok"``,
-    ``"error"``, ``"refused"``, ``"interrupted"`` or ``"unknown_tool"``."""
+    ``"error"``, ``"refused"``, ``"interrupted"`` or ``"unknown_tool"``; ``output`` is
+    the result as a JSON value (what the tool returned when it was text, else what
+    ``content`` encodes), for a front end to show (``None`` when not known: then
+    ``content`` is what to show)."""
 
     call: FunctionCall
     content: str
     status: str = "ok"
     error: BaseException | None = None
+    output: Any = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +190,20 @@ class StepEvent:
 class ToolLoop:
     """A running tool loop (see the module); iterate it for its :class:`StepEvent`\\ s,
     or call :meth:`result`. Made by :meth:`Conversation.run_steps
-    <chatstream.Conversation.run_steps>`."""
+    <chatstream.Conversation.run_steps>` (and, without events, by
+    :meth:`Conversation.ask <chatstream.Conversation.ask>`).
+
+    A conversation made with a ``send`` function of its own (see
+    :class:`~chatstream.Conversation`) sends each step through it: the stream's events
+    are then the ``send`` function's to show, and the loop yields only the
+    :class:`ToolResult`\\ s; :meth:`close` stops the loop between steps and tools.
+
+    Args:
+        prepare_step: See :meth:`Conversation.run_steps
+            <chatstream.Conversation.run_steps>`.
+        run_call: Answers the calls no tool is named for (called with the call, in the
+            loop's thread); without it such a call is answered with an error text.
+    """
 
     def __init__(
         self,
@@ -185,6 +216,8 @@ class ToolLoop:
         on_tool_error: str,
         on_event: Callable[[StepEvent], None] | None,
         output: Any,
+        run_call: Callable[[FunctionCall], Any] | None = None,
+        prepare_step: Callable[[int], Mapping[str, Any] | None] | None = None,
     ) -> None:
         if on_tool_error not in ("send", "stop"):
             raise ConfigurationError('on_tool_error must be "send" or "stop"')
@@ -196,6 +229,8 @@ class ToolLoop:
         self.on_tool_error = on_tool_error
         self.on_event = on_event
         self.output = output
+        self.run_call = run_call
+        self.prepare_step = prepare_step
         #: Set by :meth:`close`; running tools see it in their :class:`ToolContext`.
         self.cancelled = threading.Event()
         self._lock = threading.Lock()
@@ -241,6 +276,9 @@ class ToolLoop:
         return event
 
     def _run(self) -> Iterator[StepEvent]:
+        # The history is valid for a next request at every yield: a step's assistant
+        # message is added once its stream has ended, and its calls' results all
+        # together, before they are yielded.
         conversation = self.conversation
         for step in range(1, self.max_steps + 1):
             response = yield from self._stream_step(step)
@@ -252,7 +290,7 @@ class ToolLoop:
                 return
             if step == self.max_steps:
                 for call in calls:
-                    conversation.add_tool_result(call, _NOT_RUN)
+                    conversation.add_tool_result(call, NOT_RUN)
                 raise MaxStepsExceededError(
                     f"The model still called tools after {self.max_steps} steps "
                     "(max_steps); the run was stopped there.",
@@ -260,9 +298,9 @@ class ToolLoop:
                     messages=[dict(m) for m in conversation.messages],
                     partial=response,
                 )
-            results = yield from self._run_calls(step, calls)
+            results = self._run_calls(step, calls)
             for result in results:
-                conversation.add_tool_result(result.call, result.content)
+                yield self._emit(StepEvent(step, result))
             failed = next((r for r in results if r.status == "error"), None)
             if failed is not None and self.on_tool_error == "stop":
                 assert failed.error is not None
@@ -272,11 +310,17 @@ class ToolLoop:
 
     def _stream_step(self, step: int) -> Generator[StepEvent, None, Response | None]:
         conversation = self.conversation
+        definitions = [t.definition() for t in self.tools.values()]
+        extra = self.prepare_step(step) if self.prepare_step is not None else None
+        if conversation._send is not None:  # the conversation shows its streams itself
+            if self.cancelled.is_set():
+                return None
+            return conversation.send(tools=definitions, output=self.output, extra_body=extra)
         with self._lock:
             if self.cancelled.is_set():
                 return None
             stream = self._stream = conversation.stream_next(
-                tools=[t.definition() for t in self.tools.values()], output=self.output
+                tools=definitions, output=self.output, extra_body=extra
             )
         try:
             with stream:
@@ -295,62 +339,80 @@ class ToolLoop:
         conversation.add_response(response)
         return response
 
-    def _run_calls(
-        self, step: int, calls: Sequence[FunctionCall]
-    ) -> Generator[StepEvent, None, list[ToolResult]]:
+    def _run_calls(self, step: int, calls: Sequence[FunctionCall]) -> list[ToolResult]:
+        """Run a step's calls and add their results to the history, in the calls' order.
+        The calls run in the loop's thread, one after the other; with ``parallel``,
+        several at once, each on a thread of its own. Whatever happens, every call is
+        answered (an exception raised here, such as a ``KeyboardInterrupt``, first
+        answers them all)."""
         results: list[ToolResult | None] = [None] * len(calls)
         threads: list[threading.Thread] = []
-        for number, call in enumerate(calls):
-            if self.cancelled.is_set():
-                break
-            tool = self.tools.get(call.name)
-            if tool is None:
-                results[number] = ToolResult(
-                    call, f"Error: there is no tool named {call.name!r}.", "unknown_tool"
-                )
-                continue
-            if self.approve is not None and not self.approve(call):
-                results[number] = ToolResult(call, REFUSED, "refused")
-                continue
-            context = ToolContext(call, step, self.cancelled)
-            thread = threading.Thread(
-                target=_run_one,
-                args=(tool, call, context, results, number),
-                name=f"chatstream-tool-{call.name}",
-                daemon=True,
-            )
-            thread.start()
-            if self.parallel:
-                threads.append(thread)
-            else:
+        on_threads = self.parallel and len(calls) > 1
+        try:
+            for number, call in enumerate(calls):
+                if self.cancelled.is_set():
+                    break
+                if not on_threads and self.on_tool_error == "stop" and _failed(results):
+                    break  # the loop stops at this failure: the next calls are not run
+                run = self._runner(call, step)
+                if isinstance(run, ToolResult):
+                    results[number] = run
+                elif on_threads:
+                    thread = threading.Thread(
+                        target=_run_one,
+                        args=(run, call, results, number),
+                        name=f"chatstream-tool-{call.name}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    threads.append(thread)
+                else:
+                    _run_one(run, call, results, number)
+        finally:
+            for thread in threads:
                 thread.join()
-        for thread in threads:
-            thread.join()
-        final = [
-            r if r is not None else ToolResult(call, INTERRUPTED, "interrupted")
-            for r, call in zip(results, calls, strict=True)
-        ]
-        for result in final:
-            yield self._emit(StepEvent(step, result))
+            final = [
+                r if r is not None else ToolResult(call, INTERRUPTED, "interrupted")
+                for r, call in zip(results, calls, strict=True)
+            ]
+            for result in final:
+                self.conversation.add_tool_result(result.call, result.content)
         return final
 
+    def _runner(self, call: FunctionCall, step: int) -> Callable[[], Any] | ToolResult:
+        """What runs ``call``, or its result when it is not to run."""
+        tool = self.tools.get(call.name)
+        run_call = self.run_call
+        if tool is None and run_call is None:
+            return ToolResult(call, f"Error: there is no tool named {call.name!r}.", "unknown_tool")
+        if self.approve is not None and not self.approve(call):
+            return ToolResult(call, REFUSED, "refused")
+        if tool is None:
+            assert run_call is not None
+            return lambda: run_call(call)
+        context = ToolContext(call, step, self.cancelled)
+        return lambda: tool.run(call, context)
 
-def _run_one(
-    tool: Tool,
-    call: FunctionCall,
-    context: ToolContext,
-    results: list[ToolResult | None],
-    number: int,
-) -> None:
+
+def _failed(results: Sequence[ToolResult | None]) -> bool:
+    return any(r is not None and r.status == "error" for r in results)
+
+
+def _answer(call: FunctionCall, run: Callable[[], Any]) -> ToolResult:
     from .conversation import tool_content
 
     try:
-        value = tool.run(call, context)
+        value = run()
         content = tool_content(value)
     except ToolArgumentsError as exc:
-        results[number] = ToolResult(call, f"Error: {exc}", "error", exc)
-        return
+        return ToolResult(call, f"Error: {exc}", "error", exc)
     except Exception as exc:  # the tool's own failure goes back to the model
-        results[number] = ToolResult(call, f"Error: {type(exc).__name__}: {exc}", "error", exc)
-        return
-    results[number] = ToolResult(call, content)
+        return ToolResult(call, f"Error: {type(exc).__name__}: {exc}", "error", exc)
+    output = value if isinstance(value, str) else json.loads(content)
+    return ToolResult(call, content, output=output)
+
+
+def _run_one(
+    run: Callable[[], Any], call: FunctionCall, results: list[ToolResult | None], number: int
+) -> None:
+    results[number] = _answer(call, run)

@@ -38,10 +38,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from .errors import ChatStreamError
+from .errors import ChatStreamError, ConfigurationError
 from .events import (
     FunctionCall,
     FunctionCallArgumentsDelta,
@@ -50,6 +49,7 @@ from .events import (
     OutputItemDone,
     OutputItemIncomplete,
     OutputTextDelta,
+    RateLimits,
     Reasoning,
     ReasoningContentDelta,
     RefusalDelta,
@@ -58,11 +58,11 @@ from .events import (
 from .response import Response
 from .smooth import Chunking, smooth
 from .stream import ChatStream
+from .tools import ToolLoop, ToolResult
 
 __all__ = [
     "SSEBody",
     "SSE_HEADERS",
-    "ToolOutput",
     "UIMessageChunks",
     "UIMessageStreamBody",
     "UI_MESSAGE_STREAM_HEADERS",
@@ -84,13 +84,18 @@ SSE_HEADERS = {
 UI_MESSAGE_STREAM_HEADERS = {**SSE_HEADERS, "x-vercel-ai-ui-message-stream": "v1"}
 
 
-def sse_events(stream: ChatStream, *, smooth_by: Chunking | None = None) -> SSEBody:
+def sse_events(
+    stream: ChatStream, *, smooth_by: Chunking | None = None, rate_limits: bool = False
+) -> SSEBody:
     """The SSE body relaying ``stream``; see :class:`SSEBody`.
 
     ``smooth_by`` (``"word"`` or ``"line"``) relays the text a word or a line at a time
     (see :mod:`chatstream.smooth`): fewer, whole pieces for the browser to draw.
+    ``rate_limits=True`` relays the provider's ``x-ratelimit-*`` headers too (the
+    ``rate_limits`` event): they describe your account's key, not the browser's user,
+    so they are left out unless asked for.
     """
-    return SSEBody(stream, smooth_by=smooth_by)
+    return SSEBody(stream, smooth_by=smooth_by, rate_limits=rate_limits)
 
 
 def _frame(name: str, data: str) -> bytes:
@@ -105,7 +110,7 @@ class _Relay:
 
     def __init__(self) -> None:
         self._frames = self._generate()
-        self._open: list[ChatStream] = []
+        self._open: list[ChatStream | ToolLoop] = []
 
     def __iter__(self) -> Iterator[bytes]:
         return self._frames
@@ -114,7 +119,7 @@ class _Relay:
         raise NotImplementedError  # pragma: no cover
 
     def close(self) -> None:
-        """Stop relaying and close the upstream stream (idempotent)."""
+        """Stop relaying and close the upstream stream or tool loop (idempotent)."""
         self._frames.close()
         for stream in self._open:
             stream.close()
@@ -138,9 +143,12 @@ class SSEBody(_Relay):
     away, started or not) closes the upstream stream.
     """
 
-    def __init__(self, stream: ChatStream, *, smooth_by: Chunking | None = None) -> None:
+    def __init__(
+        self, stream: ChatStream, *, smooth_by: Chunking | None = None, rate_limits: bool = False
+    ) -> None:
         self.stream = stream
         self.smooth_by = smooth_by
+        self.rate_limits = rate_limits
         super().__init__()
         self._open.append(stream)
 
@@ -149,6 +157,8 @@ class SSEBody(_Relay):
         events = stream if self.smooth_by is None else smooth(stream, by=self.smooth_by)
         try:
             for event in events:
+                if isinstance(event, RateLimits) and not self.rate_limits:
+                    continue
                 yield _frame(event.type, event.to_json())
             result = stream.result()
         except ChatStreamError as exc:
@@ -161,16 +171,6 @@ class SSEBody(_Relay):
 
 
 # --- the AI SDK's UI Message Stream protocol ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToolOutput:
-    """A tool's result, relayed between two streams of :func:`ui_message_stream`'s steps
-    (``tool-output-available``; with ``error``, ``tool-output-error``)."""
-
-    call_id: str
-    output: Any = None
-    error: str | None = None
 
 
 #: How a Chat Completions ``finish_reason`` reads in the protocol's ``finish`` chunk.
@@ -189,7 +189,7 @@ class UIMessageChunks:
     what it returns.
 
     Call :meth:`start` once, :meth:`event` for each event, :meth:`tool_output` and
-    :meth:`next_step` between the streams of a tool loop, then :meth:`finish` or
+    :meth:`next_step` between the steps of a tool loop, then :meth:`finish` or
     :meth:`fail`. Only the first choice (``choice_index`` 0) is relayed: a chat front
     end shows one answer. A refusal is relayed as text, since the protocol has no part
     for it.
@@ -236,19 +236,18 @@ class UIMessageChunks:
             return self._item(event)
         return []
 
-    def tool_output(self, output: ToolOutput) -> list[dict[str, Any]]:
-        """The chunk relaying a tool's result (or its failure)."""
-        if output.error is not None:
-            return [
-                {
-                    "type": "tool-output-error",
-                    "toolCallId": output.call_id,
-                    "errorText": output.error,
-                }
-            ]
-        return [
-            {"type": "tool-output-available", "toolCallId": output.call_id, "output": output.output}
-        ]
+    def tool_output(self, result: ToolResult) -> list[dict[str, Any]]:
+        """The chunk relaying a tool call's result: ``tool-output-available`` with its
+        :attr:`~chatstream.tools.ToolResult.output` (or its text), ``tool-output-denied``
+        for a call ``approve`` refused, ``tool-output-error`` (its text) for one that
+        failed, was interrupted or named no tool."""
+        call_id = result.call.call_id
+        if result.status == "ok":
+            output = result.content if result.output is None else result.output
+            return [{"type": "tool-output-available", "toolCallId": call_id, "output": output}]
+        if result.status == "refused":
+            return [{"type": "tool-output-denied", "toolCallId": call_id}]
+        return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": result.content}]
 
     def next_step(self) -> list[dict[str, Any]]:
         """The chunks between two model requests of one message (a tool loop's steps)."""
@@ -325,8 +324,13 @@ class UIMessageChunks:
         return chunks
 
 
+#: What :func:`ui_message_stream` relays: one stream, a tool loop, or the steps of a tool
+#: loop of one's own (streams and tool results).
+Source = ChatStream | ToolLoop | Iterable[ChatStream | ToolResult]
+
+
 def ui_message_stream(
-    source: ChatStream | Iterable[ChatStream | ToolOutput],
+    source: Source,
     *,
     message_id: str | None = None,
     smooth_by: Chunking | None = None,
@@ -340,13 +344,23 @@ def ui_message_stream(
         # Django
         return StreamingHttpResponse(ui_message_stream(stream), headers=UI_MESSAGE_STREAM_HEADERS)
 
-    ``source`` is one stream, or the steps of a tool loop: an iterable (a generator, say)
-    of streams and :class:`ToolOutput` values, relayed in order as one assistant message
-    (each stream a step). The iterable is advanced only after the previous stream ended,
-    so a generator can read ``stream.result()`` to run the tools it asked for.
-    ``smooth_by`` (``"word"`` or ``"line"``) relays the text a word or a line at a time.
-    When the browser stops (``useChat``'s ``stop()``), the server closes the body, which
-    closes the upstream stream.
+    ``source`` is one stream, or a tool loop relayed as one assistant message (each
+    model request a step, each call's result a ``tool-output-*`` chunk):
+
+    * a :class:`~chatstream.tools.ToolLoop`, from :meth:`Conversation.run_steps
+      <chatstream.Conversation.run_steps>`; it runs as the body is read;
+    * or the steps of a loop of one's own: an iterable (a generator, say) of streams
+      and :class:`~chatstream.tools.ToolResult` values, relayed in order. The iterable
+      is advanced only after the previous stream ended, so a generator can read
+      ``stream.result()`` to run the tools it asked for.
+
+    ``smooth_by`` (``"word"`` or ``"line"``) relays the text a word or a line at a time
+    (streams and iterables of them). When the browser stops (``useChat``'s ``stop()``),
+    the server closes the body, which closes the upstream stream, or the tool loop (no
+    new tool starts; running tools see ``cancelled``).
+
+    Raises:
+        ConfigurationError: ``smooth_by`` with a tool loop.
     """
     return UIMessageStreamBody(source, message_id=message_id, smooth_by=smooth_by)
 
@@ -359,48 +373,77 @@ class UIMessageStreamBody(_Relay):
 
     def __init__(
         self,
-        source: ChatStream | Iterable[ChatStream | ToolOutput],
+        source: Source,
         *,
         message_id: str | None = None,
         smooth_by: Chunking | None = None,
     ) -> None:
+        if smooth_by is not None and isinstance(source, ToolLoop):
+            raise ConfigurationError("smooth_by is for streams; a tool loop is relayed as is")
         self.source = source
         self.chunks = UIMessageChunks(message_id=message_id)
         self.smooth_by = smooth_by
         super().__init__()
-        if isinstance(source, ChatStream):
+        if isinstance(source, (ChatStream, ToolLoop)):
             self._open.append(source)  # closed with the body, even if never read
 
     def _generate(self) -> Generator[bytes, None, None]:
         chunks = self.chunks
-        steps = iter([self.source] if isinstance(self.source, ChatStream) else self.source)
+        source = self.source
+        steps = iter([source] if isinstance(source, ChatStream) else source)
         yield from _data(chunks.start())
         response: Response | None = None
         try:
-            for step in steps:
-                if isinstance(step, ToolOutput):
-                    yield from _data(chunks.tool_output(step))
-                    continue
-                if response is not None:
-                    yield from _data(chunks.next_step())
-                if step not in self._open:
-                    self._open.append(step)
-                events = step if self.smooth_by is None else smooth(step, by=self.smooth_by)
-                for event in events:
-                    yield from _data(chunks.event(event))
-                response = step.result()
-                step.close()
+            if isinstance(source, ToolLoop):
+                yield from self._loop(source, steps)
+                response = source.result()
+            else:
+                for step in steps:
+                    response = yield from self._step(step, response)
         except ChatStreamError as exc:
             yield from _data(chunks.fail(exc))
         else:
             yield from _data(chunks.finish(response if response is not None else Response()))
         finally:
-            for stream in self._open:
-                stream.close()
+            for upstream in self._open:
+                upstream.close()
             close = getattr(steps, "close", None)
             if close is not None:
                 close()
         yield b"data: [DONE]\n\n"
+
+    def _step(
+        self, step: ChatStream | ToolResult | Any, response: Response | None
+    ) -> Generator[bytes, None, Response | None]:
+        """Relay one item of a loop of one's own; the last response so far."""
+        chunks = self.chunks
+        if isinstance(step, ToolResult):
+            yield from _data(chunks.tool_output(step))
+            return response
+        if response is not None:
+            yield from _data(chunks.next_step())
+        if step not in self._open:
+            self._open.append(step)
+        events = step if self.smooth_by is None else smooth(step, by=self.smooth_by)
+        for event in events:
+            yield from _data(chunks.event(event))
+        response = step.result()
+        step.close()
+        return response
+
+    def _loop(self, loop: ToolLoop, steps: Iterator[Any]) -> Generator[bytes, None, None]:
+        """Relay the events of a :class:`~chatstream.tools.ToolLoop`, step by step."""
+        chunks = self.chunks
+        number = 1
+        for step_event in steps:
+            if step_event.step != number:
+                number = step_event.step
+                yield from _data(chunks.next_step())
+            event = step_event.event
+            if isinstance(event, ToolResult):
+                yield from _data(chunks.tool_output(event))
+            else:
+                yield from _data(chunks.event(event))
 
 
 def _data(chunks: list[dict[str, Any]]) -> Iterator[bytes]:

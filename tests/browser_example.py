@@ -69,8 +69,7 @@ def serving(
             client,
             model=script.model,
             system=script.system,
-            tools=script.tools,
-            run_tool=script.run_tool,
+            tools=module.demo_tools(script),
             static_folder=static_folder or EXAMPLE / "static",
         )
         server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -84,6 +84,9 @@ class FakeBody:
     def release(self) -> None:
         self.released = True
 
+    def expect_end(self) -> None:
+        pass
+
     def shutdown(self) -> None:
         self.shut.set()
 

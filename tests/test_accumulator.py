@@ -210,7 +210,7 @@ def test_reasoning_is_read_from_each_providers_field(delta: dict[str, Any]) -> N
     assert out.events[1] == ReasoningContentDelta("think", content_index=0, choice_index=0)
     done = out.events[2]
     assert isinstance(done, OutputItemDone) and isinstance(done.item, Reasoning)
-    assert done.item.content == [ReasoningText("think")]
+    assert done.item.content == (ReasoningText("think"),)
 
 
 @pytest.mark.parametrize(
@@ -243,7 +243,7 @@ def test_reasoning_deltas_join_into_one_reasoning_item() -> None:
     out = parse([chunk(delta={"reasoning": "a"}), chunk(delta={"reasoning": "b"}), finish()])
     deltas = [e for e in out.events if isinstance(e, ReasoningContentDelta)]
     assert deltas == [ReasoningContentDelta("a"), ReasoningContentDelta("b")]
-    assert out.response.items == [Reasoning(content=[ReasoningText("ab")])]
+    assert out.response.items == (Reasoning(content=[ReasoningText("ab")]),)
 
 
 def test_on_stop_reasoning_is_finished_before_the_message() -> None:
@@ -293,9 +293,9 @@ def test_refusal_is_none_when_none_was_sent() -> None:
 
 def test_message_parts_keep_their_order_and_join_runs_of_one_kind() -> None:
     out = parse([chunk("a"), chunk("b"), chunk(delta={"refusal": "no"}), chunk("c"), finish()])
-    assert out.response.items == [
-        Message(content=[OutputText("ab"), Refusal("no"), OutputText("c")])
-    ]
+    assert out.response.items == (
+        Message(content=[OutputText("ab"), Refusal("no"), OutputText("c")]),
+    )
 
 
 # --- tool calls: matching fragments to calls -------------------------------------------
@@ -462,7 +462,7 @@ def test_a_call_that_never_got_a_name_is_dropped() -> None:
         [calls(frag(0, "anon", None, "{}")), calls(frag(1, "b", "b", "{}")), finish("tool_calls")]
     )
     assert call_dicts(out.response.tool_calls) == [("b", "b", "{}")]
-    assert out.response.incomplete_tool_calls == []
+    assert out.response.incomplete_tool_calls == ()
 
 
 # --- tool calls: when they are completed -----------------------------------------------
@@ -520,7 +520,7 @@ def test_on_another_finish_reason_a_call_with_whole_arguments_is_completed(
         "OutputItemDone(FunctionCall)",
         "Completed",
     ]
-    assert out.response.incomplete_tool_calls == []
+    assert out.response.incomplete_tool_calls == ()
 
 
 def custom(
@@ -558,9 +558,9 @@ def test_a_custom_call_whose_input_is_not_json_is_completed_on_a_normal_finish(r
 def test_a_custom_call_cut_by_length_is_incomplete() -> None:
     out = parse([calls(custom(0, "c", "shell", '{"a": 1}')), finish("length")])
     assert out.done_calls == []
-    assert out.response.incomplete_tool_calls == [
-        FunctionCall("shell", '{"a": 1}', "c", custom=True)
-    ]
+    assert out.response.incomplete_tool_calls == (
+        FunctionCall("shell", '{"a": 1}', "c", custom=True),
+    )
 
 
 def test_function_and_custom_calls_in_one_delta_are_two_calls() -> None:
@@ -617,7 +617,7 @@ def test_no_call_is_completed_when_the_stream_ends_in_an_error(ending: str) -> N
     out = parse_body(body)
     assert out.error is not None
     assert out.done_calls == []
-    assert out.response.tool_calls == []
+    assert out.response.tool_calls == ()
     assert call_dicts(out.response.incomplete_tool_calls) == [("a", "f", "{}")]
     assert out.error.partial is not None
     assert out.error.partial.incomplete_tool_calls == out.response.incomplete_tool_calls
@@ -1032,7 +1032,7 @@ def test_odd_but_harmless_shapes_change_nothing(odd: dict[str, Any]) -> None:
     assert out.error is None
     assert out.response.content == "ab"
     assert out.response.reasoning == ""
-    assert out.response.tool_calls == []
+    assert out.response.tool_calls == ()
 
 
 # --- several choices (A.21) ------------------------------------------------------------
@@ -1053,7 +1053,7 @@ def test_choices_interleaved_are_accumulated_apart_with_their_index_on_events() 
         (0, "a0a1", "stop"),
         (1, "b0", "tool_calls"),
     ]
-    assert out.response.choices[1].tool_calls == [FunctionCall("f", "{}", "c1")]
+    assert out.response.choices[1].tool_calls == (FunctionCall("f", "{}", "c1"),)
     deltas = [e for e in out.events if isinstance(e, OutputTextDelta)]
     assert [(e.delta, e.choice_index) for e in deltas] == [("a0", 0), ("b0", 1), ("a1", 0)]
     added = [e.choice_index for e in out.events if isinstance(e, OutputItemAdded)]
@@ -1143,14 +1143,13 @@ def test_the_same_chunks_always_give_the_same_events() -> None:
     assert first.events == again.events
 
 
-def test_responses_without_a_choice_zero_share_no_lists() -> None:
-    # Regression: every such response returned one shared ChoiceResult, so appending to
-    # one response's tool_calls changed every other's.
+def test_a_response_without_a_choice_zero_cannot_be_changed_through_its_shortcuts() -> None:
+    # Regression: the choice 0 stood in for such a response is shared; its tool calls
+    # were a list, so appending to one response's changed every other's.
     first = parse([chunk("only choice 1", index=1), finish(index=1)]).response
-    first.tool_calls.append(FunctionCall("f", "{}", "c"))
-    first.incomplete_tool_calls.append(FunctionCall("g", "{", "d"))
-    assert Response().tool_calls == []
-    assert Response().incomplete_tool_calls == []
+    with pytest.raises(AttributeError):
+        first.tool_calls.append(FunctionCall("f", "{}", "c"))  # type: ignore[attr-defined]
+    assert Response().tool_calls == ()
 
 
 # --- split surrogate pairs (issue 20, item 11) ---------------------------------------------
@@ -1242,7 +1241,7 @@ def test_a_lone_half_held_when_the_stream_fails_is_in_the_partial_as_a_replaceme
 # --- raw chunks are the caller's own (issue 20, item 12) ------------------------------------
 
 
-def test_changing_a_raw_chunk_does_not_change_what_the_stream_kept() -> None:
+def test_a_raw_chunk_cannot_be_changed_and_shares_nothing_with_the_result() -> None:
     citations = ["https://a.example"]
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     body = build_body(
@@ -1251,10 +1250,14 @@ def test_changing_a_raw_chunk_does_not_change_what_the_stream_kept() -> None:
     )
     parser = StreamParser(options=StreamOptions(raw_chunks=True))
     for event in parser.feed(body):
-        if isinstance(event, RawChunk):  # what an on_event callback may do to it
-            event.chunk.get("usage", {})["prompt_tokens"] = 999
-            event.chunk["citations"].append("https://evil.example")
-            event.chunk["choices"][0]["delta"]["content"] = "changed"
+        if isinstance(event, RawChunk):  # what an on_event callback may try on it
+            if "usage" in event.chunk:
+                with pytest.raises(TypeError):
+                    event.chunk["usage"]["prompt_tokens"] = 999
+            with pytest.raises(TypeError):
+                event.chunk["citations"].append("https://evil.example")
+            with pytest.raises(TypeError):
+                event.chunk["choices"][0]["delta"]["content"] = "changed"
     parser.close()
     result = parser.result()
     assert result.usage is not None and result.usage.input_tokens == 3

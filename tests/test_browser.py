@@ -62,6 +62,8 @@ def test_the_stop_button_ends_the_answer_and_the_tool_loop(bundle: Path, tmp_pat
     assert page["status"] == "ready"
     (answer,) = page["assistant"]
     first = demo.script.turns[0]["content"]
-    assert answer["text"] and first.startswith(answer["text"]) and answer["text"] != first
+    # Stopped while the reasoning streams (the text after it is short: stopping there
+    # would race a loaded machine): the answer's text is at most begun.
+    assert answer["reasoning"] and first.startswith(answer["text"]) and answer["text"] != first
     # The relay closed the upstream stream: the tool never ran, no second request went out.
     assert answer["tools"] == [] and requests_made == 1

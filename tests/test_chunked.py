@@ -132,6 +132,34 @@ def test_a_line_longer_than_the_limit_is_an_error_even_unfinished(where: str) ->
         decoder.feed(b"1" * (MAX_LINE + 1))
 
 
+#: Bodies whose last chunk is followed by the end of the input instead of the blank line
+#: after the trailers: complete for ``http.client`` and requests.
+CUT_AFTER_LAST_CHUNK = {
+    "no final CRLF": b"1\r\nx\r\n0\r\n",
+    "a trailer, then the end": b"1\r\nx\r\n0\r\nX-Trailer: 1\r\n",
+    "half a trailer, then the end": b"1\r\nx\r\n0\r\nX-Tra",
+}
+
+
+@pytest.mark.parametrize("wire", CUT_AFTER_LAST_CHUNK.values(), ids=CUT_AFTER_LAST_CHUNK.keys())
+def test_the_end_of_the_input_after_the_last_chunk_completes_the_body(wire: bytes) -> None:
+    assert http_client_decode(wire) == b"x"
+    decoder = ChunkedDecoder()
+    assert decoder.feed(wire) == b"x"
+    assert decoder.finish()
+    assert decoder.done
+
+
+@pytest.mark.parametrize("wire", [b"", b"1\r\n", b"1\r\nx", b"1\r\nx\r\n", b"1\r\nx\r\n0"])
+def test_the_end_of_the_input_before_the_last_chunk_leaves_the_body_incomplete(
+    wire: bytes,
+) -> None:
+    decoder = ChunkedDecoder()
+    decoder.feed(wire)
+    assert not decoder.finish()
+    assert not decoder.done
+
+
 # --- over a real socket -----------------------------------------------------------------------
 
 
@@ -194,3 +222,26 @@ def test_an_invalid_chunk_size_breaks_the_stream_after_what_came_before(
     assert info.value.partial is not None
     assert info.value.partial.content == "kept"
     assert seen
+
+
+@pytest.mark.parametrize("end", CUT_AFTER_LAST_CHUNK.values(), ids=CUT_AFTER_LAST_CHUNK.keys())
+@pytest.mark.parametrize("done", [True, False], ids=["DONE", "no DONE"])
+def test_a_body_closed_after_its_last_chunk_is_complete(
+    server: LoopbackServer, client: Client, end: bytes, done: bool
+) -> None:
+    last = end[len(b"1\r\nx\r\n") :]  # the last chunk and what follows it
+
+    def handler(conn: Conn) -> None:
+        conn.raw(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + encode(sse_events(answer("Hel", "lo", done=done)))[: -len(b"0\r\n\r\n")]
+            + last
+        )
+        conn.abort()  # the end of the input: the server closes the connection
+
+    server.set_default(handler)
+    for _ in range(2):  # the second request opens a new connection: the first was closed
+        with client.stream(BODY) as stream:
+            assert stream.result(timeout=10).content == "Hello"
+    assert [r.connection_id for r in server.wait_for_requests(2)] == [0, 1]

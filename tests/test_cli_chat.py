@@ -4,6 +4,7 @@ connection failures, input checks, request options, recording, and Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from typing import Any
 import pytest
 
 import chatstream
+from chatstream._shell.deadlines import IDLE_RULE
+from chatstream.cli.command import main as cli_main
 from tests.helpers import answer, build_body, chunk
 from tests.loopback import Conn, LoopbackServer, json_error, sequence, sse_body
 
@@ -64,7 +68,17 @@ TOOL_CALL = build_body(
     done=True,
 )
 
-SLOW = build_body([chunk(f"word{i} ") for i in range(400)], event=None)
+
+def endless(conn: Conn) -> None:
+    """Streams words, one every 50 ms, until the client goes away (or the server closes):
+    an answer still being written whenever the Ctrl-C lands, however slowly a busy
+    machine runs the command (a body that ends by itself can be read to its end first)."""
+    conn.send_head(headers={"Content-Type": "text/event-stream"})
+    number = 0
+    while True:
+        conn.write(build_body([chunk(f"word{number} ")], event=None))
+        number += 1
+        conn.sleep(0.05)
 
 
 def echo(conn: Conn) -> None:
@@ -124,7 +138,9 @@ def environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> Run:
+def run_cli(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Run:
     """``chatstream ARGS`` in a subprocess, ``stdin`` as its input."""
     done = subprocess.run(
         [sys.executable, "-m", "chatstream", *args],
@@ -133,6 +149,7 @@ def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> R
         env=environment() if env is None else env,
         timeout=TIMEOUT,
         check=False,
+        cwd=cwd,
     )
     return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
 
@@ -324,6 +341,74 @@ def test_result_prints_one_object_per_request_of_a_tool_round_trip(
     results = [json.loads(line) for line in result.out.splitlines()]
     assert [r["finish_reason"] for r in results] == ["tool_calls", "stop"]
     assert results[1]["content"] == "It is -3 degrees in Oslo."
+
+
+PYTHON_TOOLS = '''
+def get_weather(city: str, unit: str = "c") -> dict:
+    """The weather now in a city.
+
+    Args:
+        city: The city's name.
+    """
+    if city != "Oslo":
+        raise LookupError(f"no station in {city}")
+    return {"temp": 21}
+'''
+
+
+def test_a_python_tool_runs_on_this_machine_and_its_result_goes_back(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.route(PATH, weather)
+    (tmp_path / "my_tools.py").write_text(PYTHON_TOOLS)
+    result = run_cli(*chat(server, "--tool", "my_tools:get_weather", "weather?"), cwd=tmp_path)
+    assert (result.status, result.out) == (0, "Checking.\nIt is 21 degrees in Oslo.\n")
+    assert "← get_weather" in result.err
+    first, follow_up = server.requests
+    (definition,) = first.json()["tools"]
+    assert definition["function"]["name"] == "get_weather"
+    assert definition["function"]["description"] == "The weather now in a city."
+    assert definition["function"]["parameters"]["required"] == ["city"]
+    assert follow_up.json()["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "content": '{"temp": 21}',
+    }
+
+
+def test_a_python_tool_that_raises_sends_its_error_to_the_model(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    def answers_the_error(conn: Conn) -> None:
+        last = conn.json()["messages"][-1]
+        if last["role"] == "user":
+            body = TOOL_CALL.replace(b'\\"Oslo\\"', b'\\"Paris\\"')
+            sse_body(body)(conn)
+        else:
+            sse_body(answer(f"The tool said: {last['content']}", role=True))(conn)
+
+    server.route(PATH, answers_the_error)
+    (tmp_path / "my_tools.py").write_text(PYTHON_TOOLS)
+    result = run_cli(*chat(server, "--tool", "my_tools:get_weather", "weather?"), cwd=tmp_path)
+    assert result.status == 0
+    assert result.out.endswith("The tool said: Error: LookupError: no station in Paris\n")
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("my_tools", "expected MODULE:FUNCTION"),
+        ("no_such_module:f", "cannot import no_such_module"),
+        ("my_tools:nothing", "my_tools has no function nothing"),
+    ],
+)
+def test_a_tool_that_cannot_be_loaded_is_a_usage_error(
+    server: LoopbackServer, tmp_path: Path, spec: str, says: str
+) -> None:
+    (tmp_path / "my_tools.py").write_text(PYTHON_TOOLS)
+    result = run_cli(*chat(server, "--tool", spec, "hi"), cwd=tmp_path)
+    assert result.status == 2 and says in result.err
+    assert server.requests == []
 
 
 def test_help_says_what_result_prints_and_lists_the_commands() -> None:
@@ -554,14 +639,32 @@ def test_record_numbers_the_responses_after_the_first(
 # --- Ctrl-C -------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _sigint_for_children() -> Iterator[None]:
+    """Start commands inside the block with SIGINT at its default, as from a terminal.
+
+    A process a non-interactive shell started in the background (``stress & pytest``,
+    a CI runner) has SIGINT ignored, and an ignored signal stays ignored across exec:
+    the command then never saw the Ctrl-C, streamed on, and exited 1 on its own
+    (seen as "1 instead of 130 on a loaded machine"). A handled signal is reset to its
+    default at exec, so this process handles it while it starts one.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "chatstream", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=environment(),
-    )
+    with _sigint_for_children():
+        return subprocess.Popen(
+            [sys.executable, "-m", "chatstream", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment(),
+        )
 
 
 def _finish(process: subprocess.Popen[bytes], stdin: bytes = b"") -> tuple[bytes, bytes]:
@@ -580,7 +683,7 @@ def _wait_for_disconnect(server: LoopbackServer) -> None:
 
 
 def test_ctrl_c_in_one_shot_exits_130_and_closes_the_stream(server: LoopbackServer) -> None:
-    server.route(PATH, sse_body(SLOW, delay=0.05))
+    server.route(PATH, endless)
     process = _start(chat(server, "hi"))
     assert process.stdout is not None
     assert process.stdout.read(5) == b"word0"  # streaming has begun
@@ -595,7 +698,7 @@ def test_ctrl_c_in_one_shot_exits_130_and_closes_the_stream(server: LoopbackServ
 def test_ctrl_c_in_a_conversation_stops_the_answer_and_keeps_it_marked_as_cut(
     server: LoopbackServer,
 ) -> None:
-    server.route(PATH, sequence(sse_body(SLOW, delay=0.05), echo))
+    server.route(PATH, sequence(endless, echo))
     process = _start(chat(server))
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(b"tell me\n")
@@ -644,15 +747,16 @@ def test_on_a_terminal_ctrl_c_stops_the_answer_then_ctrl_c_at_the_prompt_leaves(
     setsid = shutil.which("setsid")
     if setsid is None:
         pytest.skip("setsid(1) is not installed")
-    server.route(PATH, sequence(sse_body(SLOW, delay=0.05), echo))
+    server.route(PATH, sequence(endless, echo))
     fd, terminal = os.openpty()
-    process = subprocess.Popen(
-        [setsid, "--ctty", sys.executable, "-m", "chatstream", *chat(server)],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=environment(NO_COLOR="1"),
-    )
+    with _sigint_for_children():
+        process = subprocess.Popen(
+            [setsid, "--ctty", sys.executable, "-m", "chatstream", *chat(server)],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            env=environment(NO_COLOR="1"),
+        )
     os.close(terminal)
     seen = b""
 
@@ -688,6 +792,14 @@ def test_on_a_terminal_ctrl_c_stops_the_answer_then_ctrl_c_at_the_prompt_leaves(
     assert b"Traceback" not in seen
     (request,) = server.requests
     assert request.json()["messages"] == [{"role": "user", "content": "tell me"}]
+
+
+def test_the_cli_help_words_the_idle_rule_as_the_library_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli_main(["chat", "--help"])
+    assert IDLE_RULE in " ".join(capsys.readouterr().out.split())
 
 
 def test_an_emoji_split_across_two_deltas_is_printed_whole(server: LoopbackServer) -> None:

@@ -247,6 +247,43 @@ def test_python_dash_m_chatstream_replay_prints_the_result(good_file: Path) -> N
     assert done.stderr == b""
 
 
+# --- framed recordings --------------------------------------------------------------------
+
+COMPLETION = {
+    "id": "r1",
+    "object": "chat.completion",
+    "model": "m",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}
+    ],
+}
+FRAMED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+    + json.dumps(COMPLETION).encode()
+    + b"\r\n"
+)
+
+
+@pytest.mark.parametrize("line_ends", ["crlf", "lf"])
+def test_a_framed_recording_replays_whether_its_crlfs_became_lfs_or_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line_ends: str
+) -> None:
+    path = tmp_path / "reply.http"
+    path.write_bytes(FRAMED if line_ends == "crlf" else FRAMED.replace(b"\r\n", b"\n"))
+    assert main(["replay", str(path), "--result"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["content"], result["finish_reason"]) == ("Hi!", "stop")
+
+
+def test_a_framed_recording_without_a_blank_line_says_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cut.http"
+    path.write_bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+    assert main(["replay", str(path)]) == 2
+    assert "no blank line ends its head" in capsys.readouterr().err
+
+
 # --- an emoji split across two deltas (issue 20, item 11) ---------------------------------
 
 SPLIT_EMOJI = build_body(

@@ -26,6 +26,7 @@ from chatstream import (
     ChatStreamError,
     Client,
     ConfigurationError,
+    ContextLengthExceededError,
     Limits,
     NotFoundError,
     PermissionDeniedError,
@@ -38,7 +39,7 @@ from chatstream import (
     Timeouts,
 )
 from chatstream._shell.exchange import request_headers
-from tests.helpers import BODY
+from tests.helpers import BODY, DATA
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -310,6 +311,102 @@ def test_an_error_body_that_is_not_json_still_gives_the_status(
     assert isinstance(error, ServerError) and error.status == 502
     assert error.type is None and error.code is None
     assert "502 Bad Gateway" in error.body
+
+
+# --- which 400 is over the context window ---------------------------------------------------
+
+#: vLLM's 400 for an invalid role: its validation error quotes the message, user text and all.
+VLLM_INVALID_ROLE = {
+    "object": "error",
+    "message": (
+        "[{'type': 'literal_error', 'loc': ('body', 'messages', 0, 'role'), 'msg': \"Input "
+        "should be 'system', 'assistant', 'user' or 'tool'\", 'input': {'role': 'human', "
+        "'content': 'What is the maximum context length of this model?'}}]"
+    ),
+    "type": "BadRequestError",
+    "param": None,
+    "code": 400,
+}
+
+
+def _recorded_body(name: str) -> tuple[int, bytes]:
+    """The status and body of a recorded response (``tests/data/http-errors``)."""
+    head, _, body = (DATA / "http-errors" / name).read_bytes().partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_a_400_quoting_the_users_words_about_the_context_length_is_a_plain_bad_request(
+    rs: responses.RequestsMock,
+) -> None:
+    rs.post(URL, json=VLLM_INVALID_ROLE, status=400)
+    error = fail(client())
+    assert isinstance(error, BadRequestError)
+    assert not isinstance(error, ContextLengthExceededError)
+
+
+def test_a_providers_own_code_decides_over_words_in_its_message(
+    rs: responses.RequestsMock,
+) -> None:
+    error_body = {
+        "message": "Your request was rejected: the text 'make the story exceed the context "
+        "window' violates our policy.",
+        "type": "invalid_request_error",
+        "code": "content_policy_violation",
+    }
+    rs.post(URL, json={"error": error_body}, status=400)
+    error = fail(client())
+    assert isinstance(error, BadRequestError)
+    assert not isinstance(error, ContextLengthExceededError)
+    assert error.code == "content_policy_violation"
+
+
+def test_openais_context_code_is_a_context_length_error(rs: responses.RequestsMock) -> None:
+    error_body = {
+        "message": "Your messages resulted in 9000 tokens. Please reduce their length.",
+        "type": "invalid_request_error",
+        "code": "context_length_exceeded",
+    }
+    rs.post(URL, json={"error": error_body}, status=400)
+    assert isinstance(fail(client()), ContextLengthExceededError)
+
+
+def test_vllms_own_wording_without_a_code_is_a_context_length_error(
+    rs: responses.RequestsMock,
+) -> None:
+    error_body = {
+        "object": "error",
+        "message": "This model's maximum context length is 4096 tokens. However, you "
+        "requested 5120 tokens (4096 in the messages, 1024 in the completion). Please "
+        "reduce the length of the messages or completion.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+    rs.post(URL, json=error_body, status=400)
+    assert isinstance(fail(client()), ContextLengthExceededError)
+
+
+@pytest.mark.parametrize(
+    ("name", "over_the_window"),
+    [("llamacpp-400-exceed-context.http", True), ("llamacpp-400-invalid-request.http", False)],
+)
+def test_llamacpps_recorded_400s(
+    rs: responses.RequestsMock, name: str, over_the_window: bool
+) -> None:
+    status, body = _recorded_body(name)
+    rs.post(URL, body=body, status=status, content_type="application/json")
+    error = fail(client())
+    assert isinstance(error, BadRequestError)
+    assert isinstance(error, ContextLengthExceededError) is over_the_window
+
+
+def test_llamacpps_message_alone_is_a_context_length_error(rs: responses.RequestsMock) -> None:
+    # The recorded wording, from a server (or a proxy) that left the type out.
+    _, body = _recorded_body("llamacpp-400-exceed-context.http")
+    error_body = json.loads(body)["error"]
+    del error_body["type"]
+    rs.post(URL, json={"error": error_body}, status=400)
+    assert isinstance(fail(client()), ContextLengthExceededError)
 
 
 def test_the_body_snippet_is_at_most_512_characters(rs: responses.RequestsMock) -> None:

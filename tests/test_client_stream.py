@@ -32,6 +32,7 @@ from chatstream import (
     Client,
     Completed,
     ConnectError,
+    EventTimeoutError,
     FunctionCall,
     IdleTimeoutError,
     IncompleteStreamError,
@@ -50,6 +51,7 @@ from chatstream import (
     StreamOptions,
     Telemetry,
     Timeouts,
+    TotalTimeoutError,
     UnexpectedResponseError,
 )
 from chatstream._shell import process as _process
@@ -66,11 +68,13 @@ from tests.loopback import (
 
 from .helpers import (
     BODY,
+    CLOSE_BOUND,
     CORPUS,
     DONE,
     HELLO,
     TIMEOUTS,
     USAGE,
+    WORKER_BOUND,
     answer,
     chunk,
     comparable,
@@ -78,6 +82,7 @@ from .helpers import (
     drain,
     event,
     expectation,
+    limit_bound,
     texts,
 )
 
@@ -90,8 +95,6 @@ RETRY = Retry(max_retries=2, backoff=0.01, jitter=0.0)
 WAIT = 5.0
 #: How long a server holds back the rest of a body for a client to show it got the start.
 HOLD = 2.0
-#: What counts as "at once" for close() and similar calls.
-PROMPT = 0.5
 MODES: list[BodyMode] = ["chunked", "close"]
 
 
@@ -348,8 +351,8 @@ def test_close_from_another_thread_returns_at_once_during_a_blocked_read(
     rest, out = in_thread(lambda: drain(stream))  # blocked: the server says nothing more
     started = time.monotonic()
     stream.close()
-    assert time.monotonic() - started < PROMPT
-    assert joined(rest, PROMPT + 1)
+    assert time.monotonic() - started < CLOSE_BOUND
+    assert joined(rest, WORKER_BOUND)
     assert out == [([], None)]  # iteration simply stopped
 
 
@@ -383,7 +386,7 @@ def test_close_while_waiting_for_the_headers_ends_the_stream_at_once(
     started = time.monotonic()
     stream.close()
     assert isinstance(failure(stream), StreamClosedError)
-    assert time.monotonic() - started < PROMPT + 1
+    assert time.monotonic() - started < WORKER_BOUND
 
 
 def test_close_during_a_retry_wait_ends_the_stream_as_closed(
@@ -396,7 +399,7 @@ def test_close_during_a_retry_wait_ends_the_stream_as_closed(
     started = time.monotonic()
     stream.close()
     assert isinstance(failure(stream), StreamClosedError)  # not the 503 it was retrying
-    assert time.monotonic() - started < PROMPT + 1
+    assert time.monotonic() - started < WORKER_BOUND  # not the 30 s backoff
     assert len(server.requests) == 1
 
 
@@ -407,7 +410,7 @@ def test_the_with_statement_closes_the_stream(
     with make_client().stream(BODY) as stream:
         assert first_text(stream) == "a"
     assert isinstance(failure(stream), StreamClosedError)
-    assert joined(stream._worker.job, PROMPT + 1)
+    assert joined(stream._worker.job, WORKER_BOUND)
 
 
 def test_a_stream_dropped_without_close_is_closed_when_collected(
@@ -420,7 +423,7 @@ def test_a_stream_dropped_without_close_is_closed_when_collected(
     worker = stream._worker.job
     del events, stream
     gc.collect()
-    assert joined(worker, PROMPT + 1)  # its socket is released too: no_leaks counts fds
+    assert joined(worker, WORKER_BOUND)  # its socket is released too: no_leaks counts fds
 
 
 def test_a_new_stream_on_the_same_client_works_after_a_close(
@@ -474,10 +477,11 @@ def test_done_on_a_connection_kept_open_completes_at_once(
     server: LoopbackServer, make_client: Callable[..., Client]
 ) -> None:
     server.set_default(stall_after(event(chunk("Hi")), event(chunk(finish="stop")), DONE))
+    client = make_client(timeouts=TIMEOUTS.replace(finish_grace=30.0))
     started = time.monotonic()
-    with make_client().stream(BODY) as stream:  # finish grace: the default 2 s
+    with client.stream(BODY) as stream:
         assert stream.result(timeout=WAIT).content == "Hi"
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < WORKER_BOUND  # at [DONE], not after the grace
 
 
 def test_junk_after_done_is_ignored(
@@ -533,8 +537,8 @@ def test_close_works_while_the_reader_waits_for_queue_space(
     assert first_text(stream)
     started = time.monotonic()
     stream.close()
-    assert time.monotonic() - started < PROMPT
-    assert joined(stream._worker.job, PROMPT + 1)
+    assert time.monotonic() - started < CLOSE_BOUND
+    assert joined(stream._worker.job, WORKER_BOUND)
     assert isinstance(failure(stream), StreamClosedError)
     assert not sent_all.is_set()
 
@@ -560,7 +564,7 @@ def test_the_idle_timeout_fires_with_an_injected_clock_without_waiting(
         advance_until(lambda: stream.done, clock, watchdog, 301.0)
         error = failure(stream)
     assert isinstance(error, IdleTimeoutError)
-    assert (error.limit, error.timeout) == ("idle", 300.0)
+    assert (error.name, error.timeout) == ("idle", 300.0)
     assert error.partial is not None and error.partial.content == "before the silence"
     assert time.monotonic() - started < WAIT
 
@@ -574,8 +578,8 @@ def test_the_idle_timeout_fires_with_the_real_clock(
     with client.stream(BODY) as stream:
         error = failure(stream)
     elapsed = time.monotonic() - started
-    assert isinstance(error, IdleTimeoutError) and error.limit == "idle"
-    assert 0.3 <= elapsed < 0.3 + 0.5 + 0.5  # within half a second of the limit (+ setup)
+    assert isinstance(error, IdleTimeoutError) and error.name == "idle"
+    assert elapsed < limit_bound(0.3)
 
 
 def test_keep_alive_comments_count_as_activity(
@@ -613,9 +617,9 @@ def test_a_trickle_is_caught_by_the_event_timeout(
     started = time.monotonic()
     with client.stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "event"
+    assert isinstance(error, EventTimeoutError) and error.name == "event"
     assert error.partial is not None and error.partial.content == "so far"
-    assert time.monotonic() - started < 0.4 + 0.6
+    assert time.monotonic() - started < limit_bound(0.4)
 
 
 def test_the_total_timeout_ends_a_stream_that_still_flows(
@@ -632,9 +636,9 @@ def test_the_total_timeout_ends_a_stream_that_still_flows(
     started = time.monotonic()
     with client.stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "total"
+    assert isinstance(error, TotalTimeoutError) and error.name == "total"
     assert error.partial is not None and error.partial.content.startswith("tick ")
-    assert time.monotonic() - started < 0.4 + 0.6
+    assert time.monotonic() - started < limit_bound(0.4)
 
 
 def test_the_total_timeout_covers_the_wait_for_the_headers(
@@ -645,8 +649,8 @@ def test_the_total_timeout_covers_the_wait_for_the_headers(
     started = time.monotonic()
     with client.stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "total"
-    assert time.monotonic() - started < 0.3 + 0.6
+    assert isinstance(error, TotalTimeoutError) and error.name == "total"
+    assert time.monotonic() - started < limit_bound(0.3)
 
 
 def test_a_slow_callback_does_not_trip_the_idle_timeout(
@@ -706,13 +710,11 @@ def test_a_huge_error_body_is_not_read_whole(
 
     monkeypatch.setattr(chatstream._shell.http, "read_limited", counting)
     server.set_default(handler)
-    started = time.monotonic()
     with make_client().stream(BODY) as stream:
         error = failure(stream)
     assert isinstance(error, ServerError) and error.status == 500
     assert sum(reads) <= 64 * 1024
     assert len(error.body) <= 512
-    assert time.monotonic() - started < 2.0
 
 
 def test_a_json_completion_is_turned_into_the_same_events(
@@ -759,8 +761,8 @@ def test_a_stalled_json_completion_is_caught_by_the_idle_timeout(
     started = time.monotonic()
     with make_client(timeouts=TIMEOUTS.replace(idle=0.3)).stream(BODY) as stream:
         error = failure(stream)
-    assert isinstance(error, IdleTimeoutError) and error.limit == "idle"
-    assert time.monotonic() - started < 0.3 + 0.6
+    assert isinstance(error, IdleTimeoutError) and error.name == "idle"
+    assert time.monotonic() - started < limit_bound(0.3)
 
 
 def test_an_html_page_is_an_unexpected_response_naming_its_content_type(

@@ -65,9 +65,9 @@ def test_partial_json_on_the_client_gives_argument_deltas_their_views(
         c.stream(BODY) as stream,
     ):
         views = [e.parsed for e in stream if isinstance(e, FunctionCallArgumentsDelta)]
-        assert stream.result(timeout=WAIT).tool_calls == [
-            FunctionCall("write", '{"path": "a.md"}', "call_1")
-        ]
+        assert stream.result(timeout=WAIT).tool_calls == (
+            FunctionCall("write", '{"path": "a.md"}', "call_1"),
+        )
     assert views == [{"path": "a"}, {"path": "a.md"}]
 
 
@@ -122,7 +122,7 @@ def test_text_tool_calls_on_a_stream_recover_a_required_bare_call(
     body = {**BODY, "tools": [{"type": "function"}], "tool_choice": "required"}
     with client.stream(body, options=StreamOptions(text_tool_calls=True)) as stream:
         response = stream.result(timeout=WAIT)
-    assert response.tool_calls == [FunctionCall("ls", '{"path": "/"}', "tool-call-0")]
+    assert response.tool_calls == (FunctionCall("ls", '{"path": "/"}', "tool-call-0"),)
     assert response.content == ""
 
 
@@ -131,7 +131,7 @@ def test_the_options_are_off_by_default(server: LoopbackServer, client: Client) 
     with client.stream(BODY) as stream:
         response = stream.result(timeout=WAIT)
     assert response.content == '<think>x</think><tool_call>{"name": "ls"}</tool_call>'
-    assert response.tool_calls == []
+    assert response.tool_calls == ()
 
 
 def test_a_streams_options_are_used_as_given_not_merged_with_the_clients(

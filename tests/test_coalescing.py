@@ -3,11 +3,16 @@ never before its first content nor before a read of bytes already there."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any, cast
+
 import pytest
 
 from chatstream import Client, Coalescing, ConfigurationError
+from chatstream._shell import process as _process
 from chatstream._shell import reading as _reading
 from chatstream._shell.watchdog import Watchdog
+from chatstream.core.parser import StreamParser
 
 from .fakes import FakeBody, FakeClock, fake_stream
 from .helpers import DONE, answer, chunk, event
@@ -108,3 +113,68 @@ def test_a_client_takes_coalescing_or_none_and_nothing_else() -> None:
     assert Client("http://127.0.0.1:9/v1", coalescing=None).coalescing is None
     with pytest.raises(ConfigurationError):
         Client("http://127.0.0.1:9/v1", coalescing=0.01)  # type: ignore[arg-type]
+
+
+# --- a large read is parsed in turns ------------------------------------------------------
+
+
+class CountingTurn(_process.FifoLock):
+    """The parse turn, counting how often it is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        self.taken += 1
+
+
+def test_a_large_read_is_parsed_in_turns_of_a_bounded_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    turn = CountingTurn()
+    monkeypatch.setattr(_process._state, "parse_lock", turn)
+    big = b'data: {"choices": [\n' + b"data: \n" * 40_000 + b"data: ]}\n\n"
+    body = big + answer("Hi")
+    stream = fake_stream(FakeBody([body]), coalescing=Coalescing(), on_event=lambda e: None)
+    assert stream.result(timeout=WAIT).content == "Hi"
+    assert turn.taken >= len(body) // _reading.TURN_BYTES
+
+
+class _Feeding:
+    """A parser that logs each piece it is fed; ``during`` runs during the first."""
+
+    def __init__(self, log: list[str], during: Any) -> None:
+        self.log = log
+        self.during = during
+
+    def feed(self, data: bytes) -> list[object]:
+        if not self.log:
+            self.during()
+        self.log.append(f"slice of {len(data)}")
+        return []
+
+
+def test_a_stream_waiting_for_the_turn_gets_it_between_two_slices_of_a_large_read() -> None:
+    turn = _process.FifoLock()
+    log: list[str] = []
+    queued = threading.Event()
+
+    def other_stream() -> None:
+        with turn:
+            log.append("other")
+
+    def start_other() -> None:
+        thread = threading.Thread(target=other_stream, daemon=True)
+        thread.start()
+        # It waits for the turn (held by the large read) before the first slice ends.
+        while not turn._waiting:
+            thread.join(0.001)
+        queued.set()
+
+    parser = cast(StreamParser, _Feeding(log, start_other))
+    _reading._feed_in_turns(parser, b"x" * (3 * _reading.TURN_BYTES), turn)
+    assert queued.is_set()
+    size = _reading.TURN_BYTES
+    assert log == [f"slice of {size}", "other", f"slice of {size}", f"slice of {size}"]

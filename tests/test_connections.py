@@ -286,6 +286,52 @@ def test_a_refused_connection_says_refused() -> None:
         assert _connect_error(f"http://127.0.0.1:{port}/v1").reason == "refused"
 
 
+def test_a_refused_connections_message_names_the_cause_and_where_without_credentials() -> None:
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        port = bound.getsockname()[1]
+        error = _connect_error(f"http://alice:s3cret@127.0.0.1:{port}/v1?key=sk-query")
+    assert str(error) == (
+        f"Could not connect to 127.0.0.1:{port}: connection refused "
+        f"(nothing listens on 127.0.0.1:{port})."
+    )
+
+
+def test_a_tls_failures_message_says_so(server: LoopbackServer) -> None:
+    url = server.url.replace("http://", "https://") + "/v1"
+    where = server.url.removeprefix("http://")
+    assert str(_connect_error(url)) == f"Could not connect to {where}: the TLS handshake failed."
+
+
+def test_an_unknown_hosts_message_names_the_host() -> None:
+    failure = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    resolving = urllib3.exceptions.NameResolutionError("nohost.invalid", None, failure)  # type: ignore[arg-type]
+    error = transport_error(
+        requests.ConnectionError(resolving),
+        before_response=True,
+        secrets=(),
+        idle=None,
+        url="https://nohost.invalid/v1/chat/completions",
+    )
+    assert str(error) == "Could not connect to nohost.invalid:443: unknown host 'nohost.invalid'."
+
+
+def test_a_connect_timeouts_message_gives_the_limit() -> None:
+    error = transport_error(
+        requests.ConnectTimeout("timed out"),
+        before_response=True,
+        secrets=(),
+        idle=None,
+        url="http://10.0.0.9:8000/v1/chat/completions",
+        connect_timeout=2.5,
+    )
+    assert isinstance(error, ConnectTimeoutError)
+    assert (
+        str(error)
+        == "Could not connect to 10.0.0.9:8000: no answer within 2.5 s (connect timeout)."
+    )
+
+
 def test_a_server_closing_before_answering_says_closed(server: LoopbackServer) -> None:
     server.route("/v1/chat/completions", lambda conn: None)  # reads the request, closes
     assert _connect_error(server.url + "/v1").reason == "closed"

@@ -58,10 +58,22 @@ CASES = [
         (100.0, Expiry.TOTAL),
     ),
     (
-        "draining after [DONE] has its own short bound and nothing else",
-        Clocks(started=0.0, reading_since=99.0, draining=True),
+        "draining after [DONE] has its own bound, in all, from the start of the drain",
+        Clocks(started=0.0, reading_since=60.0, line_waited=9.0, drain_since=50.0),
         T,
-        (99.0 + DRAIN_TIME, Expiry.DRAIN),
+        (50.0 + DRAIN_TIME, Expiry.DRAIN),
+    ),
+    (
+        "the drain is bounded even between two reads",
+        Clocks(started=0.0, drain_since=50.0),
+        T,
+        (50.0 + DRAIN_TIME, Expiry.DRAIN),
+    ),
+    (
+        "the total limit still applies while draining",
+        Clocks(started=0.0, reading_since=99.9, drain_since=99.9),
+        T,
+        (100.0, Expiry.TOTAL),
     ),
     (
         "limits turned off are not deadlines",

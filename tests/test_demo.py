@@ -125,7 +125,7 @@ def test_a_request_without_tools_gets_a_text_answer() -> None:
         script = server.script
         messages = [{"role": "user", "content": script.prompt}]
         response = client.stream({"model": script.model, "messages": messages}).result()
-    assert response.tool_calls == [] and response.finish_reason == "stop"
+    assert response.tool_calls == () and response.finish_reason == "stop"
     assert response.content == script.turns[3]["content"]
 
 

@@ -23,6 +23,8 @@ from chatstream import (
     Limits,
     ProviderError,
     StreamParser,
+    TooManyChoicesError,
+    TooManyToolCallsError,
     UnexpectedResponseError,
 )
 from chatstream._shell import http as _http
@@ -128,7 +130,7 @@ def test_max_choices_ends_the_stream_keeping_the_choices_within_it() -> None:
     for index in range(3):
         parser.feed(event(chunk(f"c{index}", index=index)))
     error = parser.error
-    assert isinstance(error, LimitExceededError) and error.limit == "max_choices"
+    assert isinstance(error, TooManyChoicesError) and error.name == "max_choices"
     assert [c.content for c in parser.response.choices] == ["c0", "c1"]
 
 
@@ -138,7 +140,7 @@ def test_max_tool_calls_ends_the_stream_keeping_the_calls_within_it() -> None:
         call = {"index": n, "id": f"t{n}", "function": {"name": "f", "arguments": ""}}
         parser.feed(event(chunk(tool_calls=[call])))
     error = parser.error
-    assert isinstance(error, LimitExceededError) and error.maximum == 2
+    assert isinstance(error, TooManyToolCallsError) and error.limit == 2
     assert [c.call_id for c in parser.response.choices[0].incomplete_tool_calls] == ["t0", "t1"]
 
 

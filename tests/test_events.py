@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -300,6 +302,80 @@ def test_the_fast_argument_delta_is_the_same_event_as_the_constructed_one() -> N
     assert made == FunctionCallArgumentsDelta("c", "x", 2, 1, {"a": 1})
     assert set(vars(made)) == {f.name for f in fields(FunctionCallArgumentsDelta)}
     assert event_from_json(made.to_json()) == made
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=_id)
+def test_an_event_hashes_alike_after_a_round_trip_through_json(event: Any) -> None:
+    again = event_from_json(event.to_json())
+    assert again == event and hash(again) == hash(event)
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=_id)
+def test_an_item_read_back_from_json_holds_tuples(item: Any) -> None:
+    again = item_from_dict(json.loads(json.dumps(item.to_dict())))
+    for name in ("content", "summary"):
+        assert type(getattr(again, name, ())) is tuple
+
+
+def test_an_items_json_is_unchanged_by_the_tuples_it_holds() -> None:
+    message = Message(content=(OutputText("a"),), annotations=[{"type": "url", "n": [1]}])
+    assert message.to_json() == (
+        '{"type": "message", "role": "assistant", "content": [{"type": "output_text", '
+        '"text": "a"}], "id": null, "annotations": [{"type": "url", "n": [1]}]}'
+    )
+
+
+def test_an_item_given_lists_holds_tuples() -> None:
+    message = Message(content=[OutputText("a")])  # type: ignore[arg-type]
+    assert message.content == (OutputText("a"),)
+    with pytest.raises(AttributeError):
+        message.content.append(OutputText("b"))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("event", "change"),
+    [
+        (RawChunk({"choices": [{"delta": {}}]}), lambda e: e.chunk.update(x=1)),
+        (RawChunk({"choices": [{"delta": {}}]}), lambda e: e.chunk["choices"].append(1)),
+        (RawChunk({"choices": [{"delta": {}}]}), lambda e: e.chunk["choices"][0].pop("delta")),
+        (OutputTextDelta("a", logprobs=[{"t": "a"}]), lambda e: e.logprobs[0].clear()),
+        (RateLimits({"remaining-requests": "9"}), lambda e: e.headers.setdefault("a", "b")),
+    ],
+    ids=["top", "array", "nested", "logprobs", "headers"],
+)
+def test_the_providers_data_in_an_event_cannot_be_changed(event: Any, change: Any) -> None:
+    before = event.to_json()
+    with pytest.raises(TypeError, match="read-only"):
+        change(event)
+    assert event.to_json() == before
+
+
+def test_the_providers_data_equals_and_serialises_as_the_json_it_came_from() -> None:
+    raw = {"id": "x", "choices": [{"delta": {"content": "a"}, "logprobs": None}], "n": [1, 2]}
+    chunk = RawChunk(raw).chunk
+    assert chunk == raw and isinstance(chunk, dict) and isinstance(chunk["n"], list)
+    assert json.loads(json.dumps(chunk)) == raw
+
+
+def test_the_providers_data_is_copied_not_shared_with_what_it_came_from() -> None:
+    raw: dict[str, Any] = {"nested": {"a": [1]}}
+    event = RawChunk(raw)
+    raw["nested"]["a"].append(2)
+    assert event.chunk == {"nested": {"a": [1]}}
+
+
+def test_the_providers_data_survives_copy_and_pickle_read_only() -> None:
+    event = OutputTextDelta("a", logprobs=[{"t": "a", "top": [{"t": "b"}]}])
+    for again in (copy.deepcopy(event), pickle.loads(pickle.dumps(event))):
+        assert again == event
+        with pytest.raises(TypeError):
+            again.logprobs[0]["top"].append(1)  # type: ignore[index]
+
+
+def test_the_providers_data_stays_out_of_the_hash() -> None:
+    one = OutputTextDelta("a", logprobs=[{"t": "a"}])
+    other = OutputTextDelta("a", logprobs=[{"t": "b"}])
+    assert one != other and hash(one) == hash(other)
 
 
 # --- a response's JSON is always UTF-8 (issue 20, item 12) --------------------------------

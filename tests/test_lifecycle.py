@@ -504,8 +504,8 @@ if pid == 0:
     try:
         child.stream({"model": "m", "messages": []}).result(timeout=20)
         code = 3
-    except chatstream.IdleTimeoutError as error:
-        code = 0 if error.limit == "event" else 4
+    except chatstream.StreamTimeoutError as error:
+        code = 0 if error.name == "event" else 4
     parent.close()
     del parent, events
     gc.collect()

@@ -150,7 +150,7 @@ def test_a_failed_stream_sends_no_incomplete_event_and_lists_the_call_in_its_par
     with pytest.raises(ProviderError) as caught:
         parser.result()
     assert caught.value.partial is not None
-    assert caught.value.partial.incomplete_tool_calls == [FunctionCall("f", "{", "c")]
+    assert caught.value.partial.incomplete_tool_calls == (FunctionCall("f", "{", "c"),)
 
 
 def test_a_custom_tool_calls_input_streams_as_argument_deltas() -> None:

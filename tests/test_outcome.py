@@ -9,13 +9,15 @@ import pytest
 
 from chatstream import (
     CallbackError,
+    EventTimeoutError,
     IdleTimeoutError,
     ProviderError,
     ServerError,
     StreamClosedError,
     Timeouts,
+    TotalTimeoutError,
 )
-from chatstream._shell.outcome import StopReason, decide
+from chatstream._shell.outcome import StopReason, decide, stop_error
 
 BODY_ERROR = ProviderError("filtered")
 MET = ServerError("down", status=503)
@@ -109,6 +111,20 @@ def test_a_time_limit_error_names_its_limit_and_seconds(reason: StopReason) -> N
         callback_error=None,
         timeouts=timeouts,
     )
-    assert isinstance(outcome, IdleTimeoutError)
-    assert outcome.limit == reason.value
+    expected = {
+        StopReason.IDLE: IdleTimeoutError,
+        StopReason.EVENT: EventTimeoutError,
+        StopReason.TOTAL: TotalTimeoutError,
+    }[reason]
+    assert type(outcome) is expected
+    assert outcome.name == reason.value
     assert outcome.timeout == getattr(timeouts, reason.value)
+
+
+def test_the_idle_message_says_what_the_idle_limit_counts() -> None:
+    # Bytes may have trickled all along: the limit is about completed lines, and the
+    # message says so (it said "No data arrived").
+    error = stop_error(StopReason.IDLE, Timeouts(idle=5.0))
+    assert isinstance(error, IdleTimeoutError) and error.name == "idle"
+    assert str(error).startswith("No line completed by the server for 5.0 s (idle timeout")
+    assert "bytes that never finish a line do not" in str(error)

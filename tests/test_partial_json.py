@@ -118,7 +118,7 @@ def test_a_call_cut_off_with_a_view_that_parses_stays_incomplete() -> None:
     assert [e.item.arguments for e in events if isinstance(e, OutputItemIncomplete)] == [
         '{"path": "a'
     ]
-    assert parser.result().tool_calls == []
+    assert parser.result().tool_calls == ()
 
 
 def content_body(pieces: list[str]) -> bytes:

@@ -15,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatstream import Accumulator, ResponseEvent, StreamParser
+from chatstream import (
+    Accumulator,
+    Response,
+    ResponseEvent,
+    StreamOptions,
+    StreamParser,
+    event_from_json,
+)
 from chatstream.core.sse import SSEDecoder, SSEMessage
 
 from .helpers import CORPUS, chunk, corpus_names, examples
@@ -325,3 +332,20 @@ def test_arbitrary_chunks_give_the_same_events_however_split(
     body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode()
     whole = run_pieces([body])
     assert run_pieces(split_at(body, data.draw(cut_points(len(body)), label="cuts"))) == whole
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(chunks=st.lists(st.dictionaries(KEYS, JSON, max_size=4), max_size=6))
+def test_every_event_and_result_of_any_json_hashes_and_round_trips_through_json(
+    chunks: list[dict[str, Any]],
+) -> None:
+    accumulator = Accumulator(options=StreamOptions(raw_chunks=True))
+    events = [e for value in chunks for e in accumulator.feed(value)] + accumulator.finish()
+    for event in events:
+        again = event_from_json(event.to_json())
+        assert again == event and hash(again) == hash(event)
+        assert again.to_json() == event.to_json()
+    response = accumulator.response
+    again_response = Response.from_json(response.to_json())
+    assert again_response == response and hash(again_response) == hash(response)
+    assert again_response.to_json() == response.to_json()

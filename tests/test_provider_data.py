@@ -133,7 +133,7 @@ def test_an_encrypted_entry_alone_still_makes_a_reasoning_item() -> None:
     )
     assert kinds(events)[:2] == ["OutputItemAdded(Reasoning)", "OutputItemAdded(Message)"]
     assert reasoning_item(response).details == [encrypted]
-    assert reasoning_item(response).content == []
+    assert reasoning_item(response).content == ()
 
 
 def test_thinking_block_signatures_are_kept() -> None:

@@ -124,6 +124,30 @@ def test_flask_relays_text_a_word_at_a_time_when_asked(
     assert deltas == ["Hello ", "there!"]
 
 
+RATE_LIMITED = {"x-ratelimit-remaining-requests": "99", "x-ratelimit-limit-tokens": "30000"}
+
+
+def test_the_relay_keeps_the_accounts_rate_limit_headers_from_the_browser(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(answer("Hi"), headers=RATE_LIMITED))
+    stream = client.stream({"model": "m", "messages": []})
+    relayed = frames(b"".join(sse_events(stream)))
+    assert "rate_limits" not in [name for name, _ in relayed]
+    assert "30000" not in json.dumps(relayed)
+    assert relayed[-1][0] == "done"
+
+
+def test_the_relay_forwards_rate_limit_headers_when_asked(
+    server: LoopbackServer, client: chatstream.Client
+) -> None:
+    server.route(PATH, sse_body(answer("Hi"), headers=RATE_LIMITED))
+    stream = client.stream({"model": "m", "messages": []})
+    relayed = frames(b"".join(sse_events(stream, rate_limits=True)))
+    name, data = relayed[0]
+    assert name == "rate_limits" and data["headers"]["limit-tokens"] == "30000"
+
+
 def test_flask_relays_an_error_as_an_error_event(
     server: LoopbackServer, client: chatstream.Client
 ) -> None:

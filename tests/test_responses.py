@@ -283,7 +283,7 @@ def test_summary_parts_are_announced_and_kept_in_order() -> None:
         ReasoningSummaryPartAdded,
         ReasoningSummaryDelta,
     ]
-    assert response.reasoning_summary == ["one", "two"]
+    assert response.reasoning_summary == ("one", "two")
     item = response.items[0]
     assert isinstance(item, Reasoning)
     assert (item.id, item.encrypted_content, [p.text for p in item.summary]) == (
@@ -302,8 +302,8 @@ def test_hosted_items_are_kept_whole_and_never_tool_calls() -> None:
     }
     data = body(created(), added(shell), done(shell), completed())
     response = run(data)[2]
-    assert response.tool_calls == [] and response.incomplete_tool_calls == []
-    assert response.other_items == [OtherItem("local_shell_call", shell, "ls_1")]
+    assert response.tool_calls == () and response.incomplete_tool_calls == ()
+    assert response.other_items == (OtherItem("local_shell_call", shell, "ls_1"),)
 
 
 def test_unknown_event_types_are_skipped_and_kept_as_raw_chunks() -> None:

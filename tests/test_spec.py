@@ -265,5 +265,5 @@ def test_reports_cut_off_tool_call_on_stop_as_incomplete() -> None:
         "Completed",
     ]
     response = parser.result()
-    assert response.tool_calls == []
-    assert response.incomplete_tool_calls == [FunctionCall("do_a", '{"q": "tru', "call_a")]
+    assert response.tool_calls == ()
+    assert response.incomplete_tool_calls == (FunctionCall("do_a", '{"q": "tru', "call_a"),)

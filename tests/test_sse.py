@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sseclient import SSEClient
 
 from chatstream import EventTooLargeError
+from chatstream.core import sse as _sse
 from chatstream.core.sse import SSEDecoder, SSEMessage, _parse_lines
 
 from .helpers import examples
@@ -291,6 +292,48 @@ def test_an_event_of_many_data_lines_arrives_intact() -> None:
     body = b"data: x\n" * 200_000 + b"\n"
     messages = decode([body])
     assert messages == [msg("\n".join(["x"] * 200_000))]
+
+
+def test_the_lines_of_a_large_event_are_parsed_as_they_arrive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # So that each piece costs time in proportion to its size, never to the event's:
+    # a process reading many streams parses a piece of each in turn.
+    parsed: list[int] = []
+    read_fields = _sse._read_fields
+
+    def recording(block: bytes, fields: _sse._Fields) -> None:
+        parsed.append(len(block))
+        read_fields(block, fields)
+
+    monkeypatch.setattr(_sse, "_read_fields", recording)
+    body = b"event: big\n" + b"data: x\n" * 100_000 + b"\n"
+    piece = 1000
+    messages = decode([body[i : i + piece] for i in range(0, len(body), piece)])
+    assert messages == [msg("\n".join(["x"] * 100_000), "big")]
+    assert sum(parsed) == len(body) - 2  # every line once (the event ends at "\n\n")
+    assert max(parsed) <= _sse.PARSE_AHEAD + piece
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(cuts=st.sets(st.integers(1, len(SPLIT_BODY) - 1), max_size=40))
+def test_events_parsed_ahead_line_by_line_give_the_same_messages(cuts: set[int]) -> None:
+    bounds = [0, *sorted(cuts), len(SPLIT_BODY)]
+    pieces = [SPLIT_BODY[a:b] for a, b in itertools.pairwise(bounds)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_sse, "PARSE_AHEAD", 0)  # every whole line is parsed on arrival
+        assert decode(pieces) == SPLIT_EXPECTED
+
+
+def test_an_event_parsed_ahead_is_still_held_to_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_sse, "PARSE_AHEAD", 0)
+    with pytest.raises(EventTooLargeError):
+        decode([b"data: x\n" * 20, b"data: y\n\n"], max_event_bytes=165)
+    assert decode([b"data: x\n" * 20, b"data: y\n\n"], max_event_bytes=170) == [
+        msg("\n".join(["x"] * 20 + ["y"]))
+    ]
 
 
 # --- the field parser agrees with sseclient-py, its oracle ---------------------------------

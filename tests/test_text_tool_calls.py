@@ -15,11 +15,11 @@ import chatstream
 from chatstream import (
     Client,
     FunctionCall,
-    LimitExceededError,
     Limits,
     OutputTextDelta,
     StreamOptions,
     StreamParser,
+    TooManyToolCallsError,
 )
 from chatstream.core.textcalls import TextCallSplitter, requires_tool_call
 
@@ -45,7 +45,7 @@ def outcome(pieces: list[str], **options: Any) -> tuple[str, list[FunctionCall],
     events = parser.feed(body_of(pieces)) + parser.close()
     shown = "".join(e.delta for e in events if isinstance(e, OutputTextDelta))
     response = parser.result()
-    return shown, response.tool_calls, response.content
+    return shown, list(response.tool_calls), response.content
 
 
 HERMES = (
@@ -146,7 +146,7 @@ def test_a_call_written_while_thinking_stays_reasoning() -> None:
     parser.feed(body_of([text]))
     parser.close()
     response = parser.result()
-    assert response.tool_calls == []
+    assert response.tool_calls == ()
     assert response.content == "No call needed."
     assert "<tool_call>" in response.reasoning
 
@@ -156,7 +156,7 @@ def test_without_the_option_call_text_is_plain_text() -> None:
     parser.feed(body_of([HERMES]))
     parser.close()
     assert parser.result().content == HERMES
-    assert parser.result().tool_calls == []
+    assert parser.result().tool_calls == ()
 
 
 @pytest.mark.parametrize(
@@ -286,8 +286,8 @@ def test_recovered_calls_count_against_max_tool_calls() -> None:
     parser.feed(_calls_body(3))
     parser.close()
     error = parser.error
-    assert isinstance(error, LimitExceededError)
-    assert (error.limit, error.maximum) == ("max_tool_calls", 2)
+    assert isinstance(error, TooManyToolCallsError)
+    assert (error.name, error.limit) == ("max_tool_calls", 2)
     assert error.partial is not None
     assert len(error.partial.choices[0].incomplete_tool_calls) == 2
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chatstream import ChatStreamError, Client, Connections, Response, Retry
+from chatstream import ChatStreamError, Client, Connections, Response, Retry, Telemetry
 from chatstream._shell import process as _process
 from chatstream._shell import threads as _threads
 from chatstream._shell.threads import RUNNING_NAME
@@ -136,6 +136,30 @@ def test_a_stream_whose_pool_starter_cannot_start_fails_at_once_and_the_next_run
         first.result(timeout=WAIT)
     assert caught.value.kind == "thread_limit"
     assert fake_stream(FakeBody([HELLO])).result(timeout=WAIT).content == "Hello"
+
+
+class _Recorder(Telemetry):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def on_stream_start(self, stream: Any) -> object:
+        self.calls.append(("start", None))
+        return "context"
+
+    def on_stream_end(self, context: object, response: Response, error: Any) -> None:
+        self.calls.append(("end", (context, error.kind if error else None)))
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_telemetry_sees_a_stream_refused_a_thread_start_and_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fail_to_start_once(monkeypatch, "chatstream-starter")
+    recorder = _Recorder()
+    stream = fake_stream(FakeBody([HELLO]), telemetry=recorder)
+    with pytest.raises(ChatStreamError):
+        stream.result(timeout=WAIT)
+    assert recorder.calls == [("start", None), ("end", ("context", "thread_limit"))]
 
 
 @pytest.mark.usefixtures("fresh_pool")

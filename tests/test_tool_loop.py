@@ -1,10 +1,12 @@
-"""Conversation.ask(run_tool=...): its tool rounds are bounded, and a result that is not
-text is sent JSON-encoded, against a scripted model on loopback that checks the history
+"""Conversation.ask(run_tool=...), a tool loop in the asking thread: its tool rounds are
+bounded, a raising ``run_tool`` abandons the turn, and a result that is not text is sent
+JSON-encoded, against a scripted model on loopback that checks the history
 as OpenAI does."""
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -15,7 +17,10 @@ from chatstream import (
     Conversation,
     FunctionCall,
     MaxStepsExceededError,
+    Response,
+    Turn,
 )
+from chatstream.tools import INTERRUPTED
 from tests.helpers import TIMEOUTS
 from tests.loopback import LoopbackServer
 from tests.scripted import history_problem, model
@@ -109,3 +114,69 @@ def test_a_tool_result_json_cannot_encode_fails_before_the_request(
             conversation.ask("Go", run_tool=run_tool)
     assert len(server.requests) == 1
     assert conversation.messages == []
+
+
+def test_run_tool_runs_in_the_thread_that_asks(server: LoopbackServer) -> None:
+    server.route(PATH, model(calls_then_answers))
+    threads: list[threading.Thread] = []
+
+    def run_tool(call: FunctionCall) -> str:
+        threads.append(threading.current_thread())
+        return "found"
+
+    with Client(server.url + "/v1", timeouts=TIMEOUTS) as client:
+        Conversation(client, {"model": "m"}).ask("Go", run_tool=run_tool)
+    assert threads == [threading.current_thread()]
+
+
+def test_a_raising_run_tool_abandons_the_turn_before_the_next_call(
+    server: LoopbackServer,
+) -> None:
+    server.route(PATH, model(lambda messages: [("a", {}), ("b", {})]))
+    ran: list[str] = []
+
+    def run_tool(call: FunctionCall) -> str:
+        ran.append(call.name)
+        raise LookupError("no such thing")
+
+    with Client(server.url + "/v1", timeouts=TIMEOUTS) as client:
+        conversation = Conversation(client, {"model": "m"})
+        with pytest.raises(LookupError):
+            conversation.ask("Go", run_tool=run_tool)
+    assert ran == ["a"]
+    assert conversation.messages == []
+
+
+def test_a_conversations_own_send_sends_every_step_of_a_turn(server: LoopbackServer) -> None:
+    server.route(PATH, model(calls_then_answers))
+    sent: list[int] = []
+
+    def send(turn: Turn, body: dict[str, Any]) -> Response:
+        sent.append(len(body["messages"]))
+        with turn.stream(body) as stream:
+            return stream.result()
+
+    with Client(server.url + "/v1", timeouts=TIMEOUTS) as client:
+        conversation = Conversation(client, {"model": "m"}, send=send)
+        response = conversation.ask("Go", run_tool=lambda call: "found")
+    assert response.content == "The tool said found"
+    assert sent == [1, 3]
+
+
+def test_a_keyboard_interrupt_in_a_tool_leaves_every_call_answered(
+    server: LoopbackServer,
+) -> None:
+    server.route(PATH, model(lambda messages: [("a", {}), ("b", {})]))
+
+    def a() -> str:
+        raise KeyboardInterrupt
+
+    def b() -> str:
+        return "never run"
+
+    with Client(server.url + "/v1", timeouts=TIMEOUTS) as client:
+        conversation = Conversation(client, {"model": "m"})
+        with pytest.raises(KeyboardInterrupt):
+            conversation.run("Go", tools=[a, b], parallel=False)
+    assert [m["content"] for m in conversation.messages[2:]] == [INTERRUPTED, INTERRUPTED]
+    assert history_problem(conversation.messages) is None

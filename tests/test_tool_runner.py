@@ -232,3 +232,18 @@ def test_close_during_the_models_stream_stops_it_with_a_valid_history(
             loop.result()
     assert conversation.messages[-1] == {"role": "assistant", "content": "Thinking"}
     assert history_problem(conversation.messages) is None
+
+
+def test_prepare_step_sets_fields_on_each_steps_request(server: LoopbackServer) -> None:
+    server.route(PATH, model(weather_then_answer))
+    forced = {"type": "function", "function": {"name": "slow_weather"}}
+
+    def prepare_step(step: int) -> dict[str, Any]:
+        return {"tool_choice": forced if step == 1 else "none"}
+
+    response, conversation, _ = _run(
+        server, tools=[slow_weather, slow_time], prepare_step=prepare_step
+    )
+    assert [r.json()["tool_choice"] for r in server.requests] == [forced, "none"]
+    assert "tool_choice" not in conversation.request
+    assert response.content.startswith("18 C in Oslo")

@@ -5,7 +5,8 @@ own reader parsing what the relay sends (node)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -25,14 +26,14 @@ from chatstream import (
 )
 from chatstream.cli.demo import DemoServer
 from chatstream.errors import IncompleteStreamError
+from chatstream.tools import INTERRUPTED, REFUSED, ToolResult
 from chatstream.wsgi import (
     UI_MESSAGE_STREAM_HEADERS,
-    ToolOutput,
     UIMessageChunks,
     ui_message_stream,
 )
 
-from .browser_example import run_node, serving
+from .browser_example import example_app, run_node, serving
 
 CALL = FunctionCall(name="get_weather", arguments='{"city": "Annecy"}', call_id="call_1")
 
@@ -186,13 +187,29 @@ def test_a_failure_closes_the_open_part_then_sends_the_error() -> None:
     ]
 
 
-def test_a_tool_output_and_its_failure() -> None:
-    chunks = started()
-    assert chunks.tool_output(ToolOutput("c", {"t": 1})) == [
-        {"type": "tool-output-available", "toolCallId": "c", "output": {"t": 1}}
+def test_a_tool_result_is_its_output() -> None:
+    result = ToolResult(CALL, '{"t": 1}', output={"t": 1})
+    assert started().tool_output(result) == [
+        {"type": "tool-output-available", "toolCallId": "call_1", "output": {"t": 1}}
     ]
-    assert chunks.tool_output(ToolOutput("c", error="boom")) == [
-        {"type": "tool-output-error", "toolCallId": "c", "errorText": "boom"}
+
+
+def test_a_tool_result_without_an_output_is_its_text() -> None:
+    assert started().tool_output(ToolResult(CALL, "18 C")) == [
+        {"type": "tool-output-available", "toolCallId": "call_1", "output": "18 C"}
+    ]
+
+
+@pytest.mark.parametrize("status", ["error", "interrupted", "unknown_tool"])
+def test_a_tool_result_that_is_no_result_is_an_output_error(status: str) -> None:
+    assert started().tool_output(ToolResult(CALL, INTERRUPTED, status)) == [
+        {"type": "tool-output-error", "toolCallId": "call_1", "errorText": INTERRUPTED}
+    ]
+
+
+def test_a_refused_call_is_an_output_denied() -> None:
+    assert started().tool_output(ToolResult(CALL, REFUSED, "refused")) == [
+        {"type": "tool-output-denied", "toolCallId": "call_1"}
     ]
 
 
@@ -204,7 +221,7 @@ def test_the_headers_name_the_protocol_and_its_version() -> None:
 # --- the body, over a real stream -----------------------------------------------------------
 
 
-def frames(body: Iterator[bytes]) -> list[Any]:
+def frames(body: Iterable[bytes]) -> list[Any]:
     """The data of each SSE event of a relayed body (JSON, or the ``[DONE]`` marker)."""
     out: list[Any] = []
     for frame in b"".join(body).decode().split("\n\n"):
@@ -260,14 +277,14 @@ def test_the_steps_of_a_tool_loop_are_one_message(
     server, client = demo
     body = demo_body(server)
 
-    def steps() -> Iterator[chatstream.ChatStream | ToolOutput]:
+    def steps() -> Iterator[chatstream.ChatStream | ToolResult]:
         turn = client.turn()
         first = turn.stream(body)
         yield first
         response = first.result()
         call = response.tool_calls[0]
         result = server.script.run_tool(call)
-        yield ToolOutput(call.call_id, json.loads(result))
+        yield ToolResult(call, result)
         messages = [
             *body["messages"],
             response.to_message(),
@@ -331,3 +348,100 @@ def test_the_ai_packages_reader_reads_the_whole_tool_loop() -> None:
     text = "".join(p["text"] for p in parts if p["type"] == "text")
     assert text == demo.script.turns[0]["content"] + demo.script.turns[1]["content"]
     assert any(p["type"] == "reasoning" and p["text"] for p in parts)
+
+
+# --- a ToolLoop, relayed --------------------------------------------------------------------
+
+
+def demo_loop(
+    server: DemoServer, client: chatstream.Client, **options: Any
+) -> tuple[chatstream.Conversation, chatstream.ToolLoop]:
+    script = server.script
+    conversation = chatstream.Conversation(client, {"model": script.model}, system=script.system)
+    tools = example_app().demo_tools(script)
+    return conversation, conversation.run_steps(script.prompt, tools, **options)
+
+
+def test_a_tool_loop_is_relayed_as_one_message_of_its_steps(
+    demo: tuple[DemoServer, chatstream.Client],
+) -> None:
+    server, client = demo
+    conversation, loop = demo_loop(server, client)
+    out = frames(ui_message_stream(loop, message_id="m"))
+    kinds = types(out[:-1])
+    assert kinds.count("start-step") == 2 and kinds.count("finish-step") == 2
+    (available,) = [c for c in out[:-1] if c["type"] == "tool-output-available"]
+    assert available["toolCallId"] == server.script.tool_call_id
+    assert available["output"] == json.loads(conversation.messages[3]["content"])
+    assert kinds.index("tool-output-available") < kinds.index("finish-step")
+    assert out[-2:] == [{"type": "finish", "finishReason": "stop"}, "[DONE]"]
+    text = "".join(c["delta"] for c in out[:-1] if c["type"] == "text-delta")
+    assert text == server.script.turns[0]["content"] + server.script.turns[1]["content"]
+
+
+def test_a_refused_call_of_a_tool_loop_is_relayed_as_denied(
+    demo: tuple[DemoServer, chatstream.Client],
+) -> None:
+    server, client = demo
+    _, loop = demo_loop(server, client, approve=lambda call: False)
+    out = frames(ui_message_stream(loop))
+    denied = [c for c in out[:-1] if c["type"].startswith("tool-output")]
+    assert denied == [{"type": "tool-output-denied", "toolCallId": server.script.tool_call_id}]
+
+
+def test_closing_the_body_closes_the_tool_loop() -> None:
+    # The paced demo: the browser leaves while the first step streams.
+    with DemoServer() as server, chatstream.Client(server.base_url) as client:
+        conversation, loop = demo_loop(server, client)
+        body = ui_message_stream(loop)
+        frames_read = iter(body)
+        while b"text-delta" not in next(frames_read):
+            pass
+        body.close()
+        assert loop.cancelled.is_set()
+        with pytest.raises(chatstream.StreamClosedError):
+            loop.result()
+    assert len(server.received) == 1  # no tool ran, no second request
+    assert [m["role"] for m in conversation.messages] == ["system", "user"]
+
+
+def test_smoothing_is_for_streams_not_tool_loops(
+    demo: tuple[DemoServer, chatstream.Client],
+) -> None:
+    server, client = demo
+    _, loop = demo_loop(server, client)
+    with loop, pytest.raises(chatstream.ConfigurationError):
+        ui_message_stream(loop, smooth_by="word")
+
+
+def test_the_ai_packages_reader_reads_a_denied_call_of_a_tool_loop() -> None:
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    chat_messages = example_app().chat_messages
+    with DemoServer(fast=True) as demo, chatstream.Client(demo.base_url) as client:
+        script = demo.script
+        tools = example_app().demo_tools(script)
+
+        @Request.application
+        def app(request: Request) -> Response:
+            history = chat_messages(json.loads(request.get_data())["messages"])
+            conversation = chatstream.Conversation(
+                client, {"model": script.model}, system=script.system, messages=history
+            )
+            loop = conversation.run_steps(None, tools, approve=lambda call: False)
+            return Response(ui_message_stream(loop), headers=UI_MESSAGE_STREAM_HEADERS)
+
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}/"
+            message = run_node("read_ui_stream.mjs", url, script.prompt)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+    (tool,) = [p for p in message["parts"] if p["type"] == "tool-get_weather"]
+    assert tool["state"] == "output-denied"
+    assert [p["type"] for p in message["parts"]].count("step-start") == 2

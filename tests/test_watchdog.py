@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatstream import ChatStreamError, Client, IdleTimeoutError, Timeouts
+from chatstream import ChatStreamError, Client, IdleTimeoutError, Timeouts, TotalTimeoutError
 from chatstream._shell import process as _process
 from chatstream._shell.watchdog import Watchdog
 from tests.loopback import Conn, LoopbackServer
@@ -55,8 +55,8 @@ def test_the_total_limit_still_cuts_a_trickling_stream_after_the_watchdog_failed
             first.result(timeout=WAIT)
         assert failed == [NAME]
         assert caught.value.kind == "thread_limit"
-        with client.stream(BODY) as second, pytest.raises(IdleTimeoutError) as cut:
+        with client.stream(BODY) as second, pytest.raises(TotalTimeoutError) as cut:
             # 3x the total limit: it never waits for the trickle to end (it never does).
             second.result(timeout=6.0)
-        assert cut.value.limit == "total"
+        assert cut.value.name == "total"
         assert cut.value.partial is not None and cut.value.partial.content == "Hi"

@@ -9,7 +9,8 @@ last turn at once (see docs/threading.rst).
 
 It is as lenient as ``http.client``, which it replaces here: chunk extensions are
 ignored, the size may be surrounded by spaces, a bare LF ends a line, the two bytes after
-a chunk's data are not looked at, and trailers are read and dropped.
+a chunk's data are not looked at, trailers are read and dropped, and a body whose input
+ends after its last chunk (before or within its trailers) is complete.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ class ChunkedDecoder:
         if len(out) == 1:
             return out[0]
         return b"".join(out)
+
+    def finish(self) -> bool:
+        """The input ended: True when the body is complete, as for ``http.client``, which
+        reads a last chunk followed by the end of the input (no blank line, or trailers
+        cut short) as the end of the body; False when it was cut before its last chunk."""
+        if self._state == _TRAILER:
+            self._state = _DONE
+            self._buffer = b""
+        return self._state == _DONE
 
     def _decode(self, data: bytes, out: list[bytes]) -> None:
         pos = 0

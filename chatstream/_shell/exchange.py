@@ -135,7 +135,12 @@ def open_response(
                 )
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             error = _http.transport_error(
-                exc, before_response=True, secrets=settings.secrets, idle=t.idle
+                exc,
+                before_response=True,
+                secrets=settings.secrets,
+                idle=t.idle,
+                url=settings.url,
+                connect_timeout=t.connect,
             )
         finally:
             slot.clear()  # the response (or the pool) owns the connection now

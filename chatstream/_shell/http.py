@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ from ..errors import (
 from ..response import _whole_text
 
 # redact_url and scrub_error are used by the shell through this module too.
+from .deadlines import idle_message
 from .redact import (
     REDACTED,
     SECRET_HEADERS,
@@ -55,11 +57,14 @@ from .redact import (
 )
 
 __all__ = [
+    "CONNECT_REASONS",
     "BearerAuth",
     "MAX_ERROR_BODY",
     "build_body",
+    "connect_cause",
     "encode_body",
     "error_for_status",
+    "host_port",
     "is_context_window_error",
     "media_type",
     "names_stream_options",
@@ -337,34 +342,62 @@ def error_for_status(response: requests.Response, secrets: tuple[str, ...]) -> C
     return cls(summary, **fields)
 
 
-# How providers say a request does not fit the context window, besides OpenAI's code.
+# A provider's own code or type for a request over the context window.
 _CONTEXT_CODES = frozenset(
     {
-        "context_length_exceeded",  # OpenAI, Azure, Groq, Cerebras, DeepSeek
+        "context_length_exceeded",  # OpenAI, Azure, Groq, Cerebras, DeepSeek, llama-cpp-python
         "exceed_context_size_error",  # llama.cpp (as its type)
         "context_window_exceeded",
         "model_context_window_exceeded",
     }
 )
+# Codes and types that only say "a bad request" (or echo the status): they leave the
+# message to say which. Any other code is the provider's own answer, and decides.
+_GENERIC_CODES = frozenset(
+    {
+        "invalid_request_error",  # OpenAI and the many servers that copy its shape
+        "badrequesterror",  # vLLM (with code: 400)
+        "bad_request",
+        "bad_request_error",
+        "invalid_request",
+        "error",
+    }
+)
+# The messages of providers that say so in words only, each matched from the start of
+# the message and in that provider's own wording, so that text quoted from the request
+# (a validation error echoing a user's "What is the maximum context length?") never is.
 _CONTEXT_MESSAGE = re.compile(
-    r"maximum context length"  # OpenAI, vLLM, DeepSeek, OpenRouter ("This model's ...")
-    r"|context length exceeded|context_length_exceeded"
-    r"|exceeds the available context size"  # llama.cpp
-    r"|prompt is too long"  # Anthropic and its compatible endpoints
-    r"|exceeds? (?:the )?context (?:limit|window)"  # Anthropic: "... exceed context limit"
-    r"|input token count .{0,40}exceeds the maximum number of tokens"  # Gemini
-    r"|too large for model with \d+ maximum context length"  # Mistral
-    r"|context window (?:is )?(?:exceeded|full)",
-    re.IGNORECASE,
+    r"\s*(?:"
+    # OpenAI's wording, kept by vLLM, DeepSeek, llama-cpp-python and OpenRouter
+    r"This (?:model|endpoint)'s maximum context length is \d+"
+    # llama.cpp: "request (5024 tokens) exceeds the available context size (4096 tokens)"
+    r"|(?:the )?request (?:\(\d+ tokens\) )?exceeds the available context size"
+    # llama-cpp-python, raised by the model itself
+    r"|Requested tokens \(\d+\) exceed context window of \d+"
+    # vLLM, for a prompt alone over the limit
+    r"|The (?:decoder )?prompt \(length \d+\) is longer than the maximum model length"
+    # Anthropic-compatible endpoints: "prompt is too long: 201234 tokens > 200000 maximum"
+    r"|prompt is too long: \d+ tokens"
+    # Gemini's OpenAI-compatible endpoint
+    r"|The input token count \(\d+\) exceeds the maximum number of tokens"
+    # Mistral: "Prompt contains 40000 tokens ... too large for model with 32768 maximum
+    # context length"
+    r"|Prompt contains \d+ tokens.{0,80}too large for model with \d+ maximum context length"
+    r")",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
 def is_context_window_error(kind: str | None, code: str | int | None, message: str | None) -> bool:
     """True when a 400/422's error says the request does not fit the model's context
-    window, in the words of one of the providers that say so."""
-    if any(isinstance(v, str) and v.lower() in _CONTEXT_CODES for v in (kind, code)):
+    window: by the provider's code or type, or, when it sends none that says what the
+    error is, by the start of its message in the words of a provider that says so."""
+    codes = [v.lower() for v in (kind, code) if isinstance(v, str) and v.strip()]
+    if any(c in _CONTEXT_CODES for c in codes):
         return True
-    return bool(message) and _CONTEXT_MESSAGE.search(message or "") is not None
+    if any(c not in _GENERIC_CODES and not c.isdigit() for c in codes):
+        return False  # the provider's own code says what this is
+    return bool(message) and _CONTEXT_MESSAGE.match(message or "") is not None
 
 
 def decode_text(raw: bytes, charset: str | None) -> str:
@@ -473,27 +506,74 @@ def _wrapped(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+#: Each :attr:`ConnectError.reason <chatstream.ConnectError.reason>` in a few words.
+CONNECT_REASONS = {
+    "unknown_host": "unknown host",
+    "refused": "connection refused",
+    "tls": "the TLS handshake failed",
+    "closed": "closed without answering",
+    "timeout": "connect timeout",
+}
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of ``url`` (the scheme's default port when none is given), without
+    user info: where a connection goes."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or "the server"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def connect_cause(reason: str | None, where: str, connect_timeout: float | None) -> str | None:
+    """Why no connection to ``where`` (``host:port``) was made, in a sentence's words;
+    ``None`` when the reason is not known."""
+    if reason == "unknown_host":
+        return f"unknown host {where.rsplit(':', 1)[0].strip('[]')!r}"
+    if reason == "refused":
+        return f"connection refused (nothing listens on {where})"
+    if reason == "tls":
+        return "the TLS handshake failed"
+    if reason == "timeout":
+        within = f" within {connect_timeout:g} s" if connect_timeout else ""
+        return f"no answer{within} (connect timeout)"
+    if reason == "closed":
+        return "the server closed the connection without answering"
+    return None
+
+
 def transport_error(
-    exc: BaseException, *, before_response: bool, secrets: tuple[str, ...], idle: float | None
+    exc: BaseException,
+    *,
+    before_response: bool,
+    secrets: tuple[str, ...],
+    idle: float | None,
+    url: str = "",
+    connect_timeout: float | None = None,
 ) -> ChatStreamError:
-    """chatstream's error for an exception of requests, urllib3 or the socket."""
+    """chatstream's error for an exception of requests, urllib3 or the socket (``url``
+    and ``connect_timeout`` name where a connection failed, and how long it was given)."""
     detail = type(exc).__name__
     error: ChatStreamError
+    where = host_port(url)
     if isinstance(exc, requests.ConnectTimeout):
-        error = ConnectTimeoutError("Connecting to the server timed out.")
+        cause = connect_cause("timeout", where, connect_timeout)
+        error = ConnectTimeoutError(f"Could not connect to {where}: {cause}.")
     elif isinstance(exc, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)):
         error = IdleTimeoutError(
-            f"No data arrived for {idle} s (idle timeout); a proxy that buffers the whole "
-            "response looks like this too.",
+            idle_message(idle),
             timeout=idle or 0.0,
-            limit="idle",
         )
     elif before_response:
-        error = ConnectError(
-            f"Could not connect to the server, or it closed the connection before "
-            f"answering ({detail}).",
-            reason=connect_reason(exc),
-        )
+        reason = connect_reason(exc)
+        cause = connect_cause(reason, where, connect_timeout)
+        if cause is None:
+            cause = f"no connection, or it failed before any answer ({detail})"
+        error = ConnectError(f"Could not connect to {where}: {cause}.", reason=reason)
     elif isinstance(
         exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)
     ):

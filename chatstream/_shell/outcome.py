@@ -18,7 +18,16 @@ from __future__ import annotations
 import enum
 
 from ..config import Timeouts
-from ..errors import CallbackError, ChatStreamError, IdleTimeoutError, StreamClosedError
+from ..errors import (
+    CallbackError,
+    ChatStreamError,
+    EventTimeoutError,
+    IdleTimeoutError,
+    StreamClosedError,
+    StreamTimeoutError,
+    TotalTimeoutError,
+)
+from .deadlines import idle_message
 
 __all__ = ["StopReason", "decide", "stop_error"]
 
@@ -78,9 +87,13 @@ def stop_error(reason: StopReason, timeouts: Timeouts) -> ChatStreamError:
     }[reason]
     seconds = limit or 0.0
     message = {
-        StopReason.IDLE: f"No data arrived for {seconds} s (idle timeout); a proxy that "
-        "buffers the whole response looks like this too.",
+        StopReason.IDLE: idle_message(seconds),
         StopReason.EVENT: f"No event arrived for {seconds} s (event timeout).",
         StopReason.TOTAL: f"The stream took longer than {seconds} s (total timeout).",
     }[reason]
-    return IdleTimeoutError(message, timeout=seconds, limit=reason.value)
+    error: type[StreamTimeoutError] = {
+        StopReason.IDLE: IdleTimeoutError,
+        StopReason.EVENT: EventTimeoutError,
+        StopReason.TOTAL: TotalTimeoutError,
+    }[reason]
+    return error(message, timeout=seconds)

@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import weakref
+from collections import deque
 from typing import Protocol
 
 import requests
@@ -39,6 +40,7 @@ from .threads import Pool
 from .watchdog import Watchdog
 
 __all__ = [
+    "FifoLock",
     "LiveStream",
     "default_watchdog",
     "ended",
@@ -61,13 +63,44 @@ class LiveStream(Protocol):
         """Stop it; returns at once."""
 
 
+class FifoLock:
+    """A lock taken in turns: released while others wait, it passes to the one that has
+    waited longest (``threading.Lock`` would let the thread that releases it take it
+    again at once, before a waiting thread wakes up)."""
+
+    __slots__ = ("_lock", "_mutex", "_waiting")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # held by the thread whose turn it is
+        self._mutex = threading.Lock()  # guards _waiting, and the hand-over
+        self._waiting: deque[threading.Lock] = deque()
+
+    def __enter__(self) -> None:
+        if self._lock.acquire(blocking=False):
+            return
+        with self._mutex:
+            if self._lock.acquire(blocking=False):  # released meanwhile
+                return
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiting.append(baton)
+        baton.acquire()  # released by the holder, which hands the turn over
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()  # the lock stays held: now theirs
+            else:
+                self._lock.release()
+
+
 class _State:
     """Everything that a forked child must not inherit as it is."""
 
     def __init__(self) -> None:
         self.live: weakref.WeakSet[LiveStream] = weakref.WeakSet()
-        self.parse_lock: threading.Lock | None = (
-            threading.Lock() if getattr(sys, "_is_gil_enabled", lambda: True)() else None
+        self.parse_lock: FifoLock | None = (
+            FifoLock() if getattr(sys, "_is_gil_enabled", lambda: True)() else None
         )
         self.pool = Pool()
         self.watchdog: Watchdog | None = None
@@ -96,7 +129,7 @@ def running() -> int:
     return len(_state.live)
 
 
-def parse_lock() -> threading.Lock | None:
+def parse_lock() -> FifoLock | None:
     """The lock a stream holds while it parses, when streams coalesce (``None`` with
     free-threaded Python)."""
     return _state.parse_lock

@@ -4,10 +4,11 @@ and the timestamps the time limits are computed from (see :mod:`chatstream._shel
 Progress, for the idle limit, is a completed line: an event's line or a keep-alive
 comment restarts the idle clock; bytes that never finish a line do not.
 
-After ``[DONE]`` the rest of the body (normally just the end of the chunked encoding) is
-read for at most :data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and
-:data:`DRAIN_BYTES`, so that the connection goes back to the pool for the next request;
-it is closed instead if the end does not come.
+After ``[DONE]``, once the stream's end was delivered (the caller never waits for it),
+the rest of the body (normally just the end of the chunked encoding) is read for at most
+:data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and :data:`DRAIN_BYTES` in all,
+so that the connection goes back to the pool for the next request; it is closed instead
+if the end does not come (see :meth:`ReadLoop.drain`).
 
 A server that ignored ``"stream": true`` and sent one JSON completion is read whole and
 handed to the core (:meth:`~chatstream.StreamParser.feed_completion`); any other body
@@ -25,7 +26,7 @@ from typing import Protocol
 
 from ..core.parser import StreamParser
 from ..errors import ChatStreamError
-from ..events import OutputItemAdded, RateLimits, RawChunk
+from ..events import OutputItemAdded, RateLimits, RawChunk, ResponseEvent
 from . import http as _http
 from . import process as _process
 from . import transport as _transport
@@ -34,7 +35,7 @@ from .delivery import Delivery, Interrupted
 from .exchange import Settings
 from .lifecycle import Lifecycle
 
-__all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "Body", "Opener", "ReadLoop"]
+__all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "TURN_BYTES", "Body", "Opener", "ReadLoop"]
 
 #: Bytes asked for per read: whatever has arrived, up to this much.
 READ_SIZE = 65536
@@ -47,6 +48,21 @@ QUICK_READ = 0.0005
 _sleep = time.sleep  # (replaced in tests)
 #: Events that open a stream: a pause never delays them (nor the first text).
 _OPENING = (OutputItemAdded, RateLimits, RawChunk)
+#: The most bytes of one read parsed in one turn of the parse lock: a larger read is
+#: parsed in turns of this size, so that a stream sent one huge event (15 MB of short
+#: lines, say) lets the others parse between two of its turns.
+TURN_BYTES = 8192
+
+
+def _feed_in_turns(
+    parser: StreamParser, data: bytes, parse_lock: _process.FifoLock
+) -> list[ResponseEvent]:
+    """``parser.feed(data)``, holding ``parse_lock`` for :data:`TURN_BYTES` at a time."""
+    events: list[ResponseEvent] = []
+    for start in range(0, len(data), TURN_BYTES):
+        with parse_lock:
+            events += parser.feed(data[start : start + TURN_BYTES])
+    return events
 
 
 class Body(Protocol):
@@ -66,6 +82,10 @@ class Body(Protocol):
 
     def release(self) -> None:
         """The end was read: the connection may be reused."""
+
+    def expect_end(self) -> None:
+        """The stream is over and only the end of the body is still to be read (then
+        :meth:`release` or :meth:`close` is called)."""
 
     def shutdown(self) -> None:
         """Wake a blocked read (any thread)."""
@@ -103,7 +123,15 @@ class ReadLoop:
         self.line_waited = 0.0
         self.event_waited = 0.0
         self.finishing = False
-        self.draining = False
+        #: ``[DONE]`` was read and the stream is over: the rest of the body is to be
+        #: read by :meth:`drain`.
+        self.to_drain = False
+        self.drain_since: float | None = None
+
+    @property
+    def draining(self) -> bool:
+        """True while :meth:`drain` runs."""
+        return self.drain_since is not None
 
     def _pause(self) -> float:
         """How long to wait before a read that would wait anyway (see
@@ -122,7 +150,7 @@ class ReadLoop:
             line_waited=line_waited,
             event_waited=event_waited,
             finishing=self.finishing,
-            draining=self.draining,
+            drain_since=self.drain_since,
         )
 
     def run(self, body: Body) -> None:
@@ -184,9 +212,11 @@ class ReadLoop:
                 self.line_waited = 0.0  # a line was completed: the server makes progress
             if parse_lock is None:
                 events = parser.feed(data)
-            else:
+            elif len(data) <= TURN_BYTES:
                 with parse_lock:
                     events = parser.feed(data)
+            else:
+                events = _feed_in_turns(parser, data, parse_lock)
             if parser.ended:
                 life.settle()
             if events:
@@ -197,8 +227,7 @@ class ReadLoop:
                 seen = parser.messages
                 self.event_waited = 0.0
             if parser.ended:
-                if parser.error is None:
-                    self._drain(body)
+                self.to_drain = parser.error is None
                 break
             self.finishing = parser.accumulator.all_choices_finished
         if not parser.ended:
@@ -236,12 +265,15 @@ class ReadLoop:
         # quote the URL, and must not be chained as the error's context.
         raise error
 
-    def _drain(self, body: Body) -> None:
-        """After ``[DONE]``: read the rest of the body (normally just the end of the
-        chunked encoding) for at most :data:`~chatstream._shell.deadlines.DRAIN_TIME` seconds and
-        :data:`DRAIN_BYTES`, and give the connection back to the pool; it is closed
-        instead if the end does not come."""
-        self.draining = True
+    def drain(self, body: Body) -> None:
+        """After ``[DONE]`` and the stream's end: read the rest of the body (normally just
+        the end of the chunked encoding), :data:`DRAIN_BYTES` at most, within the
+        deadlines' :data:`~chatstream._shell.deadlines.DRAIN_TIME` in all (the watchdog
+        cuts it), and give the connection back to the pool; it is closed instead if the
+        end does not come."""
+        self.to_drain = False
+        self.drain_since = self.clock()
+        body.expect_end()
         size = 0
         try:
             while size <= DRAIN_BYTES:
@@ -255,7 +287,7 @@ class ReadLoop:
         except ChatStreamError:
             return  # the outcome is already the core's: only the connection is lost
         finally:
-            self.draining = False
+            self.drain_since = None
 
     def _read_completion(self, body: Body, mime: str) -> None:
         """A server that ignored ``"stream": true`` sent one JSON completion: read it

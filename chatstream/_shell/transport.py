@@ -60,6 +60,7 @@ import urllib3.exceptions
 import urllib3.response
 
 from .chunked import MAX_LINE, ChunkedDecoder, ChunkedError
+from .deadlines import DRAIN_TIME
 
 __all__ = [
     "READ_ERRORS",
@@ -72,6 +73,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger("chatstream")
+
+#: How long a request waits, at most, for a connection being drained: the drain's bound,
+#: and the watchdog's tick to notice that it ran out.
+DRAIN_WAIT = DRAIN_TIME + 0.25
 
 #: What a read of a body may raise: requests', urllib3's, http.client's and the
 #: socket's errors.
@@ -103,6 +108,8 @@ class BodyReader:
         self.response = response
         self.status = response.status_code
         self.headers = response.headers
+        self._closed_by_server = False
+        self._drained: Callable[[], None] | None = None
         raw = response.raw
         #: Reads what has arrived, up to a size, decoded; ``b""`` at the end.
         self.read: Callable[[int], bytes] = lambda size: raw.read1(size, decode_content=True)
@@ -128,7 +135,12 @@ class BodyReader:
                 return b""
             data = buffered.read1(size)
             if not data:
-                raise http.client.IncompleteRead(b"")  # as http.client: the body was cut
+                if not chunks.finish():
+                    raise http.client.IncompleteRead(b"")  # as http.client: the body was cut
+                # Complete, but the server closed the connection: never pool it.
+                self._closed_by_server = True
+                body.close()
+                return b""
             out = chunks.feed(data)
             if chunks.done:
                 # What http.client does at the end of a chunked body: the connection
@@ -143,9 +155,23 @@ class BodyReader:
         next request, as urllib3 does when it reads the end itself."""
         raw = self.response.raw
         fp = getattr(raw, "_fp", None)
-        if fp is not None and fp.isclosed():
+        if fp is not None and fp.isclosed() and not self._closed_by_server:
             with contextlib.suppress(Exception):
                 raw.release_conn()
+        self._drain_over()
+
+    def expect_end(self) -> None:
+        """The stream is over; only the end of the body is still to be read. Until
+        :meth:`release` or :meth:`close`, a request of the same pool that finds no idle
+        connection waits for this one (see :class:`_QuietPool`) rather than open one."""
+        pool = getattr(self.response.raw, "_pool", None)
+        if isinstance(pool, _QuietPool) and self._drained is None:
+            self._drained = pool.draining()
+
+    def _drain_over(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained()
 
     def shutdown(self) -> None:
         """Wake a read blocked on this body's socket, from any thread, at once.
@@ -158,7 +184,10 @@ class BodyReader:
 
     def close(self) -> None:
         """Close the response (its connection too, unless :meth:`release` gave it back)."""
-        self.response.close()
+        try:
+            self.response.close()
+        finally:
+            self._drain_over()
 
 
 # --- cancelling a request that waits for its headers -------------------------------------
@@ -304,12 +333,57 @@ class _HTTPSConnection(_HTTPConnection, urllib3.connection.HTTPSConnection):
 
 
 class _QuietPool(urllib3.connectionpool.HTTPConnectionPool):
-    """A pool that closes a connection it has no room for without a warning.
+    """A pool that closes a connection it has no room for without a warning, and lends
+    a connection being drained to the next request.
 
     Each stream holds its connection while it runs, so more concurrent streams than the
     pool's size is normal use, not a misconfiguration: urllib3 would log "Connection
     pool is full, discarding connection" at the end of every such stream.
+
+    A stream's caller gets its response at ``[DONE]``, before the end of the body was
+    read (the drain: :meth:`chatstream._shell.reading.ReadLoop.drain`). An agent loop's
+    next request then comes at once: finding no idle connection while one is being
+    drained, it waits for that drain to end (:data:`DRAIN_WAIT` at most), and so reuses
+    the connection instead of opening another.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._drains = threading.Condition(threading.Lock())
+        self._draining = 0  # connections being drained
+        self._drained = 0  # drains ended, ever
+
+    def draining(self) -> Callable[[], None]:
+        """A connection of this pool is being drained: returns what to call, once, when
+        it is back in the pool or closed."""
+        with self._drains:
+            self._draining += 1
+
+        def drained() -> None:
+            with self._drains:
+                self._draining -= 1
+                self._drained += 1
+                self._drains.notify_all()
+
+        return drained
+
+    def forget_drains(self) -> None:
+        """In a forked child: the drains in progress are the parent's threads'."""
+        self._drains = threading.Condition(threading.Lock())
+        self._draining = 0
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        if self._draining and not self._idle():
+            with self._drains:
+                if self._draining:
+                    ended = self._drained
+                    self._drains.wait_for(lambda: self._drained != ended, DRAIN_WAIT)
+        return super()._get_conn(timeout)
+
+    def _idle(self) -> bool:
+        """True when a connection waits in the pool (its free slots hold ``None``)."""
+        pool = self.pool
+        return pool is not None and any(pool.queue)
 
     def _put_conn(self, conn: Any) -> None:
         pool = self.pool
@@ -398,6 +472,8 @@ def _forget_pool(pool: urllib3.connectionpool.HTTPConnectionPool) -> None:
     for _ in range(old.maxsize):  # as urllib3 fills a new pool: room for each
         fresh.put(None)
     pool.pool = fresh
+    if isinstance(pool, _QuietPool):
+        pool.forget_drains()
     for connection in connections:
         sock, connection.sock = connection.sock, None
         if sock is not None:

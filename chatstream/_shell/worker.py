@@ -111,10 +111,10 @@ class Worker:
         """The watchdog's question: act if a time limit has passed; else say when to
         look again."""
         life = self.life
-        if life.stopping or life.finished.is_set():
-            return None
         reader = self.reader
-        if life.settled and not reader.draining:
+        if reader.draining:
+            return self._check_drain(now)
+        if life.stopping or life.finished.is_set() or life.settled:
             return None
         clocks = reader.clocks(started=self._started, headers_since=self._slot.waiting_since)
         deadline = next_deadline(clocks, self.timeouts)
@@ -125,15 +125,30 @@ class Worker:
             return when
         if expiry.fails:
             self.stop(StopReason(expiry.value))
-        else:  # the grace or the drain: stop reading, without failing the stream
-            life.cut = True
-            self._shutdown_body()
+        else:  # the grace: stop reading, without failing the stream
+            self._cut()
         return None
+
+    def _check_drain(self, now: float) -> float | None:
+        """:meth:`check_deadline` after the end: any deadline cuts the drain (the
+        outcome was decided already)."""
+        clocks = self.reader.clocks(started=self._started, headers_since=None)
+        deadline = next_deadline(clocks, self.timeouts)
+        if deadline is not None and now < deadline[0]:
+            return deadline[0]
+        self._cut()
+        return None
+
+    def _cut(self) -> None:
+        """Stop reading the body without failing the stream."""
+        self.life.cut = True
+        self._shutdown_body()
 
     # --- the thread --------------------------------------------------------------------
 
     def _run(self) -> None:
         error: ChatStreamError | None = None
+        body: Body | None = None
         try:
             self.delivery.observer.start(_http.redact_url(self.settings.url), self.request)
             body = self._open_body(self._attach)
@@ -153,16 +168,30 @@ class Worker:
         except BaseException as exc:  # only user code raises these: a telemetry hook
             self.life.fail(exc)
         finally:
-            if self._body is not None:
-                self._body.close()
-            self.watchdog.unregister(self)
-            _process.ended(self)
+            if body is None or not self.reader.to_drain:
+                self._let_go()
         self._end(error)
+        if body is not None and self.reader.to_drain:
+            # The caller's wait ended at Completed; the rest of the body comes after.
+            try:
+                self.reader.drain(body)
+            finally:
+                self._let_go()
+
+    def _let_go(self) -> None:
+        """Close the body (its connection too, unless it went back to the pool) and stop
+        being watched."""
+        if self._body is not None:
+            self._body.close()
+        self.watchdog.unregister(self)
+        _process.ended(self)
 
     def _refused(self, error: BaseException) -> None:
         """No thread could be started for this stream: end it at once, nothing sent."""
         self.watchdog.unregister(self)
         _process.ended(self)
+        # Telemetry sees the stream begin and end, as for any other failure.
+        self.delivery.observer.start(_http.redact_url(self.settings.url), self.request)
         refusal = ThreadLimitError(
             "No thread could be started for the stream (the process is at its thread "
             "limit); nothing was sent."

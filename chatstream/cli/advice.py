@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._shell.http import names_stream_options
+from .._shell.http import CONNECT_REASONS, connect_cause, host_port, names_stream_options
 from .._shell.redact import redact_url
 from ..client import Telemetry
 from ..errors import (
@@ -65,39 +65,28 @@ class Advice:
         if isinstance(error, ConnectError):
             if error.reason is None:
                 return f"Could not connect to {self.shown_url}."
-            reason = _REASONS.get(error.reason, error.reason)
+            reason = CONNECT_REASONS.get(error.reason, error.reason)
             return f"Could not connect to {self.shown_url} ({reason})."
         return error.message
 
     def _connect(self, error: ConnectError) -> str:
+        # The cause in the library's words (as str(error) has it), the URL and the option
+        # to change in the command's.
         url = self.shown_url
         parts = urlsplit(url)
-        host = parts.hostname or "the host"
-        cause = error.reason
-        if cause == "unknown_host":
-            return f"Could not connect to {url}: unknown host {host!r}. Check --base-url."
-        if cause == "refused":
-            return (
-                f"Could not connect to {url}: connection refused (nothing listens on "
-                f"{parts.netloc}). Is the server running? Check --base-url."
-            )
-        if cause == "tls":
-            advice = ""
-            if parts.scheme == "https":
-                plain = "http://" + _api_root(url)[len("https://") :]
-                advice = f" Is it a plain-HTTP server? Try --base-url {plain}"
-            return f"Could not connect to {url}: the TLS handshake failed.{advice}"
-        if cause == "timeout":
-            return (
-                f"Could not connect to {url}: no answer within {self.connect_timeout:g} s "
-                "(connect timeout). Check --base-url, or the network."
-            )
-        if cause == "closed":
-            return (
-                f"Could not connect to {url}: the server closed the connection without "
-                "answering. Check --base-url (http:// or https://?)."
-            )
-        return f"{error.message} URL: {url}. Is a server running there? Check --base-url."
+        cause = connect_cause(error.reason, host_port(self.url), self.connect_timeout)
+        if cause is None:
+            return f"{error.message} URL: {url}. Is a server running there? Check --base-url."
+        advice = {
+            "unknown_host": "Check --base-url.",
+            "refused": "Is the server running? Check --base-url.",
+            "timeout": "Check --base-url, or the network.",
+            "closed": "Check --base-url (http:// or https://?).",
+        }.get(error.reason or "", "")
+        if error.reason == "tls" and parts.scheme == "https":
+            plain = "http://" + _api_root(url)[len("https://") :]
+            advice = f"Is it a plain-HTTP server? Try --base-url {plain}"
+        return f"Could not connect to {url}: {cause}." + (f" {advice}" if advice else "")
 
     def _hint(self, error: ChatStreamError) -> str | None:
         if isinstance(error, NotFoundError):
@@ -124,14 +113,6 @@ class Advice:
 
 
 # How a note about a retry names each ConnectError.reason.
-_REASONS = {
-    "unknown_host": "unknown host",
-    "refused": "connection refused",
-    "tls": "the TLS handshake failed",
-    "closed": "closed without answering",
-}
-
-
 def _api_root(url: str) -> str:
     suffix = "/chat/completions"
     return url[: -len(suffix)] if url.endswith(suffix) else url

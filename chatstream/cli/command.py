@@ -9,6 +9,7 @@ normally, 1 when one ended in an error, 2 for bad usage or an input that cannot 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -16,12 +17,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from .._shell.deadlines import IDLE_RULE
 from .._version import __version__
 from ..client import Client
 from ..config import Retry, Timeouts
 from ..core.parser import StreamParser
 from ..errors import ConfigurationError
 from ..events import FunctionCall
+from ..tools import Tool, as_tools
 from .advice import Advice, RetryNotes
 from .demo import DemoServer
 from .present import Mode, Presenter
@@ -34,7 +37,7 @@ from .recording import (
     recorded_api,
     serve_recording,
 )
-from .session import COMMANDS, LineReader, Session, outcome, typed_tool_result
+from .session import COMMANDS, LineReader, Session, outcome, python_tool_result, typed_tool_result
 
 __all__ = ["main"]
 
@@ -72,6 +75,10 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.prompt is not None and not args.prompt.strip():
         raise UsageError("the prompt is empty: give a PROMPT, or none for a conversation")
     request = _request(args, model)
+    python_tools = _python_tools(args.tool or [])
+    if python_tools:
+        definitions = [tool.definition() for tool in python_tools.values()]
+        request["tools"] = [*request.get("tools", ()), *definitions]
     if args.api == "responses":
         request = _for_responses(request)
     key = os.environ.get(args.api_key_env) or None
@@ -100,7 +107,7 @@ def run_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     reader = LineReader(presenter)
     with client, recorder:
         session = Session(client, request, presenter, system=args.system, recorder=recorder)
-        run_tool = typed_tool_result(reader)
+        run_tool = python_tool_result(python_tools, typed_tool_result(reader), presenter)
         if args.prompt is not None:
             return session.ask(args.prompt, run_tool)
         return session.repl(reader, run_tool)
@@ -278,6 +285,30 @@ def _load_tools(path: str) -> list[dict[str, Any]]:
     return tools
 
 
+def _python_tools(specs: list[str]) -> dict[str, Tool]:
+    """The Python functions of ``--tool MODULE:FUNCTION`` as tools, by name (modules
+    found from the current directory too, as ``python -m`` does)."""
+    if specs and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    functions = []
+    for spec in specs:
+        module_name, sep, name = spec.partition(":")
+        if not sep or not module_name or not name:
+            raise UsageError(f"--tool {spec!r}: expected MODULE:FUNCTION")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UsageError(f"--tool {spec!r}: cannot import {module_name}: {exc}") from None
+        function = getattr(module, name, None)
+        if not callable(function):
+            raise UsageError(f"--tool {spec!r}: {module_name} has no function {name}")
+        functions.append(function)
+    try:
+        return as_tools(functions)
+    except ConfigurationError as exc:
+        raise UsageError(f"--tool: {exc.message}") from None
+
+
 def _parse_headers(pairs: list[str] | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     for pair in pairs or ():
@@ -428,7 +459,7 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="SECONDS",
         type=_positive_float,
         default=300.0,
-        help="fail when no data arrives for this long (default: 300)",
+        help=f"fail after this long with {IDLE_RULE} (default: 300)",
     )
     server.add_argument(
         "--max-retries",
@@ -452,6 +483,13 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--tools",
         metavar="FILE",
         help="a JSON file of tool definitions; you type each call's result",
+    )
+    request.add_argument(
+        "--tool",
+        metavar="MODULE:FUNCTION",
+        action="append",
+        help="a Python function the model can call, run on this machine: its schema from "
+        "its signature and docstring (repeatable)",
     )
     request.add_argument(
         "--tool-choice",

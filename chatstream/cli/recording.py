@@ -221,18 +221,40 @@ def _file_chunks(handle: IO[bytes], path: str, first: bytes) -> Iterator[bytes]:
 
 
 def parse_recording(data: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-    """The status, reason, headers and body of a recording with framing."""
-    head, sep, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    """The status, reason, headers and body of a recording with framing.
+
+    A recording whose CRLFs became LFs (an editor, git's line-ending conversion) is read
+    too: its head ends at the first blank line either way, and an event stream's body
+    may end its lines either way. The framing headers are dropped: the replay sends the
+    body whole, with its own length.
+    """
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf != -1 and (lf == -1 or crlf < lf + 1):
+        head, body = data[:crlf], data[crlf + 4 :]
+    elif lf != -1:
+        head, body = data[:lf], data[lf + 2 :]
+    else:
+        raise UsageError(
+            "the recording starts like an HTTP response but no blank line ends its head"
+        )
+    lines = [line.rstrip("\r") for line in head.decode("latin-1").split("\n")]
     parts = lines[0].split(" ", 2)
-    if not sep or len(parts) < 2 or not parts[1].isdigit():
-        raise UsageError("the recording starts like an HTTP response but is not one")
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise UsageError(
+            f"the recording starts like an HTTP response but its first line is not a "
+            f"status line: {lines[0][:80]!r}"
+        )
     headers = []
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        if colon:
+        if colon and name.strip().lower() not in _FRAMING:
             headers.append((name.strip(), value.strip()))
     return int(parts[1]), parts[2] if len(parts) > 2 else "", headers, body
+
+
+#: Headers about how the recorded body was framed, which its replay frames anew.
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
 class serve_recording:

@@ -24,6 +24,7 @@ from ..errors import ChatStreamError
 from ..events import FunctionCall
 from ..response import Response
 from ..stream import ChatStream
+from ..tools import Tool, ToolContext
 from .present import Presenter
 from .recording import Recorder, UsageError
 
@@ -34,6 +35,7 @@ __all__ = [
     "RunTool",
     "Session",
     "outcome",
+    "python_tool_result",
     "typed_tool_result",
 ]
 
@@ -271,5 +273,25 @@ def typed_tool_result(reader: LineReader) -> RunTool:
         if line is None:
             raise UsageError(f"the model called {call.name}, but the input ended before its result")
         return line
+
+    return run_tool
+
+
+def python_tool_result(tools: Mapping[str, Tool], other: RunTool, presenter: Presenter) -> RunTool:
+    """Runs the calls of the Python ``tools`` (``--tool``) on this machine, showing each
+    result; ``other`` answers the rest. A tool that raises, or arguments that do not fit
+    it, send the error text back to the model, as :meth:`Conversation.run
+    <chatstream.Conversation.run>` does."""
+    if not tools:
+        return other
+
+    def run_tool(call: FunctionCall) -> str:
+        tool = tools.get(call.name)
+        if tool is None:
+            return other(call)
+        result = tool.answer(call, ToolContext(call, 0, threading.Event()))
+        if presenter.mode == "text":
+            presenter.renderer.tool_result(call, result.content)
+        return result.content
 
     return run_tool

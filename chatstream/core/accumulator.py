@@ -20,7 +20,7 @@ A ``finish_reason`` finishes the choice's items, in the specification's order:
   arguments do not parse was cut off; it is reported as incomplete, never handed over as
   whole. ``length`` and ``content_filter`` are normal ends: the answer was cut short, and
   :attr:`~chatstream.Response.truncated` says so. (The specification instead ends a
-  ``length`` stream in :class:`~chatstream.ContextWindowExceeded`; ``length_is_error=True``
+  ``length`` stream in :class:`~chatstream.LengthFinishError`; ``length_is_error=True``
   restores that, finishing nothing more.)
 
 :class:`~chatstream.Completed` carries the usage and the response id, and usage often
@@ -45,12 +45,14 @@ from .._arguments import given
 from ..config import Limits, StreamOptions, ThinkTags
 from ..errors import (
     ChatStreamError,
-    ContextWindowExceeded,
     IncompleteStreamError,
+    LengthFinishError,
     LimitExceededError,
     ProviderError,
+    TooManyChoicesError,
+    TooManyToolCallsError,
 )
-from ..events import Completed, RawChunk, TokenUsage
+from ..events import Completed, RawChunk, TokenUsage, _freeze_optional
 from ..response import ErrorInfo, Response
 from .choice import (
     RARE_DELTA_KEYS,
@@ -98,7 +100,8 @@ class Accumulator:
             ``queue_size`` is not the core's.
         limits: Its ``max_choices`` and ``max_tool_calls``
             (:class:`~chatstream.Limits`): one more choice, or one more call in a
-            choice, ends the stream in :class:`~chatstream.LimitExceededError`. The
+            choice, ends the stream in :class:`~chatstream.TooManyChoicesError`, or
+            :class:`~chatstream.TooManyToolCallsError`. The
             byte limits are the parser's.
         request: The request body, when known: its ``response_format`` and its
             ``tools`` and ``tool_choice`` tell what content to expect.
@@ -200,8 +203,8 @@ class Accumulator:
                 self._model = value
         events: Events = []
         if self._raw_chunks:
-            # A copy: what the caller does to it never reaches what is kept here.
-            events.append(RawChunk(_copied(chunk)))
+            # The event freezes a copy: nothing of it is shared with the result.
+            events.append(RawChunk(chunk))
         if not self._head_read:
             # The same on every chunk: read until the first one with choices.
             value = chunk.get("system_fingerprint")
@@ -257,7 +260,7 @@ class Accumulator:
         state = self._choices.get(index)
         if state is None:
             if len(self._choices) >= self._max_choices:
-                self._over_limit("max_choices", self._max_choices, "choices")
+                self._over_limit(TooManyChoicesError, self._max_choices, "choices")
                 return
             state = self._choices[index] = ChoiceState(index)
             self._set_up(state)
@@ -284,7 +287,7 @@ class Accumulator:
             elif type(content) is list:
                 self._content_parts(state, content, events)
             if state.over_limit:  # tool calls recovered from the text
-                self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+                self._over_limit(TooManyToolCallsError, self._max_tool_calls, "tool calls")
                 return
             if uncommon:
                 refusal = delta.get("refusal")
@@ -300,7 +303,9 @@ class Accumulator:
                         if len(state.calls) > opened and state.call_count() > self._max_tool_calls:
                             state.drop_last_call()  # the partial keeps the calls allowed
                             del events[mark:]  # and the events, the calls announced
-                            self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+                            self._over_limit(
+                                TooManyToolCallsError, self._max_tool_calls, "tool calls"
+                            )
                             return
             elif uncommon:
                 legacy = delta.get("function_call")
@@ -363,7 +368,7 @@ class Accumulator:
     def _finish_choice(self, state: ChoiceState, reason: str, events: Events) -> None:
         state.flush_content(events)
         if state.over_limit:
-            self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+            self._over_limit(TooManyToolCallsError, self._max_tool_calls, "tool calls")
             return
         state.finish_reason = reason
         self._seen_finish = True
@@ -377,7 +382,7 @@ class Accumulator:
                     f'The provider ended choice {state.index} with finish_reason "error".'
                 )
         elif reason == "length" and self._length_is_error:
-            self._pending_error = self._pending_error or ContextWindowExceeded(
+            self._pending_error = self._pending_error or LengthFinishError(
                 'The model stopped at its token limit (finish_reason "length").'
             )
         else:
@@ -408,7 +413,7 @@ class Accumulator:
             state = self._choices[index]
             state.flush_content(events)
             if state.over_limit:
-                self._over_limit("max_tool_calls", self._max_tool_calls, "tool calls")
+                self._over_limit(TooManyToolCallsError, self._max_tool_calls, "tool calls")
                 return events
             state.finish_reasoning(events)
             state.finish_message(events)
@@ -425,19 +430,19 @@ class Accumulator:
                 self.usage,
                 system_fingerprint=self._fingerprint,
                 service_tier=self._service_tier,
-                citations=self._citations,
-                search_results=self._search_results,
+                # Kept as sent (Perplexity repeats them on every chunk), frozen here.
+                citations=_freeze_optional(self._citations),
+                search_results=_freeze_optional(self._search_results),
                 timings=self._timings,
             )
         )
         return events
 
-    def _over_limit(self, limit: str, maximum: int, what: str) -> None:
+    def _over_limit(self, error: type[LimitExceededError], limit: int, what: str) -> None:
         self._fail(
-            LimitExceededError(
-                f"The response has more than {maximum} {what} ({limit}); reading stopped.",
+            error(
+                f"The response has more than {limit} {what} ({error.name}); reading stopped.",
                 limit=limit,
-                maximum=maximum,
             )
         )
 
@@ -474,30 +479,17 @@ class Accumulator:
             self._cache = Response(
                 response_id=self._response_id,
                 model=self._model,
-                choices=[self._choices[i].result() for i in sorted(self._choices)],
+                choices=tuple([self._choices[i].result() for i in sorted(self._choices)]),
                 usage=self.usage,
                 error=None if self.error is None else ErrorInfo.of(self.error),
                 skipped_events=self.skipped_events,
                 system_fingerprint=self._fingerprint,
                 service_tier=self._service_tier,
-                citations=self._citations,
-                search_results=self._search_results,
+                citations=_freeze_optional(self._citations),
+                search_results=_freeze_optional(self._search_results),
                 timings=self._timings,
             )
         return self._cache
-
-
-def _copied(value: Any) -> Any:
-    """A deep copy of decoded JSON (only its dicts and lists can be changed)."""
-    kind = type(value)
-    if kind is dict:
-        return {k: _copied(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
-    if kind is list:
-        return [_copied(v) if type(v) in _CONTAINERS else v for v in value]
-    return value
-
-
-_CONTAINERS = (dict, list)
 
 
 def _plain(value: Any) -> Any:

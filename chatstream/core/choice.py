@@ -31,6 +31,7 @@ from ..events import (
     RefusalDelta,
     ResponseItem,
     _arguments_delta,
+    _freeze,
 )
 from ..response import ChoiceResult, _whole_text
 from .content import ContentFilter, Piece
@@ -466,7 +467,7 @@ class ChoiceState:
             self.reasoning_open = False
             text = join_text(self.reasoning_parts)
             self.reasoning_parts = []
-            content = [ReasoningText(text)] if text else []
+            content = (ReasoningText(text),) if text else ()
             if self.provider is None or not self.provider.has_reasoning_data():
                 self._done(Reasoning(content=content), events)
             else:
@@ -475,7 +476,7 @@ class ChoiceState:
     def finish_message(self, events: Events) -> None:
         if self.message_open:
             self.message_open = False
-            content = [kind(join_text(pieces)) for kind, pieces in self.message_parts]
+            content = tuple([kind(join_text(pieces)) for kind, pieces in self.message_parts])
             self.message_parts = []
             annotations = None if self.provider is None else self.provider.take_annotations()
             self._done(Message(content=content, annotations=annotations), events)
@@ -550,10 +551,10 @@ class ChoiceState:
             content=join_text(text),
             reasoning=join_text(reasoning),
             refusal=join_text(refusal) if refusal else None,
-            tool_calls=list(self.done_calls),
-            incomplete_tool_calls=self.incomplete_calls + pending,
+            tool_calls=tuple(self.done_calls),
+            incomplete_tool_calls=tuple(self.incomplete_calls + pending),
             finish_reason=self.finish_reason,
-            items=list(self.items),
+            items=tuple(self.items),
             logprobs=None if provider is None else provider.logprobs(),
             annotations=None if provider is None else provider.all_annotations(),
             audio=None if provider is None else provider.audio(),
@@ -586,7 +587,7 @@ def read_rare_fields(state: ChoiceState, delta: dict[str, Any], events: Events) 
         merge_entries(state.extras().thinking_blocks, blocks)
     annotations = delta.get("annotations")
     if type(annotations) is list and annotations:
-        state.extras().annotations += annotations
+        state.extras().annotations += _freeze(annotations)
     audio = delta.get("audio")
     if type(audio) is dict:
         state.extras().add_audio(audio, state.index, events)

@@ -29,7 +29,7 @@ from ..errors import (
     ChatStreamError,
     EventTooLargeError,
     IncompleteStreamError,
-    LimitExceededError,
+    ResponseTooLargeError,
     UnexpectedResponseError,
 )
 from ..events import ResponseEvent
@@ -77,8 +77,9 @@ class StreamParser:
     A server that ignored ``"stream": true`` sends one whole JSON completion instead:
     give it to :meth:`feed_completion`.
 
-    The limits against hostile volume end the stream in
-    :class:`~chatstream.LimitExceededError`, keeping what came before.
+    The limits against hostile volume end the stream in a
+    :class:`~chatstream.LimitExceededError` (one subclass per limit), keeping what came
+    before.
 
     Args:
         options: How the stream is read and viewed (:class:`~chatstream.StreamOptions`;
@@ -280,12 +281,11 @@ class StreamParser:
         )
         return events + accumulator.finish(done=True)
 
-    def _too_many_bytes(self) -> LimitExceededError:
+    def _too_many_bytes(self) -> ResponseTooLargeError:
         limit = self._max_total_bytes or 0
-        return LimitExceededError(
+        return ResponseTooLargeError(
             f"The response is larger than max_total_bytes ({limit} bytes); reading stopped.",
-            limit="max_total_bytes",
-            maximum=limit,
+            limit=limit,
         )
 
     def close(self) -> list[ResponseEvent]:

@@ -12,7 +12,17 @@ import json
 from typing import Any
 
 from ..errors import ProviderError
-from ..events import Audio, AudioDelta, Reasoning, ReasoningText, ResponseEvent, TokenUsage
+from ..events import (
+    Audio,
+    AudioDelta,
+    Reasoning,
+    ReasoningText,
+    ResponseEvent,
+    TokenUsage,
+    _freeze,
+    _ReadOnlyDict,
+    _ReadOnlyList,
+)
 
 __all__ = [
     "Events",
@@ -86,16 +96,19 @@ class ProviderData:
         self.audio_data: list[str] = []
 
     def add_logprobs(self, raw: dict[str, Any]) -> tuple[list[Any] | None, list[Any] | None]:
-        """Collect a chunk's ``logprobs``; return its content and refusal entries."""
+        """Collect a chunk's ``logprobs``; return its content and refusal entries, frozen
+        once here for both the delta event and the result."""
         content = raw.get("content")
         refusal = raw.get("refusal")
         if type(content) is list:
+            content = _freeze(content)
             if self.content_logprobs is None:
                 self.content_logprobs = []
             self.content_logprobs += content
         else:
             content = None
         if type(refusal) is list:
+            refusal = _freeze(refusal)
             if self.refusal_logprobs is None:
                 self.refusal_logprobs = []
             self.refusal_logprobs += refusal
@@ -103,10 +116,14 @@ class ProviderData:
             refusal = None
         return content, refusal
 
-    def logprobs(self) -> dict[str, Any] | None:
-        if self.content_logprobs is None and self.refusal_logprobs is None:
+    def logprobs(self) -> _ReadOnlyDict | None:
+        content, refusal = self.content_logprobs, self.refusal_logprobs
+        if content is None and refusal is None:
             return None
-        return {"content": self.content_logprobs, "refusal": self.refusal_logprobs}
+        return _ReadOnlyDict(
+            content=None if content is None else _ReadOnlyList(content),
+            refusal=None if refusal is None else _ReadOnlyList(refusal),
+        )
 
     def take_annotations(self) -> list[Any] | None:
         """The open message's annotations, moved to the finished ones."""
@@ -115,11 +132,11 @@ class ProviderData:
         taken = self.annotations
         self.done_annotations += taken
         self.annotations = []
-        return taken
+        return _ReadOnlyList(taken)
 
     def all_annotations(self) -> list[Any] | None:
         every = self.done_annotations + self.annotations
-        return every or None
+        return _ReadOnlyList(every) if every else None
 
     def add_audio(self, audio: dict[str, Any], index: int, events: Events) -> None:
         transcript = audio.get("transcript")
@@ -153,7 +170,7 @@ class ProviderData:
     def has_reasoning_data(self) -> bool:
         return bool(self.details or self.thinking_blocks)
 
-    def reasoning_item(self, content: list[ReasoningText]) -> Reasoning:
+    def reasoning_item(self, content: tuple[ReasoningText, ...]) -> Reasoning:
         """The finished reasoning item, with the raw entries received since the last one."""
         details, self.details = self.details, []
         blocks, self.thinking_blocks = self.thinking_blocks, []
@@ -170,8 +187,8 @@ class ProviderData:
             id=item_id,
             content=content,
             encrypted_content=encrypted,
-            details=details or None,
-            thinking_blocks=blocks or None,
+            details=_freeze(details) if details else None,
+            thinking_blocks=_freeze(blocks) if blocks else None,
         )
 
 

@@ -57,10 +57,10 @@ from ..errors import (
     ChatStreamError,
     ContextWindowExceeded,
     IncompleteStreamError,
-    LimitExceededError,
     ProviderError,
     ProviderRateLimitError,
     QuotaExceededError,
+    TooManyToolCallsError,
 )
 from ..events import (
     Completed,
@@ -294,7 +294,7 @@ class _Slot:
                     annotations += part.annotations or ()
             return Message(
                 role=self.role,
-                content=content,
+                content=tuple(content),
                 id=self.id,
                 annotations=annotations or None,
                 status=self.status,
@@ -302,12 +302,12 @@ class _Slot:
         if kind == "reasoning":
             return Reasoning(
                 id=self.id or "",
-                summary=[SummaryText(self.summary[i].text()) for i in sorted(self.summary)],
-                content=[
+                summary=tuple(SummaryText(self.summary[i].text()) for i in sorted(self.summary)),
+                content=tuple(
                     ReasoningText(self.parts[i].text())
                     for i in sorted(self.parts)
                     if self.parts[i].kind == "reasoning_text"
-                ],
+                ),
                 encrypted_content=self.encrypted_content,
                 status=self.status,
             )
@@ -463,11 +463,10 @@ class ResponsesAccumulator:
                 del self._slots[position]
                 limit = self.max_tool_calls
                 self._fail(
-                    LimitExceededError(
+                    TooManyToolCallsError(
                         f"The response has more than {limit} tool calls (max_tool_calls); "
                         "reading stopped.",
-                        limit="max_tool_calls",
-                        maximum=limit,
+                        limit=limit,
                     )
                 )
             elif self.partial_json and kind == "function_call":
@@ -793,7 +792,7 @@ class ResponsesAccumulator:
             self._cache = Response(
                 response_id=self._response_id,
                 model=self._model,
-                choices=[self._choice()] if self._slots or self.ended else [],
+                choices=(self._choice(),) if self._slots or self.ended else (),
                 usage=self._usage,
                 error=None if self.error is None else ErrorInfo.of(self.error),
                 skipped_events=self.skipped_events,
@@ -847,14 +846,14 @@ class ResponsesAccumulator:
             content="".join(text),
             reasoning="".join(reasoning),
             refusal="".join(refusal) if refusal else None,
-            tool_calls=calls,
-            incomplete_tool_calls=incomplete,
+            tool_calls=tuple(calls),
+            incomplete_tool_calls=tuple(incomplete),
             finish_reason=self._finish_reason,
-            items=items,
+            items=tuple(items),
             logprobs={"content": logprobs, "refusal": None} if logprobs else None,
             annotations=annotations or None,
-            reasoning_summary=summary,
-            other_items=others,
+            reasoning_summary=tuple(summary),
+            other_items=tuple(others),
         )
 
 

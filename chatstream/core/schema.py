@@ -419,9 +419,11 @@ def _check_object(
 
 
 class PydanticType(OutputType):
-    """Values validated by pydantic's ``TypeAdapter`` of a Python type."""
+    """Values validated by pydantic's ``TypeAdapter`` of a Python type. Its schema is
+    made strict (see :func:`strict_schema`) unless ``strict`` is false: a tool's
+    parameters keep their optional ones optional."""
 
-    def __init__(self, annotation: Any) -> None:
+    def __init__(self, annotation: Any, *, strict: bool = True) -> None:
         try:
             import pydantic
         except ImportError:
@@ -436,7 +438,7 @@ class PydanticType(OutputType):
             schema = self._adapter.json_schema()
         except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError) as exc:
             raise ConfigurationError(f"pydantic cannot validate {annotation!r}: {exc}") from None
-        self.schema = strict_schema(schema)
+        self.schema = strict_schema(schema) if strict else schema
         title = annotation.__name__ if isinstance(annotation, type) else schema.get("title")
         self.name = _schema_name(title) if isinstance(title, str) else "output"
         self._children: dict[str | int, OutputType | None] = {}
@@ -738,7 +740,9 @@ def function_parameters(
                 pydantic.Field(default, description=docs.get(p.name)),
             )
         model = pydantic.create_model(name, **fields)
-        inner: OutputType = PydanticType(model)
+        # Not strict: a parameter with a default is not required (the request does not
+        # ask for strict function calling).
+        inner: OutputType = PydanticType(model, strict=False)
 
         def convert(value: Any) -> Any:
             return {p.name: getattr(value, p.name) for p in params}

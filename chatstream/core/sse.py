@@ -23,7 +23,10 @@ real streams (``shared/research/reliability.md`` §1):
 :class:`SSEDecoder` therefore frames events itself (linear in the input, any mix of
 CR, LF and CRLF, split anywhere, a size limit), strips the BOM and repairs invalid UTF-8
 (U+FFFD, as the WHATWG decoder does) before the fields of each whole event are parsed,
-in time linear in its lines.
+in time linear in its lines. The whole lines of a large event are parsed as they arrive
+(beyond :data:`PARSE_AHEAD` bytes), so that each piece fed costs time in proportion to
+its size, never to the event's: a process that reads many streams parses a piece of
+each in turn.
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ from dataclasses import dataclass
 from ..config import Limits
 from ..errors import EventTooLargeError
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEMessage"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "PARSE_AHEAD", "SSEDecoder", "SSEMessage"]
 
 #: Default limit on the size of one SSE event (16 MiB, :attr:`Limits.max_event_bytes
 #: <chatstream.Limits.max_event_bytes>`): far above any real chunk, low enough that a
 #: hostile or broken server cannot exhaust memory.
 DEFAULT_MAX_EVENT_BYTES: int = Limits.max_event_bytes
+
+#: An unfinished event holding more than this many bytes not yet parsed has its whole
+#: lines parsed at once (see the module documentation).
+PARSE_AHEAD = 4096
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -49,6 +56,23 @@ class SSEMessage:
 
     event: str
     data: str
+
+
+class _Fields:
+    """The fields of an event read so far, its lines parsed by :func:`_read_fields`."""
+
+    __slots__ = ("data", "event", "size")
+
+    def __init__(self) -> None:
+        self.event = "message"
+        self.data: list[str] = []
+        self.size = 0  # the bytes parsed (as received)
+
+    def message(self) -> SSEMessage | None:
+        """The event they make, if it is dispatched (it has data)."""
+        if not self.data:
+            return None
+        return SSEMessage(self.event or "message", "\n".join(self.data))
 
 
 def _parse_lines(block: bytes) -> SSEMessage | None:
@@ -62,8 +86,16 @@ def _parse_lines(block: bytes) -> SSEMessage | None:
     count; ``data`` values are joined with LF; an event without a ``data`` line is not
     dispatched; the last ``event:`` wins, and an empty one means ``"message"``.
     """
-    event = "message"
-    data: list[str] = []
+    fields = _Fields()
+    _read_fields(block, fields)
+    return fields.message()
+
+
+def _read_fields(block: bytes, fields: _Fields) -> None:
+    """Add the fields of ``block`` (whole lines, as for :func:`_parse_lines`) to
+    ``fields``."""
+    event = fields.event
+    data = fields.data
     for raw in block.splitlines():
         line = raw.decode("utf-8")
         if not line.strip() or line.startswith(":"):
@@ -77,9 +109,7 @@ def _parse_lines(block: bytes) -> SSEMessage | None:
             data.append(value)
         elif name == "event":
             event = value
-    if not data:
-        return None
-    return SSEMessage(event or "message", "\n".join(data))
+    fields.event = event
 
 
 class SSEDecoder:
@@ -101,6 +131,11 @@ class SSEDecoder:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._pending_ends_lf = False
+        # The fields of the unfinished event's lines parsed ahead, or None; then
+        # _pending is never empty (it may hold b""), and _pending_size counts them too.
+        self._fields: _Fields | None = None
+        # The events completed in this feed whose lines were parsed ahead (one at most).
+        self._done: list[SSEMessage] = []
         # The last byte fed was CR: an LF first in the next piece completes that CRLF.
         self._after_cr = False
         # Bytes held until we know whether the stream starts with a BOM.
@@ -141,6 +176,9 @@ class SSEDecoder:
             blocks = self._checked([data[:-2]], len(data))
         else:
             blocks = self._frame(data)
+            if self._done:
+                done, self._done = self._done, []
+                return done + self._messages(blocks) if blocks else done
         return self._messages(blocks) if blocks else []
 
     def close(self) -> list[SSEMessage]:
@@ -153,6 +191,9 @@ class SSEDecoder:
         self._pending = []
         self._pending_size = 0
         block = b"".join(tail)
+        if self._fields is not None:
+            message = self._finish(block)
+            return [] if message is None else [message]
         if not block.strip():
             return []
         return self._messages([block])
@@ -175,41 +216,87 @@ class SSEDecoder:
 
     def _frame(self, data: bytes) -> list[bytes]:
         """Split off the whole event blocks (blank ones dropped); keep the rest."""
+        self._done.clear()  # (left over if the last feed raised)
         # No block is longer than what was pending plus this piece.
         longest = self._pending_size + len(data)
         blocks: list[bytes] = []
         pending = self._pending
         if self._pending_ends_lf and data[:1] == b"\n":
             # The blank line straddles two pieces.
-            blocks.append(b"".join(pending))
-            pending.clear()
-            self._pending_size = 0
+            blocks.append(self._complete(b""))
             data = data[1:]
         pieces = data.split(b"\n\n")
         last = pieces.pop()
         for piece in pieces:
             if pending:
-                pending.append(piece)
-                piece = b"".join(pending)
-                pending.clear()
-                self._pending_size = 0
+                piece = self._complete(piece)
             blocks.append(piece)
         if last:
             pending.append(last)
             self._pending_size += len(last)
         self._pending_ends_lf = bool(pending) and last[-1:] == b"\n"
-        return self._checked(blocks, longest)
+        blocks = self._checked(blocks, longest)
+        if b"\n" in last and self._pending_size - self._parsed() > PARSE_AHEAD:
+            self._parse_ahead()
+        return blocks
+
+    def _parsed(self) -> int:
+        """How many bytes of the unfinished event were parsed ahead."""
+        return 0 if self._fields is None else self._fields.size
+
+    def _complete(self, piece: bytes) -> bytes:
+        """The unfinished event, ended by ``piece``: its block, or ``b""`` when its lines
+        were parsed ahead (its message is then in ``_done``)."""
+        pending = self._pending
+        pending.append(piece)
+        block = b"".join(pending)
+        pending.clear()
+        self._pending_size = 0
+        if self._fields is None:
+            return block
+        if self._parsed() + len(block) > self.max_event_bytes:
+            self._fields = None
+            raise self._too_large()
+        message = self._finish(block)
+        if message is not None:
+            self._done.append(message)
+        return b""
+
+    def _finish(self, block: bytes) -> SSEMessage | None:
+        """The message of the event whose lines were parsed ahead, ``block`` its rest."""
+        fields = self._fields
+        assert fields is not None
+        self._fields = None
+        _read_fields(self._repair(block), fields)
+        return fields.message()
+
+    def _parse_ahead(self) -> None:
+        """Parse the whole lines of the unfinished event now (see :data:`PARSE_AHEAD`)."""
+        pending = self._pending
+        data = b"".join(pending)
+        cut = data.rfind(b"\n") + 1
+        if self._fields is None:
+            self._fields = _Fields()
+        # A line ends at LF, which no UTF-8 character contains: repairing the lines
+        # apart gives what repairing the whole event would.
+        _read_fields(self._repair(data[:cut]), self._fields)
+        self._fields.size += cut
+        pending[:] = [data[cut:]]
 
     def _checked(self, blocks: list[bytes], longest: int) -> list[bytes]:
         """``blocks`` less the blank ones, once neither they nor the pending bytes exceed
         the size limit (``longest`` bounds them all, so most pieces need no count)."""
         limit = self.max_event_bytes
         if longest > limit and (self._pending_size > limit or any(len(b) > limit for b in blocks)):
-            raise EventTooLargeError(
-                f"An SSE event is larger than the limit of {limit} bytes.", limit=limit
-            )
+            raise self._too_large()
         # (not b.isspace() is b.strip() without the copy)
         return [b for b in blocks if b and not b.isspace()]
+
+    def _too_large(self) -> EventTooLargeError:
+        limit = self.max_event_bytes
+        return EventTooLargeError(
+            f"An SSE event is larger than the limit of {limit} bytes.", limit=limit
+        )
 
     @staticmethod
     def _repair(block: bytes) -> bytes:

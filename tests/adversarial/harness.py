@@ -300,7 +300,7 @@ def assert_reduces_to(
             "content": choice.content,
             "reasoning": choice.reasoning,
             "refusal": choice.refusal or "",
-            "tool_calls": choice.tool_calls,
+            "tool_calls": list(choice.tool_calls),
         }
         for key in ("content", "reasoning", "refusal"):
             # Deltas carry the text as it came; joined, the halves of an emoji a server

@@ -27,13 +27,13 @@ from chatstream import (
     CallbackError,
     ChatStream,
     Client,
-    IdleTimeoutError,
     ResponseEvent,
     StreamClosedError,
     StreamOptions,
+    TotalTimeoutError,
 )
 from chatstream._shell.reading import READ_SIZE
-from tests.helpers import answer, chunk
+from tests.helpers import CLOSE_BOUND, WORKER_BOUND, answer, chunk, limit_bound
 from tests.loopback import Conn, LoopbackServer, sequence, sse_body
 
 from .harness import (
@@ -71,11 +71,11 @@ def _close_fast(stream: ChatStream) -> float:
     began = time.monotonic()
     stream.close()
     took = time.monotonic() - began
-    assert took < 0.1, f"close() took {took:.3f} s"
+    assert took < CLOSE_BOUND, f"close() took {took:.3f} s"
     return took
 
 
-def _worker_gone(stream: ChatStream, within: float = 1.0) -> None:
+def _worker_gone(stream: ChatStream, within: float = WORKER_BOUND) -> None:
     thread = stream._worker.job
     thread.join(within)
     assert not thread.is_alive(), f"the worker outlived close() by {within} s"
@@ -114,7 +114,7 @@ def test_close_while_waiting_for_the_headers(server: LoopbackServer, client: Cli
     _close_fast(running.stream)
     _worker_gone(running.stream)
     out = check(running.wait(), StreamClosedError)
-    assert out.elapsed < 1.0
+    assert out.elapsed < WORKER_BOUND
     _next_stream_works(server, client)
 
 
@@ -142,9 +142,9 @@ def test_with_a_users_session_a_header_wait_ends_at_the_read_timeout(
         running = start(client, guard=10.0)
         server.wait_for_requests(1)
         _close_fast(running.stream)
-        _worker_gone(running.stream, within=IDLE + 1.0 + 0.5)
+        _worker_gone(running.stream, within=limit_bound(IDLE + 1.0))
         out = check(running.wait(), StreamClosedError)
-        assert out.elapsed < IDLE + 1.0 + 1.0
+        assert out.elapsed < limit_bound(IDLE + 1.0)
 
 
 def test_a_total_limit_ends_a_header_wait_on_time(
@@ -152,9 +152,9 @@ def test_a_total_limit_ends_a_header_wait_on_time(
 ) -> None:
     server.route(PATH, _never_answers)
     client = client_for(server, idle=5.0, total=0.5)
-    out = check(run_stream(client, guard=3.0), IdleTimeoutError)
-    assert out.error is not None and out.error.limit == "total"  # type: ignore[attr-defined]
-    assert out.elapsed < 1.0
+    out = check(run_stream(client, guard=5.0), TotalTimeoutError)
+    assert out.error is not None and out.error.name == "total"  # type: ignore[attr-defined]
+    assert out.elapsed < limit_bound(0.5)
 
 
 def _flood(count: int, size: int = 1) -> Callable[[Conn], None]:
@@ -243,10 +243,10 @@ def test_41_the_total_limit_still_ends_a_stream_blocked_on_its_queue(
     # Nobody reads: the worker waits on the full queue until the total limit ends it.
     assert wait_until(lambda: stream.done, 2.0)
     seen: list[ResponseEvent] = []
-    with pytest.raises(IdleTimeoutError) as info:
+    with pytest.raises(TotalTimeoutError) as info:
         for item in stream:  # the queued events, then the error
             seen.append(item)
-    assert info.value.limit == "total"
+    assert info.value.name == "total"
     assert 0 < len(seen) <= 8 - 1 + _per_read(1)
     _worker_gone(stream)
 
@@ -318,10 +318,10 @@ def test_45_a_raising_callback_ends_the_stream_with_callback_error(
         if len(calls) == 3:
             raise Boom("the third event")
 
-    out = check(run_stream(client, on_event=third_raises, guard=3.0), CallbackError, prefix=True)
+    out = check(run_stream(client, on_event=third_raises, guard=10.0), CallbackError, prefix=True)
     assert isinstance(out.error.__cause__, Boom)
     assert len(calls) == 3  # nothing after the failing call
-    assert out.elapsed < 1.0  # the stall does not matter: the socket was closed
+    assert out.elapsed < WORKER_BOUND  # not the 60 s stall: the socket was shut down
     _worker_gone(out.stream)
     _next_stream_works(server, client)
 
@@ -341,13 +341,11 @@ def test_47_two_hundred_concurrent_streams_on_one_client(
     server.route(PATH, sse_body(answer(*words(50))))
     # 200 connects at once can overflow the test server's listen backlog (64): a dropped
     # SYN is sent again after 1 s, so the connect limit must be longer than that.
+    # How fast many streams run is measured in benchmarks/ (paced.py), not here.
     client = client_for(server, connect=5.0, idle=5.0)
-    began = time.monotonic()
     streams = [client.stream(BODY, on_event=lambda _: None) for _ in range(200)]
-    results = [s.result(timeout=20) for s in streams]
-    took = time.monotonic() - began
+    results = [s.result(timeout=60) for s in streams]
     assert all(r.content == "".join(words(50)) for r in results)
-    assert took < 10.0, f"200 streams took {took:.1f} s"
     pool_full = [
         r
         for r in secret_logs.records  # type: ignore[attr-defined]
@@ -367,7 +365,7 @@ def test_48_a_stream_dropped_without_close_is_closed_by_the_collector(
         break  # leave the loop, keep nothing
     del stream
     gc.collect()
-    thread.join(1.0)
+    thread.join(WORKER_BOUND)
     assert not thread.is_alive()
 
     # The with-statement closes deterministically.
@@ -375,7 +373,7 @@ def test_48_a_stream_dropped_without_close_is_closed_by_the_collector(
         for _ in stream:
             break
     thread = stream._worker.job
-    thread.join(1.0)
+    thread.join(WORKER_BOUND)
     assert not thread.is_alive()
     with pytest.raises(StreamClosedError):
         stream.result(timeout=1)
@@ -425,7 +423,7 @@ def test_49_interpreter_exit_is_not_held_up_by_a_live_stream() -> None:
             if pipe is not None:
                 pipe.close()
     assert proc.returncode == 0
-    assert exited < 1.0, f"exit took {exited:.2f} s"
+    assert exited < WORKER_BOUND, f"exit took {exited:.2f} s"
     assert b"Traceback" not in stderr, stderr.decode(errors="replace")
 
 

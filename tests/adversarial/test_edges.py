@@ -28,7 +28,10 @@ from chatstream import (
     OutputTextDelta,
     ProviderError,
     RateLimitError,
+    ResponseTooLargeError,
     ServerError,
+    TooManyChoicesError,
+    TooManyToolCallsError,
     UnexpectedResponseError,
 )
 from tests.helpers import answer, chunk
@@ -404,9 +407,9 @@ def test_too_many_choices_end_the_stream_keeping_the_partial(
     server: LoopbackServer, client_for: Callable[..., Client]
 ) -> None:
     server.route(PATH, sse_body(sse(*(chunk(f"c{i}", index=i) for i in range(4)))))
-    out = check(run_stream(client_for(server, limits=Limits(max_choices=3))), LimitExceededError)
+    out = check(run_stream(client_for(server, limits=Limits(max_choices=3))), TooManyChoicesError)
     error = out.error
-    assert (error.limit, error.maximum) == ("max_choices", 3)  # type: ignore[union-attr]
+    assert (error.name, error.limit) == ("max_choices", 3)  # type: ignore[union-attr]
     assert [c.content for c in out.final.choices] == ["c0", "c1", "c2"]
 
 
@@ -420,8 +423,10 @@ def test_too_many_tool_calls_in_a_choice_end_the_stream_keeping_the_partial(
         for i in range(5)
     ]
     server.route(PATH, sse_body(sse(chunk("text "), *calls)))
-    out = check(run_stream(client_for(server, limits=Limits(max_tool_calls=4))), LimitExceededError)
-    assert out.error.limit == "max_tool_calls"  # type: ignore[union-attr]
+    out = check(
+        run_stream(client_for(server, limits=Limits(max_tool_calls=4))), TooManyToolCallsError
+    )
+    assert out.error.name == "max_tool_calls"  # type: ignore[union-attr]
     assert out.final.content == "text "
     assert len(out.final.choices[0].incomplete_tool_calls) == 4
 
@@ -432,9 +437,9 @@ def test_a_body_over_max_total_bytes_ends_the_stream_keeping_the_partial(
     first = event(chunk("kept"))
     server.route(PATH, sse_body(first + b"".join(event(chunk("x" * 100)) for _ in range(50))))
     out = check(
-        run_stream(client, limits=Limits(max_total_bytes=len(first) + 10)), LimitExceededError
+        run_stream(client, limits=Limits(max_total_bytes=len(first) + 10)), ResponseTooLargeError
     )
-    assert out.error.limit == "max_total_bytes"  # type: ignore[union-attr]
+    assert out.error.name == "max_total_bytes"  # type: ignore[union-attr]
     assert out.final.content == "kept"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from typing import Any
 
 from hypothesis import given, settings
@@ -43,15 +42,12 @@ CORE_ERRORS = (
     ProviderError,
     EventTooLargeError,
 )
-#: Seconds one example may take: far above the real cost, far below a hang.
-SLOW = 10.0
 
 CORPUS_BODIES = [(CORPUS / f"{name}.sse").read_bytes() for name in corpus_names()]
 
 
 def run_core(pieces: list[bytes], **options: Any) -> None:
     """Feed ``pieces`` and check everything the core promises."""
-    began = time.monotonic()
     parser = StreamParser(**options)
     events: list[ResponseEvent] = []
     error = None
@@ -61,7 +57,6 @@ def run_core(pieces: list[bytes], **options: Any) -> None:
     except CORE_ERRORS as exc:
         error = exc
     # Any other exception propagates and fails the property.
-    assert time.monotonic() - began < SLOW
     completed = [i for i, e in enumerate(events) if isinstance(e, Completed)]
     if error is None:
         assert completed == [len(events) - 1]

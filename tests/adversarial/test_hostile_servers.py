@@ -10,7 +10,6 @@ a listener that never accepts (case 36), a server that never answers (case 35).
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Callable
 
@@ -25,7 +24,7 @@ from chatstream import (
     OutputTextDelta,
     StreamOptions,
 )
-from tests.helpers import chunk
+from tests.helpers import chunk, limit_bound
 from tests.loopback import Conn, LoopbackServer
 
 from .harness import (
@@ -88,7 +87,6 @@ def test_57_an_endless_event_stops_at_the_event_limit(
         out = check(run_stream(capped, guard=5.0), EventTooLargeError)
     assert out.error.limit == LIMIT  # type: ignore[union-attr]
     assert out.final.content == "before "
-    assert out.elapsed < 2.0
     assert rss.growth < 3 * LIMIT, f"peak RSS grew {rss.growth / MiB:.1f} MiB"
 
 
@@ -130,17 +128,13 @@ def test_59_a_flood_of_tiny_events_with_a_consumer_keeping_up(
 
     server.route(PATH, flood)
     deltas = 0
-    with PeakRSS() as rss:
-        began = time.monotonic()
-        with client.stream(BODY, options=StreamOptions(queue_size=256)) as stream:
-            for item in stream:  # keeps no event
-                if isinstance(item, OutputTextDelta):
-                    deltas += 1
-            response = stream.result(timeout=1)
-        took = time.monotonic() - began
+    with PeakRSS() as rss, client.stream(BODY, options=StreamOptions(queue_size=256)) as stream:
+        for item in stream:  # keeps no event
+            if isinstance(item, OutputTextDelta):
+                deltas += 1
+        response = stream.result(timeout=1)
     assert deltas == count and len(response.content) == count
     assert rss.growth < 32 * MiB, f"peak RSS grew {rss.growth / MiB:.1f} MiB"
-    assert took < 30
 
 
 def test_endless_headers_are_refused(server: LoopbackServer, client: Client) -> None:
@@ -176,8 +170,8 @@ def test_trickled_headers_are_bounded_by_the_idle_limit(
 
     server.route(PATH, trickle)
     idle = client.timeouts.idle or 0.0
-    out = check(run_stream(client, guard=idle + 3.0), IdleTimeoutError)
-    assert out.elapsed < idle + 1.0 + 0.6
+    out = check(run_stream(client, guard=limit_bound(idle + 1.0) + 1.0), IdleTimeoutError)
+    assert out.elapsed < limit_bound(idle + 1.0)
 
 
 def test_a_reset_before_the_headers_is_a_connect_error(

@@ -1,6 +1,6 @@
 // Drives the example page in headless Chromium: types a prompt, sends it, waits for the
 // answer to finish, prints what the page shows as JSON and keeps a screenshot.
-// With "stop" as a fifth argument, it presses Stop as soon as the answer's text shows.
+// With "stop" as a fifth argument, it presses Stop as soon as the answer's reasoning shows.
 // Usage: node browser_chat.mjs EXAMPLE_DIR PAGE_URL PROMPT SCREENSHOT_PATH [stop]
 import { createRequire } from "node:module";
 
@@ -29,7 +29,7 @@ try {
   await page.fill("#prompt", prompt);
   await page.click("#send");
   if (mode === "stop") {
-    await page.waitForSelector('[data-role="assistant"] .text', { timeout: 60000 });
+    await page.waitForSelector('[data-role="assistant"] .reasoning', { timeout: 60000 });
     await page.click("#stop");
   }
   // Done: an answer is shown and the chat is ready again (or failed).

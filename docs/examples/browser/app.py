@@ -3,9 +3,10 @@
 The page (``chat.jsx``, bundled by ``npm run build``) is the AI SDK's own client code,
 unchanged: it posts the conversation to ``/api/chat`` and reads the answer in the UI
 Message Stream protocol, which :func:`chatstream.wsgi.ui_message_stream` speaks. The
-backend runs the model's tool calls itself and sends the results back, all as one
-assistant message (its steps). The stop button aborts the request; the server then closes
-the body, which closes the upstream stream.
+backend runs the model's tool calls itself with :meth:`chatstream.Conversation.run_steps`
+(Python functions as tools) and relays the loop, all as one assistant message (its
+steps). The stop button aborts the request; the server then closes the body, which
+closes the loop: its stream stops, no tool starts.
 
 Against ``chatstream demo``'s offline server (no key, no network)::
 
@@ -13,25 +14,24 @@ Against ``chatstream demo``'s offline server (no key, no network)::
     python app.py            # then open http://127.0.0.1:5000
 
 With a real provider, build the app with :func:`create_app` and your own client, model
-and tools.
+and tools (Python functions; see :meth:`chatstream.tools.Tool.of`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import flask
 
 import chatstream
-from chatstream.wsgi import UI_MESSAGE_STREAM_HEADERS, ToolOutput, ui_message_stream
+from chatstream.cli.demo import DemoScript
+from chatstream.tools import Tool
+from chatstream.wsgi import UI_MESSAGE_STREAM_HEADERS, ui_message_stream
 
 HERE = Path(__file__).parent
-
-#: Runs one tool call; its result as JSON text.
-RunTool = Callable[[chatstream.FunctionCall], str]
 
 
 def chat_messages(ui_messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -46,7 +46,9 @@ def chat_messages(ui_messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
             )
             messages.append({"role": str(ui.get("role", "user")), "content": text})
             continue
-        text, calls, results = "", [], []
+        text = ""
+        calls: list[Any] = []
+        results: list[Any] = []
         for part in ui.get("parts", []):
             kind = str(part.get("type", ""))
             if kind == "step-start" and (text or calls):
@@ -80,8 +82,7 @@ def create_app(
     *,
     model: str,
     system: str,
-    tools: list[dict[str, Any]],
-    run_tool: RunTool,
+    tools: Sequence[Tool | Callable[..., Any]],
     static_folder: Path = HERE / "static",
     max_steps: int = 5,
 ) -> flask.Flask:
@@ -95,29 +96,32 @@ def create_app(
 
     @app.post("/api/chat")
     def chat() -> flask.Response:
-        request = flask.request.get_json()
-        history = [{"role": "system", "content": system}, *chat_messages(request["messages"])]
-
-        def steps() -> Iterator[chatstream.ChatStream | ToolOutput]:
-            # One turn: its requests stick to one backend (the demo checks it).
-            turn = client.turn()
-            for _ in range(max_steps):
-                stream = turn.stream({"model": model, "messages": history, "tools": tools})
-                yield stream
-                response = stream.result()  # the relay has read it to its end
-                if not response.tool_calls:
-                    return
-                history.append(response.to_message())
-                for call in response.tool_calls:
-                    result = run_tool(call)
-                    yield ToolOutput(call.call_id, json.loads(result))
-                    history.append(
-                        {"role": "tool", "tool_call_id": call.call_id, "content": result}
-                    )
-
-        return flask.Response(ui_message_stream(steps()), headers=UI_MESSAGE_STREAM_HEADERS)
+        history = chat_messages(flask.request.get_json()["messages"])
+        conversation = chatstream.Conversation(
+            client, {"model": model}, system=system, messages=history
+        )
+        # The user's message is the end of the history: no prompt to add.
+        loop = conversation.run_steps(None, tools, max_steps=max_steps)
+        return flask.Response(ui_message_stream(loop), headers=UI_MESSAGE_STREAM_HEADERS)
 
     return app
+
+
+def demo_tools(script: DemoScript) -> list[Tool]:
+    """The demo's tools as Python tools: its definitions, answered by its script."""
+    tools = []
+    for definition in script.tools:
+        function = definition["function"]
+        name = function["name"]
+
+        def run(_name: str = name, **arguments: Any) -> Any:
+            call = chatstream.FunctionCall(_name, json.dumps(arguments), "")
+            return json.loads(script.run_tool(call))
+
+        tools.append(
+            Tool(name, run, function.get("parameters", {}), function.get("description", ""))
+        )
+    return tools
 
 
 def main() -> None:
@@ -130,8 +134,7 @@ def main() -> None:
             client,
             model=script.model,
             system=script.system,
-            tools=script.tools,
-            run_tool=script.run_tool,
+            tools=demo_tools(script),
         )
         app.run(host="127.0.0.1", port=5000, threaded=True)
 
