@@ -101,4 +101,4 @@ def test_a_forced_tool_call_and_its_follow_up_match_the_sdk(llama_cpp_server: st
     follow = {**BASE, "tools": TOOLS, "tool_choice": "none", "input": history}
     answer, (text, _) = _both(llama_cpp_server, follow)
     assert answer.content == text and answer.content
-    assert answer.tool_calls == [] and answer.error is None
+    assert answer.tool_calls == () and answer.error is None
