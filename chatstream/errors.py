@@ -8,8 +8,10 @@
     │   ├── LengthFinishError          finish_reason "length" with length_is_error=True
     │   │                              (also a ContextWindowExceeded)
     │   ├── ProviderError              an error object or an "event: error" frame in the stream
-    │   │   ├── ProviderRateLimitError ... a rate limit (with retry_after), as response.failed says
-    │   │   └── QuotaExceededError     ... the account's quota is used up
+    │   │   ├── ProviderContextWindowError  the response failed: over the context window
+    │   │   │                                   (also a ContextWindowExceeded)
+    │   │   ├── ProviderRateLimitError the response failed: rate limited (with retry_after)
+    │   │   └── QuotaExceededError     the response failed: the account's quota is used up
     │   ├── LimitExceededError         a limit against hostile volume was passed
     │   │   ├── EventTooLargeError     one SSE event over max_event_bytes
     │   │   ├── ResponseTooLargeError  the body over max_total_bytes
@@ -89,6 +91,7 @@ __all__ = [
     "OutputTruncatedError",
     "OutputValidationError",
     "PermissionDeniedError",
+    "ProviderContextWindowError",
     "ProviderError",
     "ProviderRateLimitError",
     "QuotaExceededError",
@@ -203,9 +206,18 @@ class ProviderError(StreamError):
         self.payload = payload
 
 
+class ProviderContextWindowError(ProviderError, ContextWindowExceeded):
+    """Raised when the provider fails the response, inside the stream, because the
+    conversation does not fit the model's context window (the Responses wire's
+    ``response.failed`` with ``code: "context_length_exceeded"``): a
+    :class:`ProviderError` and a :class:`ContextWindowExceeded`."""
+
+    kind = "context_window_exceeded"
+
+
 class ProviderRateLimitError(ProviderError):
-    """The provider failed the response for a rate limit, inside the stream (the
-    Responses wire's ``response.failed`` with ``code: "rate_limit_exceeded"``).
+    """Raised when the provider fails the response for a rate limit, inside the stream
+    (the Responses wire's ``response.failed`` with ``code: "rate_limit_exceeded"``).
 
     Attributes:
         retry_after: The wait its message asks for ("try again in 1.5s", "... in 20ms"),
@@ -220,8 +232,8 @@ class ProviderRateLimitError(ProviderError):
 
 
 class QuotaExceededError(ProviderError):
-    """The provider failed the response because the account's quota is used up
-    (``code: "insufficient_quota"``): retrying will not help."""
+    """Raised when the provider fails the response because the account's quota is used
+    up (``code: "insufficient_quota"``): retrying will not help."""
 
     kind = "quota_exceeded"
 

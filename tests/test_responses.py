@@ -152,6 +152,7 @@ def test_an_error_event_then_response_failed_takes_the_failed_events_kind() -> N
     }
     data = body(created(), {"type": "error", "code": "server_error", "message": "boom"}, failed)
     error = run(data)[1]
+    assert isinstance(error, chatstream.ProviderContextWindowError)
     assert isinstance(error, chatstream.ContextWindowExceeded)
 
 

@@ -55,8 +55,8 @@ from .._arguments import given
 from ..config import Limits, StreamOptions
 from ..errors import (
     ChatStreamError,
-    ContextWindowExceeded,
     IncompleteStreamError,
+    ProviderContextWindowError,
     ProviderError,
     ProviderRateLimitError,
     QuotaExceededError,
@@ -875,7 +875,7 @@ def _failure(error: object, earlier: ChatStreamError | None) -> ChatStreamError:
         "payload": error,
     }
     if code == "context_length_exceeded":
-        return ContextWindowExceeded(said)
+        return ProviderContextWindowError(said, **facts)
     if code == "insufficient_quota":
         return QuotaExceededError(said, **facts)
     if code == "rate_limit_exceeded":
