@@ -116,7 +116,7 @@ class Lingering:
     never ends) until :attr:`stop` is set, then ends the body."""
 
     def __init__(self) -> None:
-        self.lingering = threading.Event()  # the keep-alives have started
+        self.lingering = threading.Event()  # the answer is being sent, keep-alives follow
         self.stop = threading.Event()
         self.stopped = threading.Event()  # the server stopped lingering
         self.cut_at: float | None = None  # when the client closed the connection
@@ -124,8 +124,9 @@ class Lingering:
     def __call__(self, conn: Conn) -> None:
         conn.keep_alive = True
         conn.send_head(headers={"Content-Type": "text/event-stream"})
-        conn.write(HI)
+        # Set first: the client may read the answer and end before this thread runs again.
         self.lingering.set()
+        conn.write(HI)
         deadline = time.monotonic() + LINGER_LIMIT
         try:
             while not self.stop.wait(0.05) and time.monotonic() < deadline:
