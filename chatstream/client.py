@@ -266,12 +266,13 @@ class Client:
                 pydantic's ``TypeAdapter`` takes (``list[Model]``, a dataclass, a
                 ``TypedDict``), or a JSON Schema ``dict``. The request asks for it
                 (``response_format`` ``json_schema``, strict; on the Responses wire
-                ``text.format``) unless the body has its own; :class:`~chatstream.OutputTextParsed` events carry
-                the value so far, its finished parts validated, and
-                :attr:`Response.parsed <chatstream.Response.parsed>` the validated
-                answer. A refusal, an answer cut short or one that does not validate
-                ends the stream in an :class:`~chatstream.OutputError`. See
-                :doc:`/typed`.
+                ``text.format``) unless the body has its own;
+                :class:`~chatstream.OutputTextParsed` events carry the value so far,
+                its finished parts validated, and :attr:`Response.parsed
+                <chatstream.Response.parsed>` the validated answer. A refusal, an
+                answer cut short (``length``, or ``max_output_tokens`` on the
+                Responses wire) or one that does not validate ends the stream in an
+                :class:`~chatstream.OutputError`. See :doc:`/typed`.
 
         Raises:
             ConfigurationError: An argument is invalid, the body is shaped for the other
