@@ -120,6 +120,7 @@ def test_the_span_has_the_required_and_conditionally_required_attributes(
     assert attributes["gen_ai.request.seed"] == 7
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.output.type"] == "json"
+    assert attributes["openai.api.type"] == "chat_completions"
     assert attributes["server.address"] == "127.0.0.1"
     assert attributes["server.port"] == server.port
     assert "error.type" not in attributes
