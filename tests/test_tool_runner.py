@@ -489,5 +489,6 @@ def fast_time(city: str) -> dict[str, str]:
     return {"city": city, "time": "12:00"}
 
 
+# Named as the scripted model calls them (the slow tools above, without the wait).
 fast_time.__name__ = "slow_time"
 fast_weather.__name__ = "slow_weather"
