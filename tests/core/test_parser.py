@@ -30,7 +30,7 @@ from chatstream import (
 from chatstream._shell import http as _http
 from chatstream._shell import redact as _redact
 
-from .helpers import BODY, chunk, event
+from ..helpers import BODY, chunk, event
 
 BASE = "http://api.test/v1"
 URL = BASE + "/chat/completions"

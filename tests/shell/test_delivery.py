@@ -14,7 +14,7 @@ from chatstream._shell.delivery import EventQueue, Interrupted
 from chatstream._shell.lifecycle import Lifecycle
 from chatstream.events import OutputTextDelta
 
-from .adversarial.harness import wait_until
+from ..adversarial.harness import wait_until
 
 WAIT = 10.0
 

@@ -15,7 +15,7 @@ from chatstream import EventTooLargeError
 from chatstream.core import sse as _sse
 from chatstream.core.sse import SSEDecoder, SSEMessage, _parse_lines
 
-from .helpers import examples
+from ..helpers import examples
 
 BOM = b"\xef\xbb\xbf"
 
