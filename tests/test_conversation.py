@@ -1,8 +1,8 @@
 """The conversation's tool loops, against a scripted model on loopback that checks the
-history as OpenAI does (every call answered before the next message): Conversation.run,
-and Conversation.ask(run_tool=...), a tool loop in the asking thread whose tool rounds
-are bounded, where a raising ``run_tool`` abandons the turn and a result that is not
-text is sent JSON-encoded."""
+history as OpenAI does (every call answered before the next message): Conversation.run on
+both wires (Chat Completions and Responses), and Conversation.ask(run_tool=...), a tool
+loop in the asking thread whose tool rounds are bounded, where a raising ``run_tool``
+abandons the turn and a result that is not text is sent JSON-encoded."""
 
 from __future__ import annotations
 
