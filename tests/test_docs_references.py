@@ -1,4 +1,5 @@
-"""The providers page cites evidence: every corpus stream and test it names exists.
+"""The docs cite evidence: every corpus stream and test docs/providers.rst names exists,
+and every test file the docs name by its path.
 
 docs/providers.rst proves each provider quirk with a recorded stream from
 tests/data/conformance/ or, where no recording shows it, with a named test. These tests
@@ -39,3 +40,29 @@ def test_every_cited_test_is_defined(name: str) -> None:
     assert any(
         pattern.search(path.read_text(encoding="utf-8")) for path in TESTS.rglob("test_*.py")
     ), f"{name} is cited by docs/providers.rst but no test defines it"
+
+
+# Every test file the docs, the package's docstrings and the CI script name, by its path.
+NAMED_FILES = sorted(
+    {
+        match
+        for path in [
+            *ROOT.joinpath("docs").glob("*.rst"),
+            *ROOT.joinpath("chatstream").rglob("*.py"),
+            ROOT / "README.rst",
+            ROOT / ".ci" / "run",
+            ROOT / "noxfile.py",
+        ]
+        if path.is_file()
+        for match in re.findall(r"\btests/[\w/]+\.py\b", path.read_text(encoding="utf-8"))
+    }
+)
+
+
+def test_the_docs_name_test_files() -> None:
+    assert len(NAMED_FILES) > 10
+
+
+@pytest.mark.parametrize("name", NAMED_FILES)
+def test_every_test_file_named_exists(name: str) -> None:
+    assert (ROOT / name).is_file(), f"{name} is named but does not exist"

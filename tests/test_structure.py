@@ -12,6 +12,11 @@
 
 A module also takes from another only what that one offers in its ``__all__`` (or a
 name marked private).
+
+The tests mirror the package: ``chatstream/core/x.py`` is tested in
+``tests/core/test_x.py``, ``chatstream/_shell/x.py`` in ``tests/shell/test_x.py``,
+``chatstream/cli/x.py`` in ``tests/cli/test_x.py`` and a top-level ``chatstream/x.py`` in
+``tests/test_x.py`` (a leading underscore dropped).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import pytest
 import chatstream
 
 PACKAGE = Path(chatstream.__file__).parent
+TESTS = Path(__file__).resolve().parent
 
 VOCABULARY = {"events", "response", "errors", "config", "telemetry", "_arguments", "_version"}
 FACES = {"client", "stream", "conversation", "notebook", "wsgi", "smooth", "cli"}
@@ -197,3 +203,67 @@ def test_the_argument_checks_know_no_configuration_type() -> None:
     # config builds on _arguments; an import back, even inside a function, was a cycle.
     assert "config" not in _internal(_imports("_arguments"))
     assert "_arguments" in _internal(_imports("config"))
+
+
+# --- the tests mirror the package ----------------------------------------------------------
+
+#: The test folder of each folder of the package.
+TEST_FOLDERS = {"core": "core", "_shell": "shell", "cli": "cli"}
+
+#: Modules without a test file of their own, and why: no logic of their own, or tested
+#: wholly through another module's file (named).
+NOT_MIRRORED = {
+    "": "re-exports the public names: tests/test_public_api.py",
+    "core": "re-exports the core's entry points",
+    "_shell": "a docstring",
+    "cli": "re-exports main",
+    "__main__": "calls cli.command.main",
+    "_version": "a constant",
+    "core.content": "chains the think and text-call splitters: tests/core/test_think.py, "
+    "tests/core/test_textcalls.py",
+    "cli.advice": "the failures' and retries' wording: tests/cli/test_command.py",
+    "cli.present": "--json and --result: tests/cli/test_command.py",
+    "cli.session": "the conversation and Ctrl-C, run as a command: tests/cli/test_command.py",
+    "cli.local_server": "the demo server's base: tests/cli/test_demo.py",
+    "notebook": "the notebook recipe: tests/test_recipes.py",
+}
+
+#: Top-level test files that test no one module: suites across the package.
+ACROSS = {
+    "browser",  # the browser example, end to end
+    "conformance",  # the Chat Completions corpus
+    "docs_references",  # what the docs cite exists
+    "loopback",  # the test server's own tests
+    "packaging",  # the sdist and wheel, installed
+    "properties",  # splitting and framing never change the output
+    "public_api",  # __all__ is what docs/api.rst documents
+    "recipes",  # docs/recipes.rst
+    "responses_corpus",  # the Responses API corpus
+    "send_back",  # providers' follow-up rules, through the library and the command
+    "spec",  # the specification's own tests
+    "structure",  # this file
+}
+
+
+def _test_file(module: str) -> Path:
+    *folders, name = module.split(".")
+    return TESTS.joinpath(*(TEST_FOLDERS[f] for f in folders), f"test_{name.lstrip('_')}.py")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m not in NOT_MIRRORED))
+def test_every_module_has_its_test_file_at_the_mirrored_path(module: str) -> None:
+    assert _test_file(module).is_file(), f"{_test_file(module).relative_to(TESTS.parent)}"
+
+
+def test_the_modules_without_a_test_file_are_modules_without_one() -> None:
+    assert set(NOT_MIRRORED) <= set(MODULES)
+    mirrored = {m for m in NOT_MIRRORED if m and m not in TEST_FOLDERS and _test_file(m).exists()}
+    assert mirrored == set(), "has its test file now: take it off NOT_MIRRORED"
+
+
+def test_every_test_file_is_named_for_a_module_of_its_folder() -> None:
+    named = {_test_file(m) for m in MODULES if m and m not in TEST_FOLDERS}
+    named |= {TESTS / f"test_{name}.py" for name in ACROSS}
+    folders = ["", *TEST_FOLDERS.values()]
+    found = {path for folder in folders for path in (TESTS / folder).glob("test_*.py")}
+    assert sorted(str(p.relative_to(TESTS)) for p in found - named) == []

@@ -53,7 +53,7 @@ def _loads(data: str) -> Any:
     """``json.loads(data)``, in a third of the time (a third of the parser's time).
 
     jiter reads every text json reads the same way, and nothing json rejects
-    (``tests/test_json_reading.py`` checks both on generated and hostile input). What jiter
+    (``tests/core/test_parser.py`` checks both on generated and hostile input). What jiter
     rejects goes to ``json.loads``, whose value or error is the answer: that keeps what
     only the standard library reads, such as the lone surrogate escape some servers
     leave when they split an emoji between two chunks, or nesting deeper than jiter's

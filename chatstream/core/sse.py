@@ -6,9 +6,9 @@ event, a single ``data:`` line, under the same rules: its data is the rest of th
 less one leading space (half the decoder's cost per event; see ``docs/performance.rst``).
 The rules are sseclient-py 1.9's, and sseclient-py is their oracle: the tests check,
 through its public API (``SSEClient(source).events()``), that both paths give what it
-gives (``tests/test_sse.py``, ``tests/test_sse_fast_path.py``). chatstream does not use
-it at run time, because sseclient-py fed raw network pieces has failures measured on
-real streams (``shared/research/reliability.md`` §1):
+gives (``tests/core/test_sse.py``). chatstream does not use it at run time, because
+sseclient-py fed raw network pieces has failures measured on real streams
+(``shared/research/reliability.md`` §1):
 
 * its event buffer grows by copying, so one large event fed in small pieces costs
   quadratic time (8 MiB in 128-byte pieces took 113 s);

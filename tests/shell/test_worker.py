@@ -34,8 +34,8 @@ from chatstream import (
 from chatstream._shell.deadlines import DRAIN_TIME
 from chatstream._shell.watchdog import Watchdog
 
-from .fakes import STALL, FakeBody, FakeClock, fake_stream
-from .helpers import DONE, answer, chunk, drain, event, kinds
+from ..fakes import STALL, FakeBody, FakeClock, fake_stream
+from ..helpers import DONE, answer, chunk, drain, event, kinds
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

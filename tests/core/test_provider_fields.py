@@ -25,7 +25,7 @@ from chatstream import (
     event_from_json,
 )
 
-from .helpers import CORPUS, build_body, chunk, corpus_names, kinds
+from ..helpers import CORPUS, build_body, chunk, corpus_names, kinds
 
 
 def parse(chunks: list[dict[str, Any]], **options: Any) -> tuple[list[Any], Response]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from chatstream import ConfigurationError, StreamOptions, StreamParser, ThinkTags
 from chatstream.core.think import ThinkSplitter
 
-from .helpers import CORPUS, build_body, chunk
+from ..helpers import CORPUS, build_body, chunk
 
 RECORDING = CORPUS / "llamacpp-server-think-tags-in-content.sse"
 

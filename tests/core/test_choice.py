@@ -23,7 +23,7 @@ from chatstream import (
     StreamParser,
 )
 
-from .helpers import build_body, chunk, kinds
+from ..helpers import build_body, chunk, kinds
 
 
 def frag(index: int, *, id: str | None = None, name: str | None = None, args: str = "") -> Any:

@@ -1,14 +1,16 @@
-"""The client's HTTP exchange, without sockets: request building and error mapping.
+"""The HTTP details (chatstream._shell.http), without sockets: request building, error
+mapping, ``Retry-After`` values and the providers' context-window errors.
 
 The ``responses`` library stands in for the server, so these tests are fast and need no
 network. Everything whose behaviour depends on real sockets (reading, cancelling,
-timeouts, connection failures) is in ``test_client_stream.py``.
+timeouts, connection failures) is in ``tests/test_stream.py``.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from chatstream import (
     Client,
     ConfigurationError,
     ContextLengthExceededError,
+    ContextWindowExceeded,
     Limits,
     NotFoundError,
     PermissionDeniedError,
@@ -38,6 +41,7 @@ from chatstream import (
     Telemetry,
     Timeouts,
 )
+from chatstream._shell import http as _http
 from chatstream._shell.exchange import request_headers
 from tests.helpers import BODY, DATA
 
@@ -660,3 +664,133 @@ def test_a_server_echoing_the_key_in_an_error_body_is_redacted(
     assert KEY not in error.message and KEY not in error.body and KEY not in repr(error)
     assert "Incorrect API key provided" in error.body
     assert KEY not in json.dumps(error.headers)
+
+
+# --- Retry-After -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "nan"},
+        {"retry-after": "inf"},
+        {"retry-after": "1e400"},
+        {"retry-after": "-inf"},
+        {"retry-after": "Fri, 01 Jan 99999999999 00:00:00 GMT"},
+        {"retry-after": "Mon, 32 Foo 2026 99:99:99 GMT"},
+        {"retry-after-ms": "nan"},
+        {"retry-after-ms": "1e400"},
+    ],
+)
+def test_an_unusable_retry_after_value_is_absent(headers: dict[str, str]) -> None:
+    assert _http.retry_after(requests.structures.CaseInsensitiveDict(headers)) is None
+
+
+@pytest.mark.parametrize("value", ["0", "2", "2.5", "-3", "1e300"])
+def test_a_retry_after_is_always_a_finite_number(value: str) -> None:
+    wait = _http.retry_after({"retry-after": value})
+    assert wait is not None and math.isfinite(wait) and wait >= 0
+
+
+# --- context windows -------------------------------------------------------------------------
+
+
+CONTEXT_ERRORS = {
+    "openai": {
+        "error": {
+            "message": "This model's maximum context length is 128000 tokens. However, your "
+            "messages resulted in 130000 tokens.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    },
+    "llamacpp": {
+        "error": {
+            "code": 400,
+            "message": "request (5024 tokens) exceeds the available context size (4096 tokens)",
+            "type": "exceed_context_size_error",
+        }
+    },
+    "vllm": {
+        "object": "error",
+        "message": "This model's maximum context length is 4096 tokens. However, you "
+        "requested 5000 tokens (4000 in the messages, 1000 in the completion).",
+        "type": "BadRequestError",
+        "code": 400,
+    },
+    "anthropic": {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "prompt is too long: 207791 tokens > 200000 maximum",
+        },
+    },
+    "anthropic-max-tokens": {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "input length and `max_tokens` exceed context limit: 178959 + 64000 > "
+            "200000, decrease input length or `max_tokens` and try again",
+        },
+    },
+    "gemini": [
+        {
+            "error": {
+                "code": 400,
+                "message": "The input token count (314175) exceeds the maximum number of "
+                "tokens allowed (131072).",
+                "status": "INVALID_ARGUMENT",
+            }
+        }
+    ],
+    "mistral": {
+        "object": "error",
+        "message": "Prompt contains 40000 tokens and 0 draft tokens, too large for model "
+        "with 32768 maximum context length",
+        "type": "invalid_request_error",
+        "code": None,
+    },
+    "openrouter": {
+        "error": {
+            "message": "This endpoint's maximum context length is 32768 tokens. However, you "
+            "requested about 42832 tokens (42832 of text input).",
+            "code": 400,
+        }
+    },
+}
+
+
+@pytest.mark.parametrize("provider", sorted(CONTEXT_ERRORS))
+@responses.activate
+def test_a_providers_context_error_is_a_context_window_error_with_its_facts(
+    provider: str,
+) -> None:
+    responses.post(URL, json=CONTEXT_ERRORS[provider], status=400, headers={"x-request-id": "r"})
+    with pytest.raises(ContextLengthExceededError) as info:
+        Client(BASE, "sk-key", retry=2).stream(BODY).result(timeout=5)
+    error = info.value
+    assert isinstance(error, ContextWindowExceeded) and isinstance(error, BadRequestError)
+    assert error.status == 400 and error.request_id == "r" and error.body
+    assert error.kind == "context_window_exceeded"
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_another_bad_request_is_no_context_window_error() -> None:
+    responses.post(URL, json={"error": {"message": "unknown field 'x'"}}, status=400)
+    with pytest.raises(BadRequestError) as info:
+        Client(BASE, retry=0).stream(BODY).result(timeout=5)
+    assert not isinstance(info.value, ContextWindowExceeded)
+
+
+def test_a_content_type_repeated_by_a_proxy_is_one_media_type() -> None:
+    assert _http.media_type({"content-type": "text/event-stream, text/event-stream"}) == (
+        "text/event-stream"
+    )
+    assert _http.media_type({"content-type": "Text/Event-Stream; charset=utf-8"}) == (
+        "text/event-stream"
+    )
+    assert _http.media_type({"content-type": "text/event-stream, text/html"}) == (
+        "text/event-stream, text/html"
+    )

@@ -1,5 +1,6 @@
 """SSEDecoder: bytes in, SSE messages out, whatever the line endings and however the
-bytes are split (reliability.md §1 and §4 A.1-A.6, A.10-A.12)."""
+bytes are split (reliability.md §1 and §4 A.1-A.6, A.10-A.12); and its shortcut for
+one-line ``data:`` events gives what sseclient-py gives."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import itertools
 from collections.abc import Iterable
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
@@ -15,7 +16,7 @@ from chatstream import EventTooLargeError
 from chatstream.core import sse as _sse
 from chatstream.core.sse import SSEDecoder, SSEMessage, _parse_lines
 
-from .helpers import examples
+from ..helpers import examples
 
 BOM = b"\xef\xbb\xbf"
 
@@ -359,3 +360,38 @@ def test_the_field_parser_applies_the_same_rules_as_sseclient(lines: list[str]) 
     block = "\n".join(lines).encode()
     expected = [SSEMessage(e.event, e.data) for e in SSEClient(iter([block + b"\n\n"])).events()]
     assert ([] if (got := _parse_lines(block)) is None else [got]) == expected
+
+
+# --- the shortcut for one-line data: events, against sseclient-py ----------------------------
+
+
+# Line content: any bytes but line breaks, weighted towards what the shortcut looks at
+# (spaces after the colon, colons, invalid UTF-8).
+_LINE = st.lists(
+    st.sampled_from([b" ", b":", b"x", b"\xc3\xa9", b"\xc3", b"\xff", b"\xe6\x9d\xb1", b"\t"])
+    | st.binary(max_size=4).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    max_size=12,
+).map(b"".join)
+
+
+def _sseclient(block: bytes) -> list[SSEMessage]:
+    repaired = block.decode("utf-8", "replace").encode("utf-8")
+    events = SSEClient(iter([repaired + b"\n\n"])).events()
+    return [SSEMessage(e.event, e.data) for e in events]
+
+
+@given(st.sampled_from([b"data:", b"data: ", b"data:  ", b"data", b"event:", b":"]), _LINE)
+@example(b"data: ", b"")
+@example(b"data:", b" \xff")
+@example(b"data: ", b"[DONE]")
+def test_a_one_line_event_gives_what_sseclient_gives(field: bytes, value: bytes) -> None:
+    block = field + value
+    assert SSEDecoder().feed(block + b"\n\n") == _sseclient(block)
+
+
+@given(_LINE, st.integers(min_value=1, max_value=20))
+def test_a_one_line_event_split_anywhere_gives_the_same_message(value: bytes, cut: int) -> None:
+    body = b"data: " + value + b"\n\n"
+    decoder = SSEDecoder()
+    messages = decoder.feed(body[:cut]) + decoder.feed(body[cut:]) + decoder.close()
+    assert messages == _sseclient(b"data: " + value)

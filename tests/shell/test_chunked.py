@@ -15,7 +15,7 @@ from chatstream import Client, StreamConnectionError, Timeouts
 from chatstream._shell.chunked import MAX_LINE, ChunkedDecoder, ChunkedError
 from tests.loopback import Conn, LoopbackServer, sse_events
 
-from .helpers import BODY, answer, chunk, event, examples
+from ..helpers import BODY, answer, chunk, event, examples
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -35,8 +35,8 @@ from chatstream._shell.lifecycle import Lifecycle, State, Stopped
 from chatstream._shell.outcome import StopReason
 from tests.loopback import Conn, LoopbackServer, json_error, sse_body
 
-from .adversarial.harness import wait_until
-from .helpers import BODY, answer, chunk, event
+from ..adversarial.harness import wait_until
+from ..helpers import BODY, answer, chunk, event
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

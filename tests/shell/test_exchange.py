@@ -29,7 +29,7 @@ from chatstream import (
 from chatstream._shell.http import transport_error
 from tests.loopback import Conn, LoopbackServer, sse_body
 
-from .helpers import BODY, TIMEOUTS, USAGE, answer, drain, texts
+from ..helpers import BODY, TIMEOUTS, USAGE, answer, drain, texts
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -23,8 +23,8 @@ from chatstream import (
 )
 from chatstream.core.textcalls import TextCallSplitter, requires_tool_call
 
-from .helpers import BODY, build_body, chunk, kinds
-from .loopback import Conn, LoopbackServer
+from ..helpers import BODY, build_body, chunk, kinds
+from ..loopback import Conn, LoopbackServer
 
 TOOLS = [{"type": "function", "function": {"name": "ls", "parameters": {}}}]
 REQUIRED = {"tools": TOOLS, "tool_choice": "required"}

@@ -1,23 +1,19 @@
-"""Issue 10 in the core and in the HTTP helpers, without sockets: whole JSON completions
-(``StreamParser.feed_completion``), the limits, surrogate halves, ``Retry-After``
-values, redaction, and the providers' context-window errors."""
+"""The parser (chatstream.core.parser), without sockets: whole JSON completions
+(``StreamParser.feed_completion``), the limits, surrogate halves, and each chunk's JSON
+read by jiter, falling back to ``json.loads`` for what jiter rejects (the pair must read
+exactly what ``json.loads`` reads, the same way, and reject exactly what it rejects)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from typing import Any
 
 import pytest
-import requests
-import responses
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatstream import (
-    BadRequestError,
-    Client,
-    ContextLengthExceededError,
-    ContextWindowExceeded,
     IncompleteStreamError,
     LimitExceededError,
     Limits,
@@ -28,12 +24,9 @@ from chatstream import (
     UnexpectedResponseError,
 )
 from chatstream._shell import http as _http
-from chatstream._shell import redact as _redact
+from chatstream.core.parser import _loads
 
-from .helpers import BODY, chunk, event
-
-BASE = "http://api.test/v1"
-URL = BASE + "/chat/completions"
+from ..helpers import chunk, event, examples
 
 
 def _completion(**message: Any) -> bytes:
@@ -196,164 +189,76 @@ def test_a_lone_surrogate_is_replaced_when_the_body_is_encoded() -> None:
     assert sent["messages"][0]["content"] == "x\ufffdy \U0001f600"
 
 
-# --- Retry-After -----------------------------------------------------------------------------
+# --- each chunk's JSON: jiter, then json.loads -----------------------------------------------
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values of equal types, in the same key order; floats to the sign and NaN."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        if math.isnan(a):
+            return math.isnan(b)
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if type(a) is dict:
+        return list(a) == list(b) and all(same(a[key], b[key]) for key in a)
+    if type(a) is list:
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def outcome(read: Any, text: str) -> tuple[str, Any]:
+    try:
+        return "value", read(text)
+    except (ValueError, RecursionError) as exc:
+        return "error", type(exc)
+
+
+def assert_reads_like_json(text: str) -> None:
+    expected, got = outcome(json.loads, text), outcome(_loads, text)
+    assert expected[0] == got[0], (text, expected, got)
+    if expected[0] == "value":
+        assert same(expected[1], got[1]), text
+    else:
+        assert expected[1] is got[1], text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(json_values, st.booleans())
+def test_any_json_value_reads_as_json_loads_reads_it(value: Any, ascii_only: bool) -> None:
+    assert_reads_like_json(json.dumps(value, ensure_ascii=ascii_only))
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(st.text(alphabet='{}[]",:-+.0123456789eEtrufalsnINaiy\\u \t\n\r\x00\x1f\ud83d', max_size=24))
+def test_hostile_text_is_read_or_rejected_as_json_loads_does(text: str) -> None:
+    assert_reads_like_json(text)
 
 
 @pytest.mark.parametrize(
-    "headers",
+    "text",
     [
-        {"retry-after": "nan"},
-        {"retry-after": "inf"},
-        {"retry-after": "1e400"},
-        {"retry-after": "-inf"},
-        {"retry-after": "Fri, 01 Jan 99999999999 00:00:00 GMT"},
-        {"retry-after": "Mon, 32 Foo 2026 99:99:99 GMT"},
-        {"retry-after-ms": "nan"},
-        {"retry-after-ms": "1e400"},
+        pytest.param('"\\ud83d"', id="lone-surrogate-escape-of-a-split-emoji"),
+        pytest.param('"\\ud83d\\ude00"', id="surrogate-pair-escape"),
+        pytest.param("[NaN, Infinity, -Infinity]", id="non-finite-numbers"),
+        pytest.param('{"a": 1, "a": 2}', id="duplicate-keys-last-wins"),
+        pytest.param("1e400", id="overflowing-float"),
+        pytest.param("-0.0", id="negative-zero"),
+        pytest.param("1" * 5000, id="huge-integer"),
+        pytest.param('"a\x01b"', id="raw-control-character"),
+        pytest.param("01", id="leading-zero"),
+        pytest.param('{"a": 1} x', id="trailing-data"),
+        pytest.param("[" * 300 + "]" * 300, id="nesting-past-jiters-limit"),
+        pytest.param("[" * 100_000 + "]" * 100_000, id="nesting-past-pythons-limit"),
+        pytest.param("\ud83d", id="lone-surrogate-in-the-text"),
     ],
 )
-def test_an_unusable_retry_after_value_is_absent(headers: dict[str, str]) -> None:
-    assert _http.retry_after(requests.structures.CaseInsensitiveDict(headers)) is None
-
-
-@pytest.mark.parametrize("value", ["0", "2", "2.5", "-3", "1e300"])
-def test_a_retry_after_is_always_a_finite_number(value: str) -> None:
-    wait = _http.retry_after({"retry-after": value})
-    assert wait is not None and math.isfinite(wait) and wait >= 0
-
-
-# --- redaction -------------------------------------------------------------------------------
-
-
-def test_secrets_include_url_and_proxy_user_info_in_plain_and_basic_forms() -> None:
-    secrets = _redact.secrets_of(
-        "sk-key", {}, "http://user:url-pass@h/v1", ["http://proxy-user:proxy-pass@p:3128"]
-    )
-    encoded = base64.b64encode(b"proxy-user:proxy-pass").decode()
-    text = f"url-pass proxy-user:proxy-pass Proxy-Authorization: {encoded} sk-key"
-    redacted = _redact.redact(text, secrets)
-    for secret in ("url-pass", "proxy-pass", encoded, "sk-key"):
-        assert secret not in redacted
-
-
-def test_a_short_password_is_redacted_only_with_its_user() -> None:
-    secrets = _redact.secrets_of(None, {}, "http://u:p@h/v1")
-    assert _redact.redact("u:p in a plain sentence", secrets) == "[REDACTED] in a plain sentence"
-
-
-def test_payload_keys_are_redacted_as_well_as_values() -> None:
-    error = ProviderError("x", payload={"error": {"sk-key": ["sk-key"], "other": 1}})
-    _redact.scrub_error(error, ("sk-key",))
-    assert error.payload == {"error": {"[REDACTED]": ["[REDACTED]"], "other": 1}}
-
-
-@pytest.mark.parametrize("cut", range(1, 12))
-def test_a_snippet_cut_inside_a_secret_shows_none_of_it(cut: int) -> None:
-    secret = "sk-0123456789abcdef"
-    text = "x" * (100 - cut) + secret + "tail"
-    snippet = _redact.redact_snippet(text, (secret,), 100)
-    assert not any(secret[:n] in snippet for n in range(4, len(secret)))
-
-
-# --- context windows -------------------------------------------------------------------------
-
-
-CONTEXT_ERRORS = {
-    "openai": {
-        "error": {
-            "message": "This model's maximum context length is 128000 tokens. However, your "
-            "messages resulted in 130000 tokens.",
-            "type": "invalid_request_error",
-            "param": "messages",
-            "code": "context_length_exceeded",
-        }
-    },
-    "llamacpp": {
-        "error": {
-            "code": 400,
-            "message": "request (5024 tokens) exceeds the available context size (4096 tokens)",
-            "type": "exceed_context_size_error",
-        }
-    },
-    "vllm": {
-        "object": "error",
-        "message": "This model's maximum context length is 4096 tokens. However, you "
-        "requested 5000 tokens (4000 in the messages, 1000 in the completion).",
-        "type": "BadRequestError",
-        "code": 400,
-    },
-    "anthropic": {
-        "type": "error",
-        "error": {
-            "type": "invalid_request_error",
-            "message": "prompt is too long: 207791 tokens > 200000 maximum",
-        },
-    },
-    "anthropic-max-tokens": {
-        "type": "error",
-        "error": {
-            "type": "invalid_request_error",
-            "message": "input length and `max_tokens` exceed context limit: 178959 + 64000 > "
-            "200000, decrease input length or `max_tokens` and try again",
-        },
-    },
-    "gemini": [
-        {
-            "error": {
-                "code": 400,
-                "message": "The input token count (314175) exceeds the maximum number of "
-                "tokens allowed (131072).",
-                "status": "INVALID_ARGUMENT",
-            }
-        }
-    ],
-    "mistral": {
-        "object": "error",
-        "message": "Prompt contains 40000 tokens and 0 draft tokens, too large for model "
-        "with 32768 maximum context length",
-        "type": "invalid_request_error",
-        "code": None,
-    },
-    "openrouter": {
-        "error": {
-            "message": "This endpoint's maximum context length is 32768 tokens. However, you "
-            "requested about 42832 tokens (42832 of text input).",
-            "code": 400,
-        }
-    },
-}
-
-
-@pytest.mark.parametrize("provider", sorted(CONTEXT_ERRORS))
-@responses.activate
-def test_a_providers_context_error_is_a_context_window_error_with_its_facts(
-    provider: str,
-) -> None:
-    responses.post(URL, json=CONTEXT_ERRORS[provider], status=400, headers={"x-request-id": "r"})
-    with pytest.raises(ContextLengthExceededError) as info:
-        Client(BASE, "sk-key", retry=2).stream(BODY).result(timeout=5)
-    error = info.value
-    assert isinstance(error, ContextWindowExceeded) and isinstance(error, BadRequestError)
-    assert error.status == 400 and error.request_id == "r" and error.body
-    assert error.kind == "context_window_exceeded"
-    assert len(responses.calls) == 1
-
-
-@responses.activate
-def test_another_bad_request_is_no_context_window_error() -> None:
-    responses.post(URL, json={"error": {"message": "unknown field 'x'"}}, status=400)
-    with pytest.raises(BadRequestError) as info:
-        Client(BASE, retry=0).stream(BODY).result(timeout=5)
-    assert not isinstance(info.value, ContextWindowExceeded)
-
-
-def test_a_content_type_repeated_by_a_proxy_is_one_media_type() -> None:
-    assert _http.media_type({"content-type": "text/event-stream, text/event-stream"}) == (
-        "text/event-stream"
-    )
-    assert _http.media_type({"content-type": "Text/Event-Stream; charset=utf-8"}) == (
-        "text/event-stream"
-    )
-    assert _http.media_type({"content-type": "text/event-stream, text/html"}) == (
-        "text/event-stream, text/html"
-    )
+def test_an_edge_case_reads_as_json_loads_reads_it(text: str) -> None:
+    assert_reads_like_json(text)

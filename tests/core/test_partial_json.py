@@ -21,7 +21,7 @@ from chatstream import (
 )
 from chatstream.core.partial_json import PartialJson, parse_partial
 
-from .helpers import build_body, chunk
+from ..helpers import build_body, chunk
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=6),

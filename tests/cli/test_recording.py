@@ -24,7 +24,7 @@ from chatstream import (
 from chatstream.cli import recording as _recording
 from chatstream.cli.command import main
 
-from .helpers import CORPUS, build_body, chunk, comparable, expectation, result_of, run_core
+from ..helpers import CORPUS, build_body, chunk, comparable, expectation, result_of, run_core
 
 REASONING = "Let me think about it."
 TEXT = "Checking the weather in Paris."

@@ -41,7 +41,7 @@ from chatstream import (
 )
 from chatstream.core.sse import SSEDecoder
 
-from .helpers import CORPUS, build_body, chunk, corpus_names, kinds
+from ..helpers import CORPUS, build_body, chunk, corpus_names, kinds
 
 # --- helpers ---------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from chatstream._shell import threads as _threads
 from chatstream._shell.threads import RUNNING_NAME
 from tests.loopback import LoopbackServer, sse_body
 
-from .adversarial.harness import wait_until
-from .fakes import STALL, FakeBody, fake_stream
-from .helpers import BODY, HELLO
+from ..adversarial.harness import wait_until
+from ..fakes import STALL, FakeBody, fake_stream
+from ..helpers import BODY, HELLO
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -13,9 +13,9 @@ from chatstream import Response, Retry, Telemetry, Timing
 from chatstream._shell.timing import GapSample, percentile, token_rate
 from chatstream._shell.watchdog import Watchdog
 
-from .fakes import FakeBody, FakeClock, fake_stream
-from .helpers import DONE, USAGE, chunk, event
-from .loopback import LoopbackServer, json_error, sequence, sse_body
+from ..fakes import FakeBody, FakeClock, fake_stream
+from ..helpers import DONE, USAGE, chunk, event
+from ..loopback import LoopbackServer, json_error, sequence, sse_body
 
 PATH = "/v1/chat/completions"
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

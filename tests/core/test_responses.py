@@ -35,8 +35,8 @@ from chatstream import (
 from chatstream.cli.command import main
 from chatstream.core.responses import retry_delay
 
-from .helpers import RESPONSES_CORPUS, TIMEOUTS, comparable, drain, expectation, kinds
-from .loopback import Handler, LoopbackServer, sequence, sse_body
+from ..helpers import RESPONSES_CORPUS, TIMEOUTS, comparable, drain, expectation, kinds
+from ..loopback import Handler, LoopbackServer, sequence, sse_body
 
 RESPONSE = {"id": "resp_1", "model": "m", "status": "in_progress"}
 

@@ -14,8 +14,8 @@ from chatstream._shell import reading as _reading
 from chatstream._shell.watchdog import Watchdog
 from chatstream.core.parser import StreamParser
 
-from .fakes import FakeBody, FakeClock, fake_stream
-from .helpers import DONE, answer, chunk, event
+from ..fakes import FakeBody, FakeClock, fake_stream
+from ..helpers import DONE, answer, chunk, event
 
 WAIT = 5.0
 #: Pause whenever a stream runs, for 0.1 s (one stream running: 1 / 10).

@@ -18,7 +18,7 @@ from chatstream import ChatStream, Client, Completed, Connections, Timeouts
 from chatstream._shell.deadlines import DRAIN_TIME
 from tests.loopback import Conn, LoopbackServer
 
-from .helpers import BODY, answer, chunk, event
+from ..helpers import BODY, answer, chunk, event
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -10,8 +10,8 @@ from chatstream._shell import process as _process
 from chatstream._shell.watchdog import Watchdog
 from tests.loopback import Conn, LoopbackServer
 
-from .fakes import STALL, FakeBody, fake_stream
-from .helpers import BODY, HELLO, chunk, event
+from ..fakes import STALL, FakeBody, fake_stream
+from ..helpers import BODY, HELLO, chunk, event
 from .test_threads import fail_to_start_once
 
 pytestmark = pytest.mark.usefixtures("no_leaks")

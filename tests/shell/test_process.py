@@ -16,7 +16,7 @@ from chatstream._shell import process as _process
 from chatstream._shell import transport as _transport
 from tests.loopback import Conn, LoopbackServer
 
-from .helpers import BODY, DONE, HELLO, chunk, event
+from ..helpers import BODY, DONE, HELLO, chunk, event
 
 PIECES = 12
 

@@ -1,0 +1,1 @@
+"""Tests of ``chatstream.cli``, a file per module (``test_<module>.py``)."""

@@ -1,0 +1,1 @@
+"""Tests of ``chatstream._shell``, a file per module (``test_<module>.py``)."""
