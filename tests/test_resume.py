@@ -251,6 +251,24 @@ def test_a_server_that_cannot_resume_leaves_the_drop_reported(server: LoopbackSe
     assert [r.method for r in server.requests] == ["POST", "GET"]  # 404 is not retried
 
 
+def test_a_resume_answered_with_a_status_the_policy_retries_is_tried_again(
+    server: LoopbackServer, uninterrupted: tuple[list[ResponseEvent], Response]
+) -> None:
+    answered = threading.Event()
+
+    def busy_once(conn: Conn) -> None:
+        if answered.is_set():
+            resume_from()(conn)
+        else:
+            answered.set()
+            conn.respond(503, b'{"error": {"message": "busy"}}')
+
+    events, error, response = run(serve(server, cut_after(4), busy_once))
+    assert error is None
+    assert (events, response) == uninterrupted
+    assert [r.method for r in server.requests] == ["POST", "GET", "GET"]
+
+
 def test_a_resume_answered_with_json_is_not_read(server: LoopbackServer) -> None:
     whole = json.dumps({**RESPONSE, "status": "completed", "output": []}).encode()
 
