@@ -265,13 +265,14 @@ class Client:
             output: The type of the answer: a pydantic model class, anything
                 pydantic's ``TypeAdapter`` takes (``list[Model]``, a dataclass, a
                 ``TypedDict``), or a JSON Schema ``dict``. The request asks for it
-                (``response_format`` ``json_schema``, strict) unless the body has a
-                ``response_format``; :class:`~chatstream.OutputTextParsed` events carry
-                the value so far, its finished parts validated, and
-                :attr:`Response.parsed <chatstream.Response.parsed>` the validated
-                answer. A refusal, an answer cut short or one that does not validate
-                ends the stream in an :class:`~chatstream.OutputError`. See
-                :doc:`/typed`.
+                (``response_format`` ``json_schema``, strict; on the Responses wire
+                ``text.format``) unless the body has its own;
+                :class:`~chatstream.OutputTextParsed` events carry the value so far,
+                its finished parts validated, and :attr:`Response.parsed
+                <chatstream.Response.parsed>` the validated answer. A refusal, an
+                answer cut short (``length``, or ``max_output_tokens`` on the
+                Responses wire) or one that does not validate ends the stream in an
+                :class:`~chatstream.OutputError`. See :doc:`/typed`.
 
         Raises:
             ConfigurationError: An argument is invalid, the body is shaped for the other
@@ -315,11 +316,7 @@ class Client:
         _arguments.wire_body(wire, body)
         kind = None
         if output is not None:
-            if wire == "responses":
-                raise ConfigurationError('output= is read on the chat wire only (api="chat")')
-            kind, response_format = _typed.for_request(output, body)
-            if response_format is not None:
-                body = {**body, "response_format": response_format}
+            kind, body = _typed.asking_for(output, body, wire)
         settings = self._settings(options, limits)
         if wire == "responses":
             # Usage always comes on this wire: stream_options.include_usage is not its.

@@ -311,9 +311,7 @@ class Conversation:
             body["tools"] = [*body.get("tools", ()), *tools]
         kind = None
         if output is not None:
-            kind, response_format = _typed.for_request(output, body)
-            if response_format is not None:
-                body["response_format"] = response_format
+            kind, body = _typed.asking_for(output, body, self.api)
         return self._turn, body, kind
 
     def run_steps(

@@ -6,6 +6,14 @@ The conventions followed are those of OpenTelemetry semantic conventions
 as in development. This module is the only one that imports ``opentelemetry``, and
 ``import chatstream`` never imports it.
 
+Both wires are reported alike: a Responses API stream is a ``chat`` operation too (the
+conventions' value for OpenAI's chat APIs), with ``openai.api.type`` ``"responses"``
+instead of ``"chat_completions"`` for the ``openai`` provider; its request parameters
+are read from the Responses body (``max_output_tokens``, ``text.format``,
+``instructions`` and ``input`` when content is captured), and its finish reasons are the
+Responses ones as chatstream reports them (``"completed"``, or the reason of
+``response.incomplete`` such as ``"max_output_tokens"``).
+
 Reported errors (``error.type``): the :attr:`~chatstream.ChatStreamError.kind` of the
 error a stream ended in (``"rate_limited"``, ``"idle_timeout"``, ``"closed"`` for a stream
 closed by the caller, ...; see :doc:`/errors`).
@@ -106,7 +114,16 @@ _CONTENT = (
     FunctionCallArgumentsDelta,
     AudioDelta,
 )
-_FINISH = {"tool_calls": "tool_call", "function_call": "tool_call"}
+# The conventions' output message finish reasons (stop, length, content_filter,
+# tool_call, error) for the wires' own.
+_FINISH = {
+    "tool_calls": "tool_call",
+    "function_call": "tool_call",
+    "completed": "stop",
+    "max_output_tokens": "length",
+}
+#: ``openai.api.type`` by wire.
+_API_TYPE = {"chat": "chat_completions", "responses": "responses"}
 
 
 def provider_name(host: str | None) -> str:
@@ -212,14 +229,15 @@ class OtelTelemetry(Telemetry):
         if host:
             base["server.address"] = host
             base["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
-        attributes = {**base, **_request_attributes(body)}
+        responses = stream.api == "responses"
+        attributes = {**base, **_request_attributes(body, responses)}
         if provider == "openai":
-            attributes["openai.api.type"] = "chat_completions"
+            attributes["openai.api.type"] = _API_TYPE.get(stream.api, stream.api)
             tier = body.get("service_tier")
             if isinstance(tier, str):
                 attributes["openai.request.service_tier"] = tier
         if self.capture_content:
-            attributes.update(_input_content(body))
+            attributes.update(_input_content(body, responses))
         name = "chat" if model is None else f"chat {model}"
         span = self._tracer.start_span(
             name,
@@ -306,8 +324,10 @@ class OtelTelemetry(Telemetry):
         span.end(end_time=end)
 
 
-def _request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The conventions' request attributes that ``body`` gives."""
+def _request_attributes(body: Mapping[str, Any], responses: bool = False) -> dict[str, Any]:
+    """The conventions' request attributes that ``body`` gives (a Responses API body
+    when ``responses``: its limit is ``max_output_tokens``, its output type
+    ``text.format``)."""
     attributes: dict[str, Any] = {"gen_ai.request.stream": True}
     for key, name in (
         ("temperature", "gen_ai.request.temperature"),
@@ -319,7 +339,11 @@ def _request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
         value = body.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             attributes[name] = float(value)
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    limit = (
+        body.get("max_output_tokens")
+        if responses
+        else body.get("max_completion_tokens", body.get("max_tokens"))
+    )
     if isinstance(limit, int) and not isinstance(limit, bool):
         attributes["gen_ai.request.max_tokens"] = limit
     seed = body.get("seed")
@@ -334,6 +358,9 @@ def _request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
     elif isinstance(stop, list) and stop and all(isinstance(s, str) for s in stop):
         attributes["gen_ai.request.stop_sequences"] = list(stop)
     form = body.get("response_format")
+    if responses:
+        text = body.get("text")
+        form = text.get("format") if isinstance(text, Mapping) else None
     if isinstance(form, Mapping):
         kind = form.get("type")
         if kind in ("json_object", "json_schema"):
@@ -366,19 +393,23 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             if not isinstance(part, Mapping):
                 continue
             kind = part.get("type")
-            if kind == "text":
+            if kind in ("text", "input_text", "output_text"):
                 parts.append({"type": "text", "content": part.get("text", "")})
             elif kind == "image_url" and isinstance(part.get("image_url"), Mapping):
                 parts.append(
                     {"type": "uri", "modality": "image", "uri": part["image_url"].get("url")}
                 )
+            elif kind == "input_image" and isinstance(part.get("image_url"), str):
+                parts.append({"type": "uri", "modality": "image", "uri": part["image_url"]})
             else:
                 parts.append({"type": str(kind)})
     return parts
 
 
-def _input_content(body: Mapping[str, Any]) -> dict[str, str]:
+def _input_content(body: Mapping[str, Any], responses: bool = False) -> dict[str, str]:
     """``gen_ai.input.messages`` (and ``gen_ai.tool.definitions``) from ``body``."""
+    if responses:
+        return _responses_input_content(body)
     messages = []
     for message in body.get("messages") or ():
         if not isinstance(message, Mapping):
@@ -414,10 +445,70 @@ def _input_content(body: Mapping[str, Any]) -> dict[str, str]:
     return content
 
 
+def _responses_input_content(body: Mapping[str, Any]) -> dict[str, str]:
+    """``gen_ai.input.messages`` (its items as messages: a function call as a
+    ``tool_call`` part of an assistant message, its output as a ``tool`` message's
+    ``tool_call_response``), ``gen_ai.system_instructions`` and
+    ``gen_ai.tool.definitions`` from a Responses API body."""
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    messages: list[dict[str, Any]] = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = item.get("role")
+            messages.append(
+                {
+                    "role": "system" if role == "developer" else role,
+                    "parts": _parts(item.get("content")),
+                }
+            )
+        elif kind in ("function_call", "custom_tool_call"):
+            raw = item.get("arguments", item.get("input")) or ""
+            messages.append(
+                {
+                    "role": "assistant",
+                    "parts": [
+                        {
+                            "type": "tool_call",
+                            "id": item.get("call_id"),
+                            "name": item.get("name"),
+                            "arguments": _arguments(raw) if isinstance(raw, str) else raw,
+                        }
+                    ],
+                }
+            )
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            messages.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {
+                            "type": "tool_call_response",
+                            "id": item.get("call_id"),
+                            "response": item.get("output"),
+                        }
+                    ],
+                }
+            )
+    content = {"gen_ai.input.messages": _json(messages)}
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        content["gen_ai.system_instructions"] = _json([{"type": "text", "content": instructions}])
+    tools = body.get("tools")
+    if tools:
+        content["gen_ai.tool.definitions"] = _json(tools)
+    return content
+
+
 def _output_message(choice: ChoiceResult, error: ChatStreamError | None) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
-    if choice.reasoning:
-        parts.append({"type": "reasoning", "content": choice.reasoning})
+    reasoning = choice.reasoning or "\n\n".join(choice.reasoning_summary)
+    if reasoning:
+        parts.append({"type": "reasoning", "content": reasoning})
     if choice.content:
         parts.append({"type": "text", "content": choice.content})
     if choice.refusal:
@@ -432,5 +523,7 @@ def _output_message(choice: ChoiceResult, error: ChatStreamError | None) -> dict
             }
         )
     reason = choice.finish_reason
+    if reason == "completed" and choice.tool_calls:
+        reason = "tool_calls"  # the Responses wire's end of a turn of calls
     finish = _FINISH.get(reason, reason) if reason else ("error" if error is not None else "stop")
     return {"role": "assistant", "parts": parts, "finish_reason": finish}

@@ -29,11 +29,14 @@ class StreamStart:
             info replaced (never a key). The headers are not given: they carry the key.
         body: The request body (read it, do not change it).
         started_at: When the request was sent, in seconds since the epoch.
+        api: The wire: ``"chat"`` (Chat Completions) or ``"responses"`` (the
+            Responses API; the body is then a Responses request).
     """
 
     url: str
     body: Mapping[str, Any]
     started_at: float
+    api: str = "chat"
 
 
 class Telemetry:

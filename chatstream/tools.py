@@ -109,11 +109,17 @@ class Tool:
 
         return output_type(self.parameters)
 
-    def definition(self) -> dict[str, Any]:
-        """The entry of the request's ``tools``."""
+    def definition(self, api: str = "chat") -> dict[str, Any]:
+        """The entry of the request's ``tools``: ``{"type": "function", "function":
+        {...}}``, or on the Responses wire (``api="responses"``) the flat
+        ``{"type": "function", "name": ..., "parameters": ..., "strict": false}`` (that
+        wire's functions are strict unless told, and strict mode refuses a schema with
+        optional parameters: the arguments are validated here instead, as on chat)."""
         function: dict[str, Any] = {"name": self.name, "parameters": self._kind.schema}
         if self.description:
             function["description"] = self.description
+        if api == "responses":
+            return {"type": "function", **function, "strict": False}
         return {"type": "function", "function": function}
 
     def arguments(self, call: FunctionCall) -> dict[str, Any]:
@@ -310,7 +316,7 @@ class ToolLoop:
 
     def _stream_step(self, step: int) -> Generator[StepEvent, None, Response | None]:
         conversation = self.conversation
-        definitions = [t.definition() for t in self.tools.values()]
+        definitions = [t.definition(conversation.api) for t in self.tools.values()]
         extra = self.prepare_step(step) if self.prepare_step is not None else None
         if conversation._send is not None:  # the conversation shows its streams itself
             if self.cancelled.is_set():

@@ -4,6 +4,7 @@ server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from chatstream.otel import DURATION_BUCKETS, TOKEN_BUCKETS, OtelTelemetry, prov
 
 from .helpers import DONE, USAGE, chunk, event
 from .loopback import LoopbackServer, json_error, sse_body
+from .scripted import responses_calls_body, responses_model, responses_text_body
 
 PATH = "/v1/chat/completions"
 KEY = "sk-SECRET-key-1234"
@@ -118,6 +120,7 @@ def test_the_span_has_the_required_and_conditionally_required_attributes(
     assert attributes["gen_ai.request.seed"] == 7
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.output.type"] == "json"
+    assert attributes["openai.api.type"] == "chat_completions"
     assert attributes["server.address"] == "127.0.0.1"
     assert attributes["server.port"] == server.port
     assert "error.type" not in attributes
@@ -306,3 +309,144 @@ def test_importing_chatstream_does_not_import_opentelemetry() -> None:
     code = "import sys, chatstream; print(any(m.startswith('opentelemetry') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- the Responses wire ----------------------------------------------------------------
+
+RESPONSES_PATH = "/v1/responses"
+RESPONSES_BODY: dict[str, Any] = {
+    "model": "gpt-test",
+    "instructions": "Be brief.",
+    "input": [{"role": "user", "content": [{"type": "input_text", "text": "Say hello"}]}],
+}
+
+
+def _responses(server: LoopbackServer, otel: Otel, body: bytes, **request: Any) -> None:
+    """One stream on the Responses wire, answered with ``body``."""
+    server.route(RESPONSES_PATH, responses_model(lambda items: body))
+    with (
+        chatstream.Client(
+            server.url + "/v1", KEY, telemetry=otel.telemetry, api="responses"
+        ) as client,
+        contextlib.suppress(chatstream.ChatStreamError),
+    ):  # the span is checked
+        client.stream({**RESPONSES_BODY, **request}).result(timeout=10)
+
+
+def test_a_responses_stream_is_a_chat_span_of_the_responses_api(
+    server: LoopbackServer, otel: Otel
+) -> None:
+    _responses(server, otel, responses_text_body("Hello", response_id="resp_42"))
+    span = otel.span()
+    attributes = span.attributes or {}
+    assert (span.name, span.kind) == ("chat gpt-test", SpanKind.CLIENT)
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["openai.api.type"] == "responses"
+    assert attributes["gen_ai.request.model"] == "gpt-test"
+    assert attributes["server.port"] == server.port
+
+
+def test_a_responses_span_reads_the_request_parameters_from_the_responses_body(
+    server: LoopbackServer, otel: Otel
+) -> None:
+    request = {
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "max_output_tokens": 100,
+        "max_tokens": 7,  # not a Responses field: not the limit
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {}}},
+    }
+    _responses(server, otel, responses_text_body("{}"), **request)
+    attributes = otel.span().attributes or {}
+    assert attributes["gen_ai.request.temperature"] == 0.5
+    assert attributes["gen_ai.request.top_p"] == 0.9
+    assert attributes["gen_ai.request.max_tokens"] == 100
+    assert attributes["gen_ai.output.type"] == "json"
+
+
+def test_a_responses_span_has_the_response_id_model_reasons_and_usage(
+    server: LoopbackServer, otel: Otel
+) -> None:
+    _responses(server, otel, responses_text_body("Hello", response_id="resp_42"))
+    attributes = otel.span().attributes or {}
+    assert attributes["gen_ai.response.id"] == "resp_42"
+    assert attributes["gen_ai.response.model"] == "m-2025"
+    assert tuple(attributes["gen_ai.response.finish_reasons"]) == ("completed",)  # type: ignore[arg-type]
+    assert attributes["gen_ai.usage.input_tokens"] == 12
+    assert attributes["gen_ai.usage.output_tokens"] == 7
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 4
+    assert attributes["gen_ai.usage.reasoning.output_tokens"] == 2
+    points = otel.points("gen_ai.client.token.usage")
+    assert {p.attributes["gen_ai.token.type"]: p.sum for p in points} == {"input": 12, "output": 7}
+
+
+def test_a_cut_responses_stream_reports_its_incomplete_reason(
+    server: LoopbackServer,
+) -> None:
+    otel = Otel(capture_content=True)
+    _responses(server, otel, responses_text_body("Hel", incomplete="max_output_tokens"))
+    attributes = otel.span().attributes or {}
+    assert tuple(attributes["gen_ai.response.finish_reasons"]) == ("max_output_tokens",)  # type: ignore[arg-type]
+    (message,) = json.loads(str(attributes["gen_ai.output.messages"]))
+    assert message["finish_reason"] == "length"
+
+
+def test_a_failed_responses_stream_records_its_error_type(
+    server: LoopbackServer, otel: Otel
+) -> None:
+    failed = {
+        "type": "response.failed",
+        "response": {"id": "resp_9", "error": {"code": "rate_limit_exceeded", "message": "Slow"}},
+    }
+    _responses(server, otel, f"data: {json.dumps(failed)}\n\n".encode())
+    span = otel.span()
+    assert span.status.status_code == StatusCode.ERROR
+    assert (span.attributes or {})["error.type"] == "rate_limited"
+    (point,) = otel.points("gen_ai.client.operation.duration")
+    assert point.attributes["error.type"] == "rate_limited"
+
+
+def test_the_streaming_metrics_count_the_responses_text_deltas(
+    server: LoopbackServer, otel: Otel
+) -> None:
+    _responses(server, otel, responses_text_body("Hello, world", size=4))
+    (first,) = otel.points("gen_ai.client.operation.time_to_first_chunk")
+    (per_chunk,) = otel.points("gen_ai.client.operation.time_per_output_chunk")
+    assert first.count == 1
+    assert per_chunk.count == 2  # "o, w" and "orld", after "Hell"
+
+
+def test_responses_content_is_captured_as_messages_when_asked(server: LoopbackServer) -> None:
+    otel = Otel(capture_content=True)
+    history = [
+        *RESPONSES_BODY["input"],
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": '{"a": 1}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "42"},
+    ]
+    _responses(server, otel, responses_calls_body([("g", {"b": 2})]), input=history)
+    attributes = otel.span().attributes or {}
+    sent = json.loads(str(attributes["gen_ai.input.messages"]))
+    assert sent == [
+        {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]},
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": "c1", "name": "f", "arguments": {"a": 1}}],
+        },
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "42"}]},
+    ]
+    instructions = json.loads(str(attributes["gen_ai.system_instructions"]))
+    assert instructions == [{"type": "text", "content": "Be brief."}]
+    (received,) = json.loads(str(attributes["gen_ai.output.messages"]))
+    assert received == {
+        "role": "assistant",
+        "parts": [{"type": "tool_call", "id": "call_0_0", "name": "g", "arguments": {"b": 2}}],
+        "finish_reason": "tool_call",
+    }
+
+
+def test_no_responses_content_is_captured_unless_asked(server: LoopbackServer, otel: Otel) -> None:
+    _responses(server, otel, responses_text_body("Hello"))
+    attributes = otel.span().attributes or {}
+    assert not [k for k in attributes if k.startswith(("gen_ai.input", "gen_ai.output.m"))]
+    assert "gen_ai.system_instructions" not in attributes
+    assert not [v for v in attributes.values() if "Say hello" in str(v) or "Be brief" in str(v)]

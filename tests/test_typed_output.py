@@ -28,9 +28,10 @@ from chatstream import (
     OutputValidationError,
 )
 from chatstream.core.schema import output_type
-from chatstream.core.typed import for_request
+from chatstream.core.typed import asking_for, for_request
 from tests.helpers import BODY, TIMEOUTS, build_body, chunk, examples
 from tests.loopback import LoopbackServer, sse_body
+from tests.scripted import responses_calls_body, responses_model, responses_text_body
 
 PATH = "/v1/chat/completions"
 
@@ -378,3 +379,149 @@ def test_a_conversation_asks_for_a_typed_answer(server: LoopbackServer) -> None:
     assert response.parsed == Item(name="fig", qty=2)
     assert "response_format" in server.requests[0].json()
     assert "response_format" not in conversation.request  # only for that turn
+
+
+# --- the Responses wire --------------------------------------------------------------------
+
+RESPONSES_PATH = "/v1/responses"
+RESPONSES_BODY: dict[str, Any] = {"model": "m", "input": "An order, please."}
+
+
+def run_responses(spec: Any, data: bytes) -> tuple[list[Any], chatstream.StreamParser]:
+    """Read a Responses SSE body as answers of ``spec``."""
+    kind, _ = for_request(spec, {}, "responses")
+    parser = chatstream.StreamParser(api="responses", output=kind)
+    events = parser.feed(data) + parser.close()
+    return events, parser
+
+
+def test_the_responses_wire_asks_in_text_format_flat_and_strict() -> None:
+    _, text_format = for_request(Order, {}, "responses")
+    assert text_format is not None
+    assert (text_format["type"], text_format["name"], text_format["strict"]) == (
+        "json_schema",
+        "Order",
+        True,
+    )
+    assert text_format["schema"]["additionalProperties"] is False
+
+
+def test_a_list_goes_in_text_format_wrapped_in_an_object() -> None:
+    _, text_format = for_request(list[Item], {}, "responses")
+    assert text_format is not None
+    assert text_format["schema"]["properties"]["elements"]["type"] == "array"
+
+
+def test_a_body_with_its_own_text_format_is_left_alone() -> None:
+    own = {"text": {"format": {"type": "json_object"}}}
+    assert asking_for(Item, own, "responses")[1] == own
+
+
+def test_text_format_is_added_beside_the_other_text_fields() -> None:
+    _, body = asking_for(Item, {"input": "x", "text": {"verbosity": "low"}}, "responses")
+    assert body["text"]["verbosity"] == "low"
+    assert body["text"]["format"]["name"] == "Item"
+    assert "response_format" not in body
+
+
+def test_responses_text_deltas_give_the_views_chat_content_gives() -> None:
+    text = json.dumps(ORDER)
+    chat_events, _ = run(Order, split(text, 4))
+    events, parser = run_responses(Order, responses_text_body(text, size=4))
+    assert views(events) == views(chat_events)
+    assert parser.response.parsed == Order.model_validate(ORDER)
+    assert views(events)[-1] == parser.response.parsed
+
+
+def test_each_finished_element_of_a_list_is_announced_once_on_the_responses_wire() -> None:
+    elements = [{"name": f"n{i}", "qty": i} for i in range(4)]
+    data = responses_text_body(json.dumps({"elements": elements}), size=3)
+    events, parser = run_responses(list[Item], data)
+    done = [e for e in events if isinstance(e, OutputElementDone)]
+    assert [e.index for e in done] == [0, 1, 2, 3]
+    assert [e.element for e in done] == parser.response.parsed == [Item(**x) for x in elements]
+
+
+def test_an_answer_cut_by_max_output_tokens_ends_in_output_truncated_error() -> None:
+    data = responses_text_body('{"name": "app', incomplete="max_output_tokens")
+    _, parser = run_responses(Item, data)
+    error = parser.error
+    assert isinstance(error, OutputTruncatedError)
+    assert (error.finish_reason, error.raw) == ("max_output_tokens", '{"name": "app')
+    assert error.partial is not None and error.partial.content == '{"name": "app'
+
+
+def test_a_refusal_on_the_responses_wire_ends_in_output_refused_error() -> None:
+    message = {"type": "message", "id": "msg_1", "role": "assistant", "content": []}
+    events = [
+        {"type": "response.created", "response": {"id": "resp_1"}},
+        {"type": "response.output_item.added", "output_index": 0, "item": message},
+        {"type": "response.refusal.delta", "output_index": 0, "delta": "I can't help."},
+        {"type": "response.completed", "response": {"id": "resp_1"}},
+    ]
+    data = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
+    _, parser = run_responses(Item, data)
+    error = parser.error
+    assert isinstance(error, OutputRefusedError)
+    assert error.refusal == "I can't help."
+
+
+def test_an_answer_that_does_not_validate_on_the_responses_wire_is_an_error() -> None:
+    _, parser = run_responses(Item, responses_text_body('{"name": "apple"}'))
+    error = parser.error
+    assert isinstance(error, OutputValidationError)
+    assert error.errors[0]["type"] == "missing"
+    assert error.partial is not None and error.partial.content == '{"name": "apple"}'
+
+
+def test_an_answer_made_of_function_calls_is_not_checked_on_the_responses_wire() -> None:
+    _, parser = run_responses(Item, responses_calls_body([("f", {})]))
+    assert parser.error is None
+    assert parser.response.parsed is None
+    assert len(parser.response.tool_calls) == 1
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_a_responses_stream_asks_in_text_format_and_returns_the_validated_answer(
+    server: LoopbackServer,
+) -> None:
+    server.route(RESPONSES_PATH, responses_model(lambda items: json.dumps(ORDER)))
+    with (
+        Client(server.url + "/v1", timeouts=TIMEOUTS, api="responses") as client,
+        client.stream(RESPONSES_BODY, output=Order) as stream,
+    ):
+        seen = [e.parsed for e in stream if isinstance(e, OutputTextParsed)]
+        response = stream.result()
+    sent = server.requests[0].json()
+    assert sent["text"]["format"]["name"] == "Order"
+    assert response.parsed == Order.model_validate(ORDER) == seen[-1]
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_a_responses_stream_cut_by_max_output_tokens_raises_output_truncated_error(
+    server: LoopbackServer,
+) -> None:
+    cut = responses_text_body('{"customer": "Ada", "ru', incomplete="max_output_tokens")
+    server.route(RESPONSES_PATH, responses_model(lambda items: cut))
+    with (
+        Client(server.url + "/v1", timeouts=TIMEOUTS, api="responses") as client,
+        client.stream({**RESPONSES_BODY, "max_output_tokens": 8}, output=Order) as stream,
+        pytest.raises(OutputTruncatedError) as caught,
+    ):
+        stream.result()
+    assert caught.value.finish_reason == "max_output_tokens"
+    assert caught.value.partial is not None
+    assert caught.value.partial.truncated
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_a_responses_conversation_asks_for_a_typed_answer(server: LoopbackServer) -> None:
+    server.route(
+        RESPONSES_PATH, responses_model(lambda items: json.dumps({"name": "fig", "qty": 2}))
+    )
+    with Client(server.url + "/v1", timeouts=TIMEOUTS) as client:
+        conversation = Conversation(client, {"model": "m"}, api="responses")
+        response = conversation.ask("One fig", output=Item)
+    assert response.parsed == Item(name="fig", qty=2)
+    assert server.requests[0].json()["text"]["format"]["name"] == "Item"
+    assert "text" not in conversation.request  # only for that turn

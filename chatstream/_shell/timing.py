@@ -163,14 +163,15 @@ class Observer:
 
     # --- the worker's points ----------------------------------------------------------
 
-    def start(self, url: str, body: Mapping[str, Any]) -> None:
-        """The request is about to be sent (``url`` without secrets). A hook that raises
-        anything but an ``Exception`` propagates (see :func:`call_hook`)."""
+    def start(self, url: str, body: Mapping[str, Any], api: str = "chat") -> None:
+        """The request is about to be sent (``url`` without secrets, on the wire
+        ``api``). A hook that raises anything but an ``Exception`` propagates (see
+        :func:`call_hook`)."""
         self.started = self._last_event_at = self.clock()
         self.started_at = self.wall()
         telemetry = self.telemetry
         if telemetry is not None:
-            info = StreamStart(url=url, body=body, started_at=self.started_at)
+            info = StreamStart(url=url, body=body, started_at=self.started_at, api=api)
             self.context = call_hook(telemetry.on_stream_start, info)
 
     def request(

@@ -158,7 +158,9 @@ class Worker:
         error: ChatStreamError | None = None
         body: Body | None = None
         try:
-            self.delivery.observer.start(_http.redact_url(self.settings.url), self.request)
+            self.delivery.observer.start(
+                _http.redact_url(self.settings.url), self.request, self.settings.options.api
+            )
             body = self._open_body(self._attach)
             if body is not None:
                 body = self._read(body)
@@ -221,7 +223,9 @@ class Worker:
         self.watchdog.unregister(self)
         _process.ended(self)
         # Telemetry sees the stream begin and end, as for any other failure.
-        self.delivery.observer.start(_http.redact_url(self.settings.url), self.request)
+        self.delivery.observer.start(
+            _http.redact_url(self.settings.url), self.request, self.settings.options.api
+        )
         refusal = ThreadLimitError(
             "No thread could be started for the stream (the process is at its thread "
             "limit); nothing was sent."

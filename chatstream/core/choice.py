@@ -17,7 +17,6 @@ from ..errors import ChatStreamError, OutputError
 from ..events import (
     FunctionCall,
     Message,
-    OutputElementDone,
     OutputItemAdded,
     OutputItemDone,
     OutputItemIncomplete,
@@ -270,11 +269,7 @@ class ChoiceState:
     def _typed_events(self, changed: bool, new: list[Any], events: Events) -> None:
         typed = self.typed_view
         assert typed is not None
-        if changed:
-            events.append(OutputTextParsed(typed.value, self.index))
-        first = typed.announced - len(new)
-        for number, element in enumerate(new):
-            events.append(OutputElementDone(element, first + number, self.index))
+        typed.add_events(changed, new, self.index, events)
 
     def check_output(self, events: Events) -> ChatStreamError | None:
         """The content ended: validate it as the typed answer (a choice that answered

@@ -121,7 +121,9 @@ class StreamParser:
         #: The reduction state; its events are the ones this parser returns.
         self.accumulator: Accumulator | ResponsesAccumulator
         if self.api == "responses":
-            self.accumulator = ResponsesAccumulator(options=options, limits=limits, request=request)
+            self.accumulator = ResponsesAccumulator(
+                options=options, limits=limits, request=request, output=output
+            )
         else:
             self.accumulator = Accumulator(
                 options=options, limits=limits, request=request, output=output

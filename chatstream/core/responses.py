@@ -56,6 +56,7 @@ from ..config import Limits, StreamOptions
 from ..errors import (
     ChatStreamError,
     IncompleteStreamError,
+    OutputError,
     ProviderContextWindowError,
     ProviderError,
     ProviderRateLimitError,
@@ -91,6 +92,8 @@ from ..response import ChoiceResult, ErrorInfo, Response
 from .choice import join_text
 from .partial_json import PartialJson
 from .provider_fields import Events, provider_error
+from .schema import OutputType
+from .typed import TypedJson, check_answer
 
 __all__ = ["ResponsesAccumulator", "retry_delay", "token_usage"]
 
@@ -340,6 +343,10 @@ class ResponsesAccumulator:
         limits: ``max_tool_calls`` is the most tool call items; one more ends the
             stream in :class:`~chatstream.LimitExceededError`.
         request: The request body, when known.
+        output: The type of the answer (see :mod:`chatstream.core.typed`): the output
+            text is seen as a partial value of it while it streams, and validated at the
+            terminal event, as on the chat wire (an answer cut by ``response.incomplete``
+            is cut short; an answer made of function calls only is not checked).
     """
 
     def __init__(
@@ -348,7 +355,10 @@ class ResponsesAccumulator:
         options: StreamOptions | None = None,
         limits: Limits | None = None,
         request: Mapping[str, Any] | None = None,
+        output: OutputType | None = None,
     ) -> None:
+        #: The type of the answer, or ``None``.
+        self.output = output
         #: How the stream is read.
         self.options = options = given(StreamOptions, "options", options)
         #: The limits (only ``max_tool_calls`` is the accumulator's).
@@ -359,9 +369,12 @@ class ResponsesAccumulator:
         self.partial_json = partial_json = options.partial_json
         text = request.get("text") if request else None
         format_ = text.get("format") if isinstance(text, Mapping) else None
+        self._typed = None if output is None else TypedJson(output)
+        self._parsed: Any = None
         self._json_view = (
             PartialJson()
             if partial_json
+            and output is None
             and isinstance(format_, Mapping)
             and format_.get("type") in ("json_object", "json_schema")
             else None
@@ -537,6 +550,9 @@ class ResponsesAccumulator:
         view = self._json_view
         if view is not None and view.append(delta):
             events.append(OutputTextParsed(view.value, 0))
+        typed = self._typed
+        if typed is not None:
+            typed.add_events(*typed.append(delta), 0, events)
 
     def _refusal_delta(self, chunk: dict[str, Any], seq: int | None, events: Events) -> None:
         delta = chunk.get("delta")
@@ -753,6 +769,10 @@ class ResponsesAccumulator:
                 events.append(OutputItemDone(slot.item, 0, position))
             elif slot.kind in _CALL_TYPES and slot.name is not None:
                 events.append(OutputItemIncomplete(slot.typed(), position, 0))
+        error = self._check_output(events)
+        if error is not None:
+            self._fail(error)
+            return
         self.ended = True
         timings = chunk.get("timings")  # llama.cpp's server puts them beside the response
         events.append(
@@ -764,6 +784,25 @@ class ResponsesAccumulator:
                 sequence_number=seq,
             )
         )
+
+    def _check_output(self, events: Events) -> OutputError | None:
+        """The response ended normally: validate its text as the typed answer (one made
+        of function calls only is not an answer); return the error it ends in, if any."""
+        typed = self._typed
+        if typed is None:
+            return None
+        self._cache = None
+        choice = self._choice()
+        if choice.tool_calls and not choice.content.strip():
+            return None
+        try:
+            self._parsed = check_answer(
+                typed.kind, choice.content, choice.refusal, choice.finish_reason
+            )
+        except OutputError as error:
+            return error
+        typed.add_events(*typed.finish(self._parsed), 0, events)
+        return None
 
     # --- the end ---------------------------------------------------------------------
 
@@ -875,6 +914,7 @@ class ResponsesAccumulator:
             annotations=annotations or None,
             reasoning_summary=tuple(summary),
             other_items=tuple(others),
+            parsed=self._parsed,
         )
 
 

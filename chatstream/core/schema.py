@@ -140,6 +140,10 @@ class OutputType:
             "json_schema": {"name": self.name, "schema": self.schema, "strict": True},
         }
 
+    def text_format(self) -> dict[str, Any]:
+        """The Responses API request's ``text.format`` asking for this type."""
+        return {"type": "json_schema", "name": self.name, "schema": self.schema, "strict": True}
+
 
 def output_type(spec: Any) -> OutputType:
     """The :class:`OutputType` of ``spec``: an :class:`OutputType` as it is, a JSON

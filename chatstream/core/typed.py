@@ -30,11 +30,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import OutputRefusedError, OutputTruncatedError, OutputValidationError
+from ..events import OutputElementDone, OutputTextParsed, ResponseEvent
 from ..response import TRUNCATING_FINISH_REASONS
 from .partial_json import PartialJson
 from .schema import Invalid, OutputType, Wrapped, output_type
 
-__all__ = ["TypedJson", "check_answer", "for_request"]
+__all__ = ["TypedJson", "asking_for", "check_answer", "for_request"]
 
 # Outside a string only brackets and quotes matter; inside one, its end and escapes.
 _OUTSIDE = re.compile(r'[\[\]{}"]')
@@ -42,25 +43,56 @@ _INSIDE = re.compile(r'["\\]')
 _SPACE = " \t\r\n"
 
 
-def for_request(spec: Any, body: Mapping[str, Any]) -> tuple[OutputType, dict[str, Any] | None]:
-    """The type to read answers to ``body`` with, and the ``response_format`` to add to
-    it (``None`` when the body has its own, whose answers are then read as ``spec``).
+def for_request(
+    spec: Any, body: Mapping[str, Any], api: str = "chat"
+) -> tuple[OutputType, dict[str, Any] | None]:
+    """The type to read answers to ``body`` with, and the structured-output field to add
+    to it (``None`` when the body has its own, whose answers are then read as ``spec``):
+    on the chat wire the ``response_format``, on the Responses wire (``api="responses"``)
+    the ``text.format``.
 
     Providers' strict mode wants an object at the root: a list answer goes on the wire
     as ``{"elements": [...]}`` and any other non-object as ``{"value": ...}``, unwrapped
     when read."""
     kind = output_type(spec)
+    if api == "responses":
+        text = body.get("text")
+        if isinstance(text, Mapping) and "format" in text:
+            return kind, None
+        kind = _rooted(kind)
+        return kind, kind.text_format()
     if "response_format" in body:
         return kind, None
+    kind = _rooted(kind)
+    return kind, kind.response_format()
+
+
+def asking_for(
+    spec: Any, body: Mapping[str, Any], api: str = "chat"
+) -> tuple[OutputType, dict[str, Any]]:
+    """The type to read answers to ``body`` with, and ``body`` asking for it (see
+    :func:`for_request`): with its ``response_format``, or its ``text.format`` on the
+    Responses wire (the other fields of ``text``, such as ``verbosity``, kept)."""
+    kind, field = for_request(spec, body, api)
+    if field is None:
+        return kind, dict(body)
+    if api == "responses":
+        text = body.get("text")
+        text = text if isinstance(text, Mapping) else {}
+        return kind, {**body, "text": {**text, "format": field}}
+    return kind, {**body, "response_format": field}
+
+
+def _rooted(kind: OutputType) -> OutputType:
+    """``kind`` with an object at its root: itself when it is one, else wrapped."""
     root = kind.schema
     ref = root.get("$ref")
     if isinstance(ref, str):
         name = ref.rsplit("/", 1)[-1]
         root = (root.get("$defs") or root.get("definitions") or {}).get(name, root)
     if root.get("type") == "object" or ("properties" in root and "type" not in root):
-        return kind, kind.response_format()
-    wrapped = Wrapped(kind, "elements" if root.get("type") == "array" else "value")
-    return wrapped, wrapped.response_format()
+        return kind
+    return Wrapped(kind, "elements" if root.get("type") == "array" else "value")
 
 
 class _Scan:
@@ -167,6 +199,17 @@ class TypedJson:
         elements not announced yet."""
         doc = {self.kind.key: value} if isinstance(self.kind, Wrapped) else value
         return self._show(doc, done_elements=len(value) if isinstance(value, list) else 0)
+
+    def add_events(
+        self, changed: bool, new: list[Any], choice: int, events: list[ResponseEvent]
+    ) -> None:
+        """Add to ``events`` what :meth:`append` or :meth:`finish` returned: the view
+        when it changed, then each element finished (choice ``choice``)."""
+        if changed:
+            events.append(OutputTextParsed(self.value, choice))
+        first = self.announced - len(new)
+        for number, element in enumerate(new):
+            events.append(OutputElementDone(element, first + number, choice))
 
     def _show(self, doc: Any, done_elements: int | None) -> tuple[bool, list[Any]]:
         value = doc
