@@ -294,7 +294,8 @@ class Retry:
     A request is retried only while nothing of the response has been received: when the
     connection fails (including a kept-alive connection the server had just closed),
     and on the statuses in ``statuses``. Never after the first byte of a successful
-    response, so output is never duplicated.
+    response, so output is never duplicated -- except by resuming, which continues a
+    stream where it dropped (``max_resumes``).
 
     The wait before attempt *n* (1-based) is ``backoff * 2 ** (n - 1)``, at most
     ``max_backoff``, with up to ``jitter`` of it added at random; a ``Retry-After`` (or
@@ -308,6 +309,13 @@ class Retry:
         jitter: The random share added to each wait (0.25: up to 25 % more).
         max_retry_after: The longest server-requested wait that is honoured.
         statuses: The HTTP statuses that are retried.
+        max_resumes: How many times a Responses API stream that dropped after its first
+            byte may be resumed from its last ``sequence_number`` (``GET
+            {base_url}/responses/{id}?stream=true&starting_after=N``), each after the
+            wait above; 0 (the default) turns resuming off. Only a request with
+            ``"background": true`` is resumed, and only once ``response.created`` gave
+            the response's id and an event its sequence number: see
+            :ref:`resuming-a-stream`.
     """
 
     max_retries: int = 2
@@ -316,12 +324,15 @@ class Retry:
     jitter: float = 0.25
     max_retry_after: float = 60.0
     statuses: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504})
+    max_resumes: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
-            raise ConfigurationError("Retry.max_retries must be a whole number")
-        if self.max_retries < 0:
-            raise ConfigurationError("Retry.max_retries must be 0 or more")
+        for name in ("max_retries", "max_resumes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationError(f"Retry.{name} must be a whole number")
+            if value < 0:
+                raise ConfigurationError(f"Retry.{name} must be 0 or more")
         for name in ("backoff", "max_backoff", "jitter", "max_retry_after"):
             value = getattr(self, name)
             if (

@@ -115,7 +115,8 @@ class Timing:
             was not measured (content in fewer than two reads, or in less than 0.1 s: a
             reply that came whole).
         retry_waits: The wait before each request sent again, in order (one entry per
-            retry; 0 for the resend without ``stream_options``).
+            retry; 0 for the resend without ``stream_options``), a resume of a dropped
+            Responses stream included.
     """
 
     started_at: float

@@ -69,7 +69,8 @@ class Telemetry:
         ``delay`` seconds as request number ``attempt`` (the numbering of
         :meth:`on_request`: 2 for the first retry). Also called, with a delay of 0, when
         the server rejected ``stream_options`` and the request is sent again without it
-        (see :ref:`retries`)."""
+        (see :ref:`retries`), and before each resume of a Responses stream that dropped
+        (``error`` is the drop; see :ref:`resuming-a-stream`)."""
 
     def on_sse_event(
         self,

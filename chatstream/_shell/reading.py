@@ -35,7 +35,16 @@ from .delivery import Delivery, Interrupted
 from .exchange import Settings
 from .lifecycle import Lifecycle
 
-__all__ = ["DRAIN_BYTES", "QUICK_READ", "READ_SIZE", "TURN_BYTES", "Body", "Opener", "ReadLoop"]
+__all__ = [
+    "DRAIN_BYTES",
+    "QUICK_READ",
+    "READ_SIZE",
+    "TURN_BYTES",
+    "Body",
+    "Dropped",
+    "Opener",
+    "ReadLoop",
+]
 
 #: Bytes asked for per read: whatever has arrived, up to this much.
 READ_SIZE = 65536
@@ -94,6 +103,11 @@ class Body(Protocol):
         """Done with the body."""
 
 
+class Dropped(Exception):
+    """The body ended before the stream did, and the stream may be resumed: the core was
+    left open (:meth:`ReadLoop.finish` ends it if it is not)."""
+
+
 #: Opens the response: given the function to call with each body as soon as it exists,
 #: returns the body to read, or ``None`` when stopped meanwhile.
 Opener = Callable[[Callable[[Body], None]], Body | None]
@@ -127,6 +141,9 @@ class ReadLoop:
         #: read by :meth:`drain`.
         self.to_drain = False
         self.drain_since: float | None = None
+        #: Asked when a body ends before the stream: true to leave the core open and
+        #: raise :class:`Dropped` (the stream is resumed); ``None``: never.
+        self.resumable: Callable[[], bool] | None = None
 
     @property
     def draining(self) -> bool:
@@ -153,12 +170,14 @@ class ReadLoop:
             drain_since=self.drain_since,
         )
 
-    def run(self, body: Body) -> None:
-        """Read ``body`` to its end (or until stopped or cut), feeding the core."""
+    def run(self, body: Body, *, resumed: bool = False) -> None:
+        """Read ``body`` to its end (or until stopped or cut), feeding the core
+        (``resumed``: a body that continues the stream, whose rate limits were
+        delivered with the first one's)."""
         parser = self.parser
         delivery = self.delivery
         headers = body.headers
-        limits = _http.rate_limit_headers(headers)
+        limits = None if resumed else _http.rate_limit_headers(headers)
         if limits:
             delivery.events([RateLimits(limits)])
         mime = _http.media_type(headers)
@@ -233,9 +252,20 @@ class ReadLoop:
         if not parser.ended:
             if not data and not life.cut:
                 body.release()
-            events = parser.close()
-            life.settle()
-            delivery.events(events)
+            resumable = self.resumable
+            if resumable is not None and not life.cut and resumable():
+                raise Dropped
+            self.finish()
+        if parser.error is not None:
+            raise parser.error
+
+    def finish(self) -> None:
+        """The input ended: close the core and deliver its last events; raise its error
+        if it ended in one."""
+        parser = self.parser
+        events = parser.close()
+        self.life.settle()
+        self.delivery.events(events)
         if parser.error is not None:
             raise parser.error
 

@@ -157,6 +157,8 @@ class Observer:
         self.arrivals = 0
         self.gaps = GapSample()
         self.retry_waits: list[float] = []
+        #: How many HTTP requests were sent (the last attempt's number).
+        self.requests = 0
         self._last_event_at = self.started
 
     # --- the worker's points ----------------------------------------------------------
@@ -176,6 +178,7 @@ class Observer:
         self, attempt: int, status: int | None, error: ChatStreamError | None, duration: float
     ) -> None:
         """One HTTP attempt ended."""
+        self.requests = max(self.requests, attempt)
         if self.telemetry is not None:
             call_hook(self.telemetry.on_request, self.context, attempt, status, error, duration)
 

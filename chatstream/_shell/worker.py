@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.parser import StreamParser
-from ..errors import ChatStreamError, StreamError, ThreadLimitError
+from ..errors import ChatStreamError, StreamConnectionError, StreamError, ThreadLimitError
 from ..response import ErrorInfo, Response
 from . import http as _http
 from . import process as _process
@@ -32,7 +32,8 @@ from .deadlines import next_deadline
 from .delivery import Delivery, Interrupted
 from .exchange import Settings, TurnState, open_response
 from .outcome import StopReason, decide
-from .reading import Body, Opener, ReadLoop
+from .reading import Body, Dropped, Opener, ReadLoop
+from .resume import Resumer, resumes
 from .threads import Job
 from .watchdog import Watchdog
 
@@ -79,6 +80,13 @@ class Worker:
         self._slot = _transport.ConnectionSlot(self.clock)
         self._started = self.clock()
         self.reader = ReadLoop(self.parser, delivery, settings, life, clock=self.clock)
+        #: Continues a Responses stream that dropped (see :mod:`chatstream._shell.resume`).
+        self.resumer: Resumer | None = None
+        if resumes(settings, request, self.parser):
+            self.resumer = Resumer(
+                settings, self.parser, life, slot=self._slot, observer=delivery.observer, turn=turn
+            )
+            self.reader.resumable = self.resumer.possible
         #: The worker's run on a thread of the pool (see :mod:`chatstream._shell.threads`).
         self.job = Job(self._run, self._refused)
         life.on_stop(self._slot.abort)
@@ -155,7 +163,7 @@ class Worker:
             )
             body = self._open_body(self._attach)
             if body is not None:
-                self.reader.run(body)
+                body = self._read(body)
         except ChatStreamError as exc:
             error = exc
         except Interrupted:
@@ -179,6 +187,28 @@ class Worker:
                 self.reader.drain(body)
             finally:
                 self._let_go()
+
+    def _read(self, body: Body) -> Body:
+        """Read ``body`` into the core, resuming the stream on a new body each time it
+        drops while it may be resumed; returns the body read last."""
+        resumed = False
+        while True:
+            try:
+                self.reader.run(body, resumed=resumed)
+                return body
+            except (Dropped, StreamConnectionError) as exc:
+                drop: Dropped | StreamConnectionError = exc
+            resumer = self.resumer
+            again: Body | None = None
+            if resumer is not None and (isinstance(drop, Dropped) or resumer.possible()):
+                body.close()  # (a body that ended was released: its connection is reused)
+                again = resumer.reopen(drop, self._hold)
+            if again is None:
+                if isinstance(drop, Dropped):
+                    self.reader.finish()  # the core's end, as if never resumable
+                    return body
+                raise drop
+            body, resumed = again, True
 
     def _let_go(self) -> None:
         """Close the body (its connection too, unless it went back to the pool) and stop
@@ -219,6 +249,10 @@ class Worker:
         """Make ``body`` the one :meth:`stop` wakes (as soon as its headers arrived, so
         that reading an error body is interruptible too)."""
         self.delivery.observer.headers_arrived()
+        self._hold(body)
+
+    def _hold(self, body: Body) -> None:
+        """Make ``body`` the one :meth:`stop` wakes and the end closes."""
         self._body = body
         if self.life.stopping:
             body.shutdown()

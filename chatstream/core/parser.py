@@ -160,6 +160,52 @@ class StreamParser:
         """The response so far: complete once the stream ended normally."""
         return self.accumulator.response
 
+    @property
+    def last_sequence_number(self) -> int | None:
+        """The highest ``sequence_number`` read on the Responses wire (``None`` while
+        none came, and always on the chat wire): where a resumed stream starts after."""
+        accumulator = self.accumulator
+        if isinstance(accumulator, ResponsesAccumulator):
+            return accumulator.last_sequence_number
+        return None
+
+    def resume(self) -> None:
+        """A new body continues this Responses stream after
+        :attr:`last_sequence_number` (``GET /responses/{id}?stream=true&starting_after=N``,
+        once the first body dropped): what was left of the old body's unfinished SSE
+        message is dropped, and an event of the new one at or before the last sequence
+        number read is skipped, so none is delivered twice. Feed the new body's bytes
+        after this as usual; the stream goes on as if it had never dropped.
+
+            >>> import chatstream, json
+            >>> parser = chatstream.StreamParser(api="responses")
+            >>> def event(n: int, kind: str, **more: object) -> bytes:
+            ...     data = {"type": kind, "sequence_number": n, **more}
+            ...     return b"data: " + json.dumps(data).encode() + b"\\n\\n"
+            >>> first = event(0, "response.created", response={"id": "resp_1"})
+            >>> first += event(1, "response.output_text.delta", output_index=0, delta="Hel")
+            >>> events = parser.feed(first + b'data: {"type": "respo')  # then it drops
+            >>> parser.response.response_id, parser.last_sequence_number
+            ('resp_1', 1)
+            >>> parser.resume()
+            >>> again = event(1, "response.output_text.delta", output_index=0, delta="Hel")
+            >>> again += event(2, "response.output_text.delta", output_index=0, delta="lo")
+            >>> again += event(3, "response.completed", response={"id": "resp_1"})
+            >>> events += parser.feed(again)
+            >>> parser.result().content
+            'Hello'
+
+        Raises:
+            RuntimeError: The parser reads the chat wire, or the stream has ended.
+        """
+        accumulator = self.accumulator
+        if not isinstance(accumulator, ResponsesAccumulator):
+            raise RuntimeError("only a Responses API stream can be resumed")
+        if accumulator.ended:
+            raise RuntimeError("the stream has ended: there is nothing to resume")
+        self._sse = SSEDecoder(self._max_event_bytes)
+        accumulator.resume()
+
     def feed(self, data: bytes) -> list[ResponseEvent]:
         """Add bytes of the body; return the events they complete.
 

@@ -385,6 +385,11 @@ class ResponsesAccumulator:
         self.ended = False
         #: Events whose data was not a JSON object (skipped).
         self.skipped_events = 0
+        #: The highest ``sequence_number`` read, or ``None`` while none came (a server
+        #: that sends none, like llama.cpp's): where a resumed stream starts after.
+        self.last_sequence_number: int | None = None
+        # Since resume(): events at or before last_sequence_number are skipped.
+        self._resumed = False
         self._slots: dict[int, _Slot] = {}
         self._by_id: dict[str, _Slot] = {}
         self._last: _Slot | None = None
@@ -441,6 +446,14 @@ class ResponsesAccumulator:
         """
         if self.ended:
             return []
+        if type(chunk) is dict:
+            seq = chunk.get("sequence_number")
+            if type(seq) is int:
+                last = self.last_sequence_number
+                if last is None or seq > last:
+                    self.last_sequence_number = seq
+                elif self._resumed:
+                    return []  # sent before the stream dropped, and read then
         self._cache = None
         if type(chunk) is not dict:
             if isinstance(chunk, Mapping):
@@ -463,6 +476,14 @@ class ResponsesAccumulator:
             # llama.cpp's server fails mid-stream with a bare {"error": {...}}.
             self._pending_error = provider_error(chunk)
         return events
+
+    def resume(self) -> None:
+        """The events that follow come from the stream sent again after
+        :attr:`last_sequence_number` (a resumed Responses stream): from now on an event
+        whose ``sequence_number`` is at or before the highest one read is skipped, so a
+        server that repeats events delivers none of them twice. (Not before a resume: on
+        one connection, events are read as sent.)"""
+        self._resumed = True
 
     # --- placement -------------------------------------------------------------------
 
