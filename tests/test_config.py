@@ -53,7 +53,9 @@ def test_the_defaults_are_the_documented_ones() -> None:
     )
     assert Limits().max_total_bytes is None
     assert StreamOptions().queue_size == 1600
-    assert not any(v for k, v in vars(StreamOptions()).items() if k != "queue_size")
+    assert StreamOptions().api == "chat"
+    switches = {k: v for k, v in vars(StreamOptions()).items() if k not in {"queue_size", "api"}}
+    assert not any(switches.values())  # every switch is off by default
 
 
 def test_max_total_bytes_none_is_no_limit_and_the_others_need_a_number() -> None:

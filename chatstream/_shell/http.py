@@ -378,6 +378,8 @@ _CONTEXT_MESSAGE = re.compile(
     r"|The (?:decoder )?prompt \(length \d+\) is longer than the maximum model length"
     # Anthropic-compatible endpoints: "prompt is too long: 201234 tokens > 200000 maximum"
     r"|prompt is too long: \d+ tokens"
+    # Anthropic, when the prompt and max_tokens together do not fit
+    r"|input length and `max_tokens` exceed context limit: \d+ \+ \d+ > \d+"
     # Gemini's OpenAI-compatible endpoint
     r"|The input token count \(\d+\) exceeds the maximum number of tokens"
     # Mistral: "Prompt contains 40000 tokens ... too large for model with 32768 maximum

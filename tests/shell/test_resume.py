@@ -27,8 +27,8 @@ from chatstream import (
 )
 from chatstream._shell.resume import resume_url
 
-from .helpers import TIMEOUTS, drain, limit_bound
-from .loopback import Conn, Handler, LoopbackServer, sse_body
+from ..helpers import TIMEOUTS, drain, limit_bound
+from ..loopback import Conn, Handler, LoopbackServer, sse_body
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
