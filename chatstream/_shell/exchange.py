@@ -107,10 +107,6 @@ def open_response(
     hears of each attempt and retry (telemetry, timings).
     """
     retry = settings.retry
-    t = settings.timeouts
-    # The read timeout also bounds the wait for the headers; a little above the idle
-    # limit, so the watchdog (not the socket) normally reports a stalled body.
-    read_timeout = None if t.idle is None else t.idle + 1.0
     attempt = 0  # the retry count's attempt: 1, then 2 for the first retry, ...
     sent = 0  # every request sent, for telemetry (the stream_options fallback too)
     while True:
@@ -119,35 +115,11 @@ def open_response(
         started = time.monotonic()
         data = _http.encode_body(body)
         log.debug("POST %s (attempt %d)", _http.redact_url(settings.url), attempt)
-        error: ChatStreamError | None = None
-        try:
-            with _transport.tracking(slot):
-                response = settings.session.post(
-                    settings.url,
-                    data=data,
-                    headers=request_headers(settings, turn),
-                    auth=settings.auth,
-                    stream=True,
-                    timeout=(t.connect, read_timeout),
-                    allow_redirects=False,
-                    verify=settings.verify,
-                    cert=settings.cert,
-                )
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            error = _http.transport_error(
-                exc,
-                before_response=True,
-                secrets=settings.secrets,
-                idle=t.idle,
-                url=settings.url,
-                connect_timeout=t.connect,
-            )
-        finally:
-            slot.clear()  # the response (or the pool) owns the connection now
-        if error is not None:
-            # Raised here, not in the except block: the original exception (whose
-            # message and request quote the URL and the key) must not become the
-            # error's __context__.
+        response = send(
+            settings, "POST", settings.url, request_headers(settings, turn), slot, data=data
+        )
+        if isinstance(response, ChatStreamError):
+            error = response
             _report(observer, sent, None, error, started)
             retryable = error.kind in ("connect", "connect_timeout")
             if retryable and _wait_to_retry(
@@ -183,12 +155,64 @@ def open_response(
             attempt -= 1  # not a retry of the same request
             continue
         if isinstance(failure, APIStatusError) and retry.retries_status(status):
-            hint = failure.retry_after if isinstance(failure, RateLimitError) else None
-            if hint is None:
-                hint = _http.retry_after(response.headers)
+            hint = retry_hint(failure, response)
             if _wait_to_retry(settings, observer, attempt, sent, failure, hint, stopped):
                 continue
         raise failure
+
+
+def send(
+    settings: Settings,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    slot: _transport.ConnectionSlot,
+    *,
+    data: bytes | None = None,
+) -> requests.Response | ChatStreamError:
+    """Send one request with the stream's settings: its response as soon as its headers
+    arrive, or the error it failed with before any response. ``slot`` records the
+    connection while the request waits for its headers.
+
+    The error is returned, never raised here: raised in the except block, the original
+    exception (whose message and request quote the URL and the key) would become its
+    ``__context__``."""
+    t = settings.timeouts
+    # The read timeout also bounds the wait for the headers; a little above the idle
+    # limit, so the watchdog (not the socket) normally reports a stalled body.
+    read_timeout = None if t.idle is None else t.idle + 1.0
+    try:
+        with _transport.tracking(slot):
+            return settings.session.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                auth=settings.auth,
+                stream=True,
+                timeout=(t.connect, read_timeout),
+                allow_redirects=False,
+                verify=settings.verify,
+                cert=settings.cert,
+            )
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        return _http.transport_error(
+            exc,
+            before_response=True,
+            secrets=settings.secrets,
+            idle=t.idle,
+            url=url,
+            connect_timeout=t.connect,
+        )
+    finally:
+        slot.clear()  # the response (or the pool) owns the connection now
+
+
+def retry_hint(failure: ChatStreamError, response: requests.Response) -> float | None:
+    """The wait, in seconds, the server asked for before a retry of the request that
+    failed with ``failure``: the rate limit error's own, else ``Retry-After``."""
+    hint = failure.retry_after if isinstance(failure, RateLimitError) else None
+    return _http.retry_after(response.headers) if hint is None else hint
 
 
 def _wait_to_retry(

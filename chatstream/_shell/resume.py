@@ -29,15 +29,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import requests
-import urllib3.exceptions
-
 from ..core.parser import StreamParser
-from ..errors import ChatStreamError, IncompleteStreamError, RateLimitError
+from ..errors import ChatStreamError, IncompleteStreamError
 from . import http as _http
 from . import transport as _transport
 from .delivery import Interrupted
-from .exchange import Settings, TurnState, request_headers
+from .exchange import Settings, TurnState, request_headers, retry_hint, send
 from .lifecycle import Lifecycle
 from .reading import Body
 from .timing import Observer
@@ -156,36 +153,12 @@ class Resumer:
         url = resume_url(settings.url, parser.response.response_id, after or 0)
         headers = request_headers(settings, self.turn)
         del headers["Content-Type"]  # no body
-        t = settings.timeouts
-        read_timeout = None if t.idle is None else t.idle + 1.0
         attempt = self.observer.requests + 1
         started = time.monotonic()
         log.debug("GET %s (resume %d)", _http.redact_url(url), self.used)
-        error: ChatStreamError | None = None
-        try:
-            with _transport.tracking(self.slot):
-                response = settings.session.get(
-                    url,
-                    headers=headers,
-                    auth=settings.auth,
-                    stream=True,
-                    timeout=(t.connect, read_timeout),
-                    allow_redirects=False,
-                    verify=settings.verify,
-                    cert=settings.cert,
-                )
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            error = _http.transport_error(
-                exc,
-                before_response=True,
-                secrets=settings.secrets,
-                idle=t.idle,
-                url=url,
-                connect_timeout=t.connect,
-            )
-        finally:
-            self.slot.clear()
-        if error is not None:
+        response = send(settings, "GET", url, headers, self.slot)
+        if isinstance(response, ChatStreamError):
+            error = response
             self.observer.request(attempt, None, error, time.monotonic() - started)
             return None, error, None, error.kind in ("connect", "connect_timeout")
         body = _transport.BodyReader(response)
@@ -202,7 +175,4 @@ class Resumer:
         finally:
             body.close()
         self.observer.request(attempt, status, failure, time.monotonic() - started)
-        hint = failure.retry_after if isinstance(failure, RateLimitError) else None
-        if hint is None:
-            hint = _http.retry_after(response.headers)
-        return None, failure, hint, settings.retry.retries_status(status)
+        return None, failure, retry_hint(failure, response), settings.retry.retries_status(status)
