@@ -57,6 +57,7 @@ __all__ = [
     "TokenUsage",
     "event_from_dict",
     "event_from_json",
+    "is_content",
     "item_from_dict",
 ]
 
@@ -881,6 +882,24 @@ ResponseEvent = (
     | OutputElementDone
     | RawChunk
 )
+
+
+_CONTENT = (
+    OutputTextDelta,
+    ReasoningContentDelta,
+    RefusalDelta,
+    FunctionCallArgumentsDelta,
+    AudioDelta,
+)
+
+
+def is_content(event: ResponseEvent) -> bool:
+    """True for an event that brings content: a delta of text, reasoning, refusal,
+    arguments or audio, or a tool call's start (its name is content). Timings and
+    telemetry count the gaps between these."""
+    return isinstance(event, _CONTENT) or (
+        isinstance(event, OutputItemAdded) and isinstance(event.item, FunctionCall)
+    )
 
 
 def event_from_dict(kvs: Mapping[str, Any]) -> ResponseEvent:

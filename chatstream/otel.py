@@ -32,16 +32,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from ._version import __version__
 from .errors import ChatStreamError
-from .events import (
-    AudioDelta,
-    FunctionCall,
-    FunctionCallArgumentsDelta,
-    OutputItemAdded,
-    OutputTextDelta,
-    ReasoningContentDelta,
-    RefusalDelta,
-    ResponseEvent,
-)
+from .events import ResponseEvent, is_content
 from .response import ChoiceResult, Response
 from .telemetry import StreamStart, Telemetry
 
@@ -107,13 +98,6 @@ _PROVIDERS = (
     (".ml.cloud.ibm.com", "ibm.watsonx.ai"),
 )
 
-_CONTENT = (
-    OutputTextDelta,
-    ReasoningContentDelta,
-    RefusalDelta,
-    FunctionCallArgumentsDelta,
-    AudioDelta,
-)
 # The conventions' output message finish reasons (stop, length, content_filter,
 # tool_call, error) for the wires' own.
 _FINISH = {
@@ -257,9 +241,7 @@ class OtelTelemetry(Telemetry):
         if not isinstance(context, _Stream) or event is None:
             return
         context.chunk_wait += elapsed
-        if isinstance(event, _CONTENT) or (
-            isinstance(event, OutputItemAdded) and isinstance(event.item, FunctionCall)
-        ):
+        if is_content(event):
             if context.content_seen:
                 self._per_chunk.record(context.chunk_wait, context.base)
             context.content_seen = True

@@ -28,7 +28,7 @@ from . import http as _http
 from . import transport as _transport
 from .timing import Observer
 
-__all__ = ["Settings", "TurnState", "open_response", "request_headers"]
+__all__ = ["Settings", "TurnState", "open_response", "request_headers", "retry_hint", "send"]
 
 log = logging.getLogger("chatstream")
 

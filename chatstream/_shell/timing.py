@@ -27,16 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ChatStreamError
-from ..events import (
-    AudioDelta,
-    FunctionCall,
-    FunctionCallArgumentsDelta,
-    OutputItemAdded,
-    OutputTextDelta,
-    ReasoningContentDelta,
-    RefusalDelta,
-    ResponseEvent,
-)
+from ..events import ResponseEvent, is_content
 from ..response import Response, Timing
 from ..telemetry import StreamStart, Telemetry, call_hook
 
@@ -49,15 +40,6 @@ GAP_SAMPLE = 1024
 #: came whole (a server that ignored ``"stream": true``, a replayed file) arrive within
 #: microseconds of each other, and dividing by that gave "45621.8 tok/s".
 MIN_RATE_SPAN = 0.1
-
-#: The events that are content (a tool call's start counts too: its name is content).
-_CONTENT = (
-    OutputTextDelta,
-    ReasoningContentDelta,
-    RefusalDelta,
-    FunctionCallArgumentsDelta,
-    AudioDelta,
-)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -202,9 +184,7 @@ class Observer:
         and call the event hook."""
         now: float | None = None
         for event in events:
-            if isinstance(event, _CONTENT) or (
-                isinstance(event, OutputItemAdded) and isinstance(event.item, FunctionCall)
-            ):
+            if is_content(event):
                 now = self.clock()
                 last = self.last_content
                 if last is None:
