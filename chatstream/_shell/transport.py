@@ -13,7 +13,7 @@ Cancelling the wait for the headers
 -----------------------------------
 Once a response has arrived, a stream is cancelled through urllib3's
 ``HTTPResponse.shutdown()``, which wakes a blocked body read at once. Before that -- the
-request is sent and the server has not answered yet -- ``session.post`` is blocked inside
+request is sent and the server has not answered yet -- the session's request is blocked inside
 urllib3 with no response to shut down, and would stay blocked until the read timeout.
 :class:`CancellableAdapter` closes that gap: its connections record themselves in the
 :class:`ConnectionSlot` of the request being sent on the current thread (see
