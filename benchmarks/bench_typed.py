@@ -3,7 +3,7 @@
 
 Run by hand from the project root (pytest never collects it)::
 
-    /tmp/dv/bin/python benchmarks/bench_typed.py [--elements N] [--repeat R]
+    .venv/bin/python benchmarks/bench_typed.py [--elements N] [--repeat R]
 
 One JSON content answer, a list of ``N`` small objects streamed in pieces of 4
 characters (the size of a token's text), through :class:`~chatstream.StreamParser`

@@ -290,10 +290,12 @@ def test_11_an_8_MiB_event_below_the_cap(
     with PeakRSS() as rss:
         out = check(run_stream(client, guard=10.0))
     assert out.final.content == text
-    # The in-process server's copies count too (framing one 8 MiB chunk copies it); the
-    # client holds a few transient copies of one event (its bytes, its decoded text, the
-    # parsed JSON), never a quadratic number.
-    assert rss.growth < 10 * 8 * MiB, f"peak RSS grew {rss.growth / MiB:.0f} MiB"
+    # The in-process server's copies count too (the test's text and event, framing one
+    # 8 MiB chunk copies it again), and the client holds a few transient copies of one
+    # event (its bytes joined, its decoded text, the parsed JSON, the content): about ten
+    # in all, measured at 80 MiB with the code of 0.1 as with today's. A quadratic number
+    # of copies would be hundreds.
+    assert rss.growth < 16 * 8 * MiB, f"peak RSS grew {rss.growth / MiB:.0f} MiB"
 
 
 def test_12_a_comment_flood_costs_nothing(server: LoopbackServer, client: Client) -> None:
