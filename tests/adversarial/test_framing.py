@@ -97,7 +97,9 @@ def test_61_the_corpus_over_loopback_in_random_small_writes(
         body = (CORPUS / f"{name}.sse").read_bytes()
         server.route(PATH, sse_body(body, mode=mode, split=True, seed=number))
         want = expectation(name)
-        out = run_stream(client)
+        # Thousands of writes of a few bytes from a server in this process: the longest
+        # streams take 1.5 to 2.5 s on a busy machine. The guard only catches a hang.
+        out = run_stream(client, guard=30.0)
         expect = None
         if want.get("error"):
             expect = type(out.error) if isinstance(out.error, ChatStreamError) else ChatStreamError
